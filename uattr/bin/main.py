@@ -1,0 +1,96 @@
+"""Entry point of the ``uattr`` command.
+
+Subcommands are discovered from the modules of this package without importing them (their docstring's first
+line is the help text), so ``uattr --help`` is instant. Each subcommand module defines::
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None
+    def main(args: argparse.Namespace) -> int | None
+
+The module docstring becomes the subcommand's ``--help`` description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from uattr import __version__
+from uattr.errors import UattrError
+from uattr.log import setup_logging
+
+logger = logging.getLogger("uattr")
+
+_BIN_DIR = Path(__file__).resolve().parent
+_NOT_COMMANDS = {"__init__", "__main__", "main"}
+
+
+def discover_commands() -> dict[str, str]:
+    """Map each subcommand name to the first line of its module docstring, reading source only."""
+    commands = {}
+    for path in sorted(_BIN_DIR.glob("*.py")):
+        if path.stem in _NOT_COMMANDS or path.stem.startswith("_"):
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        commands[path.stem.replace("_", "-")] = doc.strip().splitlines()[0] if doc.strip() else ""
+    return commands
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (debug)")
+    group.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+
+
+def build_subcommand_parser(name: str, prog: str = "uattr") -> tuple[argparse.ArgumentParser, object]:
+    """Import the subcommand's module and build its argument parser."""
+    module = importlib.import_module(f"uattr.bin.{name.replace('-', '_')}")
+    parser = argparse.ArgumentParser(
+        prog=f"{prog} {name}",
+        description=module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common_options(parser)
+    module.add_arguments(parser)
+    return parser, module
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = discover_commands()
+    if not argv or argv[0] in ("-h", "--help"):
+        width = max(map(len, commands), default=0)
+        listing = "\n".join(f"  {name.ljust(width)}  {summary}" for name, summary in commands.items())
+        print(
+            f"usage: uattr <command> [options]   (uattr <command> --help for details)\n\n"
+            f"uattr {__version__}: one speech encoder, several utterance-level attribute embeddings.\n\n"
+            f"commands:\n{listing}"
+        )
+        return 0
+    if argv[0] == "--version":
+        print(f"uattr {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in commands:
+        print(f"uattr: unknown command '{name}'; commands: {', '.join(commands)}", file=sys.stderr)
+        return 2
+    parser, module = build_subcommand_parser(name)
+    args = parser.parse_args(rest)
+    setup_logging(-1 if args.quiet else args.verbose)
+    try:
+        status = module.main(args)
+    except UattrError as error:
+        logger.error("%s", error)
+        return 1
+    except KeyboardInterrupt:
+        logger.error("interrupted")
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""YAML configs: loading, dotted command-line overrides, and strict conversion into dataclasses.
+
+Overrides are ``--a.b.c value`` pairs whose value is parsed with ``yaml.safe_load`` (never ``eval``). Every
+section is a dataclass; a key the dataclass does not declare is an error naming its dotted path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping, Sequence, TypeVar
+
+import yaml
+
+from uattr.errors import ConfigError
+from uattr.fileio import atomic_write
+
+T = TypeVar("T")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; syntax errors and non-mapping documents name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(argv: Sequence[str]) -> list[tuple[str, Any]]:
+    """Turn ``["--trainer.max_steps", "500", ...]`` into ``[("trainer.max_steps", 500), ...]``."""
+    pairs: list[tuple[str, Any]] = []
+    items = list(argv)
+    while items:
+        flag = items.pop(0)
+        if not flag.startswith("--") or len(flag) == 2:
+            raise ConfigError(f"override '{flag}' must look like --section.key value")
+        key = flag[2:]
+        if "=" in key:
+            key, raw = key.split("=", 1)
+        elif items:
+            raw = items.pop(0)
+        else:
+            raise ConfigError(f"override --{key} has no value")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override --{key}: cannot parse value {raw!r}: {error}") from error
+        pairs.append((key, value))
+    return pairs
+
+
+def apply_overrides(config: dict[str, Any], overrides: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """Set each dotted key in a deep copy of ``config``; intermediate mappings are created as needed."""
+    result = yaml.safe_load(yaml.safe_dump(config))  # deep copy of plain data
+    for key, value in overrides:
+        node = result
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override --{key}: '{part}' is not a mapping")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, recursing into nested dataclasses; unknown keys are errors."""
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    fields = {field.name: field for field in dataclasses.fields(cls) if field.init}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{_join(where, unknown[0])}'"
+            + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+            + f"; known keys of '{where or 'config'}': {', '.join(sorted(fields))}"
+        )
+    kwargs = {name: _convert(hints[name], value, _join(where, name)) for name, value in data.items()}
+    missing = [
+        name
+        for name, field in fields.items()
+        if name not in kwargs
+        and field.default is dataclasses.MISSING
+        and field.default_factory is dataclasses.MISSING  # type: ignore[misc]
+    ]
+    if missing:
+        raise ConfigError(f"missing config key '{_join(where, missing[0])}'")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where or 'config'}: {error}") from error
+
+
+def to_dict(obj: Any) -> Any:
+    """The plain-data form of a (nested) dataclass config, for saving."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {field.name: to_dict(getattr(obj, field.name)) for field in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {key: to_dict(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(value) for value in obj]
+    return obj
+
+
+def save_yaml(data: Any, path: str | Path) -> None:
+    """Write plain data (or a dataclass config) as YAML, atomically."""
+    with atomic_write(path) as handle:
+        yaml.safe_dump(to_dict(data), handle, sort_keys=False, allow_unicode=True)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    """Check/convert ``value`` against a type hint (dataclasses, Optional, list, dict, scalars)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(option, value, where)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: value {value!r} fits none of {hint}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if origin in (list, Sequence, tuple) or hint in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0] if args else Any
+        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict, Mapping) or hint is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        value_hint = args[1] if len(args) == 2 else Any
+        return {k: _convert(value_hint, v, f"{where}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,78 @@
+"""Small, strict text-table I/O shared by every stage.
+
+Kaldi-style tables are ``<id> <value...>`` lines. Every reader reports problems as ``file:line``, and every
+writer goes through :func:`atomic_write`, so an interrupted stage never leaves a complete-looking half file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator, Mapping
+
+from uattr.errors import DataError
+
+PathLike = str | os.PathLike
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` and rename it over ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def iter_table(path: PathLike) -> Iterator[tuple[int, str, str]]:
+    """Yield ``(line_number, id, rest)`` of a Kaldi table, skipping blank lines.
+
+    ``rest`` is the remainder of the line after the first run of whitespace (possibly empty).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            parts = line.strip().split(maxsplit=1)
+            yield number, parts[0], parts[1] if len(parts) > 1 else ""
+
+
+def read_table(path: PathLike, *, allow_empty_value: bool = False) -> dict[str, str]:
+    """Read ``<id> <value>`` lines into an ordered dict; duplicate ids and missing values are errors."""
+    table: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for number, key, value in iter_table(path):
+        if key in table:
+            raise DataError(f"{path}:{number}: duplicate id '{key}' (first seen on line {first_line[key]})")
+        if not value and not allow_empty_value:
+            raise DataError(f"{path}:{number}: id '{key}' has no value")
+        table[key] = value
+        first_line[key] = number
+    return table
+
+
+def write_table(path: PathLike, table: Mapping[str, object], *, sort: bool = True) -> None:
+    """Write ``<id> <value>`` lines atomically (sorted by id unless told otherwise)."""
+    keys = sorted(table) if sort else list(table)
+    with atomic_write(path) as handle:
+        for key in keys:
+            value = table[key]
+            if isinstance(value, (list, tuple)):
+                value = " ".join(str(v) for v in value)
+            handle.write(f"{key} {value}\n" if str(value) != "" else f"{key}\n")

@@ -1,0 +1,97 @@
+"""Named registries of pluggable components.
+
+Built-in components register with a decorator where they are defined; an installed plug-in package registers
+its own through the ``uattr.plugins`` entry-point group (each entry point names a module to import, whose
+decorators then run). Unknown names and duplicate registrations are clear errors that list the choices.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from importlib.metadata import entry_points
+from typing import Callable, Generic, Iterator, TypeVar
+
+from uattr.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ENTRY_POINT_GROUP = "uattr.plugins"
+
+# Modules whose import registers the built-in components (imported once, on first lookup).
+_BUILTIN_MODULES = (
+    "uattr.upstream",
+    "uattr.branch",
+    "uattr.losses",
+    "uattr.attributes",
+    "uattr.teachers",
+)
+
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import the built-in component modules and every ``uattr.plugins`` entry point (once)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        logger.debug("loading uattr plug-in %s (%s)", entry.name, entry.value)
+        entry.load()
+
+
+class Registry(Generic[T]):
+    """A name → component map for one kind of component (e.g. ``attribute expert``)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator registering a class or factory under ``name``; a second use of a name is an error."""
+
+        def decorator(component: T) -> T:
+            if name in self._items and self._items[name] is not component:
+                raise ConfigError(
+                    f"{self.kind} '{name}' is already registered (by {_describe(self._items[name])}); "
+                    f"choose another name"
+                )
+            self._items[name] = component
+            return component
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        """Look ``name`` up, loading built-ins and plug-ins first; unknown names list the choices."""
+        load_plugins()
+        if name not in self._items:
+            raise ConfigError(f"unknown {self.kind} '{name}'; choices: {', '.join(sorted(self._items)) or '(none)'}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        load_plugins()
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        load_plugins()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+def _describe(component: object) -> str:
+    return f"{getattr(component, '__module__', '?')}.{getattr(component, '__qualname__', repr(component))}"
+
+
+UPSTREAMS: Registry = Registry("upstream")
+POOLINGS: Registry = Registry("pooling")
+PROJECTIONS: Registry = Registry("projection")
+LOSSES: Registry = Registry("loss")
+ATTRIBUTE_EXPERTS: Registry = Registry("attribute expert")
+TEACHERS: Registry = Registry("teacher")
