@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# The stages of every uattr recipe (ESPnet egs2 style). A corpus's run.sh only sets options and calls this.
+#
+#   1 data      local/data.sh → Kaldi data dirs (+ trials, retrieval maps), each validated
+#   2 teachers  cached teacher embeddings: dump/teacher/<attr>/<set>/emb.{ark,scp}
+#   3 train     one experiment per system: exp/<system>/{config.yaml,checkpoints,tensorboard,model}
+#   4 extract   embeddings of every attribute in one encoder pass: exp/<system>/emb/<attr>/<set>/
+#   5 score     speaker verification (trials) and retrieval (query → gallery) per system and teacher
+#   6 report    exp/RESULTS.md, layer-weight and DET plots
+set -euo pipefail
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+SECONDS=0
+
+# General options
+stage=1                # first stage to run
+stop_stage=100         # last stage to run
+nj=2                   # parallel jobs for data preparation, teachers and extraction
+ngpu=0                 # GPUs per training job (0 = CPU); >1 launches torchrun (DDP)
+num_nodes=1            # nodes per training job (>1 needs a Slurm cmd.sh: srun + torchrun rendezvous)
+data_opts=""           # options passed to local/data.sh
+dumpdir=dump           # teacher embeddings
+expdir=exp             # experiments
+
+# Data
+train_set=train        # training data dir (data/<train_set>)
+valid_set=dev          # model selection only: never a test set
+test_sets="test"       # sets to extract embeddings for (dev is added automatically)
+teacher_conf=conf/teachers.txt   # lines: "<attr> <set,set,...> <uattr extract-teacher options>"
+
+# Training
+systems=""             # systems to train: conf/train_<system>.yaml → exp/<system>
+train_opts=""          # extra `uattr train` overrides for every system (e.g. --trainer.max_steps 100)
+device=""              # cpu | cuda (empty: cuda when ngpu > 0)
+
+# Evaluation
+sv_attr=speaker        # attribute whose embeddings are scored on trials
+sv_sets="dev test"     # sets with data/<set>/trials
+retrieval_conf=data/retrieval_tasks  # lines: "<name> <attr> <query_set> <gallery_kind: teacher|speech> <gallery_set> <query2ref>"
+score_opts=""          # extra `uattr score-sv` options (e.g. --norm asnorm --cohort ...)
+extract_opts=""        # extra `uattr extract` options
+reference_results=""   # a markdown file of reference rows (e.g. the paper's numbers) added to RESULTS.md
+
+help_message=$(cat << EOF
+Usage: $0 [options]
+
+General options:
+  --stage          # first stage (default: ${stage})
+  --stop_stage     # last stage (default: ${stop_stage})
+  --nj             # parallel jobs for data, teachers, extraction (default: ${nj})
+  --ngpu           # GPUs per training job; >1 = torchrun DDP (default: ${ngpu})
+  --num_nodes      # nodes per training job, Slurm only (default: ${num_nodes})
+  --data_opts      # options for local/data.sh (default: "${data_opts}")
+  --dumpdir        # teacher embeddings dir (default: ${dumpdir})
+  --expdir         # experiments dir (default: ${expdir})
+Data:
+  --train_set      # training set (default: ${train_set})
+  --valid_set      # validation set, used for model selection (default: ${valid_set})
+  --test_sets      # evaluation sets (default: "${test_sets}")
+  --teacher_conf   # teacher table spec (default: ${teacher_conf})
+Training:
+  --systems        # systems to train, each conf/train_<system>.yaml (default: "${systems}")
+  --train_opts     # extra dotted overrides for uattr train (default: "${train_opts}")
+  --device         # cpu|cuda (default: cuda when ngpu > 0)
+Evaluation:
+  --sv_attr        # attribute scored on trials (default: ${sv_attr})
+  --sv_sets        # sets with data/<set>/trials (default: "${sv_sets}")
+  --retrieval_conf # retrieval task list (default: ${retrieval_conf})
+  --score_opts     # extra uattr score-sv options (default: "${score_opts}")
+  --extract_opts   # extra uattr extract options (default: "${extract_opts}")
+  --reference_results # markdown rows to show beside ours (default: "${reference_results}")
+EOF
+)
+
+log "$0 $*"
+. utils/parse_options.sh
+if [ $# -ne 0 ]; then
+  log "${help_message}"
+  log "Error: no positional arguments are required."
+  exit 2
+fi
+. ./path.sh
+. ./cmd.sh
+
+[ -z "${device}" ] && { [ "${ngpu}" -gt 0 ] && device=cuda || device=cpu; }
+eval_sets=$(echo "${valid_set} ${test_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+mkdir -p "${expdir}"
+timing="${expdir}/stage_times.tsv"
+
+# Record each stage's wall time for RESULTS.md.
+stage_done() {
+  printf '%s\t%s\t%d\n' "$1" "$2" "$(( SECONDS - stage_start ))" >> "${timing}"
+  log "Stage $1 ($2) done in $(( SECONDS - stage_start )) s"
+}
+
+# Where a system's (or the teacher's) embeddings of <attr>/<set> live.
+emb_scp() {  # system attr set
+  if [ "$1" = teacher ]; then echo "${dumpdir}/teacher/$2/$3/emb.scp"; else echo "${expdir}/$1/emb/$2/$3/emb.scp"; fi
+}
+
+# Fields of the retrieval task list, without comments: "<name> <attr> <query_set> <kind> <gallery_set> <map>".
+retrieval_tasks() {
+  [ -f "${retrieval_conf}" ] && awk '$1 !~ /^#/ && NF' "${retrieval_conf}" || true
+}
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+  stage_start=${SECONDS}
+  log "Stage 1: data preparation (local/data.sh ${data_opts})"
+  # shellcheck disable=SC2086
+  local/data.sh ${data_opts}
+  for dir in data/*/; do
+    [ -f "${dir}/wav.scp" ] && uattr validate-data-dir "${dir}"
+  done
+  stage_done 1 data
+fi
+
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+  stage_start=${SECONDS}
+  log "Stage 2: teacher embeddings (${teacher_conf})"
+  while read -r attr sets opts; do
+    case "${attr}" in ''|'#'*) continue ;; esac
+    for set in ${sets//,/ }; do
+      out="${dumpdir}/teacher/${attr}/${set}"
+      log "  ${attr}/${set}: uattr extract-teacher ${opts}"
+      # shellcheck disable=SC2086
+      uattr extract-teacher ${opts} --data "data/${set}" --out "${out}"
+    done
+  done < "${teacher_conf}"
+  stage_done 2 teachers
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+  stage_start=${SECONDS}
+  for system in ${systems}; do
+    conf="conf/train_${system}.yaml"
+    sysdir="${expdir}/${system}"
+    if [ -f "${sysdir}/model/model.safetensors" ]; then
+      log "Stage 3: ${system}: trained model exists (${sysdir}/model)"
+      continue
+    fi
+    log "Stage 3: training ${system} (${conf}) → ${sysdir}; log: ${sysdir}/train.log"
+    mkdir -p "${sysdir}"
+    if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
+      # DDP: one process per GPU; across nodes the Slurm cmd.sh runs this once per node (srun) and
+      # torchrun meets its peers through the c10d rendezvous on the first node.
+      launcher="torchrun --nnodes=${num_nodes} --nproc_per_node=${ngpu} --rdzv_backend=c10d"
+      launcher+=" --rdzv_endpoint=${MASTER_ADDR:-localhost}:${MASTER_PORT:-29500} --rdzv_id=${system} -m uattr"
+    else
+      launcher="uattr"
+    fi
+    # shellcheck disable=SC2086
+    ${cuda_cmd} --gpu "${ngpu}" --num-nodes "${num_nodes}" "${sysdir}/train.launch.log" \
+      ${launcher} train --config "${conf}" --exp-dir "${sysdir}" --trainer.device "${device}" ${train_opts}
+  done
+  stage_done 3 train
+fi
+
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+  stage_start=${SECONDS}
+  # Retrieval query sets and speech galleries are extracted too.
+  extra_sets=$(retrieval_tasks | awk '{print $3} $4 == "speech" {print $5}')
+  extract_sets=$(echo "${eval_sets} ${extra_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+  for system in ${systems}; do
+    for set in ${extract_sets}; do
+      log "Stage 4: ${system}: embeddings of data/${set}"
+      # shellcheck disable=SC2086
+      uattr extract --model "${expdir}/${system}/model" --data "data/${set}" --out "${expdir}/${system}/emb" \
+        --nj "${nj}" --device "${device}" ${extract_opts}
+    done
+  done
+  stage_done 4 extract
+fi
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+  stage_start=${SECONDS}
+  for system in ${systems} teacher; do
+    scoredir="${expdir}/${system}/scores"
+    for set in ${sv_sets}; do
+      emb=$(emb_scp "${system}" "${sv_attr}" "${set}")
+      [ -f "${emb}" ] || { log "Stage 5: ${system}: no ${sv_attr} embeddings of ${set}; no SV"; continue; }
+      log "Stage 5: ${system}: speaker verification on data/${set}/trials"
+      # shellcheck disable=SC2086
+      uattr score-sv --trials "data/${set}/trials" --emb "${emb}" --out "${scoredir}/sv_${set}/scores" ${score_opts}
+      uattr compute-metrics "${scoredir}/sv_${set}/scores" --p-target 0.01 0.05 \
+        --system "${system}" --test-set "${set}" --condition sv --out "${scoredir}/sv_${set}/metrics.json"
+    done
+    while read -r name attr query_set gallery_kind gallery_set query2ref; do
+      query=$(emb_scp "${system}" "${attr}" "${query_set}")
+      gallery_owner=${system}
+      [ "${gallery_kind}" = teacher ] && gallery_owner=teacher
+      gallery=$(emb_scp "${gallery_owner}" "${attr}" "${gallery_set}")
+      if [ ! -f "${query}" ] || [ ! -f "${gallery}" ]; then
+        log "Stage 5: ${system}: no ${attr} embeddings for ${name}; skipped"
+        continue
+      fi
+      log "Stage 5: ${system}: retrieval ${name}"
+      uattr score-retrieval --query "${query}" --gallery "${gallery}" --query2ref "${query2ref}" --k 1 5 10 \
+        --system "${system}" --test-set "${name}" --condition retrieval --out "${scoredir}/${name}/metrics.json"
+    done < <(retrieval_tasks)
+  done
+  stage_done 5 score
+fi
+
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+  stage_start=${SECONDS}
+  log "Stage 6: plots and RESULTS.md"
+  for system in ${systems}; do
+    [ -d "${expdir}/${system}/model" ] || continue
+    uattr plot-layer-weights --model "${expdir}/${system}/model" --out "${expdir}/${system}/layer_weights.png"
+  done
+  last_sv_set=$(echo ${sv_sets} | awk '{print $NF}')
+  det_inputs=()
+  det_labels=()
+  for system in ${systems} teacher; do
+    f="${expdir}/${system}/scores/sv_${last_sv_set}/scores"
+    [ -f "${f}" ] && { det_inputs+=("${f}"); det_labels+=("${system}"); }
+  done
+  if [ ${#det_inputs[@]} -gt 0 ]; then
+    uattr plot-det "${det_inputs[@]}" --labels "${det_labels[@]}" --out "${expdir}/det_${last_sv_set}.png"
+  fi
+  stage_done 6 report
+  reference_args=()
+  [ -n "${reference_results}" ] && reference_args=(--reference "${reference_results}")
+  uattr results --exp-dir "${expdir}" --out "${expdir}/RESULTS.md" --stage-times "${timing}" "${reference_args[@]}"
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"
