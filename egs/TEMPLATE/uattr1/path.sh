@@ -1,0 +1,10 @@
+# Put the toolkit's virtual environment (made by `make install`) first on PATH.
+MAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+export MAIN_ROOT
+if [ -x "${MAIN_ROOT}/.venv/bin/uattr" ]; then
+  export PATH="${MAIN_ROOT}/.venv/bin:${PATH}"
+fi
+export PATH="${MAIN_ROOT}/utils:${PATH}"
+export PYTHONUNBUFFERED=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+command -v uattr >/dev/null || { echo "path.sh: 'uattr' not found; run 'make install' in ${MAIN_ROOT}" >&2; return 1; }
