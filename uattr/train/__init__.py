@@ -1,0 +1,1 @@
+"""Training: experiment config, optimisers and schedulers, checkpoints, DDP helpers, validation, the trainer."""
