@@ -1,0 +1,161 @@
+"""R@k, MRR and xSIM against brute force, in blocks smaller than the query count, with ties and many-to-one."""
+
+import numpy as np
+import pytest
+
+from uattr.errors import ConfigError, DataError
+from uattr.scoring.embeddings import EmbeddingSet
+from uattr.scoring.retrieval import (
+    Relevance,
+    _relevance,
+    evaluate_retrieval,
+    knn_means,
+    relevance_by_id,
+    relevance_from_map,
+    retrieval_metrics,
+)
+
+BYTES_PER_ROW = 16  # block_bytes = rows × 16 × n_gallery gives blocks of that many query rows
+
+
+def unit_rows(rng, n, dim=16):
+    x = rng.normal(size=(n, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def tied_rows(rng, n):
+    """Unit vectors with entries ±0.5 in 4-d: every cosine is an exact multiple of 0.25, so ties abound."""
+    return (rng.choice([-0.5, 0.5], size=(n, 4))).astype(np.float32)
+
+
+def brute_force_ranks(queries, gallery, relevant):
+    """Rank of each query's best relevant item by the definition (ties broken by gallery order)."""
+    scores = queries.astype(np.float64) @ gallery.T.astype(np.float64)
+    ranks = []
+    for q, items in enumerate(relevant):
+        row = scores[q]
+        item_ranks = [np.sum(row > row[j]) + np.sum(row[:j] == row[j]) + 1 for j in items]
+        ranks.append(min(item_ranks))
+    return np.array(ranks)
+
+
+def brute_force_xsim(queries, gallery, relevant, margin, k):
+    scores = queries.astype(np.float64) @ gallery.T.astype(np.float64)
+    query_knn = np.sort(scores, axis=1)[:, ::-1][:, : min(k, scores.shape[1])].mean(axis=1)
+    gallery_knn = np.sort(scores, axis=0)[::-1][: min(k, scores.shape[0])].mean(axis=0)
+    mean = (query_knn[:, None] + gallery_knn[None, :]) / 2
+    table = {"ratio": scores / mean, "distance": scores - mean, "absolute": scores}[margin]
+    return np.array([np.argmax(table[q]) not in items for q, items in enumerate(relevant)])
+
+
+def blocks_of(rows, n_gallery):
+    return rows * BYTES_PER_ROW * n_gallery
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 3, 7, 1000])
+@pytest.mark.parametrize("make", [unit_rows, tied_rows])
+def test_ranks_match_brute_force_in_any_block_size(rows_per_block, make):
+    rng = np.random.default_rng(rows_per_block)
+    queries, gallery = make(rng, 23), make(rng, 31)
+    relevant = [[int(g)] for g in rng.integers(0, 31, 23)]
+    outcome = evaluate_retrieval(
+        queries, gallery, _relevance(relevant), margin="absolute", block_bytes=blocks_of(rows_per_block, 31)
+    )
+    expected = brute_force_ranks(queries, gallery, relevant)
+    np.testing.assert_array_equal(outcome.ranks, expected)
+    metrics = retrieval_metrics(outcome, (1, 5, 10))
+    for k in (1, 5, 10):
+        assert metrics[f"r@{k}"] == pytest.approx(100 * np.mean(expected <= k))
+    assert metrics["mrr"] == pytest.approx(np.mean(1 / expected))
+    assert metrics["n_query"] == 23
+
+
+def test_ties_are_broken_by_gallery_order():
+    queries = np.array([[1.0, 0.0]], np.float32)
+    gallery = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], np.float32)
+    ranks = [evaluate_retrieval(queries, gallery, _relevance([[j]]), "absolute").ranks[0] for j in range(4)]
+    assert ranks == [4, 1, 2, 3]
+
+
+@pytest.mark.parametrize("margin", ["ratio", "distance", "absolute"])
+@pytest.mark.parametrize("make", [unit_rows, tied_rows])
+def test_xsim_matches_brute_force(margin, make):
+    rng = np.random.default_rng(11)
+    queries, gallery = make(rng, 29), make(rng, 17)
+    relevant = [[int(g)] for g in rng.integers(0, 17, 29)]
+    outcome = evaluate_retrieval(queries, gallery, _relevance(relevant), margin, xsim_k=4, block_bytes=blocks_of(5, 17))
+    np.testing.assert_array_equal(outcome.xsim_wrong, brute_force_xsim(queries, gallery, relevant, margin, 4))
+
+
+def test_absolute_xsim_is_one_minus_r_at_1_on_a_unique_gallery():
+    rng = np.random.default_rng(12)
+    gallery = unit_rows(rng, 50)
+    queries = gallery + 1.2 * unit_rows(rng, 50)
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    metrics = retrieval_metrics(evaluate_retrieval(queries, gallery, _relevance([[i] for i in range(50)]), "absolute"))
+    assert 0 < metrics["r@1"] < 100
+    assert metrics["xsim"] == pytest.approx(100 - metrics["r@1"])
+
+
+def test_knn_means_in_blocks_equal_the_full_matrix():
+    rng = np.random.default_rng(13)
+    queries, gallery = unit_rows(rng, 40), unit_rows(rng, 9)
+    full = queries.astype(np.float64) @ gallery.T
+    query_means, gallery_means = knn_means(queries, gallery, k=4, block_bytes=blocks_of(3, 9))
+    np.testing.assert_allclose(query_means, np.sort(full, axis=1)[:, -4:].mean(axis=1), atol=1e-6)
+    np.testing.assert_allclose(gallery_means, np.sort(full, axis=0)[-4:].mean(axis=0), atol=1e-6)
+    small_means, _ = knn_means(queries, gallery, k=50)  # k larger than the gallery: all items
+    np.testing.assert_allclose(small_means, full.mean(axis=1), atol=1e-6)
+
+
+def test_many_to_one_relevance_from_a_map(tmp_path):
+    rng = np.random.default_rng(14)
+    gallery = EmbeddingSet([f"g{i}" for i in range(12)], tied_rows(rng, 12), source="gallery")
+    queries = EmbeddingSet([f"q{i}" for i in range(8)], tied_rows(rng, 8), source="queries")
+    references = [sorted({int(g) for g in rng.integers(0, 12, rng.integers(1, 4))}) for _ in range(8)]
+    lines = [f"q{q} " + " ".join(f"g{g}" for g in refs) for q, refs in enumerate(references)]
+    (tmp_path / "query2ref").write_text("\n".join(lines[::-1] + ["unused g1"]) + "\n")
+    relevance = relevance_from_map(tmp_path / "query2ref", queries, gallery)
+    outcome = evaluate_retrieval(queries.vectors, gallery.vectors, relevance, "ratio", block_bytes=blocks_of(3, 12))
+    np.testing.assert_array_equal(outcome.ranks, brute_force_ranks(queries.vectors, gallery.vectors, references))
+    expected_wrong = brute_force_xsim(queries.vectors, gallery.vectors, references, "ratio", 4)
+    np.testing.assert_array_equal(outcome.xsim_wrong, expected_wrong)
+
+
+def test_relevance_map_errors(tmp_path):
+    gallery = EmbeddingSet(["g0", "g1"], np.eye(2, dtype=np.float32), source="gallery")
+    queries = EmbeddingSet(["q0", "q1"], np.eye(2, dtype=np.float32), source="queries")
+    cases = {
+        "q0 g0\nq1 g9\n": r"query2ref:2: reference id\(s\) not in the gallery gallery: 'g9'",
+        "q0 g0\nq0 g1\n": r"query2ref:2: duplicate query id 'q0' \(first seen on line 1\)",
+        "q0 g0\nq1\n": r"query2ref:2: query 'q1' has no reference id",
+        "q0 g0\n": r"no line for 1 query id\(s\) of queries: 'q1'",
+    }
+    for text, message in cases.items():
+        (tmp_path / "query2ref").write_text(text)
+        with pytest.raises(DataError, match=message):
+            relevance_from_map(tmp_path / "query2ref", queries, gallery)
+
+
+def test_same_id_relevance():
+    gallery = EmbeddingSet(["b", "a", "c"], np.eye(3, dtype=np.float32))
+    queries = EmbeddingSet(["a", "c"], np.eye(3, dtype=np.float32)[[1, 2]])
+    relevance = relevance_by_id(queries, gallery)
+    assert relevance.items.tolist() == [1, 2]
+    with pytest.raises(DataError, match=r"1 query id\(s\) .* 'z'"):
+        relevance_by_id(EmbeddingSet(["a", "z"], np.eye(3, dtype=np.float32)[:2]), gallery)
+
+
+def test_per_language_selection_and_bad_options():
+    rng = np.random.default_rng(15)
+    queries, gallery = unit_rows(rng, 10), unit_rows(rng, 10)
+    outcome = evaluate_retrieval(queries, gallery, _relevance([[i] for i in range(10)]), "absolute")
+    select = np.arange(10) < 4
+    part = retrieval_metrics(outcome, (1,), select=select)
+    assert part["n_query"] == 4
+    assert part["r@1"] == pytest.approx(100 * np.mean(outcome.ranks[:4] == 1))
+    relevance = Relevance(np.arange(11), np.arange(10))
+    with pytest.raises(ConfigError, match="unknown margin"):
+        evaluate_retrieval(queries, gallery, relevance, "cosine")
+    with pytest.raises(DataError, match="16-d"):
+        evaluate_retrieval(queries, gallery[:, :8], relevance)

@@ -1,0 +1,212 @@
+"""Trial lists and score files of speaker verification.
+
+Trial lists come in two formats, detected per file from its first non-blank line and then required of every
+line (a line of the other format is an error naming ``file:line``):
+
+- Kaldi: ``enroll test target|nontarget``, or just ``enroll test`` (unlabelled);
+- VoxCeleb: ``1|0 enroll test`` (1 = target).
+
+Score files are ``enroll test score [target|nontarget]``: the two ids always stay separate columns, never glued
+into one key. Labels are NumPy booleans (True = target trial).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from uattr.errors import DataError
+from uattr.fileio import PathLike, atomic_write
+from uattr.scoring.embeddings import describe_ids
+
+_KALDI_LABELS = {"target": True, "nontarget": False}
+_VOXCELEB_LABELS = {"1": True, "0": False}
+_LABEL_NAMES = ("nontarget", "target")
+_WRITE_CHUNK = 100_000
+
+
+@dataclass
+class Trials:
+    """A trial list: ``enroll[i]`` against ``test[i]``, labelled or not; ``lines[i]`` is its line number."""
+
+    enroll: list[str]
+    test: list[str]
+    labels: np.ndarray | None
+    lines: np.ndarray
+    path: str
+
+    def __len__(self) -> int:
+        return len(self.enroll)
+
+
+@dataclass
+class Scores:
+    """Scored trials: ``scores[i]`` of ``enroll[i]`` against ``test[i]``, with labels when known."""
+
+    enroll: list[str]
+    test: list[str]
+    scores: np.ndarray
+    labels: np.ndarray | None = None
+    path: str = ""
+
+    def __len__(self) -> int:
+        return len(self.enroll)
+
+
+_Parser = Callable[[list[str]], tuple[str, str, bool | None]]
+
+
+def _parse_kaldi(fields: list[str]) -> tuple[str, str, bool | None]:
+    if len(fields) != 3 or fields[2] not in _KALDI_LABELS:
+        raise ValueError
+    return fields[0], fields[1], _KALDI_LABELS[fields[2]]
+
+
+def _parse_voxceleb(fields: list[str]) -> tuple[str, str, bool | None]:
+    if len(fields) != 3 or fields[0] not in _VOXCELEB_LABELS:
+        raise ValueError
+    return fields[1], fields[2], _VOXCELEB_LABELS[fields[0]]
+
+
+def _parse_unlabelled(fields: list[str]) -> tuple[str, str, bool | None]:
+    if len(fields) != 2:
+        raise ValueError
+    return fields[0], fields[1], None
+
+
+_FORMATS: dict[str, tuple[str, _Parser]] = {
+    "kaldi": ("enroll test target|nontarget", _parse_kaldi),
+    "voxceleb": ("1|0 enroll test", _parse_voxceleb),
+    "unlabelled": ("enroll test", _parse_unlabelled),
+}
+
+
+def detect_trial_format(fields: list[str]) -> str | None:
+    """The trial format a line's fields fit (Kaldi wins when a line fits both), or None."""
+    if len(fields) == 3 and fields[2] in _KALDI_LABELS:
+        return "kaldi"
+    if len(fields) == 3 and fields[0] in _VOXCELEB_LABELS:
+        return "voxceleb"
+    if len(fields) == 2:
+        return "unlabelled"
+    return None
+
+
+def read_trials(path: PathLike) -> Trials:
+    """Read a Kaldi or VoxCeleb trial list (format detected from the first line, then enforced)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such trial list")
+    enroll: list[str] = []
+    test: list[str] = []
+    labels: list[bool | None] = []
+    lines: list[int] = []
+    parse: _Parser | None = None
+    described = ""
+    first_line = 0
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if parse is None:
+                name = detect_trial_format(fields)
+                if name is None:
+                    raise DataError(
+                        f"{path}:{number}: malformed trial line {line.strip()!r}; expected one of "
+                        + ", ".join(f"'{pattern}'" for pattern, _ in _FORMATS.values())
+                    )
+                described, parse = _FORMATS[name]
+                first_line = number
+            try:
+                enroll_id, test_id, label = parse(fields)
+            except ValueError:
+                raise DataError(
+                    f"{path}:{number}: malformed trial line {line.strip()!r}; line {first_line} set the format "
+                    f"'{described}' for this file"
+                ) from None
+            enroll.append(enroll_id)
+            test.append(test_id)
+            labels.append(label)
+            lines.append(number)
+    if not enroll:
+        raise DataError(f"{path}: empty trial list")
+    label_array = None if parse is _parse_unlabelled else np.array(labels, dtype=bool)
+    return Trials(enroll, test, label_array, np.array(lines, dtype=np.int64), str(path))
+
+
+def read_scores(path: PathLike) -> Scores:
+    """Read ``enroll test score [target|nontarget]`` lines; all lines labelled or none, scores finite."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such score file")
+    enroll: list[str] = []
+    test: list[str] = []
+    values: list[float] = []
+    labels: list[bool] = []
+    width = 0
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            width = width or len(fields)
+            if len(fields) != width or width not in (3, 4) or (width == 4 and fields[3] not in _KALDI_LABELS):
+                raise DataError(
+                    f"{path}:{number}: malformed score line {line.strip()!r}; expected 'enroll test score' or "
+                    f"'enroll test score target|nontarget' on every line, like the first"
+                )
+            try:
+                value = float(fields[2])
+            except ValueError:
+                raise DataError(f"{path}:{number}: score {fields[2]!r} is not a number") from None
+            if not math.isfinite(value):
+                raise DataError(f"{path}:{number}: score of '{fields[0]} {fields[1]}' is {fields[2]}")
+            enroll.append(fields[0])
+            test.append(fields[1])
+            values.append(value)
+            if width == 4:
+                labels.append(_KALDI_LABELS[fields[3]])
+    if not enroll:
+        raise DataError(f"{path}: empty score file")
+    label_array = np.array(labels, dtype=bool) if width == 4 else None
+    return Scores(enroll, test, np.array(values, dtype=np.float64), label_array, str(path))
+
+
+def write_scores(path: PathLike, scores: Scores) -> None:
+    """Write ``enroll test score [label]`` lines atomically (9 significant digits: float32 round-trips)."""
+    with atomic_write(path) as handle:
+        for start in range(0, len(scores), _WRITE_CHUNK):
+            stop = start + _WRITE_CHUNK
+            values = scores.scores[start:stop].tolist()
+            pairs = zip(scores.enroll[start:stop], scores.test[start:stop], values)
+            if scores.labels is None:
+                rows = [f"{e} {t} {s:.9g}\n" for e, t, s in pairs]
+            else:
+                names = [_LABEL_NAMES[label] for label in scores.labels[start:stop].tolist()]
+                rows = [f"{e} {t} {s:.9g} {n}\n" for (e, t, s), n in zip(pairs, names)]
+            handle.writelines(rows)
+
+
+def attach_labels(scores: Scores, trials: Trials) -> Scores:
+    """Labels for each scored pair, looked up by ``(enroll, test)`` in a labelled trial list."""
+    if trials.labels is None:
+        raise DataError(f"{trials.path}: the trial list has no target/nontarget labels")
+    by_pair: dict[tuple[str, str], int] = {}
+    for position, pair in enumerate(zip(trials.enroll, trials.test)):
+        first = by_pair.setdefault(pair, position)
+        if first != position and trials.labels[first] != trials.labels[position]:
+            raise DataError(
+                f"{trials.path}:{trials.lines[position]}: trial '{pair[0]} {pair[1]}' contradicts the label of "
+                f"line {trials.lines[first]}"
+            )
+    positions = np.fromiter((by_pair.get(pair, -1) for pair in zip(scores.enroll, scores.test)), dtype=np.int64)
+    unknown = np.flatnonzero(positions < 0)
+    if unknown.size:
+        pairs = [f"{scores.enroll[i]} {scores.test[i]}" for i in unknown]
+        raise DataError(f"{scores.path}: {unknown.size} scored pair(s) not in {trials.path}: {describe_ids(pairs)}")
+    return Scores(scores.enroll, scores.test, scores.scores, trials.labels[positions], scores.path)
