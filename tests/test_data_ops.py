@@ -1,0 +1,251 @@
+"""Data-dir operations: fix, subset, combine, split, spk2utt and durations (Python API and CLI)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_fixtures import make_data_dir, read_ids, write_audio
+from uattr.bin.main import main as uattr_main
+from uattr.data.kaldi import DataDir, Segment, write_data_dir
+from uattr.data.ops import (
+    _balanced_runs,
+    combine_data_dirs,
+    compute_durations,
+    fix_data_dir,
+    split_data_dir,
+    subset_data_dir,
+)
+from uattr.data.validate import validate_data_dir
+from uattr.errors import DataError
+
+UTTS = ["spkA-u1", "spkA-u2", "spkB-u1", "spkB-u2", "spkC-u1", "spkC-u2"]
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    return make_data_dir(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------------------ fix
+
+
+def test_fix_keeps_the_intersection_and_sorts(data):
+    (data / "text").write_text(  # unsorted, a repeated line, an utterance unknown to wav.scp, spkB-u2 missing
+        "spkC-u2 c2\nspkA-u1 a1\nspkA-u1 a1\nspkZ-u9 ghost\nspkA-u2 a2\nspkB-u1 b1\nspkC-u1 c1\n"
+    )
+    (data / "utt2lang").write_text((data / "utt2lang").read_text().replace("spkC-u1 en\n", "spkC-u1\n"))
+    (data / "spk2gender").write_text("spkB m\nspkA f\n")
+    report = fix_data_dir(data)
+
+    assert (report.kept, report.total) == (4, 7)
+    assert report.missing_from == {
+        "text": ["spkB-u2"],
+        "utt2lang": ["spkC-u1", "spkZ-u9"],
+        "wav.scp": ["spkZ-u9"],
+        "utt2spk": ["spkZ-u9"],
+        "utt2gender": ["spkZ-u9"],
+        "text.en": ["spkZ-u9"],
+    }
+    assert report.duplicate_lines == {"text": 1} and report.malformed_lines == {"utt2lang": 1}
+    assert "kept 4 of 7 utterances" in report.describe()
+    kept = ["spkA-u1", "spkA-u2", "spkB-u1", "spkC-u2"]
+    for name in ("wav.scp", "text", "text.en", "utt2spk", "utt2lang", "utt2gender"):
+        assert read_ids(data / name) == kept, name
+    assert (data / "spk2utt").read_text() == "spkA spkA-u1 spkA-u2\nspkB spkB-u1\nspkC spkC-u2\n"
+    assert (data / "spk2gender").read_text() == "spkA f\nspkB m\n"
+    assert validate_data_dir(data).ok
+    assert "spkZ-u9 ghost" in (data / ".backup" / "text").read_text()
+
+    again = fix_data_dir(data)  # idempotent
+    assert (again.kept, again.total, again.missing_from) == (4, 4, {})
+
+
+def test_fix_with_segments_drops_utterances_of_unknown_recordings(tmp_path):
+    write_data_dir(tmp_path, wav_scp={"r1": "r1.wav", "r2": "r2.wav"},
+                   segments={"a": Segment("r1", 0, 1), "b": Segment("r3", 0, 1)}, utt2spk={"a": "s", "b": "s"})
+    report = fix_data_dir(tmp_path)
+    assert report.missing_from == {"wav.scp": ["b"]}
+    assert read_ids(tmp_path / "segments") == ["a"] and read_ids(tmp_path / "wav.scp") == ["r1"]
+    assert (tmp_path / "spk2utt").read_text() == "s a\n"
+
+
+def test_fix_rebuilds_utt2spk_from_spk2utt(tmp_path):
+    (tmp_path / "wav.scp").write_text("a a.wav\nb b.wav\n")
+    (tmp_path / "spk2utt").write_text("s1 b a\n")
+    fix_data_dir(tmp_path)
+    assert (tmp_path / "utt2spk").read_text() == "a s1\nb s1\n"
+
+
+def test_fix_refuses_conflicting_duplicates(data):
+    (data / "utt2spk").write_text((data / "utt2spk").read_text() + "spkA-u1 spkB\n")
+    with pytest.raises(DataError, match=r"utt2spk:7: id 'spkA-u1' has a different value on line 1"):
+        fix_data_dir(data)
+
+
+# --------------------------------------------------------------------------------------------------------- subset
+
+
+def test_subset_filters(data, tmp_path):
+    out = tmp_path / "sub"
+    assert subset_data_dir(data, out / "1", first=2) == ["spkA-u1", "spkA-u2"]
+    assert subset_data_dir(data, out / "2", per_speaker=1) == ["spkA-u1", "spkB-u1", "spkC-u1"]
+    assert subset_data_dir(data, out / "3", per_language=2) == ["spkA-u1", "spkA-u2", "spkB-u1", "spkB-u2"]
+    assert subset_data_dir(data, out / "4", languages=["fr"]) == ["spkA-u2", "spkB-u2", "spkC-u2"]
+    assert subset_data_dir(data, out / "5", utt_list=["spkC-u2", "spkB-u1", "nobody"], per_speaker=1) == [
+        "spkB-u1", "spkC-u2"]
+    assert subset_data_dir(data, out / "6", languages=["en", "fr"], per_speaker=2, first=3) == UTTS[:3]
+    sub = DataDir.load(out / "2")
+    assert sub.utt_ids == ["spkA-u1", "spkB-u1", "spkC-u1"]
+    assert sub.spk2utt == {"spkA": ["spkA-u1"], "spkB": ["spkB-u1"], "spkC": ["spkC-u1"]}
+    assert sub.table("text.en") == {u: f"english words of {u}" for u in sub.utt_ids}
+    assert validate_data_dir(out / "4").ok
+
+
+def test_subset_errors(data, tmp_path):
+    with pytest.raises(DataError, match=r"utt2lang: no utterance in language 'de'; languages: en fr"):
+        subset_data_dir(data, tmp_path / "x", languages=["de"])
+    with pytest.raises(DataError, match="the subset is empty"):
+        subset_data_dir(data, tmp_path / "x", utt_list=["nobody"])
+    (data / "utt2lang").unlink()
+    with pytest.raises(DataError, match=r"utt2lang: no such file, needed by --per-lang"):
+        subset_data_dir(data, tmp_path / "x", per_language=1)
+
+
+def test_subset_with_segments_keeps_only_used_recordings(tmp_path):
+    write_data_dir(tmp_path / "d", wav_scp={"r1": "r1.wav", "r2": "r2.wav"}, reco2dur={"r1": 9.0, "r2": 8.0},
+                   segments={"a": Segment("r1", 0, 1), "b": Segment("r2", 0, 1), "c": Segment("r2", 1, 2)})
+    subset_data_dir(tmp_path / "d", tmp_path / "s", utt_list=["b", "c"])
+    assert read_ids(tmp_path / "s" / "wav.scp") == ["r2"] and read_ids(tmp_path / "s" / "reco2dur") == ["r2"]
+    assert (tmp_path / "s" / "segments").read_text() == "b r2 0 1\nc r2 1 2\n"
+
+
+# -------------------------------------------------------------------------------------------------------- combine
+
+
+def test_combine_is_the_union(data, tmp_path):
+    subset_data_dir(data, tmp_path / "a", utt_list=UTTS[:3])
+    subset_data_dir(data, tmp_path / "b", utt_list=UTTS[3:])
+    combine_data_dirs(tmp_path / "all", [tmp_path / "b", tmp_path / "a"])
+    for name in ("wav.scp", "utt2spk", "spk2utt", "text", "text.en", "utt2lang", "utt2gender"):
+        assert (tmp_path / "all" / name).read_text() == (data / name).read_text(), name
+
+
+def test_combine_rejects_duplicate_utterances(data, tmp_path):
+    subset_data_dir(data, tmp_path / "a", utt_list=UTTS[:3])
+    subset_data_dir(data, tmp_path / "b", utt_list=UTTS[2:])
+    with pytest.raises(DataError, match=r"b/text: utterance 'spkB-u1' is also in .*a/text"):
+        combine_data_dirs(tmp_path / "all", [tmp_path / "a", tmp_path / "b"])
+
+
+def test_combine_mixed_segments_and_partial_files(tmp_path, caplog):
+    write_data_dir(tmp_path / "a", wav_scp={"r1": "r1.wav"}, segments={"a1": Segment("r1", 0, 1)},
+                   text={"a1": "x"})
+    write_data_dir(tmp_path / "b", wav_scp={"b1": "b1.wav"})
+    with caplog.at_level(logging.WARNING):
+        combine_data_dirs(tmp_path / "c", [tmp_path / "a", tmp_path / "b"])
+    assert (tmp_path / "c" / "segments").read_text() == "a1 r1 0 1\nb1 b1 0 -1\n"
+    assert (tmp_path / "c" / "wav.scp").read_text() == "b1 b1.wav\nr1 r1.wav\n"
+    assert not (tmp_path / "c" / "text").exists()
+    assert f"not combining text: missing from {tmp_path / 'b'}" in caplog.text
+
+
+def test_combine_shared_recordings_must_agree(tmp_path):
+    write_data_dir(tmp_path / "a", wav_scp={"r": "r.wav"}, segments={"a": Segment("r", 0, 1)})
+    write_data_dir(tmp_path / "b", wav_scp={"r": "r.wav"}, segments={"b": Segment("r", 1, 2)})
+    write_data_dir(tmp_path / "c", wav_scp={"r": "other.wav"}, segments={"c": Segment("r", 2, 3)})
+    combine_data_dirs(tmp_path / "ab", [tmp_path / "a", tmp_path / "b"])
+    assert read_ids(tmp_path / "ab" / "segments") == ["a", "b"]
+    with pytest.raises(DataError, match=r"c/wav\.scp: id 'r' is also in .*a/wav\.scp, with another value"):
+        combine_data_dirs(tmp_path / "ac", [tmp_path / "a", tmp_path / "c"])
+
+
+# ---------------------------------------------------------------------------------------------------------- split
+
+
+def test_split_by_speaker_keeps_speakers_whole(tmp_path):
+    data = make_data_dir(tmp_path, speakers=("s1", "s2", "s3", "s4", "s5"), utts_per_speaker=3)
+    parts = split_data_dir(data, 2)
+    assert parts == [data / "split2" / "1", data / "split2" / "2"]
+    speakers = [set(DataDir.load(part).spk2utt) for part in parts]
+    assert speakers == [{"s1", "s2", "s3"}, {"s4", "s5"}]
+    assert sorted(read_ids(parts[0] / "wav.scp") + read_ids(parts[1] / "wav.scp")) == read_ids(data / "wav.scp")
+    assert all(validate_data_dir(part, check_audio=False).ok for part in parts)
+
+
+def test_split_by_utterance(data):
+    parts = split_data_dir(data, 4, per_utterance=True)
+    assert [p.relative_to(data).as_posix() for p in parts] == [f"split4utt/{i}" for i in range(1, 5)]
+    assert [len(read_ids(p / "utt2spk")) for p in parts] == [2, 1, 2, 1]
+    assert [u for p in parts for u in read_ids(p / "utt2spk")] == UTTS
+
+
+def test_split_errors(data):
+    with pytest.raises(DataError, match="cannot split 3 speakers into 4 parts"):
+        split_data_dir(data, 4)
+    (data / "utt2spk").unlink()
+    with pytest.raises(DataError, match=r"utt2spk: no such file, needed by a split by speaker \(use --per-utt\)"):
+        split_data_dir(data, 2)
+
+
+def test_balanced_runs_are_contiguous_non_empty_and_even():
+    assert _balanced_runs([1] * 10, 3) == [(0, 3), (3, 7), (7, 10)]
+    assert _balanced_runs([10, 1, 1, 1], 3) == [(0, 1), (1, 2), (2, 4)]
+    assert _balanced_runs([1, 1, 1, 10], 2) == [(0, 3), (3, 4)]
+    assert _balanced_runs([5], 1) == [(0, 1)]
+
+
+# ------------------------------------------------------------------------------------------------------ durations
+
+
+def test_compute_durations_from_headers_and_segments(tmp_path):
+    data = make_data_dir(tmp_path, seconds=0.5, rate=8000)
+    durations = compute_durations(data)
+    assert durations == dict.fromkeys(UTTS, 0.5)
+    assert (data / "utt2dur").read_text() == "".join(f"{u} 0.5\n" for u in UTTS)
+    assert (data / "utt2num_samples").read_text() == "".join(f"{u} 4000\n" for u in UTTS)
+
+    rec = write_audio(tmp_path / "long.wav", np.zeros(16000, dtype=np.float32), 16000)
+    seg = write_data_dir(tmp_path / "seg", wav_scp={"r": f"cat {rec} |"},
+                         segments={"a": Segment("r", 0.25, 0.5), "b": Segment("r", 0.75, None)})
+    assert compute_durations(seg) == {"a": 0.25, "b": 0.25}
+    assert (seg / "utt2num_samples").read_text() == "a 4000\nb 4000\n"
+
+
+def test_compute_durations_skips_when_complete(tmp_path):
+    data = make_data_dir(tmp_path)
+    compute_durations(data)
+    (data / "utt2dur").write_text("".join(f"{u} 7\n" for u in UTTS))  # must be kept, not recomputed
+    assert compute_durations(data) == dict.fromkeys(UTTS, 7.0)
+    assert compute_durations(data, force=True) == dict.fromkeys(UTTS, 0.25)
+
+
+# ------------------------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_commands(data, tmp_path, capsys):
+    (tmp_path / "list").write_text("spkA-u2\nspkC-u1 extra fields are ignored\n")
+    assert uattr_main(["subset-data-dir", "--utt-list", str(tmp_path / "list"), str(data), str(tmp_path / "s")]) == 0
+    assert read_ids(tmp_path / "s" / "wav.scp") == ["spkA-u2", "spkC-u1"]
+    assert uattr_main(["subset-data-dir", "--langs", "en", "--per-spk", "1", str(data), str(tmp_path / "en")]) == 0
+    assert read_ids(tmp_path / "en" / "utt2lang") == ["spkA-u1", "spkB-u1", "spkC-u1"]
+    assert uattr_main(["subset-data-dir", str(data), str(tmp_path / "none")]) == 1  # no filter given
+
+    assert uattr_main(["combine-data", str(tmp_path / "c"), str(tmp_path / "s"), str(tmp_path / "en")]) == 1
+    assert "utterance 'spkC-u1' is also in" in capsys.readouterr().err
+    assert uattr_main(["split-data", "--per-utt", str(data), "3"]) == 0
+    assert (data / "split3utt" / "3" / "wav.scp").is_file()
+    assert uattr_main(["compute-durations", "--nj", "2", str(data)]) == 0
+    assert (data / "utt2dur").is_file()
+
+    assert uattr_main(["utt2spk-to-spk2utt", str(data / "utt2spk")]) == 0
+    assert capsys.readouterr().out == (data / "spk2utt").read_text()
+    assert uattr_main(["utt2spk-to-spk2utt", str(data / "utt2spk"), str(tmp_path / "spk2utt")]) == 0
+    assert (tmp_path / "spk2utt").read_text() == (data / "spk2utt").read_text()
+
+    (data / "text").write_text("spkA-u1 only one\n")
+    assert uattr_main(["fix-data-dir", str(data)]) == 0
+    assert "kept 1 of 6 utterances" in capsys.readouterr().out

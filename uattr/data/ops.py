@@ -1,0 +1,364 @@
+"""Data-dir operations (Kaldi's utils/ scripts, in Python): fix, subset, combine, split, durations.
+
+Every operation works on all id-keyed tables of a dir, whatever their name (``text.en``, ``utt2gender``, ...),
+by what their ids are (see :func:`uattr.data.kaldi.key_kind`): selecting utterances also selects their
+recordings (through ``segments``) and speakers (through ``utt2spk``). ``spk2utt`` is always re-derived from
+``utt2spk``. Values are copied as text, so nothing is reformatted on the way. Outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from uattr.data.kaldi import (
+    allows_empty_value,
+    format_number,
+    key_kind,
+    read_spk2utt,
+    table_files,
+    write_data_dir,
+)
+from uattr.errors import DataError
+from uattr.fileio import iter_table, read_table
+
+logger = logging.getLogger(__name__)
+
+Tables = dict[str, dict[str, str]]
+
+
+def read_tables(path: str | os.PathLike) -> Tables:
+    """Every id-keyed table of data dir ``path``, strictly read (duplicate ids and missing values are errors)."""
+    path = _data_dir(path)
+    return {name: read_table(path / name, allow_empty_value=allows_empty_value(name)) for name in table_files(path)}
+
+
+def _data_dir(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not (path / "wav.scp").is_file():
+        raise DataError(f"{path}: not a data dir (no wav.scp)")
+    return path
+
+
+def utterances_of(tables: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The utterance ids of a dir: ``segments`` ids if present, else ``wav.scp`` ids (sorted)."""
+    return sorted(tables["segments"] if "segments" in tables else tables["wav.scp"])
+
+
+def select(tables: Mapping[str, Mapping[str, str]], utts: Iterable[str]) -> Tables:
+    """The tables restricted to ``utts`` and to the recordings and speakers those utterances use."""
+    keep = set(utts)
+    if "segments" in tables:
+        recordings = {tables["segments"][utt].split()[0] for utt in keep}
+    else:
+        recordings = keep
+    speakers = {tables["utt2spk"][utt] for utt in keep} if "utt2spk" in tables else set()
+    wanted = {"utterance": keep, "recording": recordings, "speaker": speakers}
+    return {
+        name: {key: value for key, value in table.items() if key in wanted[key_kind(name)]}  # type: ignore[index]
+        for name, table in tables.items()
+        if name != "spk2utt"
+    }
+
+
+def write_tables(path: str | os.PathLike, tables: Mapping[str, Mapping[str, str]]) -> Path:
+    """Write the tables as a data dir (``spk2utt`` derived from ``utt2spk``)."""
+    return write_data_dir(path, tables={name: table for name, table in tables.items() if name != "spk2utt"})
+
+
+# ----------------------------------------------------------------------------------------------------------- fix
+
+
+@dataclasses.dataclass
+class FixReport:
+    """What :func:`fix_data_dir` did: utterances kept, and per file the utterances it lacked (why others went)."""
+
+    kept: int
+    total: int
+    missing_from: dict[str, list[str]]
+    duplicate_lines: dict[str, int]
+    malformed_lines: dict[str, int]
+
+    def describe(self) -> str:
+        lines = [f"kept {self.kept} of {self.total} utterances"]
+        for name, ids in sorted(self.missing_from.items()):
+            examples = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+            lines.append(f"  {len(ids)} utterance(s) not in {name}, dropped: {examples}")
+        for name, count in sorted(self.duplicate_lines.items()):
+            lines.append(f"  {name}: removed {count} repeated line(s)")
+        for name, count in sorted(self.malformed_lines.items()):
+            lines.append(f"  {name}: removed {count} line(s) without a value")
+        return "\n".join(lines)
+
+
+def fix_data_dir(path: str | os.PathLike) -> FixReport:
+    """Make a data dir consistent in place, as Kaldi's fix_data_dir.sh does.
+
+    Keeps the utterances present in every per-utterance file (and whose recording is in ``wav.scp``), the
+    recordings and speakers they use; sorts every file; re-derives ``spk2utt``; drops repeated identical lines
+    and lines without a value. Two lines with one id and different values cannot be fixed automatically and
+    raise DataError. The original files are copied to ``DIR/.backup/`` first.
+    """
+    path = _data_dir(path)
+    names = table_files(path)
+    tables: Tables = {}
+    duplicates: dict[str, int] = {}
+    malformed: dict[str, int] = {}
+    for name in names:
+        tables[name], duplicates[name], malformed[name] = _read_leniently(path / name)
+    if "utt2spk" not in tables and "spk2utt" in tables:
+        tables["utt2spk"] = {utt: spk for spk, utts in read_spk2utt(path / "spk2utt").items() for utt in utts}
+
+    utterance_tables = {
+        name: table
+        for name, table in tables.items()
+        if key_kind(name) == "utterance" or (name == "wav.scp" and "segments" not in tables)
+    }
+    everyone = set().union(*utterance_tables.values())
+    missing_from = {name: sorted(everyone - set(table)) for name, table in utterance_tables.items()}
+    if "segments" in tables:
+        missing_from["wav.scp"] = sorted(
+            utt for utt, value in tables["segments"].items() if value.split()[0] not in tables["wav.scp"]
+        )
+    kept = everyone.difference(*missing_from.values())
+
+    backup = path / ".backup"
+    backup.mkdir(exist_ok=True)
+    for name in names:
+        shutil.copy2(path / name, backup / name)
+    write_tables(path, select(tables, kept))
+    report = FixReport(
+        kept=len(kept),
+        total=len(everyone),
+        missing_from={name: ids for name, ids in missing_from.items() if ids},
+        duplicate_lines={name: n for name, n in duplicates.items() if n},
+        malformed_lines={name: n for name, n in malformed.items() if n},
+    )
+    logger.info("fixed %s: %s", path, report.describe())
+    return report
+
+
+def _read_leniently(path: Path) -> tuple[dict[str, str], int, int]:
+    """Read a table tolerating repeated identical lines and value-less lines (counted, not kept)."""
+    table: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    duplicates = malformed = 0
+    needs_value = not allows_empty_value(path.name)
+    for number, key, value in iter_table(path):
+        if needs_value and not value:
+            malformed += 1
+        elif key in table:
+            if table[key] != value:
+                raise DataError(
+                    f"{path}:{number}: id '{key}' has a different value on line {first_line[key]}; "
+                    f"fix_data_dir cannot choose between them, remove one by hand"
+                )
+            duplicates += 1
+        else:
+            table[key] = value
+            first_line[key] = number
+    return table, duplicates, malformed
+
+
+# -------------------------------------------------------------------------------------------------------- subset
+
+
+def subset_data_dir(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    utt_list: Iterable[str] | None = None,
+    languages: Sequence[str] | None = None,
+    per_language: int | None = None,
+    per_speaker: int | None = None,
+    first: int | None = None,
+) -> list[str]:
+    """Write the utterances of ``src`` that pass every given filter to ``dst``; returns them.
+
+    Filters apply in this order: ids in ``utt_list``; language in ``languages``; the first ``per_language``
+    utterances of each language; the first ``per_speaker`` of each speaker; the first ``first`` overall
+    ("first" in sorted id order, so the result is deterministic).
+    """
+    tables = read_tables(src)
+    utts = utterances_of(tables)
+    if utt_list is not None:
+        wanted = set(utt_list)
+        unknown = sorted(wanted.difference(utts))
+        if unknown:
+            logger.warning("%d listed id(s) are not utterances of %s, e.g. '%s'", len(unknown), src, unknown[0])
+        utts = [utt for utt in utts if utt in wanted]
+    if languages is not None:
+        utt2lang = _required(tables, "utt2lang", src, "--langs")
+        known = set(utt2lang.values())
+        absent = [lang for lang in languages if lang not in known]
+        if absent:
+            raise DataError(
+                f"{src}/utt2lang: no utterance in language '{absent[0]}'; languages: {' '.join(sorted(known))}"
+            )
+        utts = [utt for utt in utts if utt2lang[utt] in set(languages)]
+    if per_language is not None:
+        utts = _first_per_group(utts, _required(tables, "utt2lang", src, "--per-lang"), per_language)
+    if per_speaker is not None:
+        utts = _first_per_group(utts, _required(tables, "utt2spk", src, "--per-spk"), per_speaker)
+    if first is not None:
+        utts = utts[:first]
+    if not utts:
+        raise DataError(f"{src}: the subset is empty; nothing written to {dst}")
+    write_tables(dst, select(tables, utts))
+    logger.info("wrote %d of %d utterances of %s to %s", len(utts), len(utterances_of(tables)), src, dst)
+    return utts
+
+
+def _required(tables: Tables, name: str, src: str | os.PathLike, option: str) -> dict[str, str]:
+    if name not in tables:
+        raise DataError(f"{src}/{name}: no such file, needed by {option}")
+    return tables[name]
+
+
+def _first_per_group(utts: list[str], utt2group: Mapping[str, str], limit: int) -> list[str]:
+    counts: dict[str, int] = {}
+    chosen = []
+    for utt in utts:
+        group = utt2group[utt]
+        if counts.get(group, 0) < limit:
+            counts[group] = counts.get(group, 0) + 1
+            chosen.append(utt)
+    return chosen
+
+
+# ------------------------------------------------------------------------------------------------------- combine
+
+
+def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike]) -> Path:
+    """Write the union of ``srcs`` to ``dst``; an utterance id in two sources is an error.
+
+    Recording and speaker tables may repeat an id with the same value (two subsets of one corpus share
+    recordings), not with a different one. A file missing from some sources is left out, with a warning; when
+    only some sources have ``segments``, the others get whole-recording segments (``utt utt 0 -1``), as Kaldi's
+    combine_data.sh does.
+    """
+    if not srcs:
+        raise DataError("combine: no source data dirs given")
+    sources = [(Path(src), read_tables(src)) for src in srcs]
+    if any("segments" in tables for _, tables in sources):
+        for _, tables in sources:
+            tables.setdefault("segments", {utt: f"{utt} 0 -1" for utt in tables["wav.scp"]})
+    names = sorted(set().union(*(tables for _, tables in sources)) - {"spk2utt"})
+    combined: Tables = {}
+    for name in names:
+        lacking = [str(src) for src, tables in sources if name not in tables]
+        if lacking:
+            logger.warning("not combining %s: missing from %s", name, ", ".join(lacking))
+            continue
+        merged: dict[str, str] = {}
+        origin: dict[str, Path] = {}
+        for src, tables in sources:
+            for key, value in tables[name].items():
+                if key in merged and key_kind(name) == "utterance":
+                    raise DataError(
+                        f"{src}/{name}: utterance '{key}' is also in {origin[key]}/{name}; "
+                        f"utterance ids must be unique across the combined dirs"
+                    )
+                if key in merged and merged[key] != value:
+                    raise DataError(f"{src}/{name}: id '{key}' is also in {origin[key]}/{name}, with another value")
+                merged[key] = value
+                origin[key] = src
+        combined[name] = merged
+    write_tables(dst, combined)
+    logger.info("combined %d data dirs into %s (%d utterances)", len(srcs), dst, len(utterances_of(combined)))
+    return Path(dst)
+
+
+# --------------------------------------------------------------------------------------------------------- split
+
+
+def split_dir_name(num_parts: int, per_utterance: bool) -> str:
+    """Kaldi's name for the split folder: ``split4`` (by speaker) or ``split4utt`` (by utterance)."""
+    return f"split{num_parts}{'utt' if per_utterance else ''}"
+
+
+def split_data_dir(src: str | os.PathLike, num_parts: int, *, per_utterance: bool = False) -> list[Path]:
+    """Split ``src`` into ``src/split{N}[utt]/{1..N}/`` for N parallel jobs; returns the part dirs.
+
+    By speaker (the default) every speaker's utterances stay in one part, as per-speaker processing needs; parts
+    are contiguous runs of speakers (or utterances) balanced by number of utterances.
+    """
+    if num_parts < 1:
+        raise DataError(f"split: the number of parts must be at least 1, got {num_parts}")
+    src = Path(src)
+    tables = read_tables(src)
+    utts = utterances_of(tables)
+    if per_utterance:
+        groups = [[utt] for utt in utts]
+    else:
+        utt2spk = _required(tables, "utt2spk", src, "a split by speaker (use --per-utt)")
+        by_speaker: dict[str, list[str]] = {}
+        for utt in utts:
+            by_speaker.setdefault(utt2spk[utt], []).append(utt)
+        groups = [by_speaker[speaker] for speaker in sorted(by_speaker)]
+    if num_parts > len(groups):
+        unit = "utterances" if per_utterance else "speakers"
+        raise DataError(f"{src}: cannot split {len(groups)} {unit} into {num_parts} parts")
+    parts = []
+    for index, (begin, end) in enumerate(_balanced_runs([len(group) for group in groups], num_parts), start=1):
+        part = src / split_dir_name(num_parts, per_utterance) / str(index)
+        write_tables(part, select(tables, [utt for group in groups[begin:end] for utt in group]))
+        parts.append(part)
+    logger.info("split %s into %d parts under %s", src, num_parts, parts[0].parent)
+    return parts
+
+
+def _balanced_runs(sizes: Sequence[int], num_parts: int) -> list[tuple[int, int]]:
+    """Cut ``sizes`` into ``num_parts`` non-empty contiguous runs whose sums are close to equal (ties: earlier)."""
+    total = sum(sizes)
+    runs = []
+    begin = 0
+    done = 0
+    for part in range(1, num_parts + 1):
+        end = begin + 1
+        done += sizes[begin]
+        target = total * part / num_parts
+        must_leave = num_parts - part  # one group for each later part
+        while end < len(sizes) - must_leave and (
+            part == num_parts or abs(done + sizes[end] - target) <= abs(done - target)
+        ):
+            done += sizes[end]
+            end += 1
+        runs.append((begin, end))
+        begin = end
+    return runs
+
+
+# ----------------------------------------------------------------------------------------------------- durations
+
+
+def compute_durations(path: str | os.PathLike, *, force: bool = False, num_threads: int = 8) -> dict[str, float]:
+    """Write ``utt2dur`` (seconds) and ``utt2num_samples`` (at the audio's own rate) from the audio headers.
+
+    Plain files are only opened for their header; archive and pipe entries must be decoded. When both files
+    exist and list exactly the dir's utterances, nothing is recomputed unless ``force``.
+    """
+    from uattr.data.audio import AudioSource
+
+    path = _data_dir(path)
+    source = AudioSource(path)
+    if not force and _covers(path / "utt2dur", source.ids) and _covers(path / "utt2num_samples", source.ids):
+        logger.info("%s/utt2dur and utt2num_samples are complete; skipping (--force recomputes)", path)
+        return {utt: float(value) for utt, value in read_table(path / "utt2dur").items()}
+    measured = source.measure_all(num_threads)
+    write_data_dir(
+        path,
+        utt2dur={utt: format_number(duration) for utt, (duration, _) in measured.items()},
+        utt2num_samples={utt: samples for utt, (_, samples) in measured.items()},
+    )
+    durations = {utt: duration for utt, (duration, _) in measured.items()}
+    logger.info("wrote %s/utt2dur: %d utterances, %.2f hours", path, len(durations), sum(durations.values()) / 3600)
+    return durations
+
+
+def _covers(path: Path, ids: Sequence[str]) -> bool:
+    return path.is_file() and sorted(read_table(path)) == sorted(ids)
