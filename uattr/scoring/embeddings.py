@@ -1,67 +1,34 @@
 """Embedding tables as L2-normalised matrices, the common input of SV scoring and retrieval.
 
-A table (kaldiio ``emb.scp``) becomes an :class:`EmbeddingSet`: ids in file order, a float32 ``[N, D]`` matrix
-whose rows have unit norm, and an id → row index. Non-finite or zero vectors and inconsistent dimensions are
-:class:`~uattr.errors.DataError` naming the table and the id, so a broken extraction never yields a plausible
-score.
+A table (kaldiio ``emb.scp``, read by :func:`uattr.data.tables.read_embedding_table`) becomes an
+:class:`EmbeddingSet`: ids in file order, a float32 ``[N, D]`` matrix whose rows have unit norm, and an id → row
+index. Non-finite or zero vectors and inconsistent dimensions are :class:`~uattr.errors.DataError` naming the
+table and the id, so a broken extraction never yields a plausible score.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import kaldiio
 import numpy as np
 
+from uattr.data.tables import read_embedding_table
 from uattr.errors import DataError
-from uattr.fileio import PathLike, read_table
+from uattr.fileio import PathLike
 
 logger = logging.getLogger(__name__)
 
 
-def read_embedding_table(scp: PathLike) -> Mapping[str, np.ndarray]:
-    """The lazy id → vector mapping of a kaldiio table, in file order.
-
-    The one place that touches kaldiio here, so that it can switch to ``uattr.data.tables`` once that lands.
-    kaldiio silently keeps the last of duplicate ids, so the scp is first checked as a Kaldi table.
-    """
-    scp = Path(scp)
-    read_table(scp)  # missing file, duplicate ids, lines without a value: errors with file:line
-    try:
-        return kaldiio.load_scp(str(scp))
-    except Exception as error:  # kaldiio raises bare ValueError/OSError on malformed scp lines
-        raise DataError(f"{scp}: cannot read embedding table: {error}") from error
-
-
-def _load_vector(table: Mapping[str, np.ndarray], key: str, source: str) -> np.ndarray:
-    """One vector as float64, checked to be a finite 1-D array."""
-    try:
-        vector = np.asarray(table[key], dtype=np.float64)
-    except Exception as error:  # missing or corrupt ark: kaldiio raises OSError/ValueError/EOFError
-        raise DataError(f"{source}: cannot read the embedding of '{key}': {error}") from error
-    if vector.ndim != 1 or vector.size == 0:
-        raise DataError(f"{source}: the embedding of '{key}' has shape {vector.shape}, expected a non-empty vector")
-    if not np.isfinite(vector).all():
-        raise DataError(f"{source}: the embedding of '{key}' contains NaN or inf")
-    return vector
-
-
 def table_mean(scp: PathLike) -> np.ndarray:
-    """Mean vector of a (training) table, accumulated one vector at a time so large tables fit in memory."""
+    """Mean vector of a (training) table, accumulated in float64."""
     table = read_embedding_table(scp)
-    total: np.ndarray | None = None
-    for key in table:
-        vector = _load_vector(table, key, str(scp))
-        if total is None:
-            total = np.zeros_like(vector)
-        elif vector.shape != total.shape:
-            raise DataError(f"{scp}: the embedding of '{key}' has dimension {vector.size}, expected {total.size}")
-        total += vector
-    if total is None:
+    if not table:
         raise DataError(f"{scp}: empty embedding table")
+    total = np.zeros(next(iter(table.values())).shape, dtype=np.float64)
+    for vector in table.values():
+        total += vector
     return total / len(table)
 
 
@@ -101,22 +68,16 @@ def normalise_rows(matrix: np.ndarray, ids: Sequence[str], source: str) -> np.nd
 
 def load_embedding_set(scp: PathLike, mean: np.ndarray | None = None) -> EmbeddingSet:
     """Read a table, subtract ``mean`` (if given) from every raw vector, then L2-normalise."""
-    table = read_embedding_table(scp)
-    ids = list(table)
-    if not ids:
+    table = read_embedding_table(scp)  # checks ids, dimensions and NaN/inf, naming file:line and id
+    if not table:
         raise DataError(f"{scp}: empty embedding table")
-    first = _load_vector(table, ids[0], str(scp))
-    matrix = np.empty((len(ids), first.size), dtype=np.float64)
-    for row, key in enumerate(ids):
-        vector = first if row == 0 else _load_vector(table, key, str(scp))
-        if vector.size != first.size:
-            raise DataError(f"{scp}: the embedding of '{key}' has dimension {vector.size}, expected {first.size}")
-        matrix[row] = vector
+    ids = list(table)
+    matrix = np.stack([table[key] for key in ids]).astype(np.float64)
     if mean is not None:
-        if mean.size != first.size:
-            raise DataError(f"{scp}: dimension {first.size} differs from the mean vector's {mean.size}")
+        if mean.size != matrix.shape[1]:
+            raise DataError(f"{scp}: dimension {matrix.shape[1]} differs from the mean vector's {mean.size}")
         matrix -= mean
-    logger.debug("%s: %d embeddings of dimension %d", scp, len(ids), first.size)
+    logger.debug("%s: %d embeddings of dimension %d", scp, *matrix.shape)
     return EmbeddingSet(ids, normalise_rows(matrix, ids, str(scp)), source=str(scp))
 
 

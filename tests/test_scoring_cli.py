@@ -1,0 +1,205 @@
+"""The scoring subcommands end to end on small kaldiio tables written in tmp_path."""
+
+import json
+
+import kaldiio
+import numpy as np
+import pytest
+
+from uattr.bin.main import main
+
+SPEAKERS, UTTERANCES, DIM = 5, 4, 16
+
+
+def save_table(path, table):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kaldiio.save_ark(str(path.with_suffix(".ark")), table, scp=str(path))
+    return str(path)
+
+
+@pytest.fixture
+def sv_setup(tmp_path):
+    """Utterances of 5 speakers (a centre plus noise), a cohort of 6 other speakers, all-pairs trials."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(SPEAKERS, DIM))
+    table = {
+        f"spk{s}-utt{u}": (centres[s] + 0.8 * rng.normal(size=DIM)).astype(np.float32)
+        for s in range(SPEAKERS)
+        for u in range(UTTERANCES)
+    }
+    cohort = {f"c{i}-{j}": rng.normal(size=DIM).astype(np.float32) for i in range(6) for j in range(2)}
+    ids = sorted(table)
+    kaldi_lines, voxceleb_lines = [], []
+    for i, enroll in enumerate(ids):
+        for test in ids[i + 1 :]:
+            same = enroll.split("-")[0] == test.split("-")[0]
+            kaldi_lines.append(f"{enroll} {test} {'target' if same else 'nontarget'}\n")
+            voxceleb_lines.append(f"{int(same)} {enroll} {test}\n")
+    (tmp_path / "trials").write_text("".join(kaldi_lines))
+    (tmp_path / "trials.vox").write_text("".join(voxceleb_lines))
+    (tmp_path / "trials.unlabelled").write_text("".join(" ".join(line.split()[:2]) + "\n" for line in kaldi_lines))
+    (tmp_path / "cohort_utt2spk").write_text("".join(f"{key} {key.split('-')[0]}\n" for key in sorted(cohort)))
+    return {
+        "dir": tmp_path,
+        "emb": save_table(tmp_path / "emb" / "emb.scp", table),
+        "cohort": save_table(tmp_path / "cohort" / "emb.scp", cohort),
+    }
+
+
+def run_json(capsys, argv):
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_score_sv_and_compute_metrics(sv_setup, capsys):
+    d = sv_setup["dir"]
+    assert main(["score-sv", "--trials", str(d / "trials"), "--emb", sv_setup["emb"], "--out", str(d / "s1")]) == 0
+    assert main(["score-sv", "--trials", str(d / "trials.vox"), "--emb", sv_setup["emb"], "--out", str(d / "s2")]) == 0
+    assert (d / "s1").read_text() == (d / "s2").read_text()
+    first = (d / "s1").read_text().splitlines()[0].split()
+    assert first[:2] == ["spk0-utt0", "spk0-utt1"] and first[3] == "target"
+    metrics = run_json(capsys, ["compute-metrics", str(d / "s1"), "--json"])
+    assert set(metrics) == {"eer", "min_dcf", "n_target", "n_nontarget"}
+    assert set(metrics["min_dcf"]) == {"0.01", "0.05"}
+    assert (metrics["n_target"], metrics["n_nontarget"]) == (SPEAKERS * 6, 190 - SPEAKERS * 6)
+    assert 0 <= metrics["eer"] < 50
+    # Unlabelled scores get their labels from the trials.
+    main(["score-sv", "--trials", str(d / "trials.unlabelled"), "--emb", sv_setup["emb"], "--out", str(d / "s3")])
+    assert len((d / "s3").read_text().splitlines()[0].split()) == 3
+    joined = run_json(capsys, ["compute-metrics", str(d / "s3"), "--trials", str(d / "trials.vox"), "--json"])
+    assert joined == metrics
+
+
+def test_compute_metrics_out_file_carries_meta(sv_setup, capsys):
+    d = sv_setup["dir"]
+    main(["score-sv", "--trials", str(d / "trials"), "--emb", sv_setup["emb"], "--out", str(d / "scores")])
+    out = d / "metrics.json"
+    argv = ["compute-metrics", str(d / "scores"), "--p-target", "0.01", "--out", str(out), "--system", "joint"]
+    assert main(argv + ["--test-set", "vox1-o", "--condition", "sv"]) == 0
+    data = json.loads(out.read_text())
+    assert data["meta"]["task"] == "sv"
+    assert (data["meta"]["system"], data["meta"]["test_set"], data["meta"]["condition"]) == ("joint", "vox1-o", "sv")
+    assert list(data["min_dcf"]) == ["0.01"]
+    text = capsys.readouterr().out
+    assert "EER:" in text and "minDCF (P_tar=0.01, C_miss=1, C_fa=1)" in text
+
+
+def test_score_sv_with_asnorm_enrolment_and_mean(sv_setup):
+    d = sv_setup["dir"]
+    (d / "spk2utt").write_text("".join(f"spk{s} spk{s}-utt0 spk{s}-utt1\n" for s in range(SPEAKERS)))
+    (d / "model_trials").write_text("".join(f"spk{s} spk{t}-utt3\n" for s in range(SPEAKERS) for t in range(SPEAKERS)))
+    argv = ["score-sv", "--trials", str(d / "model_trials"), "--emb", sv_setup["emb"], "--out", str(d / "s")]
+    argv += ["--enroll-spk2utt", str(d / "spk2utt"), "--mean-emb", sv_setup["cohort"]]
+    argv += ["--norm", "asnorm", "--cohort", sv_setup["cohort"], "--cohort-utt2spk", str(d / "cohort_utt2spk")]
+    assert main(argv + ["--top-k", "3"]) == 0
+    lines = [line.split() for line in (d / "s").read_text().splitlines()]
+    assert len(lines) == SPEAKERS**2 and all(len(line) == 3 for line in lines)
+    scores = np.array([float(line[2]) for line in lines]).reshape(SPEAKERS, SPEAKERS)
+    assert (np.argmax(scores, axis=1) == np.arange(SPEAKERS)).mean() >= 0.8
+
+
+def test_user_errors_are_reported_without_traceback(sv_setup, capsys):
+    d = sv_setup["dir"]
+    (d / "bad_trials").write_text("1 spk0-utt0 spk0-utt1\nspk0-utt0 spk0-utt2 target\n")
+    assert main(["score-sv", "--trials", str(d / "bad_trials"), "--emb", sv_setup["emb"], "--out", str(d / "x")]) == 1
+    assert "bad_trials:2: malformed trial line" in capsys.readouterr().err
+    (d / "missing").write_text("1 spk0-utt0 nobody\n")
+    assert main(["score-sv", "--trials", str(d / "missing"), "--emb", sv_setup["emb"], "--out", str(d / "x")]) == 1
+    assert "'nobody'" in capsys.readouterr().err
+    assert not (d / "x").exists()
+    argv = ["score-sv", "--trials", str(d / "missing"), "--emb", sv_setup["emb"], "--out", str(d / "x")]
+    assert main(argv + ["--norm", "snorm"]) == 1
+    assert "needs --cohort" in capsys.readouterr().err
+    (d / "one_class").write_text("spk0-utt0 spk0-utt1 0.5 target\n")
+    assert main(["compute-metrics", str(d / "one_class")]) == 1
+    assert "both classes" in capsys.readouterr().err
+
+
+def test_plot_det(sv_setup):
+    d = sv_setup["dir"]
+    main(["score-sv", "--trials", str(d / "trials"), "--emb", sv_setup["emb"], "--out", str(d / "a")])
+    main(["score-sv", "--trials", str(d / "trials.unlabelled"), "--emb", sv_setup["emb"], "--out", str(d / "b")])
+    argv = ["plot-det", str(d / "a"), str(d / "b"), "--labels", "A", "B", "--trials", str(d / "trials")]
+    assert main(argv + ["--out", str(d / "det.png")]) == 0
+    assert (d / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot-det", str(d / "a"), "--labels", "A", "B", "--out", str(d / "det2.png")]) == 1
+
+
+@pytest.fixture
+def retrieval_setup(tmp_path):
+    rng = np.random.default_rng(1)
+    sentences = rng.normal(size=(10, DIM))
+    gallery = {f"s{i}": sentences[i].astype(np.float32) for i in range(10)}
+    queries = {
+        f"{lang}-s{i}": (sentences[i] + noise * rng.normal(size=DIM)).astype(np.float32)
+        for lang, noise in (("fr", 0.3), ("de", 1.5))
+        for i in range(10)
+    }
+    (tmp_path / "query2ref").write_text("".join(f"{key} {key.split('-')[1]}\n" for key in sorted(queries)))
+    (tmp_path / "utt2lang").write_text("".join(f"{key} {key.split('-')[0]}\n" for key in sorted(queries)))
+    return {
+        "dir": tmp_path,
+        "query": save_table(tmp_path / "q" / "emb.scp", queries),
+        "gallery": save_table(tmp_path / "g" / "emb.scp", gallery),
+    }
+
+
+def test_score_retrieval_json(retrieval_setup, capsys):
+    d = retrieval_setup["dir"]
+    argv = ["score-retrieval", "--query", retrieval_setup["query"], "--gallery", retrieval_setup["gallery"]]
+    argv += ["--query2ref", str(d / "query2ref")]
+    metrics = run_json(capsys, argv + ["--json"])
+    assert list(metrics) == ["r@1", "r@5", "r@10", "mrr", "xsim", "n_query", "n_gallery"]
+    assert (metrics["n_query"], metrics["n_gallery"]) == (20, 10)
+    assert metrics["r@10"] == 100.0 and 0 < metrics["mrr"] <= 1
+    per_lang = run_json(capsys, argv + ["--utt2lang", str(d / "utt2lang"), "--json", "--margin", "absolute"])
+    assert set(per_lang["per_lang"]) == {"fr", "de"}
+    assert per_lang["per_lang"]["fr"]["r@1"] >= per_lang["per_lang"]["de"]["r@1"]
+    assert per_lang["xsim"] == pytest.approx(100 - per_lang["r@1"])
+    assert main(argv + ["--out", str(d / "m.json"), "--system", "sys", "--block-mb", "1"]) == 0
+    saved = json.loads((d / "m.json").read_text())
+    assert saved["meta"]["task"] == "retrieval" and saved["meta"]["margin"] == "ratio"
+    assert saved["r@1"] == metrics["r@1"]
+
+
+def test_score_retrieval_same_id_errors(retrieval_setup, capsys):
+    argv = ["score-retrieval", "--query", retrieval_setup["query"], "--gallery", retrieval_setup["gallery"]]
+    assert main(argv) == 1
+    assert "not in the gallery" in capsys.readouterr().err
+
+
+def test_plot_layer_weights(tmp_path):
+    weights = {
+        "semantic": {"layers": list(range(1, 7)), "weights": [0.1, 0.2, 0.3, 0.2, 0.1, 0.1]},
+        "speaker": {"layers": list(range(1, 7)), "weights": [0.05, 0.05, 0.1, 0.2, 0.3, 0.3]},
+    }
+    (tmp_path / "lw.json").write_text(json.dumps(weights))
+    argv = ["plot-layer-weights", "--json", str(tmp_path / "lw.json"), "--out", str(tmp_path / "lw.png")]
+    assert main(argv + ["--json-out", str(tmp_path / "copy.json")]) == 0
+    assert (tmp_path / "lw.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "copy.json").read_text()) == weights
+    (tmp_path / "bad.json").write_text(json.dumps({"semantic": {"layers": [1, 2], "weights": [0.5]}}))
+    assert main(["plot-layer-weights", "--json", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x.png")]) == 1
+
+
+def test_results_collects_an_experiment(sv_setup, capsys):
+    d = sv_setup["dir"]
+    exp = d / "exp"
+    (exp / "joint").mkdir(parents=True)
+    (exp / "joint" / "config.yaml").write_text("attributes: {}\n")
+    scores = exp / "joint" / "scores" / "sv_test" / "scores"
+    main(["score-sv", "--trials", str(d / "trials"), "--emb", sv_setup["emb"], "--out", str(scores)])
+    main(["compute-metrics", str(scores), "--out", str(scores.parent / "metrics.json")])
+    (exp / "stage_times.tsv").write_text("5\tscore\t12\n")
+    (d / "paper.md").write_text("| system | EER |\n|---|---|\n| ECAPA | 0.90 |\n")
+    reference = [{"eer": 0.90, "min_dcf": {"0.01": 0.1104}, "meta": {"system": "ECAPA", "test_set": "sv_test",
+                                                                   "task": "sv", "source": "paper"}}]
+    (d / "paper.json").write_text(json.dumps(reference))
+    argv = ["results", "--exp-dir", str(exp), "--stage-times", str(exp / "stage_times.tsv")]
+    assert main(argv + ["--reference", str(d / "paper.json"), str(d / "paper.md")]) == 0
+    text = (exp / "RESULTS.md").read_text()
+    assert "## Speaker verification" in text and "| joint | sv_test | – |" in text
+    assert "| ECAPA (paper) | sv_test | – | 0.90 | 0.1104 | – | – | – |" in text
+    assert "| ECAPA | 0.90 |" in text and "| 5 | score | 12 |" in text
+    assert "joint/config.yaml" in text and "- python:" in text

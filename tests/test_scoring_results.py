@@ -1,0 +1,119 @@
+"""Metrics-file labels (meta or path), RESULTS.md tables, reference rows; DET and layer-weight figures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from uattr.errors import DataError
+from uattr.scoring.metrics import error_rates
+from uattr.scoring.plots import _thin, plot_det, plot_layer_weights, validate_layer_weights
+from uattr.scoring.results import collect_rows, find_metric_files, flatten_metrics, render_results
+
+SV = {"eer": 1.5, "min_dcf": {"0.01": 0.2, "0.05": 0.1}, "n_target": 10, "n_nontarget": 90}
+RETRIEVAL = {"r@1": 90.0, "r@5": 95.0, "r@10": 99.0, "mrr": 0.93, "xsim": 8.0, "n_query": 100, "n_gallery": 100}
+
+
+def dump(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "relative, labels",
+    [
+        ("joint/scores/vox1_o/metrics.json", ("joint", "vox1_o", "")),
+        ("joint/scores/vox1_o/asnorm.json", ("joint", "vox1_o", "asnorm")),
+        ("joint/scores/vox1_o/speaker/asnorm.json", ("joint", "vox1_o", "speaker/asnorm")),
+        ("joint/scores/sv.json", ("joint", "", "sv")),
+    ],
+)
+def test_labels_from_the_path(tmp_path, relative, labels):
+    (row,) = collect_rows([dump(tmp_path / "exp" / relative, SV)])
+    assert (row.system, row.test_set, row.condition) == labels
+    assert row.task == "sv"
+
+
+def test_meta_labels_win_over_the_path(tmp_path):
+    meta = {"task": "retrieval", "system": "sys", "test_set": "fleurs", "condition": "s2t"}
+    path = dump(tmp_path / "exp/a/scores/b/c.json", {**RETRIEVAL, "meta": meta})
+    (row,) = collect_rows([path])
+    assert (row.task, row.system, row.test_set, row.condition) == ("retrieval", "sys", "fleurs", "s2t")
+    assert row.values["r@5"] == 95.0
+
+
+def test_find_metric_files_only_under_scores(tmp_path):
+    dump(tmp_path / "exp/a/scores/t/metrics.json", SV)
+    dump(tmp_path / "exp/a/emb/meta.json", {"dim": 3})
+    assert [p.name for p in find_metric_files(tmp_path / "exp")] == ["metrics.json"]
+
+
+def test_tables_have_one_row_per_system_and_dashes_for_gaps(tmp_path):
+    files = [
+        dump(tmp_path / "exp/joint/scores/vox/metrics.json", SV),
+        dump(tmp_path / "exp/spk/scores/vox/metrics.json", {"eer": 2.0, "min_dcf": {"0.01": 0.3}}),
+        dump(tmp_path / "exp/joint/scores/fleurs/metrics.json", {**RETRIEVAL, "per_lang": {"fr": RETRIEVAL}}),
+    ]
+    text = render_results(collect_rows(files), title="T")
+    assert text.startswith("# T\n")
+    sv_table = text[text.index("## Speaker verification") : text.index("## Retrieval")]
+    assert "| joint | vox | – | 1.50 | 0.2000 | 0.1000 | 10 | 90 |" in sv_table
+    assert "| spk | vox | – | 2.00 | 0.3000 | – | – | – |" in sv_table
+    retrieval_table = text[text.index("## Retrieval") :]
+    assert "R@1 (%) | R@5 (%) | R@10 (%) | MRR | xSIM error (%) | #query | #gallery |" in retrieval_table
+    assert "| joint | fleurs | [fr] | 90.00 |" in retrieval_table
+
+
+def test_reference_rows_follow_measured_rows(tmp_path):
+    measured = dump(tmp_path / "exp/joint/scores/vox/metrics.json", SV)
+    reference = dump(tmp_path / "ref.json", {"eer": 0.9, "meta": {"system": "ECAPA", "test_set": "vox"}})
+    rows = collect_rows([measured], [reference])
+    assert rows[1].source == "reference" and rows[1].task == "sv"
+    text = render_results(rows)
+    assert text.index("| joint |") < text.index("| ECAPA (reference) |")
+
+
+def test_bad_metrics_files(tmp_path):
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(DataError, match="broken.json: invalid JSON"):
+        collect_rows([tmp_path / "broken.json"])
+    with pytest.raises(DataError, match="no numeric metric"):
+        collect_rows([dump(tmp_path / "empty.json", {"meta": {}})])
+
+
+def test_flatten_metrics():
+    assert flatten_metrics({"a": 1, "b": {"c": 2.5}, "d": "x", "e": True}) == {"a": 1, "b/c": 2.5}
+
+
+def test_det_thinning_keeps_the_ends_and_shape():
+    x = np.linspace(-3, 3, 100_000)
+    keep = _thin(x, -x)
+    assert keep[0] == 0 and keep[-1] == x.size - 1
+    assert 500 < keep.size < 2000
+    assert np.all(np.diff(x[keep]) <= 0.0051)
+
+
+def test_plot_det_of_a_large_list(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.random(200_000) < 0.1
+    scores = rng.normal(size=labels.size) + 2 * labels
+    curves = [("good", error_rates(scores, labels)), ("chance", error_rates(rng.normal(size=100), np.arange(100) < 50))]
+    plot_det(curves, tmp_path / "det.pdf")
+    assert (tmp_path / "det.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_layer_weights_validation_and_plot(tmp_path):
+    weights = validate_layer_weights({"semantic": {"layers": (1, 2), "weights": np.array([0.4, 0.6])}}, "model")
+    assert weights == {"semantic": {"layers": [1, 2], "weights": [0.4, 0.6]}}
+    plot_layer_weights(weights, tmp_path / "lw.svg", title="branches")
+    assert b"<svg" in (tmp_path / "lw.svg").read_bytes()[:500]
+    bad_inputs = (
+        {},
+        {"a": [0.5]},
+        {"a": {"layers": [1], "weights": [float("nan")]}},
+        {"a": {"layers": ["x"], "weights": [1]}},
+    )
+    for bad in bad_inputs:
+        with pytest.raises(DataError, match="model"):
+            validate_layer_weights(bad, "model")

@@ -1,0 +1,45 @@
+"""Plot every attribute branch's layer-mixing weights side by side (the paper's Figure 2).
+
+The weights come from a saved model (--model: UnifiedEncoder.layer_weights()) or a JSON file of the shape
+{attr: {"layers": [int...], "weights": [float...]}}. x = layer index, one bar per attribute at each layer.
+--json-out saves the weights in that JSON shape; with neither --out nor --json-out the JSON is printed.
+
+Example:
+  uattr plot-layer-weights --model exp/joint/model --out exp/joint/layer_weights.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from uattr.fileio import atomic_write
+from uattr.scoring.plots import plot_layer_weights, read_layer_weights, validate_layer_weights
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="model directory written by save_pretrained")
+    source.add_argument("--json", help="layer-weight JSON file")
+    parser.add_argument("--out", help="image file (.png, .pdf, .svg)")
+    parser.add_argument("--json-out", help="write the weights as JSON")
+    parser.add_argument("--title", default="", help="figure title")
+
+
+def model_layer_weights(model_dir: str) -> dict[str, dict[str, list]]:
+    """The weights of a saved model (imported lazily: torch and the model code load only when needed)."""
+    from uattr.model import UnifiedEncoder
+
+    return validate_layer_weights(UnifiedEncoder.from_pretrained(model_dir).layer_weights(), f"{model_dir} (model)")
+
+
+def main(args: argparse.Namespace) -> None:
+    weights = model_layer_weights(args.model) if args.model else read_layer_weights(args.json)
+    text = json.dumps(weights, indent=2, ensure_ascii=False) + "\n"
+    if args.json_out:
+        with atomic_write(args.json_out) as handle:
+            handle.write(text)
+    if args.out:
+        plot_layer_weights(weights, args.out, title=args.title)
+    if not args.out and not args.json_out:
+        print(text, end="")

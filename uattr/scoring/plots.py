@@ -1,0 +1,132 @@
+"""Figures: DET curves of SV systems and the layer weights of every attribute branch (the paper's Figure 2).
+
+Drawn on matplotlib ``Figure`` objects with the Agg canvas (no display, no global pyplot state), saved
+atomically. The layer-weight JSON shape, shared with extraction: ``{attr: {"layers": [int...], "weights":
+[float...]}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from scipy.stats import norm
+
+from uattr.errors import DataError
+from uattr.fileio import PathLike, atomic_write
+from uattr.scoring.metrics import ErrorRates, equal_error_rate
+
+DET_TICKS = (
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999
+)
+_DET_RESOLUTION = 0.005  # probit units: sweep points closer than this to the previous one are not drawn
+
+
+def save_figure(figure: Figure, path: PathLike) -> None:
+    """Render with the Agg canvas and write atomically (format from the file extension)."""
+    path = Path(path)
+    FigureCanvasAgg(figure)
+    with atomic_write(path, "wb") as handle:
+        figure.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=150, bbox_inches="tight")
+
+
+def _probit(p: np.ndarray, floor: float) -> np.ndarray:
+    return norm.ppf(np.clip(p, floor, 1.0 - floor))
+
+
+def _thin(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the points of a monotone curve that are at least one resolution step apart (ends kept).
+
+    A DET curve of millions of trials has millions of sweep points; a few thousand draw the same line.
+    """
+    cells = np.stack((np.round(x / _DET_RESOLUTION), np.round(y / _DET_RESOLUTION)))
+    changed = np.flatnonzero(np.any(cells[:, 1:] != cells[:, :-1], axis=0)) + 1
+    return np.unique(np.concatenate(([0], changed, [len(x) - 1])))
+
+
+def plot_det(curves: Sequence[tuple[str, ErrorRates]], out: PathLike, title: str = "DET") -> None:
+    """DET curves of several systems on probit axes (P_fa vs P_miss), each with its EER point marked."""
+    if not curves:
+        raise DataError("plot_det: no curve to draw")
+    # Axes from the finest resolvable rate (≥ 0.1%) to 50%, or further when a system is worse than 25% EER.
+    floor = max(DET_TICKS[0], min(0.5 / min(rates.n_target, rates.n_nontarget) for _, rates in curves))
+    eers = [equal_error_rate(rates) for _, rates in curves]
+    top = 0.5 if max(eers) <= 0.25 else 1.0 - floor
+    figure = Figure(figsize=(6, 6))
+    axes = figure.add_subplot()
+    for (label, rates), eer in zip(curves, eers):
+        x, y = _probit(rates.p_fa, floor), _probit(rates.p_miss, floor)
+        keep = _thin(x, y)
+        (line,) = axes.plot(x[keep], y[keep], label=f"{label} (EER {100 * eer:.2f}%)")
+        point = _probit(np.array([eer]), floor)[0]
+        axes.plot([point], [point], "o", color=line.get_color())
+    ticks = [t for t in DET_TICKS if floor <= t <= top]
+    axes.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    axes.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    limits = norm.ppf([floor, top])
+    axes.set_xlim(*limits)
+    axes.set_ylim(*limits)
+    axes.plot(limits, limits, ":", color="grey", linewidth=0.8)
+    axes.set_xlabel("False alarm rate (%)")
+    axes.set_ylabel("Miss rate (%)")
+    axes.set_title(title)
+    axes.grid(True, linewidth=0.3)
+    axes.legend(loc="upper right", fontsize="small")
+    save_figure(figure, out)
+
+
+def validate_layer_weights(data: Any, source: str) -> dict[str, dict[str, list]]:
+    """Check (and normalise to plain lists) ``{attr: {"layers": [int...], "weights": [float...]}}``."""
+    if not isinstance(data, Mapping) or not data:
+        raise DataError(f"{source}: expected a non-empty mapping attr → {{layers, weights}}")
+    checked = {}
+    for attr, entry in data.items():
+        if not isinstance(entry, Mapping) or set(entry) != {"layers", "weights"}:
+            raise DataError(f"{source}: '{attr}' must be a mapping with exactly the keys 'layers' and 'weights'")
+        try:
+            layers = [int(layer) for layer in entry["layers"]]
+            weights = [float(weight) for weight in entry["weights"]]
+        except (TypeError, ValueError) as error:
+            raise DataError(f"{source}: '{attr}': layers must be integers and weights numbers ({error})") from None
+        if len(layers) != len(weights) or not layers:
+            raise DataError(f"{source}: '{attr}' has {len(layers)} layers but {len(weights)} weights")
+        if not np.isfinite(weights).all():
+            raise DataError(f"{source}: '{attr}' has NaN or inf weights")
+        checked[str(attr)] = {"layers": layers, "weights": weights}
+    return checked
+
+
+def read_layer_weights(path: PathLike) -> dict[str, dict[str, list]]:
+    """Read and check a layer-weight JSON file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: invalid JSON: {error}") from error
+    return validate_layer_weights(data, str(path))
+
+
+def plot_layer_weights(weights: Mapping[str, Mapping[str, Sequence]], out: PathLike, title: str = "") -> None:
+    """Every branch's layer weights side by side: x = layer index, one bar group member per attribute."""
+    layers = sorted({layer for entry in weights.values() for layer in entry["layers"]})
+    position = {layer: i for i, layer in enumerate(layers)}
+    width = 0.8 / len(weights)
+    figure = Figure(figsize=(max(6.0, 0.35 * len(layers) + 2), 3.5))
+    axes = figure.add_subplot()
+    for number, (attr, entry) in enumerate(weights.items()):
+        x = np.array([position[layer] for layer in entry["layers"]]) + (number - (len(weights) - 1) / 2) * width
+        axes.bar(x, entry["weights"], width=width, label=attr)
+    axes.set_xticks(range(len(layers)), [str(layer) for layer in layers])
+    axes.set_xlabel("layer")
+    axes.set_ylabel("weight")
+    if title:
+        axes.set_title(title)
+    axes.legend(fontsize="small")
+    axes.grid(True, axis="y", linewidth=0.3)
+    save_figure(figure, out)

@@ -1,0 +1,342 @@
+"""Metrics files and RESULTS.md: every score of an experiment directory in markdown tables, as ESPnet recipes do.
+
+Metrics-file convention
+-----------------------
+``uattr compute-metrics --out F.json`` and ``uattr score-retrieval --out F.json`` write one JSON object: the
+metrics, with the same keys as their ``--json`` output, plus ``"meta"``::
+
+    {"eer": 0.91, "min_dcf": {"0.01": 0.1253, "0.05": ...}, "n_target": ..., "n_nontarget": ...,
+     "meta": {"task": "sv", "system": "joint", "test_set": "voxceleb1_o", "condition": "sv", ...}}
+
+``uattr results`` reads the files given with ``--metrics``, or else every ``EXP/**/scores/**/*.json``, and keys
+each one by task / system / test set / condition:
+
+- from ``meta`` where recorded (``--system``, ``--test-set``, ``--condition`` at scoring time);
+- otherwise from the path ``<system>/scores/<test_set>/[<sub>/...]<name>.json``: system = the directory above
+  ``scores``, test set = the first directory below it, condition = the rest of the path without ``.json``
+  (a file named ``metrics.json`` adds no name);
+- task from ``meta.task``, else ``sv`` when the metrics hold ``eer`` and ``retrieval`` when they hold ``mrr``.
+
+RESULTS.md holds one table per task (rows: system / test set / condition; columns: metrics; empty cells "–"),
+per-language retrieval rows when recorded, the environment (Python, numpy, torch and uattr versions, uattr
+commit, CPU and GPU models; no host name) and the sha256 of each system's ``config.yaml``. Reference rows (the
+paper's numbers, teachers) come from ``--reference`` files: JSON files of the same convention (one object or a
+list; ``meta.source`` says where the numbers come from) join the tables; any other file (markdown) is copied
+under "Reference results".
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+import uattr
+from uattr.errors import DataError
+from uattr.fileio import PathLike, atomic_write, iter_table
+
+EMPTY = "–"
+METRICS_NAME = "metrics"
+META_FIELDS = ("system", "test_set", "condition")
+
+
+def add_meta_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--system``, ``--test-set``, ``--condition``: recorded in the metrics file for ``uattr results``."""
+    group = parser.add_argument_group("labels recorded in the --out file (for uattr results)")
+    group.add_argument("--system", help="system name (default: the directory above scores/)")
+    group.add_argument("--test-set", help="test set name (default: the directory below scores/)")
+    group.add_argument("--condition", help="condition, e.g. asnorm (default: the rest of the path)")
+
+
+def write_metrics(
+    path: PathLike, metrics: Mapping[str, Any], task: str, args: argparse.Namespace, **extra: Any
+) -> None:
+    """Write a metrics file: ``metrics`` plus ``"meta"`` (task, the labels given, and ``extra`` settings)."""
+    meta: dict[str, Any] = {"task": task}
+    meta.update({name: getattr(args, name) for name in META_FIELDS if getattr(args, name, None)})
+    meta.update(extra)
+    with atomic_write(path) as handle:
+        json.dump({**metrics, "meta": meta}, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+
+
+@dataclass
+class ResultRow:
+    """One table row: where it belongs and its (flattened) metric values."""
+
+    task: str
+    system: str
+    test_set: str
+    condition: str
+    values: dict[str, float]
+    source: str = ""
+    config_dir: Path | None = None
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """``{"min_dcf": {"0.01": x}}`` → ``{"min_dcf/0.01": x}``; non-numeric leaves (e.g. meta) are dropped."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, f"{name}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = value
+    return flat
+
+
+def _infer_task(values: Mapping[str, float]) -> str:
+    if "eer" in values:
+        return "sv"
+    if "mrr" in values:
+        return "retrieval"
+    return "other"
+
+
+def _scores_index(parts: Sequence[str]) -> int | None:
+    """Position of the last ``scores`` directory in a file's path parts, if any."""
+    positions = [i for i, part in enumerate(parts[:-1]) if part == "scores"]
+    return positions[-1] if positions else None
+
+
+def _labels_from_path(path: Path) -> dict[str, str]:
+    """system / test_set / condition from ``<system>/scores/<test_set>/[...]<name>.json`` (see module doc)."""
+    parts = path.with_suffix("").parts
+    at = _scores_index(parts)
+    directories = list(parts[at + 1 : -1]) if at is not None else []
+    name = [] if parts[-1] == METRICS_NAME else [parts[-1]]
+    return {
+        "system": (parts[at - 1] if at else "") if at is not None else path.parent.name,
+        "test_set": directories.pop(0) if directories else "",
+        "condition": "/".join(directories + name),
+    }
+
+
+def _system_dir(path: Path) -> Path | None:
+    """The directory holding ``scores/`` (where the system's config.yaml lives)."""
+    at = _scores_index(path.parts)
+    return Path(*path.parts[:at]) if at else None
+
+
+def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
+    """The rows of one metrics object (plus its per-language rows)."""
+    if not isinstance(data, Mapping):
+        raise DataError(f"{path}: expected a JSON object of metrics, got {type(data).__name__}")
+    meta = data.get("meta", {})
+    if not isinstance(meta, Mapping):
+        raise DataError(f"{path}: 'meta' must be an object")
+    labels = {} if reference else _labels_from_path(path)
+    labels.update({name: str(meta[name]) for name in META_FIELDS if meta.get(name)})
+    metrics = {key: value for key, value in data.items() if key not in ("meta", "per_lang")}
+    values = flatten_metrics(metrics)
+    if not values:
+        raise DataError(f"{path}: no numeric metric in the file")
+    task = str(meta.get("task") or _infer_task(values))
+    source = str(meta.get("source", "reference" if reference else ""))
+    base = ResultRow(
+        task, labels.get("system", ""), labels.get("test_set", ""), labels.get("condition", ""), values, source,
+        None if reference else _system_dir(path),
+    )
+    rows = [base]
+    per_lang = data.get("per_lang", {})
+    for lang, lang_metrics in sorted(per_lang.items() if isinstance(per_lang, Mapping) else []):
+        condition = f"{base.condition} [{lang}]" if base.condition else f"[{lang}]"
+        rows.append(ResultRow(task, base.system, base.test_set, condition, flatten_metrics(lang_metrics), source))
+    return rows
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read: {error}") from error
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: invalid JSON: {error}") from error
+
+
+def find_metric_files(exp_dir: PathLike) -> list[Path]:
+    """Every ``**/scores/**/*.json`` below the experiment directory, sorted."""
+    pattern = os.path.join(glob.escape(str(exp_dir)), "**", "scores", "**", "*.json")
+    return sorted({Path(p) for p in glob.glob(pattern, recursive=True)})
+
+
+def collect_rows(metric_files: Iterable[PathLike], reference_files: Iterable[PathLike] = ()) -> list[ResultRow]:
+    """Rows of every metrics file, then of every JSON reference file."""
+    rows: list[ResultRow] = []
+    for path in map(Path, metric_files):
+        rows.extend(_rows_of(_read_json(path), path, reference=False))
+    for path in map(Path, reference_files):
+        data = _read_json(path)
+        for item in data if isinstance(data, list) else [data]:
+            rows.extend(_rows_of(item, path, reference=True))
+    return rows
+
+
+# Column order and headers: (key prefix, header, number format); other keys follow alphabetically.
+_COLUMNS = (
+    ("eer", "EER (%)", "{:.2f}"),
+    ("min_dcf/", "minDCF (P_tar={})", "{:.4f}"),
+    ("r@", "R@{} (%)", "{:.2f}"),
+    ("mrr", "MRR", "{:.4f}"),
+    ("xsim", "xSIM error (%)", "{:.2f}"),
+    ("n_target", "#target", "{:d}"),
+    ("n_nontarget", "#nontarget", "{:d}"),
+    ("n_query", "#query", "{:d}"),
+    ("n_gallery", "#gallery", "{:d}"),
+)
+
+
+def _column_rank(key: str) -> tuple[int, float, str]:
+    for position, (prefix, _, _) in enumerate(_COLUMNS):
+        if key == prefix or (prefix.endswith(("/", "@")) and key.startswith(prefix)):
+            suffix = key[len(prefix) :]
+            try:
+                return position, float(suffix or 0), key
+            except ValueError:
+                return position, 0.0, key
+    return len(_COLUMNS), 0.0, key
+
+
+def _header(key: str) -> str:
+    position = _column_rank(key)[0]
+    if position == len(_COLUMNS):
+        return key
+    prefix, header, _ = _COLUMNS[position]
+    return header.format(key[len(prefix) :]) if "{}" in header else header
+
+
+def _cell(key: str, value: float | None) -> str:
+    if value is None:
+        return EMPTY
+    position = _column_rank(key)[0]
+    style = _COLUMNS[position][2] if position < len(_COLUMNS) else "{:.4g}"
+    if style == "{:d}":
+        return str(int(value)) if float(value).is_integer() else f"{value:g}"
+    return style.format(value)
+
+
+def _table(rows: Sequence[ResultRow]) -> list[str]:
+    keys = sorted({key for row in rows for key in row.values}, key=_column_rank)
+    lines = [
+        "| system | test set | condition | " + " | ".join(_header(key) for key in keys) + " |",
+        "|---|---|---|" + "---:|" * len(keys),
+    ]
+    for row in rows:
+        system = f"{row.system} ({row.source})" if row.source else row.system
+        cells = [system or EMPTY, row.test_set or EMPTY, row.condition or EMPTY]
+        cells += [_cell(key, row.values.get(key)) for key in keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return EMPTY
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _command_output(command: Sequence[str]) -> str:
+    """First line of a command's output, or "" when it is unavailable (no GPU driver, not a git checkout)."""
+    if shutil.which(command[0]) is None:
+        return ""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
+
+
+def environment() -> dict[str, str]:
+    """Versions and hardware the numbers were measured with (deliberately without the host name)."""
+    package_dir = str(Path(uattr.__file__).resolve().parent)
+    gpu = _command_output(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"])
+    return {
+        "date (UTC)": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        "uattr": uattr.__version__,
+        "uattr commit": _command_output(["git", "-C", package_dir, "rev-parse", "--short", "HEAD"]) or EMPTY,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": _version("torch"),
+        "os": f"{platform.system()} {platform.release()}",
+        "cpu": f"{_cpu_model()} ({os.cpu_count()} logical cores)",
+        "gpu": gpu or "none",
+    }
+
+
+def config_hashes(rows: Iterable[ResultRow]) -> dict[str, tuple[str, str]]:
+    """system → (``<system dir>/config.yaml``, first 12 hex digits of its sha256) where the file exists."""
+    hashes: dict[str, tuple[str, str]] = {}
+    for row in rows:
+        config = row.config_dir / "config.yaml" if row.config_dir is not None else None
+        if config is not None and config.is_file() and row.system not in hashes:
+            shown = f"{config.parent.name}/{config.name}"  # no absolute path: RESULTS.md is shared
+            hashes[row.system] = (shown, hashlib.sha256(config.read_bytes()).hexdigest()[:12])
+    return hashes
+
+
+def read_stage_times(path: PathLike) -> list[tuple[str, str, str]]:
+    """``stage<TAB>name<TAB>seconds`` lines (written by the recipe) as (stage, name, seconds)."""
+    times = []
+    for number, stage, rest in iter_table(path):
+        fields = rest.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise DataError(f"{path}:{number}: expected 'stage name seconds', got {stage} {rest!r}")
+        times.append((stage, fields[0], fields[1]))
+    return times
+
+
+_TASK_TITLES = {"sv": "Speaker verification", "retrieval": "Retrieval"}
+
+
+def render_results(
+    rows: Sequence[ResultRow],
+    title: str = "RESULTS",
+    reference_texts: Sequence[tuple[str, str]] = (),
+    stage_times: Sequence[tuple[str, str, str]] = (),
+) -> str:
+    """The markdown of RESULTS.md (measured rows first, then reference rows, in each task's table)."""
+    lines = [f"# {title}", "", "## Environment", ""]
+    lines += [f"- {name}: {value}" for name, value in environment().items()]
+    hashes = config_hashes(rows)
+    if hashes:
+        lines += ["", "## Systems", "", "| system | config | sha256 |", "|---|---|---|"]
+        lines += [f"| {system} | {path} | {digest} |" for system, (path, digest) in sorted(hashes.items())]
+    known = list(_TASK_TITLES)
+    tasks = sorted({row.task for row in rows}, key=lambda task: (known.index(task) if task in known else 99, task))
+    for task in tasks:
+        members = sorted(
+            (row for row in rows if row.task == task),
+            key=lambda row: (bool(row.source), row.test_set, row.system, row.condition),
+        )
+        lines += ["", f"## {_TASK_TITLES.get(task, task)}", ""] + _table(members)
+    if not rows:
+        lines += ["", "No metrics file found."]
+    for path, text in reference_texts:
+        lines += ["", f"## Reference results ({Path(path).name})", "", text.strip()]
+    if stage_times:
+        lines += ["", "## Stage times", "", "| stage | name | seconds |", "|---|---|---:|"]
+        lines += [f"| {stage} | {name} | {seconds} |" for stage, name, seconds in stage_times]
+    return "\n".join(lines) + "\n"
