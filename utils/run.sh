@@ -12,21 +12,35 @@ Options:
   --mem M, --time T  accepted and ignored (Slurm resource requests)
   --num-nodes N      only 1 locally; multi-node jobs need utils/slurm.sh"
 max_jobs_run=$(nproc)
+# shellcheck disable=SC2034  # options accepted so that cmd.sh can switch between run.sh and slurm.sh
 gpu=0
+# shellcheck disable=SC2034
 num_threads=1
+# shellcheck disable=SC2034
 mem=""
+# shellcheck disable=SC2034
 time=""
 num_nodes=1
 utils_dir=$(dirname "$(readlink -f "$0")")
 . "${utils_dir}/parse_options.sh"
 . "${utils_dir}/lib/jobs.sh"
 parse_job_args "$@"
-[ "${num_nodes}" -eq 1 ] || { echo "$0: --num-nodes ${num_nodes}: only Slurm (utils/slurm.sh) runs multi-node jobs" >&2; exit 1; }
+if [ "${num_nodes}" -ne 1 ]; then
+  echo "$0: --num-nodes ${num_nodes}: only Slurm (utils/slurm.sh) runs multi-node jobs" >&2
+  exit 1
+fi
 [ "${max_jobs_run}" -ge 1 ] || { echo "$0: --max-jobs-run must be at least 1" >&2; exit 1; }
 
 # Each job runs in its own process group (job control), so that an interrupt can stop whole job trees.
 set -m
-trap 'for pid in $(jobs -p); do kill -TERM -- "-${pid}" 2> /dev/null; done; exit 130' INT TERM
+stop_jobs() {
+  local pid
+  for pid in $(jobs -p); do
+    kill -TERM -- "-${pid}" 2> /dev/null
+  done
+  exit 130
+}
+trap stop_jobs INT TERM
 
 remove_job_logs
 for ((id = job_start; id <= job_end; id++)); do

@@ -39,6 +39,7 @@ mkdir -p "${queue_dir}"
 script="${queue_dir}/${name}.sh"
 
 # The batch script: task JOB writes its own log, like a run.sh job, running COMMAND through srun.
+# shellcheck disable=SC2016  # these lines are written out unexpanded, to expand in the batch job
 {
   echo "#!/usr/bin/env bash"
   echo ". $(printf '%q' "${utils_dir}/lib/jobs.sh")"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Literal, Mapping, NamedTuple
+from typing import Iterator, Literal, Mapping, NamedTuple
 
 from uattr.errors import DataError
 from uattr.fileio import iter_table, read_table, write_table
@@ -135,7 +135,7 @@ def read_float_table(path: str | os.PathLike) -> dict[str, float]:
     return table
 
 
-def _iter_unique(path: str | os.PathLike):
+def _iter_unique(path: str | os.PathLike) -> Iterator[tuple[int, str, str]]:
     """``iter_table`` with the duplicate-id and missing-value checks of ``read_table``."""
     first_line: dict[str, int] = {}
     for number, key, value in iter_table(path):

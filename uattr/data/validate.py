@@ -77,6 +77,9 @@ class _Table:
         return self.rows[key][0]
 
 
+# Valid segments as {utt: (recording, start, end or None)}.
+_Segments = dict[str, tuple[str, float, float | None]]
+
 # (fewest, most) fields after the id; None = no upper bound.
 _FIELD_COUNTS: dict[str, tuple[int, int | None]] = {
     "segments": (3, 3),
@@ -140,7 +143,7 @@ class _Validator:
             if value is None or not value > 0 or value == float("inf"):
                 self.add(table.path, number, key, f"{what} '{fields[0]}' is not a positive number")
 
-    def check_segments(self, segments: _Table, wav_scp: _Table) -> dict[str, tuple[str, float, float | None]]:
+    def check_segments(self, segments: _Table, wav_scp: _Table) -> _Segments:
         """Segments with valid times and known recordings, as ``{utt: (recording, start, end)}``."""
         valid = {}
         for utt, (number, (recording, start_text, end_text)) in segments.rows.items():
@@ -188,11 +191,8 @@ class _Validator:
             if utt not in listed:
                 self.add(utt2spk.path, number, utt, f"not listed in spk2utt under speaker '{speaker}'")
 
-    def check_audio(
-        self, wav_scp: _Table, segments: dict[str, tuple[str, float, float | None]] | None,
-        segment_table: _Table | None, sample_rate: int | None,
-    ) -> dict[str, AudioInfo]:
-        """Read every recording's header; report unreadable audio, wrong rates and segments past the end."""
+    def check_audio(self, wav_scp: _Table, sample_rate: int | None) -> dict[str, AudioInfo]:
+        """Read every recording's header; report unreadable audio and wrong sample rates."""
 
         def probe(recording: str) -> AudioInfo | AudioError:
             try:
@@ -213,12 +213,15 @@ class _Validator:
             if sample_rate and result.sample_rate != sample_rate:
                 self.add(wav_scp.path, number, recording,
                          f"sample rate is {result.sample_rate} Hz, expected {sample_rate} Hz")
-        for utt, (recording, _, end) in (segments or {}).items():
+        return infos
+
+    def check_segment_ends(self, segment_table: _Table, segments: _Segments, infos: dict[str, AudioInfo]) -> None:
+        """Segments may end at most Kaldi's overshoot tolerance past the end of their recording."""
+        for utt, (recording, _, end) in segments.items():
             info = infos.get(recording)
             if info is not None and end is not None and end > info.duration + MAX_SEGMENT_OVERSHOOT_S:
-                self.add(segment_table.path, segment_table.line(utt), utt,  # type: ignore[union-attr]
+                self.add(segment_table.path, segment_table.line(utt), utt,
                          f"ends at {end:g} s, past the end of recording '{recording}' ({info.duration:.3f} s)")
-        return infos
 
 
 def validate_data_dir(path: str | os.PathLike, *, check_audio: bool = True, sample_rate: int | None = 16000) -> Report:
@@ -262,7 +265,9 @@ def validate_data_dir(path: str | os.PathLike, *, check_audio: bool = True, samp
     if "utt2num_samples" in tables:
         validator.check_numbers(tables["utt2num_samples"], int, "number of samples")
 
-    infos = validator.check_audio(wav_scp, segments, segment_table, sample_rate or None) if check_audio else None
+    infos = validator.check_audio(wav_scp, sample_rate or None) if check_audio else None
+    if infos is not None and segment_table is not None and segments is not None:
+        validator.check_segment_ends(segment_table, segments, infos)
     return Report(
         path=path,
         problems=validator.problems,
@@ -275,7 +280,7 @@ def validate_data_dir(path: str | os.PathLike, *, check_audio: bool = True, samp
     )
 
 
-def _hours(infos: dict[str, AudioInfo], segments: dict[str, tuple[str, float, float | None]] | None) -> float:
+def _hours(infos: dict[str, AudioInfo], segments: _Segments | None) -> float:
     if segments is None:
         return sum(info.duration for info in infos.values()) / 3600
     seconds = 0.0

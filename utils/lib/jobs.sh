@@ -22,7 +22,7 @@ parse_job_args() {
     shift
     ((job_start <= job_end)) || { echo "$0: empty job range ${job_var}=${job_start}:${job_end}" >&2; exit 1; }
   fi
-  [ $# -ge 2 ] || { printf '%s\n' "${help_message}" >&2; exit 1; }
+  [ $# -ge 2 ] || { printf '%s\n' "${help_message:-Usage: $0 [options] [JOB=1:N] LOG COMMAND [ARGS...]}" >&2; exit 1; }
   log_template=$1
   shift
   if [ -n "${job_var}" ] && [ "${job_end}" -gt "${job_start}" ] && [[ ${log_template} != *"${job_var}"* ]]; then
