@@ -67,18 +67,10 @@ def entry_kind(entry: str) -> str:
 def audio_info(entry: str, *, utt_id: str) -> AudioInfo:
     """Header facts of one wav.scp entry (files: header only, without decoding the samples)."""
     if entry_kind(entry) == "file":
-        path = _existing_file(entry, utt_id)
-        try:
-            info = soundfile.info(str(path))
-        except (soundfile.LibsndfileError, RuntimeError) as error:
-            raise AudioError(utt_id, f"cannot read audio header of {entry}: {error}") from None
-        result = AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
-    else:
-        samples, rate = _decode(entry, utt_id)
-        result = AudioInfo(rate, samples.shape[0], samples.shape[1])
-    if result.num_frames == 0:
-        raise AudioError(utt_id, f"empty audio in {entry}")
-    return result
+        with _open_file(entry, utt_id) as handle:
+            return _header(handle, entry, utt_id)
+    samples, rate = _decode(entry, utt_id)
+    return AudioInfo(rate, samples.shape[0], samples.shape[1])
 
 
 def load_audio(
@@ -97,28 +89,38 @@ def load_audio(
     """
     if entry_kind(entry) == "file":
         # Seek in the file so that a short segment of a long recording decodes only its own samples.
-        path = _existing_file(entry, utt_id)
-        info = audio_info(entry, utt_id=utt_id)
-        first, last = _segment_frames(info, start, end, entry, utt_id)
-        try:
-            samples, rate = soundfile.read(str(path), start=first, stop=last, dtype="float32", always_2d=True)
-        except (soundfile.LibsndfileError, RuntimeError) as error:
-            raise AudioError(utt_id, f"cannot decode {entry}: {error}") from None
+        with _open_file(entry, utt_id) as handle:
+            info = _header(handle, entry, utt_id)
+            first, last = _segment_frames(info, start, end, entry, utt_id)
+            try:
+                handle.seek(first)
+                samples = handle.read(last - first, dtype="float32", always_2d=True)
+            except (soundfile.LibsndfileError, RuntimeError) as error:
+                raise AudioError(utt_id, f"cannot decode {entry}: {error}") from None
     else:
         whole, rate = _decode(entry, utt_id)
         info = AudioInfo(rate, whole.shape[0], whole.shape[1])
         first, last = _segment_frames(info, start, end, entry, utt_id)
         samples = whole[first:last]
-    return _resample(_select_channel(samples, channel, entry, utt_id), rate, sample_rate)
+    return _resample(_select_channel(samples, channel, entry, utt_id), info.sample_rate, sample_rate)
 
 
-def _existing_file(entry: str, utt_id: str) -> Path:
+def _open_file(entry: str, utt_id: str) -> soundfile.SoundFile:
     path = Path(entry.strip())
     if not path.is_file():
         raise AudioError(utt_id, f"audio file {entry} does not exist")
     if path.stat().st_size == 0:
         raise AudioError(utt_id, f"audio file {entry} is empty")
-    return path
+    try:
+        return soundfile.SoundFile(str(path))
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise AudioError(utt_id, f"cannot read audio header of {entry}: {error}") from None
+
+
+def _header(handle: soundfile.SoundFile, entry: str, utt_id: str) -> AudioInfo:
+    if handle.frames == 0:
+        raise AudioError(utt_id, f"empty audio in {entry}")
+    return AudioInfo(int(handle.samplerate), int(handle.frames), int(handle.channels))
 
 
 def _decode(entry: str, utt_id: str) -> tuple[np.ndarray, int]:
