@@ -5,7 +5,8 @@ and free of whitespace; the number of fields on each line; utt2spk and spk2utt a
 per-utterance file is an utterance of segments (or of wav.scp when there is no segments file) and every
 utterance is in every per-utterance file; segments name recordings of wav.scp, start >= 0, start < end
 (end -1 = to the end of the recording), and do not run past the recording; durations are positive numbers;
-every recording's audio header is readable and has the expected sample rate (skip with --no-audio).
+every recording's audio header is readable and has the expected sample rate (ark:offset and pipe entries
+are decoded to check them; skip all audio checks with --no-audio).
 A clean dir prints a one-line summary and exits 0.
 """
 
