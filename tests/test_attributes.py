@@ -1,0 +1,176 @@
+"""Attribute experts, their configs, and the registries (built-ins, plug-ins, entry points)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import uattr.registry as registry
+from uattr.attributes import AttributeConfig, AttributeExpert, build_expert
+from uattr.attributes.distill import DistillExpert
+from uattr.branch import BranchConfig
+from uattr.config import from_dict
+from uattr.errors import ConfigError, DataError
+from uattr.losses import LossConfig
+from uattr.registry import ATTRIBUTE_EXPERTS, LOSSES, POOLINGS, PROJECTIONS
+
+PLUGIN_DIR = Path(__file__).parent / "plugins"
+NUM_HIDDEN_STATES, HIDDEN = 4, 8
+
+
+def _expert(name: str = "speaker", **config) -> AttributeExpert:
+    return build_expert(name, AttributeConfig(**config), NUM_HIDDEN_STATES, HIDDEN)
+
+
+def _hidden(batch: int = 3, frames: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(NUM_HIDDEN_STATES, batch, frames, HIDDEN), torch.tensor([frames, 4, 2][:batch])
+
+
+@pytest.fixture
+def isolated_registries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registrations made by a test vanish after it (the registries are module-level singletons)."""
+    registry.load_plugins()
+    for component_registry in (POOLINGS, PROJECTIONS, LOSSES, ATTRIBUTE_EXPERTS):
+        monkeypatch.setattr(component_registry, "_items", dict(component_registry._items))
+
+
+
+def _import_fresh(module: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    imported = importlib.import_module(module)
+    monkeypatch.delitem(sys.modules, module)
+    return imported
+
+
+def test_distill_expert_embeds_into_the_teacher_dimension_and_learns_from_its_vectors() -> None:
+    expert = _expert(dim=5, teacher={"name": "speechbrain-ecapa"})
+    hidden, frame_lens = _hidden()
+    embedding = expert(hidden, frame_lens)
+    assert expert.target_key == "speaker" and expert.embedding_dim == 5 and embedding.shape == (3, 5)
+    loss = expert.loss(embedding, torch.randn(3, 5))
+    loss.backward()
+    assert loss.shape == () and expert.branch.layer_logits.grad is not None
+
+
+def test_distill_targets_of_the_wrong_dimension_name_the_attribute_and_the_dim_key() -> None:
+    expert = _expert(dim=5)
+    hidden, frame_lens = _hidden()
+    with pytest.raises(DataError, match=r"attribute 'speaker'.*attributes\.speaker\.dim"):
+        expert.loss(expert(hidden, frame_lens), torch.randn(3, 7))
+
+
+def test_distill_without_dim_keeps_the_pooled_dimension() -> None:
+    assert _expert().embedding_dim == HIDDEN
+
+
+@pytest.mark.parametrize("loss", ["ce", "aam"])
+def test_label_expert_classifies_into_its_classes(loss: str) -> None:
+    expert = _expert("lang", expert="label", classes=["de", "en", "fr"], dim=4, loss=LossConfig(loss))
+    hidden, frame_lens = _hidden()
+    embedding = expert(hidden, frame_lens)
+    value = expert.loss(embedding, torch.tensor([0, 2, 1]))
+    assert embedding.shape == (3, 4) and value.shape == () and torch.isfinite(value)
+    assert expert.loss_fn.num_classes == 3 and expert.loss_fn.embedding_dim == 4
+
+
+def test_label_targets_must_be_class_indices() -> None:
+    expert = _expert("lang", expert="label", classes=["de", "en"], loss=LossConfig("ce"))
+    hidden, frame_lens = _hidden()
+    with pytest.raises(DataError, match="attribute 'lang'.*int class indices"):
+        expert.loss(expert(hidden, frame_lens), torch.randn(3, 2))
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "key"),
+    [
+        ("lang", {"expert": "label", "loss": LossConfig("ce")}, "attributes.lang.classes"),
+        ("lang", {"expert": "label", "classes": ["en", "en"], "loss": LossConfig("ce")}, "attributes.lang.classes"),
+        ("lang", {"expert": "label", "classes": ["en", "fr"]}, "attributes.lang.loss.name"),
+        ("speaker", {"classes": ["a", "b"]}, "attributes.speaker.classes"),
+        ("speaker", {"dim": 0}, "attributes.speaker.dim"),
+        ("speaker", {"expert": "distil"}, "attributes.speaker.expert"),
+        ("speaker", {"loss": LossConfig("cosine", {"margin": 1})}, "attributes.speaker.loss.options"),
+        ("speaker", {"branch": BranchConfig(layer_end=9)}, "attributes.speaker.branch.layer_end"),
+    ],
+)
+def test_bad_attribute_configs_name_the_key(name: str, config: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{key}\b"):
+        _expert(name, **config)
+
+
+def test_config_parsing_errors_name_the_dotted_key() -> None:
+    with pytest.raises(ConfigError, match=r"attributes\.speaker\.branch\.poolng"):
+        from_dict(AttributeConfig, {"branch": {"poolng": "mean"}}, "attributes.speaker")
+    with pytest.raises(ConfigError, match=r"attributes\.speaker\.branch\.head"):
+        from_dict(AttributeConfig, {"branch": {"head": "deep"}}, "attributes.speaker")
+    with pytest.raises(ConfigError, match=r"attributes\.speaker\.weight"):
+        from_dict(AttributeConfig, {"weight": "heavy"}, "attributes.speaker")
+
+
+def test_a_yaml_block_builds_the_papers_speaker_branch() -> None:
+    config = from_dict(
+        AttributeConfig,
+        {"dim": 192, "branch": {"layer_start": 1, "layer_end": 3}, "loss": {"name": "cosine", "options": {"scale": 50}}},
+        "attributes.speaker",
+    )
+    expert = build_expert("speaker", config, NUM_HIDDEN_STATES, HIDDEN)
+    assert expert.branch.layers == [1, 2, 3] and expert.embedding_dim == 192
+
+
+def test_builtin_experts_are_registered() -> None:
+    assert {"distill", "label"} <= set(ATTRIBUTE_EXPERTS.names())
+
+
+def test_a_plugin_outside_the_package_registers_and_is_used(
+    isolated_registries: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(PLUGIN_DIR))
+    _import_fresh("uattr_toy_plugin", monkeypatch)
+    expert = _expert("rate", expert="toy_scalar", branch=BranchConfig(pooling="toy_max"), loss=LossConfig("mse"))
+    hidden, frame_lens = _hidden()
+    hidden[:, 2, 2:] = float("inf")  # padding of the shortest utterance: masked max must ignore it
+    embedding = expert(hidden, frame_lens)
+    assert embedding.shape == (3, 1) and torch.isfinite(embedding).all()
+
+
+def test_registering_a_taken_name_is_an_error(isolated_registries: None) -> None:
+    with pytest.raises(ConfigError, match="attribute expert 'distill' is already registered .*DistillExpert"):
+
+        @ATTRIBUTE_EXPERTS.register("distill")
+        class Another(DistillExpert):
+            pass
+
+
+def test_an_unknown_name_lists_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"unknown attribute expert 'speeker'; choices: .*distill, label"):
+        ATTRIBUTE_EXPERTS.get("speeker")
+
+
+def test_an_installed_package_registers_through_its_entry_point(
+    isolated_registries: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "uattr_ep_plugin.py").write_text(
+        "import torch\n"
+        "from uattr.losses import DistillationLoss\n"
+        "from uattr.registry import LOSSES\n\n"
+        "@LOSSES.register('ep_l1')\n"
+        "class L1Loss(DistillationLoss):\n"
+        "    def forward(self, student, teacher):\n"
+        "        return (student - teacher).abs().mean()\n"
+    )
+    dist_info = tmp_path / "uattr_ep_plugin-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: uattr-ep-plugin\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text("[uattr.plugins]\nep = uattr_ep_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "uattr_ep_plugin", raising=False)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    assert "ep_l1" in LOSSES  # lookup loads the entry points
+    monkeypatch.delitem(sys.modules, "uattr_ep_plugin")
+    expert = _expert(dim=3, loss=LossConfig("ep_l1"))
+    value = expert.loss(torch.zeros(2, 3), torch.ones(2, 3))
+    assert float(value) == pytest.approx(1.0)

@@ -1,0 +1,91 @@
+"""Attribute configuration and the expert interface: one branch + one loss + the batch entry it learns from."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from uattr.branch import AttributeBranch, BranchConfig
+from uattr.errors import ConfigError, DataError
+from uattr.losses import LossConfig, build_loss
+from uattr.registry import ATTRIBUTE_EXPERTS
+
+
+@dataclasses.dataclass
+class AttributeConfig:
+    """One block of the ``attributes:`` mapping.
+
+    ``dim`` is the target (teacher's) dimension; ``classes`` the label set of a ``label`` expert; ``weight``
+    scales this attribute's loss in the total; ``teacher`` is a free-form record (name/model/field) of who
+    made the targets, shown on the model card.
+    """
+
+    expert: str = "distill"
+    dim: int | None = None
+    classes: list[str] | None = None
+    branch: BranchConfig = dataclasses.field(default_factory=BranchConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    weight: float = 1.0
+    teacher: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class AttributeExpert(nn.Module):
+    """Base of every expert: ``forward(hidden, frame_lens) -> [B, E]``, ``loss(embedding, target) -> scalar``.
+
+    ``target_key`` names the ``batch["targets"]`` entry it learns from (the attribute's name). Subclasses set
+    ``loss_kind`` and say what the branch outputs and what the loss is given.
+    """
+
+    loss_kind: ClassVar[type[nn.Module]]
+
+    def __init__(self, name: str, config: AttributeConfig, num_hidden_states: int, hidden_size: int) -> None:
+        super().__init__()
+        self.name = name
+        self.target_key = name
+        self.config = config
+        self.where = f"attributes.{name}"
+        if config.dim is not None and config.dim < 1:
+            raise ConfigError(f"{self.where}.dim: must be a positive integer, got {config.dim}")
+        self.branch = AttributeBranch(
+            config.branch, num_hidden_states, hidden_size, self.branch_output_dim(), where=f"{self.where}.branch"
+        )
+        self.loss_fn = build_loss(config.loss, f"{self.where}.loss", self.loss_kind, **self.loss_arguments())
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.branch.output_dim
+
+    def branch_output_dim(self) -> int | None:
+        """The embedding dimension the head must produce (None: keep the pooled dimension)."""
+        return self.config.dim
+
+    def loss_arguments(self) -> dict[str, Any]:
+        """Loss constructor arguments fixed by the expert rather than by ``loss.options``."""
+        return {}
+
+    def check_target(self, embedding: torch.Tensor, target: torch.Tensor) -> None:
+        """Raise DataError when the batch's targets cannot belong to this attribute."""
+
+    def forward(self, hidden: torch.Tensor, frame_lens: torch.Tensor) -> torch.Tensor:
+        return self.branch(hidden, frame_lens)
+
+    def loss(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.check_target(embedding, target)
+        return self.loss_fn(embedding, target)
+
+
+def build_expert(name: str, config: AttributeConfig, num_hidden_states: int, hidden_size: int) -> AttributeExpert:
+    """The registered expert ``config.expert`` for attribute ``name``."""
+    try:
+        factory = ATTRIBUTE_EXPERTS.get(config.expert)
+    except ConfigError as error:
+        raise ConfigError(f"attributes.{name}.expert: {error}") from None
+    return factory(name, config, num_hidden_states, hidden_size)
+
+
+def target_error(expert: AttributeExpert, problem: str) -> DataError:
+    """A DataError naming the attribute whose batch targets are wrong."""
+    return DataError(f"targets of attribute '{expert.name}': {problem}")

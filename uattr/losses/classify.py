@@ -1,0 +1,48 @@
+"""Classification losses for label attributes (language, gender, …); each owns its classifier weights."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from uattr.losses.base import ClassificationLoss
+from uattr.registry import LOSSES
+
+
+@LOSSES.register("ce")
+class CrossEntropyLoss(ClassificationLoss):
+    """A Linear classifier on the embedding + cross-entropy."""
+
+    def __init__(self, num_classes: int, embedding_dim: int, label_smoothing: float = 0.0) -> None:
+        super().__init__(num_classes, embedding_dim)
+        self.classifier = nn.Linear(embedding_dim, num_classes)
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.classifier(embedding), target, label_smoothing=self.label_smoothing)
+
+
+@LOSSES.register("aam")
+class AAMSoftmaxLoss(ClassificationLoss):
+    """Additive angular margin softmax: s·cos(θ_y + m) for the true class, s·cos θ_j for the others.
+
+    Cosines are taken between the L2-normalised embedding and L2-normalised class weights; the margin itself
+    is speechbrain's ``AdditiveAngularMargin`` (with its handling of θ + m > π).
+    """
+
+    def __init__(
+        self, num_classes: int, embedding_dim: int, margin: float = 0.2, scale: float = 30.0, easy_margin: bool = False
+    ) -> None:
+        super().__init__(num_classes, embedding_dim)
+        # imported here: speechbrain takes seconds to import and only this loss needs it
+        from speechbrain.nnet.losses import AdditiveAngularMargin
+
+        self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
+        nn.init.xavier_uniform_(self.weight)
+        self.margin = AdditiveAngularMargin(margin=float(margin), scale=float(scale), easy_margin=bool(easy_margin))
+
+    def forward(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        cosine = F.linear(F.normalize(embedding, dim=-1), F.normalize(self.weight, dim=-1))
+        logits = self.margin(cosine, F.one_hot(target, self.num_classes).to(cosine.dtype))
+        return F.cross_entropy(logits, target)
