@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import nn
 
+from uattr.errors import ConfigError, DataError
+
 FinetunePolicy = Literal["frozen", "frozen_frontend", "full", "top_n"]
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 @dataclasses.dataclass
@@ -16,7 +20,8 @@ class UpstreamConfig:
     """Which encoder to load and how much of it to train.
 
     ``name`` is ``hf:<model id or local folder>`` (transformers) or ``s3prl:<upstream name>`` (s3prl, with
-    ``path`` for the local-checkpoint names such as ``hf_wav2vec2_custom``).
+    ``path`` for the local-checkpoint names such as ``hf_wav2vec2_custom``). ``options`` go to the loader: Hugging
+    Face config overrides for ``hf:`` (e.g. ``mask_time_prob: 0.0``), s3prl ``extra_conf`` for ``s3prl:``.
     """
 
     name: str
@@ -34,12 +39,17 @@ class Upstream(nn.Module):
     Index 0 of ``L`` is the input to the first transformer/conformer layer (after the front end), index ``l``
     the output of layer ``l``; ``num_layers`` is ``L`` and never changes (layerdrop is forced off).
     Frames beyond ``frame_lens[b]`` are padding and must be ignored downstream.
+
+    Subclasses implement :meth:`_forward`; :meth:`forward` adds what every encoder shares: no autograd graph
+    when the encoder is frozen, and the constant-layer-count check.
     """
 
+    name: str = "upstream"  # the configured name, for messages
     sample_rate: int = 16000
     num_layers: int
     hidden_size: int
     downsample_rate: int  # input samples per output frame
+    frozen: bool = False  # set by the "frozen" fine-tuning policy: eval mode and no autograd graph
 
     @property
     def frame_rate(self) -> float:
@@ -47,4 +57,49 @@ class Upstream(nn.Module):
         return self.sample_rate / self.downsample_rate
 
     def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            hidden, frame_lens = self._forward(wavs, wav_lens)
+        if hidden.shape[0] != self.num_layers:
+            raise RuntimeError(f"{self.name}: returned {hidden.shape[0]} hidden states, expected {self.num_layers}")
+        return hidden, frame_lens
+
+    def _forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def train(self, mode: bool = True) -> "Upstream":
+        """A frozen encoder stays in eval mode (no dropout, fixed normalisation) whatever the trainer asks."""
+        return super().train(mode and not self.frozen)
+
+    def frontend_module(self) -> nn.Module:
+        """What the "frozen_frontend" policy freezes; by default the CNN feature encoder (``feature_extractor``)."""
+        return self._find_submodule("feature_extractor", nn.Module, "CNN feature encoder")
+
+    def encoder_layers(self) -> nn.ModuleList:
+        """The transformer/conformer layers in order (the "top_n" policy trains the last n)."""
+        return self._find_submodule("encoder.layers", nn.ModuleList, "encoder layers")
+
+    def _find_submodule(self, suffix: str, kind: type[ModuleT], what: str) -> ModuleT:
+        for name, module in self.named_modules():
+            if (name == suffix or name.endswith("." + suffix)) and isinstance(module, kind):
+                return module
+        raise ConfigError(f"upstream {self.name}: cannot find its {what} ('{suffix}'); use finetune: full or frozen")
+
+
+def disable_layerdrop(model: nn.Module) -> None:
+    """Turn layerdrop off everywhere (HF configs and fairseq-style modules): it changes the layer count in training."""
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if isinstance(getattr(config, "layerdrop", None), (int, float)):
+            config.layerdrop = 0.0
+        if isinstance(getattr(module, "layerdrop", None), (int, float)):
+            module.layerdrop = 0.0
+
+
+def require_frames(frame_lens: torch.Tensor, wav_lens: torch.Tensor, name: str) -> None:
+    """Every utterance must yield at least one frame; a shorter one is bad data, not a model error."""
+    short = (frame_lens < 1).nonzero().flatten().tolist()
+    if short:
+        raise DataError(
+            f"upstream {name}: batch item {short[0]} has {int(wav_lens[short[0]])} samples, too short for one "
+            f"output frame ({len(short)} such item(s) in the batch); drop utterances this short from the data"
+        )

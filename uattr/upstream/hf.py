@@ -1,0 +1,166 @@
+"""``hf:<model id or local folder>``: Hugging Face transformers speech encoders.
+
+Two input kinds behind the one :class:`~uattr.upstream.base.Upstream` interface:
+
+* raw-waveform models (Wav2Vec2, HuBERT, WavLM, Data2Vec-audio): per-utterance normalisation when the feature
+  extractor says ``do_normalize`` (masked, so padding changes nothing), ``attention_mask`` when the model's conv
+  front end is layer-normed (``feat_extract_norm == "layer"``; group-normed models were trained without one),
+  frame lengths from the model's ``_get_feat_extract_output_lengths``;
+* w2v-BERT 2.0 (``Wav2Vec2BertModel``): the fbank front end of :mod:`uattr.upstream.frontend`, batched in torch.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from uattr.errors import ConfigError
+from uattr.registry import UPSTREAMS
+from uattr.upstream.base import Upstream, UpstreamConfig, disable_layerdrop, require_frames
+from uattr.upstream.finetune import apply_finetune_policy
+from uattr.upstream.frontend import StackedFbank
+
+FBANK_MODEL_TYPES = ("wav2vec2-bert",)
+WAVEFORM_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
+REQUIRED_FILES = ("config.json", "preprocessor_config.json")
+NORMALISATION_FLOOR = 1e-7  # as Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
+
+
+def looks_local(source: str) -> bool:
+    """A local folder (existing, or written as a path) rather than a hub id such as ``facebook/w2v-bert-2.0``."""
+    return Path(source).expanduser().exists() or source.startswith(("/", ".", "~")) or source.count("/") > 1
+
+
+def require_hf_folder(source: str, what: str) -> None:
+    """A local HF folder must exist and hold the model and feature-extractor configs (hub ids are left to HF)."""
+    if not looks_local(source):
+        return
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(f"{what}: no such model folder '{source}'")
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"{what}: model folder '{source}' has no {' or '.join(missing)}; a folder made with "
+            f"'uattr create-upstream' or saved with save_pretrained() plus its feature extractor has both"
+        )
+
+
+class HFUpstream(Upstream):
+    """A transformers encoder returning all its hidden states; subclasses turn waveforms into model inputs."""
+
+    def __init__(self, name: str, model: Any, feature_extractor: Any) -> None:
+        super().__init__()
+        self.name = name
+        self.model = model
+        self.sample_rate = int(feature_extractor.sampling_rate)
+        self.num_layers = model.config.num_hidden_layers + 1
+        self.hidden_size = model.config.hidden_size
+
+    def frame_lengths(self, wav_lens: torch.Tensor) -> torch.Tensor:
+        """Valid frames of the hidden states of each utterance."""
+        raise NotImplementedError
+
+    def _model_inputs(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's keyword arguments for a padded batch."""
+        raise NotImplementedError
+
+    def _forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        wav_lens = wav_lens.to(wavs.device)
+        frame_lens = self.frame_lengths(wav_lens)
+        require_frames(frame_lens, wav_lens, self.name)
+        inputs = self._model_inputs(wavs[:, : int(wav_lens.max())], wav_lens)
+        outputs = self.model(**inputs, output_hidden_states=True, return_dict=True)
+        return torch.stack(outputs.hidden_states), frame_lens
+
+
+class HFWaveformUpstream(HFUpstream):
+    """Wav2Vec2-style encoders: raw waveform through a strided CNN, 320 samples per frame at 16 kHz."""
+
+    def __init__(self, name: str, model: Any, feature_extractor: Any) -> None:
+        super().__init__(name, model, feature_extractor)
+        self.normalize = bool(getattr(feature_extractor, "do_normalize", False))
+        self.padding_value = float(getattr(feature_extractor, "padding_value", 0.0))
+        self.use_attention_mask = getattr(model.config, "feat_extract_norm", "layer") == "layer"
+        self.downsample_rate = math.prod(model.config.conv_stride)
+
+    def frame_lengths(self, wav_lens: torch.Tensor) -> torch.Tensor:
+        # Hidden states come from the encoder layers, before any adapter, so the adapter's stride never applies.
+        if getattr(self.model.config, "add_adapter", False):
+            return self.model._get_feat_extract_output_lengths(wav_lens, add_adapter=False)
+        return self.model._get_feat_extract_output_lengths(wav_lens)
+
+    def _model_inputs(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> dict[str, torch.Tensor]:
+        mask = torch.arange(wavs.shape[1], device=wavs.device)[None, :] < wav_lens[:, None]
+        values = wavs.float()
+        if self.normalize:
+            count = wav_lens[:, None].float()
+            mean = (values * mask).sum(1, keepdim=True) / count
+            variance = (((values - mean) * mask) ** 2).sum(1, keepdim=True) / count
+            values = (values - mean) / torch.sqrt(variance + NORMALISATION_FLOOR)
+        inputs = {"input_values": values.masked_fill(~mask, self.padding_value)}
+        if self.use_attention_mask:
+            inputs["attention_mask"] = mask.long()
+        return inputs
+
+
+class HFFbankUpstream(HFUpstream):
+    """w2v-BERT 2.0: stacked 160-d fbank, 20 ms frames; "frozen_frontend" freezes its feature projection."""
+
+    def __init__(self, name: str, model: Any, feature_extractor: Any) -> None:
+        super().__init__(name, model, feature_extractor)
+        self.fbank = StackedFbank.from_feature_extractor(feature_extractor)
+        self.downsample_rate = self.fbank.downsample_rate
+        expected = model.config.feature_projection_input_dim
+        if self.fbank.output_dim != expected:
+            raise ConfigError(
+                f"{name}: the feature extractor gives {self.fbank.output_dim}-d features (num_mel_bins × stride) "
+                f"but the model's feature_projection_input_dim is {expected}"
+            )
+
+    def frame_lengths(self, wav_lens: torch.Tensor) -> torch.Tensor:
+        return self.fbank.frame_lengths(wav_lens)
+
+    def _model_inputs(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> dict[str, torch.Tensor]:
+        features, mask, _ = self.fbank(wavs, wav_lens)
+        return {"input_features": features, "attention_mask": mask}
+
+    def frontend_module(self) -> torch.nn.Module:
+        return self.model.feature_projection
+
+
+@UPSTREAMS.register("hf")
+def load_hf_upstream(config: UpstreamConfig) -> HFUpstream:
+    """Load ``hf:<id or folder>`` with layerdrop off and ``config.options`` as HF config overrides."""
+    source = config.name.split(":", 1)[1] or config.path or ""
+    if not source or (config.path and config.path != source):
+        raise ConfigError(f"upstream '{config.name}': name the model once, as hf:<model id or local folder>")
+    require_hf_folder(source, config.name)
+    try:
+        model_config = transformers.AutoConfig.from_pretrained(source)
+        feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(source)
+    except OSError as error:
+        raise ConfigError(f"{config.name}: cannot load the model's configuration: {error}") from error
+    model_type = model_config.model_type
+    if model_type not in FBANK_MODEL_TYPES + WAVEFORM_MODEL_TYPES:
+        raise ConfigError(
+            f"{config.name}: model type '{model_type}' is not supported; supported: "
+            f"{', '.join(FBANK_MODEL_TYPES + WAVEFORM_MODEL_TYPES)}"
+        )
+    for key, value in config.options.items():
+        if not hasattr(model_config, key):
+            raise ConfigError(f"{config.name}: unknown option '{key}' (not a field of the {model_type} config)")
+        setattr(model_config, key, value)
+    try:
+        model = transformers.AutoModel.from_pretrained(source, config=model_config)
+    except OSError as error:
+        raise ConfigError(f"{config.name}: cannot load the model weights: {error}") from error
+    disable_layerdrop(model)
+    kind = HFFbankUpstream if model_type in FBANK_MODEL_TYPES else HFWaveformUpstream
+    upstream = kind(config.name, model, feature_extractor)
+    apply_finetune_policy(upstream, config)
+    return upstream
