@@ -1,0 +1,243 @@
+"""Upstreams: tiny random encoders saved locally, loaded through every path (hf:, s3prl:), and their policies."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from transformers import SeamlessM4TFeatureExtractor
+
+from uattr.bin.main import main as uattr_main
+from uattr.errors import ConfigError, DataError
+from uattr.upstream import UpstreamConfig, build_upstream
+from uattr.upstream.create import create_upstream
+from uattr.upstream.frontend import StackedFbank
+
+TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+# Layer-normed CNN (so the model takes an attention mask), small positional conv; layerdrop high on purpose:
+# the loaders must switch it off or the layer count would vary in training mode.
+TINY_WAVEFORM = {
+    **TINY,
+    "conv_dim": [32] * 7,
+    "feat_extract_norm": "layer",
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+    "layerdrop": 0.9,
+}
+CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)  # the HF default wav2vec2 CNN: 320 samples per frame
+CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)
+WAV_LENS = [16000, 9001, 5000]  # 1 s, and two shorter ones with odd fbank frame counts
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    return {
+        "w2v-bert": create_upstream("w2v-bert", root / "w2v-bert", **TINY, layerdrop=0.9),
+        "wav2vec2": create_upstream("wav2vec2", root / "wav2vec2", **TINY_WAVEFORM, do_stable_layer_norm=True),
+        "hubert": create_upstream("hubert", root / "hubert", **TINY_WAVEFORM),
+        "wavlm": create_upstream("wavlm", root / "wavlm", **TINY_WAVEFORM),
+    }
+
+
+def padded_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    wavs = torch.zeros(len(WAV_LENS), max(WAV_LENS))
+    for row, length in enumerate(WAV_LENS):
+        wavs[row, :length] = 0.1 * torch.randn(length, generator=generator) + 0.01  # a DC offset to normalise away
+    return wavs, torch.tensor(WAV_LENS)
+
+
+def conv_frames(num_samples: int) -> int:
+    for kernel, stride in zip(CONV_KERNELS, CONV_STRIDES):
+        num_samples = (num_samples - kernel) // stride + 1
+    return num_samples
+
+
+def hf_frames(num_samples: int) -> int:
+    """Frames per the HF w2v-BERT feature extractor: its attention mask for the utterance alone."""
+    extractor = SeamlessM4TFeatureExtractor(padding_value=1.0)
+    wav = np.zeros(num_samples, dtype=np.float32)
+    return int(extractor(wav, sampling_rate=16000, return_tensors="np")["attention_mask"].sum())
+
+
+def trainable(upstream: torch.nn.Module) -> set[str]:
+    return {name for name, parameter in upstream.named_parameters() if parameter.requires_grad}
+
+
+@pytest.mark.parametrize("arch", ["w2v-bert", "wav2vec2", "hubert", "wavlm"])
+def test_hf_constant_layers_frame_lengths_and_padding_invariance(models: dict[str, Path], arch: str) -> None:
+    upstream = build_upstream(UpstreamConfig(name=f"hf:{models[arch]}"))
+    assert (upstream.num_layers, upstream.hidden_size, upstream.downsample_rate) == (3, 32, 320)
+    assert upstream.sample_rate == 16000 and upstream.frame_rate == 50
+    expected = [hf_frames(n) if arch == "w2v-bert" else conv_frames(n) for n in WAV_LENS]
+    wavs, wav_lens = padded_batch()
+    upstream.train()
+    for _ in range(4):  # layerdrop 0.9 in the saved config would drop layers in most of these passes
+        hidden, frame_lens = upstream(wavs, wav_lens)
+        assert hidden.shape[0] == 3 and hidden.shape[1] == 3 and hidden.shape[3] == 32
+        assert frame_lens.tolist() == expected
+        assert hidden.shape[2] >= max(expected)
+    upstream.eval()
+    with torch.no_grad():
+        hidden, frame_lens = upstream(wavs, wav_lens)
+        for row, length in enumerate(WAV_LENS):
+            alone, alone_lens = upstream(wavs[row : row + 1, :length], wav_lens[row : row + 1])
+            valid = int(frame_lens[row])
+            assert int(alone_lens[0]) == valid
+            torch.testing.assert_close(alone[:, 0, :valid], hidden[:, row, :valid], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("s3prl_name", "arch"), [("hf_wav2vec2_custom", "wav2vec2"), ("hf_hubert_custom", "hubert")])
+def test_s3prl_hf_custom_loads_local_folder(models: dict[str, Path], s3prl_name: str, arch: str) -> None:
+    config = UpstreamConfig(name=f"s3prl:{s3prl_name}", path=str(models[arch]), finetune="frozen_frontend")
+    upstream = build_upstream(config)
+    assert (upstream.num_layers, upstream.hidden_size, upstream.downsample_rate) == (3, 32, 320)
+    wavs, wav_lens = padded_batch()
+    upstream.train()
+    for _ in range(4):
+        hidden, frame_lens = upstream(wavs, wav_lens)
+        assert hidden.shape[:2] == (3, 3) and hidden.shape[3] == 32
+        assert frame_lens.tolist() == [(n - 1) // 320 + 1 for n in WAV_LENS]  # s3prl's hidden_states_lens
+    assert trainable(upstream) and not any("feature_extractor" in name for name in trainable(upstream))
+
+
+def test_torch_fbank_matches_seamless_feature_extractor() -> None:
+    extractor = SeamlessM4TFeatureExtractor(padding_value=1.0)
+    frontend = StackedFbank.from_feature_extractor(extractor)
+    wavs, wav_lens = padded_batch(seed=3)
+    features, mask, frame_lens = frontend(wavs, wav_lens)
+    reference = extractor(
+        [wav[:length].numpy() for wav, length in zip(wavs, WAV_LENS)], sampling_rate=16000, return_tensors="pt"
+    )
+    assert features.shape == reference["input_features"].shape and features.shape[-1] == 160
+    torch.testing.assert_close(features, reference["input_features"], atol=2e-3, rtol=1e-3)
+    assert torch.equal(mask, reference["attention_mask"].long())
+    assert frame_lens.tolist() == reference["attention_mask"].sum(1).tolist()
+
+
+def test_finetune_policies_leave_the_intended_parameters_trainable(models: dict[str, Path]) -> None:
+    everything = trainable(build_upstream(UpstreamConfig(name=f"hf:{models['wav2vec2']}", finetune="full")))
+    front = {name for name in everything if name.startswith("model.feature_extractor.")}
+    top = {name for name in everything if name.startswith("model.encoder.layers.1.")}
+    assert front and top
+
+    def build(finetune: str, top_n: int = 0, arch: str = "wav2vec2") -> torch.nn.Module:
+        return build_upstream(UpstreamConfig(name=f"hf:{models[arch]}", finetune=finetune, top_n=top_n))
+
+    assert trainable(build("frozen_frontend")) == everything - front
+    assert trainable(build("top_n", top_n=1)) == top
+    bert = build("frozen_frontend", arch="w2v-bert")
+    assert trainable(bert) and all(not name.startswith("model.feature_projection.") for name in trainable(bert))
+    assert any(name.startswith("model.feature_projection.") for name, _ in bert.named_parameters())
+
+    frozen = build("frozen")
+    frozen.train()
+    assert not trainable(frozen) and not frozen.training and not frozen.model.training
+    hidden, _ = frozen(*padded_batch())
+    assert not hidden.requires_grad
+
+    upstream = build("frozen_frontend")
+    hidden, frame_lens = upstream(*padded_batch())
+    hidden[-1, 0, : frame_lens[0]].sum().backward()
+    grads = {name for name, parameter in upstream.named_parameters() if parameter.grad is not None}
+    assert grads and grads <= everything - front
+
+    for top_n in (0, 3):
+        with pytest.raises(ConfigError, match="top_n"):
+            build("top_n", top_n=top_n)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(models: dict[str, Path]) -> None:
+    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
+        config = UpstreamConfig(
+            name=f"hf:{models['w2v-bert']}", gradient_checkpointing=checkpointing, options={"mask_time_prob": 0.0}
+        )
+        upstream = build_upstream(config)
+        upstream.train()
+        torch.manual_seed(0)
+        hidden, _ = upstream(*padded_batch())
+        hidden.pow(2).mean().backward()
+        assert upstream.model.encoder.layers[0].gradient_checkpointing == checkpointing
+        return {name: p.grad for name, p in upstream.named_parameters() if p.grad is not None}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    assert plain.keys() == checkpointed.keys() and any(".layers.0." in name for name in plain)
+    for name in plain:
+        torch.testing.assert_close(checkpointed[name], plain[name], atol=1e-5, rtol=1e-4)
+
+
+def test_missing_preprocessor_config_is_a_clear_error(models: dict[str, Path], tmp_path: Path) -> None:
+    folder = shutil.copytree(models["wav2vec2"], tmp_path / "no_preprocessor")
+    (folder / "preprocessor_config.json").unlink()
+    for config in (
+        UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(folder)),
+        UpstreamConfig(name=f"hf:{folder}"),
+    ):
+        with pytest.raises(ConfigError, match="preprocessor_config.json"):
+            build_upstream(config)
+    with pytest.raises(ConfigError, match="no such model folder"):
+        build_upstream(UpstreamConfig(name=f"hf:{tmp_path / 'absent'}"))
+    with pytest.raises(ConfigError, match="set upstream.path"):
+        build_upstream(UpstreamConfig(name="s3prl:hf_hubert_custom"))
+
+
+def test_unknown_names_and_options_list_the_choices(models: dict[str, Path]) -> None:
+    with pytest.raises(ConfigError, match="unknown upstream 'fairseq'.*hf, s3prl"):
+        build_upstream(UpstreamConfig(name="fairseq:wav2vec2"))
+    with pytest.raises(ConfigError, match="<prefix>:<model>"):
+        build_upstream(UpstreamConfig(name="wavlm_large"))
+    with pytest.raises(ConfigError, match="unknown s3prl upstream 'no_such_model'.*wavlm_large"):
+        build_upstream(UpstreamConfig(name="s3prl:no_such_model"))
+    with pytest.raises(ConfigError, match="unknown option 'hiden_size'"):
+        build_upstream(UpstreamConfig(name=f"hf:{models['wavlm']}", options={"hiden_size": 8}))
+
+
+def test_too_short_utterance_is_a_data_error(models: dict[str, Path]) -> None:
+    upstream = build_upstream(UpstreamConfig(name=f"hf:{models['w2v-bert']}"))
+    wavs, wav_lens = padded_batch()
+    wav_lens[1] = 500  # one fbank frame: no 20 ms output frame
+    with pytest.raises(DataError, match="batch item 1 has 500 samples"):
+        upstream(wavs, wav_lens)
+
+
+def test_create_upstream_is_seeded_atomic_and_rerunnable(tmp_path: Path) -> None:
+    def weights(folder: Path) -> dict[str, torch.Tensor]:
+        return load_file(folder / "model.safetensors")
+
+    first = create_upstream("w2v-bert", tmp_path / "a", seed=1, **TINY)
+    again = create_upstream("w2v-bert", tmp_path / "b", seed=1, **TINY)
+    other = create_upstream("w2v-bert", tmp_path / "c", seed=2, **TINY)
+    assert sorted(p.name for p in first.iterdir()) == [
+        "config.json", "create_upstream.json", "model.safetensors", "preprocessor_config.json"
+    ]
+    a, b, c = weights(first), weights(again), weights(other)
+    assert all(torch.equal(a[key], b[key]) for key in a) and not all(torch.equal(a[key], c[key]) for key in a)
+    assert create_upstream("w2v-bert", first, seed=1, **TINY) == first  # same settings: kept
+    with pytest.raises(ConfigError, match="not made with these settings"):
+        create_upstream("w2v-bert", first, seed=3, **TINY)
+    create_upstream("w2v-bert", first, seed=2, overwrite=True, **TINY)
+    assert all(torch.equal(weights(first)[key], c[key]) for key in c)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "c"]  # no temporary folders left behind
+    with pytest.raises(ConfigError, match="unknown Wav2Vec2BertConfig field 'hiden_size'"):
+        create_upstream("w2v-bert", tmp_path / "d", hiden_size=8)
+    with pytest.raises(ConfigError, match="unknown architecture"):
+        create_upstream("conformer", tmp_path / "e")
+    assert not (tmp_path / "d").exists()
+
+
+def test_create_upstream_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "encoder.yaml"
+    config.write_text(yaml.safe_dump({**TINY_WAVEFORM, "feature_extractor": {"do_normalize": False}}))
+    out = tmp_path / "encoder"
+    assert uattr_main(["create-upstream", "--arch", "wav2vec2", "--config", str(config), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    upstream = build_upstream(UpstreamConfig(name=f"hf:{out}"))
+    assert upstream.num_layers == 3 and not upstream.normalize and upstream.use_attention_mask
+    config.write_text(yaml.safe_dump({"num_hidden_layer": 2}))
+    assert uattr_main(["create-upstream", "--arch", "hubert", "--config", str(config), "--out", str(out) + "2"]) == 1
