@@ -1,0 +1,142 @@
+"""Extraction: one pass for all attributes, batch-invariant embeddings, resume, split jobs, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from data_fixtures import make_data_dir
+from uattr.attributes.base import AttributeConfig
+from uattr.branch import BranchConfig
+from uattr.data.audio import AudioSource
+from uattr.data.tables import read_embedding_table, read_table_meta
+from uattr.extract import extract_embeddings, merge_jobs
+from uattr.bin.main import main as uattr_main
+from uattr.model import ModelConfig, UnifiedEncoder
+from uattr.upstream.base import UpstreamConfig
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from uattr.upstream.create import create_upstream
+
+    root = tmp_path_factory.mktemp("extract_model")
+    encoder = create_upstream(
+        "w2v-bert", root / "encoder", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, output_hidden_size=32,
+    )
+    config = ModelConfig(
+        UpstreamConfig(name=f"hf:{encoder}"),
+        {
+            "semantic": AttributeConfig(dim=16),
+            "speaker": AttributeConfig(dim=8, branch=BranchConfig(layers=[2], pooling="attentive_stats")),
+        },
+    )
+    torch.manual_seed(0)
+    return UnifiedEncoder(config).save_pretrained(root / "model")
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path) -> Path:
+    # Different lengths, so batches are padded.
+    return make_data_dir(tmp_path, speakers=("spkA", "spkB", "spkC", "spkD"), utts_per_speaker=2, seconds=0.6)
+
+
+def _one_by_one(model: UnifiedEncoder, data_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    audio = AudioSource(data_dir)
+    result: dict[str, dict[str, np.ndarray]] = {"semantic": {}, "speaker": {}}
+    for utt in audio.ids:
+        embeddings = model.embed([audio.load(utt)], sample_rate=16000)
+        for attr, value in embeddings.items():
+            result[attr][utt] = value[0].numpy()
+    return result
+
+
+def test_batched_extraction_equals_one_utterance_at_a_time(model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    model = UnifiedEncoder.from_pretrained(model_dir)
+    tables = extract_embeddings(model, data_dir, tmp_path / "emb", max_batch_seconds=3.0, show_progress=False)
+    assert set(tables) == {"semantic", "speaker"}
+    expected = _one_by_one(model, data_dir)
+    for attr, table_dir in tables.items():
+        assert table_dir == tmp_path / "emb" / attr / "data"
+        table = read_embedding_table(table_dir / "emb.scp")
+        assert sorted(table) == sorted(expected[attr])
+        for utt, vector in table.items():
+            np.testing.assert_allclose(vector, expected[attr][utt], atol=1e-5, err_msg=f"{attr}/{utt}")
+        meta = read_table_meta(table_dir)
+        assert meta["dim"] == model.embedding_dim(attr) and meta["num_utterances"] == 8
+    weights = json.loads((tmp_path / "emb" / "layer_weights.json").read_text())
+    assert weights["speaker"]["layers"] == [2]
+    assert abs(sum(weights["semantic"]["weights"]) - 1.0) < 1e-6
+
+
+def test_interrupted_extraction_resumes_to_the_same_tables(
+    model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = UnifiedEncoder.from_pretrained(model_dir)
+    reference = extract_embeddings(model, data_dir, tmp_path / "ref", max_batch_size=2, show_progress=False)
+
+    from uattr.data import tables
+
+    original_write = tables.EmbeddingTableWriter.write
+    calls = {"n": 0}
+
+    def failing_write(self, ids, vectors):  # dies on the third batch of the first attribute
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original_write(self, ids, vectors)
+
+    monkeypatch.setattr(tables.EmbeddingTableWriter, "write", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        extract_embeddings(model, data_dir, tmp_path / "out", max_batch_size=2, show_progress=False)
+    assert not (tmp_path / "out" / "semantic" / "data" / "emb.scp").exists()  # no complete-looking table
+    monkeypatch.setattr(tables.EmbeddingTableWriter, "write", original_write)
+
+    resumed = extract_embeddings(model, data_dir, tmp_path / "out", max_batch_size=2, show_progress=False)
+    for attr in reference:
+        ref = read_embedding_table(reference[attr] / "emb.scp")
+        got = read_embedding_table(resumed[attr] / "emb.scp")
+        assert sorted(ref) == sorted(got)
+        for utt in ref:
+            np.testing.assert_array_equal(ref[utt], got[utt])
+
+
+def test_split_jobs_and_merge_equal_a_single_job(model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    model = UnifiedEncoder.from_pretrained(model_dir)
+    single = extract_embeddings(model, data_dir, tmp_path / "single", show_progress=False)
+    for job in (1, 2, 3):
+        extract_embeddings(model, data_dir, tmp_path / "split", job=job, num_jobs=3, show_progress=False)
+    merge_jobs(tmp_path / "split", "data", ["semantic", "speaker"], 3)
+    for attr, table_dir in single.items():
+        ref = read_embedding_table(table_dir / "emb.scp")
+        got = read_embedding_table(tmp_path / "split" / attr / "data" / "emb.scp")
+        assert sorted(ref) == sorted(got)
+        for utt in ref:
+            np.testing.assert_allclose(ref[utt], got[utt], atol=1e-6)
+
+
+def test_cli_extracts_a_subset_of_attributes_from_an_experiment_dir(
+    model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "model").symlink_to(model_dir)
+    status = uattr_main(["extract", "--model", str(exp), "--data", str(data_dir), "--out", str(tmp_path / "emb"),
+                         "--attributes", "speaker", "-q"])
+    assert status == 0
+    assert (tmp_path / "emb" / "speaker" / "data" / "emb.scp").is_file()
+    assert not (tmp_path / "emb" / "semantic").exists()
+    # A second run finds the table complete and changes nothing.
+    before = (tmp_path / "emb" / "speaker" / "data" / "emb.scp").read_text()
+    assert uattr_main(["extract", "--model", str(exp), "--data", str(data_dir), "--out", str(tmp_path / "emb"),
+                       "--attributes", "speaker", "-q"]) == 0
+    assert (tmp_path / "emb" / "speaker" / "data" / "emb.scp").read_text() == before
+
+
+def test_cli_rejects_a_directory_without_a_model(tmp_path: Path, data_dir: Path) -> None:
+    assert uattr_main(["extract", "--model", str(tmp_path), "--data", str(data_dir), "--out", str(tmp_path / "e")]) == 1

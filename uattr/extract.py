@@ -1,0 +1,125 @@
+"""Embeddings of every requested attribute in one encoder pass per batch.
+
+Output layout: ``<out>/<attr>/<set>/emb.{ark,scp}`` + ``meta.json`` per attribute, and ``<out>/layer_weights.json``.
+Utterances are batched by duration (little padding; padding never changes an embedding because every pooling is
+masked), audio is read in DataLoader workers, and each attribute's table is written through the resumable
+:class:`~uattr.data.tables.EmbeddingTableWriter`: an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+from uattr.data.audio import AudioSource
+from uattr.data.collate import collate_batch
+from uattr.data.dataset import UtteranceDataset
+from uattr.data.kaldi import DataDir
+from uattr.data.sampler import DynamicBatchSampler
+from uattr.data.tables import EmbeddingTableWriter, table_is_complete
+from uattr.errors import ConfigError
+from uattr.fileio import atomic_write
+from uattr.model import UnifiedEncoder
+from uattr.teachers.extract import job_dir, merge_split, split_ids
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """Accept an experiment dir (``exp/<tag>``, whose ``model/`` holds the final model) or a model dir."""
+    path = Path(path)
+    if (path / "model" / "config.yaml").is_file():
+        return path / "model"
+    if (path / "config.yaml").is_file() and (path / "model.safetensors").is_file():
+        return path
+    raise ConfigError(f"{path}: not a uattr model dir (no config.yaml + model.safetensors, nor model/ inside)")
+
+
+def extract_embeddings(
+    model: UnifiedEncoder,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    set_name: str | None = None,
+    attributes: Sequence[str] | None = None,
+    job: int | None = None,
+    num_jobs: int | None = None,
+    model_name: str | None = None,
+    max_batch_seconds: float = 200.0,
+    max_batch_size: int = 64,
+    num_workers: int = 0,
+    device: str = "cpu",
+    show_progress: bool = True,
+) -> dict[str, Path]:
+    """Write one embedding table per attribute for every utterance of ``data_dir``; return the table dirs.
+
+    With ``job``/``num_jobs`` only that share of the utterances is embedded, into ``<table>/split<N>/<job>``
+    (joined afterwards by :func:`merge_jobs`).
+    """
+    data = DataDir.load(data_dir)
+    set_name = set_name or data.path.name
+    attributes = list(attributes or model.experts.keys())
+    unknown = sorted(set(attributes) - set(model.experts.keys()))
+    if unknown:
+        raise ConfigError(f"unknown attribute(s) {unknown}; the model has {sorted(model.experts.keys())}")
+
+    out_dir = Path(out_dir)
+    table_dirs = {attr: job_dir(out_dir / attr / set_name, job, num_jobs) for attr in attributes}
+    pending = [attr for attr in attributes if not table_is_complete(table_dirs[attr])]
+    writers = {
+        attr: EmbeddingTableWriter(
+            table_dirs[attr],
+            meta={"attribute": attr, "dim": model.embedding_dim(attr), "normalized": model.is_normalized(attr),
+                  "data": str(data.path), "model": model_name},
+        )
+        for attr in pending
+    }
+    utt_ids = split_ids(data.utt_ids, job, num_jobs) if num_jobs else list(data.utt_ids)
+    already_done = {attr: writer.done_ids for attr, writer in writers.items()}
+    todo = [utt for utt in utt_ids if any(utt not in done for done in already_done.values())]
+    if len(todo) < len(utt_ids):
+        logger.info("%s: %d of %d utterances already extracted", set_name, len(utt_ids) - len(todo), len(utt_ids))
+    if todo:
+        audio = AudioSource(data, sample_rate=model.sample_rate)
+        durations = audio.durations()
+        dataset = UtteranceDataset(todo, audio, {})
+        sampler = DynamicBatchSampler(
+            [durations[utt] for utt in todo], max_batch_seconds=max_batch_seconds,
+            max_batch_size=max_batch_size, shuffle=False,
+        )
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=collate_batch, num_workers=num_workers
+        )
+        model.eval().to(device)
+        progress = tqdm(total=len(todo), desc=f"extract {set_name}", unit="utt", disable=not show_progress)
+        with torch.inference_mode():
+            for batch in loader:
+                embeddings = model(batch["wavs"].to(device), batch["wav_lens"].to(device), attributes)
+                for attr, writer in writers.items():
+                    keep = [i for i, utt in enumerate(batch["ids"]) if utt not in already_done[attr]]
+                    if keep:
+                        vectors = embeddings[attr][keep].float().cpu().numpy()
+                        writer.write([batch["ids"][i] for i in keep], vectors)
+                progress.update(len(batch["ids"]))
+        progress.close()
+    for writer in writers.values():
+        writer.close()
+    write_layer_weights(model, out_dir / "layer_weights.json")
+    return table_dirs
+
+
+def merge_jobs(out_dir: str | Path, set_name: str, attributes: Sequence[str], num_jobs: int) -> None:
+    """Join the per-job tables of every attribute into ``<out>/<attr>/<set>``."""
+    for attr in attributes:
+        merge_split(Path(out_dir) / attr / set_name, num_jobs)
+
+
+def write_layer_weights(model: UnifiedEncoder, path: Path) -> None:
+    """Save each branch's layer-mixing weights (``{attr: {"layers": [...], "weights": [...]}}``)."""
+    with atomic_write(path) as handle:
+        json.dump(model.layer_weights(), handle, indent=2)
