@@ -1,0 +1,244 @@
+"""UnifiedEncoder: one encoder pass for any subset of attributes, losses, embed(), save/load round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchaudio
+import yaml
+from torch import nn
+
+from uattr.attributes import AttributeConfig
+from uattr.branch import BranchConfig
+from uattr.config import from_dict
+from uattr.errors import ConfigError, DataError
+from uattr.losses import LossConfig
+from uattr.model import ModelConfig, UnifiedEncoder
+from uattr.upstream.base import Upstream, UpstreamConfig
+
+SAMPLES_PER_FRAME = 80
+
+
+class FakeUpstream(Upstream):
+    """Each 80-sample frame goes through a fixed random map per layer, so hidden states depend on the input frame
+    by frame (padding cannot change a valid frame) and frame lengths are exact."""
+
+    def __init__(self, num_layers: int = 4, hidden_size: int = 8) -> None:
+        super().__init__()
+        self.num_layers, self.hidden_size, self.downsample_rate = num_layers, hidden_size, SAMPLES_PER_FRAME
+        generator = torch.Generator().manual_seed(0)
+        self.maps = nn.Parameter(torch.randn(num_layers, SAMPLES_PER_FRAME, hidden_size, generator=generator))
+        self.calls = 0
+
+    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.calls += 1
+        frames = wavs.shape[1] // SAMPLES_PER_FRAME
+        chunks = wavs[:, : frames * SAMPLES_PER_FRAME].reshape(wavs.shape[0], frames, SAMPLES_PER_FRAME)
+        return torch.tanh(torch.einsum("btr,lrd->lbtd", chunks, self.maps)), wav_lens // SAMPLES_PER_FRAME
+
+
+def _config(loss_weighting: str = "fixed", **attributes: AttributeConfig) -> ModelConfig:
+    attributes = attributes or {
+        "semantic": AttributeConfig(dim=6, teacher={"name": "sentence-transformers", "field": "text.en"}),
+        "speaker": AttributeConfig(dim=3, branch=BranchConfig(layer_start=2), weight=0.5),
+    }
+    return ModelConfig(UpstreamConfig(name="fake:"), attributes, loss_weighting)
+
+
+def _model(**kwargs) -> UnifiedEncoder:
+    torch.manual_seed(0)
+    return UnifiedEncoder(_config(**kwargs), upstream=FakeUpstream())
+
+
+def _waves(lengths: list[int], seed: int = 0) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(length, generator=generator) for length in lengths]
+
+
+def test_forward_gives_every_attribute_from_one_encoder_pass() -> None:
+    model = _model()
+    wavs = torch.randn(2, 800)
+    embeddings = model(wavs, torch.tensor([800, 400]))
+    assert {name: tuple(e.shape) for name, e in embeddings.items()} == {"semantic": (2, 6), "speaker": (2, 3)}
+    assert model.upstream.calls == 1
+    assert list(model(wavs, torch.tensor([800, 400]), ["speaker"])) == ["speaker"]
+    assert model.embedding_dim("speaker") == 3 and model.is_normalized("speaker")
+
+
+def test_an_unknown_attribute_lists_the_models_attributes() -> None:
+    with pytest.raises(ConfigError, match="unknown attribute 'lang'; this model has: semantic, speaker"):
+        _model()(torch.randn(1, 160), torch.tensor([160]), ["lang"])
+
+
+def test_fixed_weighting_sums_the_weighted_attribute_losses() -> None:
+    model = _model()
+    embeddings = model(torch.randn(2, 800), torch.tensor([800, 640]))
+    targets = {"semantic": torch.randn(2, 6), "speaker": torch.randn(2, 3)}
+    total, losses = model.compute_loss(embeddings, targets)
+    assert set(losses) == {"semantic", "speaker"}
+    torch.testing.assert_close(total, losses["semantic"] + 0.5 * losses["speaker"])
+    total.backward()
+    assert all(p.grad is not None for p in model.experts.parameters())
+    assert model.upstream.maps.grad is not None
+
+
+def test_uncertainty_weighting_learns_one_log_variance_per_attribute() -> None:
+    model = _model(loss_weighting="uncertainty")
+    with torch.no_grad():
+        model.loss_log_vars["semantic"].fill_(0.5)
+        model.loss_log_vars["speaker"].fill_(-1.0)
+    embeddings = model(torch.randn(2, 800), torch.tensor([800, 800]))
+    total, losses = model.compute_loss(embeddings, {"semantic": torch.randn(2, 6), "speaker": torch.randn(2, 3)})
+    expected = np.exp(-0.5) * losses["semantic"] + 0.5 + np.exp(1.0) * 0.5 * losses["speaker"] - 1.0
+    torch.testing.assert_close(total, expected.float())
+    total.backward()
+    assert all(p.grad is not None for p in model.loss_log_vars.values())
+
+
+def test_a_subset_of_attributes_needs_only_its_targets_and_a_missing_target_is_a_data_error() -> None:
+    model = _model()
+    embeddings = model(torch.randn(1, 800), torch.tensor([800]), ["speaker"])
+    total, losses = model.compute_loss(embeddings, {"speaker": torch.randn(1, 3)})
+    assert list(losses) == ["speaker"]
+    with pytest.raises(DataError, match="no targets for attribute 'speaker'"):
+        model.compute_loss(embeddings, {"semantic": torch.randn(1, 6)})
+
+
+def test_embed_equals_each_utterance_alone_and_restores_training_mode() -> None:
+    model = _model().train()
+    waves = _waves([1600, 400, 1000])
+    batched = model.embed(waves, sample_rate=16000)
+    assert model.training
+    for index, wave in enumerate(waves):
+        alone = model.embed([wave.numpy()], sample_rate=16000)
+        for name in batched:
+            torch.testing.assert_close(batched[name][index], alone[name][0], atol=1e-5, rtol=1e-5)
+    assert not batched["speaker"].requires_grad
+
+
+def test_embed_resamples_audio_at_another_rate() -> None:
+    model = _model()
+    wave = _waves([800])[0]
+    resampled = torchaudio.functional.resample(wave, 8000, 16000)
+    at_8k = model.embed(wave[None], sample_rate=8000, attributes=["semantic"])
+    at_16k = model.embed([resampled], sample_rate=16000, attributes=["semantic"])
+    torch.testing.assert_close(at_8k["semantic"], at_16k["semantic"])
+
+
+@pytest.mark.parametrize(
+    ("waveforms", "message"),
+    [
+        ([np.zeros((2, 160), dtype=np.float32)], "waveform 0 must be a non-empty 1-D"),
+        ([torch.zeros(160), torch.zeros(0)], "waveform 1 must be a non-empty 1-D"),
+        ([torch.tensor([0.0, float("nan")] * 100)], "waveform 0 has NaN"),
+        (torch.zeros(160), r"expected waveforms \[batch, samples\]"),
+        ([], "no waveforms"),
+    ],
+)
+def test_embed_rejects_bad_audio(waveforms, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        _model().embed(waveforms, sample_rate=16000)
+
+
+def test_layer_weights_have_the_shared_json_shape() -> None:
+    weights = _model().layer_weights()
+    assert weights["speaker"]["layers"] == [2, 3]
+    assert weights["semantic"]["layers"] == [1, 2, 3]
+    assert weights["semantic"]["weights"] == pytest.approx([1 / 3] * 3)
+    assert json.loads(json.dumps(weights)) == weights
+
+
+def test_the_untrained_baseline_is_the_mean_over_layers_and_valid_frames() -> None:
+    baseline = AttributeConfig(
+        branch=BranchConfig(projection="none", pooling="mean", head="none", layer_norm=False, normalize=False)
+    )
+    model = UnifiedEncoder(_config(semantic=baseline), upstream=FakeUpstream())
+    waves = _waves([1600, 800])
+    embedding = model.embed(waves, sample_rate=16000)["semantic"]
+    hidden, _ = FakeUpstream()(torch.stack([waves[0][:800], waves[1]]), torch.tensor([800, 800]))
+    torch.testing.assert_close(embedding[1], hidden[1:, 1].mean(dim=(0, 1)))
+    hidden, _ = FakeUpstream()(waves[0][None], torch.tensor([1600]))
+    torch.testing.assert_close(embedding[0], hidden[1:, 0].mean(dim=(0, 1)))
+    assert model.embedding_dim("semantic") == 8 and not model.is_normalized("semantic")
+
+
+def test_model_config_errors_name_the_dotted_key() -> None:
+    data = {"upstream": {"name": "hf:x"}, "attributes": {"speaker": {"dim": 192, "branch": {"pooling_": "mean"}}}}
+    with pytest.raises(ConfigError, match=r"attributes\.speaker\.branch\.pooling_"):
+        from_dict(ModelConfig, data)
+    with pytest.raises(ConfigError, match=r"loss_weighting"):
+        from_dict(ModelConfig, {"upstream": {"name": "hf:x"}, "attributes": {}, "loss_weighting": "learned"})
+
+
+@pytest.mark.parametrize(
+    ("attributes", "key"),
+    [({}, "attributes"), ({"a.b": AttributeConfig()}, "attributes.a.b"), ({"s": AttributeConfig(weight=-1)}, "attributes.s.weight")],
+)
+def test_bad_model_configs_name_the_key(attributes: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{key}\b"):
+        UnifiedEncoder(ModelConfig(UpstreamConfig(name="fake:"), attributes), upstream=FakeUpstream())
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from uattr.upstream.create import create_upstream
+
+    return create_upstream(
+        "w2v-bert", tmp_path_factory.mktemp("upstream") / "w2v-bert", hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, output_hidden_size=32,
+    )
+
+
+def test_save_and_load_round_trip_gives_identical_embeddings(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    config = ModelConfig(
+        UpstreamConfig(name=f"hf:{tiny_encoder_dir}"),
+        {
+            "semantic": AttributeConfig(dim=16, teacher={"name": "sentence-transformers", "model": "all-MiniLM-L6-v2"}),
+            "speaker": AttributeConfig(dim=8, branch=BranchConfig(layers=[2, 1], pooling="attentive_stats")),
+            "lang": AttributeConfig(expert="label", classes=["en", "fr"], loss=LossConfig("aam", {"margin": 0.2})),
+        },
+        loss_weighting="uncertainty",
+    )
+    model = UnifiedEncoder(config)
+    with torch.no_grad():  # training changed every weight: the loaded model must take them from the file
+        for parameter in model.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+    waves = _waves([16000, 9000], seed=3)
+    before = model.embed(waves, sample_rate=16000)
+
+    model.save_pretrained(tmp_path / "model")
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["README.md", "config.yaml", "model.safetensors"]
+    loaded = UnifiedEncoder.from_pretrained(tmp_path / "model")
+    after = loaded.embed(waves, sample_rate=16000)
+    for name in before:
+        assert torch.equal(before[name], after[name]), name
+    assert loaded.layer_weights() == model.layer_weights()
+    assert loaded.source == str(tmp_path / "model")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+
+    saved = yaml.safe_load((tmp_path / "model" / "config.yaml").read_text())
+    assert saved["attributes"]["lang"]["classes"] == ["en", "fr"] and saved["loss_weighting"] == "uncertainty"
+    card = (tmp_path / "model" / "README.md").read_text()
+    for expected in ["| semantic | distill | 16 |", "| speaker | distill | 8 |", "[2, 1]", "| lang | label | 32 |",
+                     "model: all-MiniLM-L6-v2", f"hf:{tiny_encoder_dir}", "## Layer weights", "from_pretrained"]:
+        assert expected in card
+
+
+def test_loading_a_folder_without_a_model_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a saved uattr model"):
+        UnifiedEncoder.from_pretrained(tmp_path)
+
+
+def test_weights_that_do_not_match_the_config_are_a_config_error(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    upstream = UpstreamConfig(name=f"hf:{tiny_encoder_dir}")
+    UnifiedEncoder(ModelConfig(upstream, {"speaker": AttributeConfig(dim=8)})).save_pretrained(tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["attributes"]["speaker"]["dim"] = 4
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="model.safetensors: does not match"):
+        UnifiedEncoder.from_pretrained(tmp_path)

@@ -1,0 +1,292 @@
+"""The UnifiedEncoder: one speech encoder, one expert (branch + loss) per attribute, one forward pass for all.
+
+``save_pretrained(dir)`` writes ``config.yaml`` (the ModelConfig), ``model.safetensors`` (every weight, upstream
+included) and a ``README.md`` model card; ``from_pretrained(dir)`` rebuilds the model from those two files and
+never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import safetensors.torch
+import torch
+import torchaudio
+from torch import nn
+
+from uattr import __version__
+from uattr.attributes import AttributeConfig, AttributeExpert, build_expert
+from uattr.config import from_dict, load_yaml, save_yaml
+from uattr.errors import ConfigError, DataError
+from uattr.fileio import atomic_write
+from uattr.upstream.base import Upstream, UpstreamConfig
+
+__all__ = ["AttributeConfig", "ModelConfig", "UnifiedEncoder"]
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")  # a valid nn.ModuleDict key and file-name part
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The encoder, one block per attribute, and how the attribute losses are combined.
+
+    ``loss_weighting``: ``fixed`` = Σ weight_τ · L_τ (the paper: 1.0 each); ``uncertainty`` = learned
+    homoscedastic-uncertainty weighting (Kendall et al., 2018), Σ exp(−s_τ) · weight_τ · L_τ + s_τ.
+    """
+
+    upstream: UpstreamConfig
+    attributes: dict[str, AttributeConfig]
+    loss_weighting: Literal["fixed", "uncertainty"] = "fixed"
+
+
+class UnifiedEncoder(nn.Module):
+    """Upstream + experts; ``forward`` returns ``{attribute: embedding [B, E]}`` from one encoder pass."""
+
+    def __init__(self, config: ModelConfig, upstream: Upstream | None = None) -> None:
+        super().__init__()
+        _check_attributes(config)
+        self.config = config
+        self.source: str | None = None  # the folder from_pretrained() read, for provenance in outputs
+        if upstream is None:
+            from uattr.upstream import build_upstream  # the loaders import transformers/s3prl: only when needed
+
+            upstream = build_upstream(config.upstream)
+        self.upstream = upstream
+        self.experts = nn.ModuleDict(
+            {
+                name: build_expert(name, attribute, upstream.num_layers, upstream.hidden_size)
+                for name, attribute in config.attributes.items()
+            }
+        )
+        self.loss_log_vars = (
+            nn.ParameterDict({name: nn.Parameter(torch.zeros(())) for name in config.attributes})
+            if config.loss_weighting == "uncertainty"
+            else None
+        )
+
+    @property
+    def sample_rate(self) -> int:
+        return self.upstream.sample_rate
+
+    @property
+    def attributes(self) -> list[str]:
+        return list(self.experts.keys())
+
+    def expert(self, attribute: str) -> AttributeExpert:
+        """The expert of ``attribute``; an unknown name lists the model's attributes."""
+        if attribute not in self.experts:
+            raise ConfigError(f"unknown attribute '{attribute}'; this model has: {', '.join(self.experts)}")
+        return self.experts[attribute]
+
+    def embedding_dim(self, attribute: str) -> int:
+        return self.expert(attribute).embedding_dim
+
+    def is_normalized(self, attribute: str) -> bool:
+        """Whether the attribute's embeddings are L2-normalised."""
+        return self.expert(attribute).branch.normalize
+
+    def forward(
+        self, wavs: torch.Tensor, wav_lens: torch.Tensor, attributes: Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Embeddings of ``attributes`` (default: all) for a padded batch ``wavs`` [B, S] with lengths [B]."""
+        if isinstance(attributes, str):
+            attributes = [attributes]
+        experts = [self.expert(name) for name in (self.attributes if attributes is None else attributes)]
+        hidden, frame_lens = self.upstream(wavs, wav_lens)
+        return {expert.name: expert(hidden, frame_lens) for expert in experts}
+
+    def compute_loss(
+        self, embeddings: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(total, {attribute: unweighted loss})`` over the attributes present in ``embeddings``."""
+        losses = {}
+        for name, embedding in embeddings.items():
+            expert = self.expert(name)
+            if expert.target_key not in targets:
+                raise DataError(f"the batch has no targets for attribute '{name}' (targets: {', '.join(targets)})")
+            losses[name] = expert.loss(embedding, targets[expert.target_key].to(embedding.device))
+        total = sum(self._weighted(name, loss) for name, loss in losses.items())
+        return total, losses
+
+    def _weighted(self, name: str, loss: torch.Tensor) -> torch.Tensor:
+        weighted = self.config.attributes[name].weight * loss
+        if self.loss_log_vars is None:
+            return weighted
+        log_var = self.loss_log_vars[name]
+        return torch.exp(-log_var) * weighted + log_var
+
+    @torch.no_grad()
+    def embed(
+        self,
+        waveforms: torch.Tensor | Sequence[torch.Tensor | np.ndarray],
+        sample_rate: int,
+        attributes: Sequence[str] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Embeddings of raw audio, in eval mode: a [B, S] tensor or a list of 1-D arrays (any lengths).
+
+        Audio at another rate is resampled to the encoder's; the batch is padded with its lengths, so each
+        embedding equals the one of the utterance alone.
+        """
+        wavs, wav_lens = self._pad(_as_waveform_list(waveforms), sample_rate)
+        was_training = self.training
+        self.eval()
+        try:
+            return self(wavs, wav_lens, attributes)
+        finally:
+            self.train(was_training)
+
+    def _pad(self, waveforms: list[torch.Tensor], sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+        device = next(self.parameters()).device
+        if sample_rate != self.sample_rate:
+            waveforms = [torchaudio.functional.resample(wav, sample_rate, self.sample_rate) for wav in waveforms]
+        wav_lens = torch.tensor([len(wav) for wav in waveforms], device=device)
+        wavs = nn.utils.rnn.pad_sequence(waveforms, batch_first=True).to(device)
+        return wavs, wav_lens
+
+    def layer_weights(self) -> dict[str, dict[str, list]]:
+        """Each branch's mixing weights: ``{attr: {"layers": [int, ...], "weights": [float, ...]}}``."""
+        return {
+            name: {"layers": list(expert.branch.layers), "weights": expert.branch.layer_weights().tolist()}
+            for name, expert in self.experts.items()
+        }
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write config.yaml, model.safetensors and the README.md model card into ``directory`` (atomically)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, staging = tempfile.mkstemp(prefix=f".{WEIGHTS_FILE}.", suffix=".tmp", dir=directory)
+        os.close(fd)
+        try:
+            # save_model (not save_file) drops tied duplicates and makes tensors contiguous, as safetensors needs.
+            safetensors.torch.save_model(self, staging, metadata={"format": "pt", "uattr": __version__})
+            os.replace(staging, directory / WEIGHTS_FILE)
+        finally:
+            Path(staging).unlink(missing_ok=True)
+        save_yaml(self.config, directory / CONFIG_FILE)
+        with atomic_write(directory / CARD_FILE) as handle:
+            handle.write(model_card(self))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "UnifiedEncoder":
+        """Rebuild a saved model from config.yaml + model.safetensors (no pickle), in eval mode.
+
+        The upstream is first built from its config, then every weight is overwritten from the safetensors. For a
+        local upstream folder that costs one extra local read; a hub id would be fetched (or taken from the HF
+        cache) before being overwritten, because the loaders build the encoder with from_pretrained().
+        """
+        directory = Path(directory)
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            if not (directory / name).is_file():
+                raise ConfigError(f"{directory}: not a saved uattr model (no {name})")
+        config = from_dict(ModelConfig, load_yaml(directory / CONFIG_FILE))
+        model = cls(config)
+        try:
+            safetensors.torch.load_model(model, directory / WEIGHTS_FILE, strict=True)
+        except RuntimeError as error:
+            raise ConfigError(f"{directory / WEIGHTS_FILE}: does not match {directory / CONFIG_FILE}: {error}") from None
+        model.source = str(directory)
+        return model.to(device).eval()
+
+
+def _check_attributes(config: ModelConfig) -> None:
+    if not config.attributes:
+        raise ConfigError("attributes: the model needs at least one attribute")
+    for name, attribute in config.attributes.items():
+        if not _ATTRIBUTE_NAME.match(name):
+            raise ConfigError(
+                f"attributes.{name}: attribute names are letters, digits, '_' and '-', starting with a letter or '_'"
+            )
+        if attribute.weight < 0:
+            raise ConfigError(f"attributes.{name}.weight: must be ≥ 0, got {attribute.weight}")
+
+
+def _as_waveform_list(waveforms: torch.Tensor | Sequence[torch.Tensor | np.ndarray]) -> list[torch.Tensor]:
+    """1-D float32 tensors; empty, multi-channel or non-finite audio is a DataError naming the batch item."""
+    if isinstance(waveforms, torch.Tensor):
+        if waveforms.dim() != 2:
+            raise DataError(f"embed: expected waveforms [batch, samples], got shape {tuple(waveforms.shape)}")
+        waveforms = list(waveforms)
+    result = []
+    for index, wav in enumerate(waveforms):
+        wav = torch.as_tensor(np.asarray(wav) if not isinstance(wav, torch.Tensor) else wav).float().cpu()
+        if wav.dim() != 1 or wav.numel() == 0:
+            raise DataError(f"embed: waveform {index} must be a non-empty 1-D array, got shape {tuple(wav.shape)}")
+        if not torch.isfinite(wav).all():
+            raise DataError(f"embed: waveform {index} has NaN or infinite samples")
+        result.append(wav)
+    if not result:
+        raise DataError("embed: no waveforms given")
+    return result
+
+
+def model_card(model: UnifiedEncoder) -> str:
+    """A README.md for a saved model: what each embedding is, where it comes from, and how to load it."""
+    config = model.config
+    rows = []
+    for name, expert in model.experts.items():
+        attribute = config.attributes[name]
+        branch = attribute.branch
+        teacher = ", ".join(f"{key}: {value}" for key, value in attribute.teacher.items()) or "–"
+        layers = expert.branch.layers
+        span = f"{layers[0]}–{layers[-1]}" if layers == list(range(layers[0], layers[-1] + 1)) else str(layers)
+        loss = attribute.loss.name + (f" {attribute.loss.options}" if attribute.loss.options else "")
+        rows.append(
+            f"| {name} | {attribute.expert} | {expert.embedding_dim} | {'yes' if branch.normalize else 'no'} | "
+            f"{span} | {branch.projection} | {branch.pooling} | {loss} | {attribute.weight:g} | {teacher} |"
+        )
+    weights = model.layer_weights()
+    all_layers = sorted({layer for entry in weights.values() for layer in entry["layers"]})
+    weight_rows = []
+    for layer in all_layers:
+        cells = []
+        for entry in weights.values():
+            by_layer = dict(zip(entry["layers"], entry["weights"]))
+            cells.append(f"{by_layer[layer]:.4f}" if layer in by_layer else "")
+        weight_rows.append(f"| {layer} | " + " | ".join(cells) + " |")
+    upstream = model.upstream
+    return "\n".join(
+        [
+            "# uattr unified speech encoder",
+            "",
+            f"One speech encoder, {len(weights)} utterance-level embedding(s) from one forward pass "
+            f"(made with uattr {__version__}).",
+            "",
+            f"- Upstream: `{config.upstream.name}`"
+            + (f" (path `{config.upstream.path}`)" if config.upstream.path else "")
+            + f", {upstream.num_layers} hidden states of size {upstream.hidden_size}, "
+            f"{upstream.sample_rate} Hz input, fine-tuning policy `{config.upstream.finetune}`",
+            f"- Loss weighting: {config.loss_weighting}",
+            "",
+            "| attribute | expert | dim | L2-normalised | layers | projection | pooling | loss | weight | teacher |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "## Layer weights",
+            "",
+            "Softmax mixing weights of each branch over the encoder's hidden states (0 = input to the first layer).",
+            "",
+            "| layer | " + " | ".join(weights) + " |",
+            "|---" * (len(weights) + 1) + "|",
+            *weight_rows,
+            "",
+            "## Usage",
+            "",
+            "```python",
+            "from uattr.model import UnifiedEncoder",
+            "",
+            'model = UnifiedEncoder.from_pretrained("<this folder>")',
+            "embeddings = model.embed([waveform], sample_rate=16000)  # {attribute: tensor [1, dim]}",
+            "```",
+            "",
+        ]
+    )
