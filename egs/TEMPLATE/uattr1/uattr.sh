@@ -24,6 +24,7 @@ num_nodes=1            # nodes per training job (>1 needs a Slurm cmd.sh: srun +
 data_opts=""           # options passed to local/data.sh
 dumpdir=dump           # teacher embeddings
 expdir=exp             # experiments
+validate_opts=""       # extra `uattr validate-data-dir` options (e.g. --sample-rate 0: 48 kHz mp3, resampled on load)
 
 # Data
 train_set=train        # training data dir (data/<train_set>)
@@ -35,10 +36,14 @@ teacher_conf=conf/teachers.txt   # lines: "<attr> <set,set,...> <uattr extract-t
 systems=""             # systems to train: conf/train_<system>.yaml → exp/<system>
 train_opts=""          # extra `uattr train` overrides for every system (e.g. --trainer.max_steps 100)
 device=""              # cpu | cuda (empty: cuda when ngpu > 0)
+external_model=""      # evaluate this trained model dir (uattr save_pretrained) instead of training: stage 3 is
+                       # skipped and ${systems} (default: the model's experiment name) names it in exp/ and RESULTS.md
 
 # Evaluation
 sv_attr=speaker        # attribute whose embeddings are scored on trials
-sv_sets="dev test"     # sets with data/<set>/trials
+sv_sets="dev test"     # trial lists: "<set>" (data/<set>/trials) or "<set>:<file>" (data/<set>/<file>)
+sv_cohort=""           # AS-norm cohort set: each trial list is also scored with AS-norm against it (sv-asnorm)
+sv_cohort_opts="--top-k 300"  # extra `uattr score-sv` options of the AS-norm scoring
 retrieval_conf=data/retrieval_tasks  # lines: "<name> <attr> <query_set> <gallery_kind: teacher|speech> <gallery_set> <query2ref>"
 score_opts=""          # extra `uattr score-sv` options (e.g. --norm asnorm --cohort ...)
 extract_opts=""        # extra `uattr extract` options
@@ -56,6 +61,7 @@ General options:
   --data_opts      # options for local/data.sh (default: "${data_opts}")
   --dumpdir        # teacher embeddings dir (default: ${dumpdir})
   --expdir         # experiments dir (default: ${expdir})
+  --validate_opts  # extra uattr validate-data-dir options (default: "${validate_opts}")
 Data:
   --train_set      # training set (default: ${train_set})
   --valid_set      # validation set, used for model selection (default: ${valid_set})
@@ -65,9 +71,12 @@ Training:
   --systems        # systems to train, each conf/train_<system>.yaml (default: "${systems}")
   --train_opts     # extra dotted overrides for uattr train (default: "${train_opts}")
   --device         # cpu|cuda (default: cuda when ngpu > 0)
+  --external_model # a trained model dir to evaluate instead of training (default: "${external_model}")
 Evaluation:
   --sv_attr        # attribute scored on trials (default: ${sv_attr})
-  --sv_sets        # sets with data/<set>/trials (default: "${sv_sets}")
+  --sv_sets        # trial lists, "<set>" or "<set>:<trials file>" (default: "${sv_sets}")
+  --sv_cohort      # AS-norm cohort set; lists are scored with and without AS-norm (default: "${sv_cohort}")
+  --sv_cohort_opts # extra uattr score-sv options with AS-norm (default: "${sv_cohort_opts}")
   --retrieval_conf # retrieval task list (default: ${retrieval_conf})
   --score_opts     # extra uattr score-sv options (default: "${score_opts}")
   --extract_opts   # extra uattr extract options (default: "${extract_opts}")
@@ -86,6 +95,14 @@ fi
 . ./cmd.sh
 
 [ -z "${device}" ] && { [ "${ngpu}" -gt 0 ] && device=cuda || device=cpu; }
+if [ -n "${external_model}" ]; then
+  [ -f "${external_model}/config.yaml" ] || { log "Error: --external_model ${external_model}: no config.yaml"; exit 2; }
+  if [ -z "${systems}" ]; then  # exp/<name>/model → <name>
+    systems=$(basename "$(cd "${external_model}" && pwd)")
+    [ "${systems}" = model ] && systems=$(basename "$(cd "${external_model}/.." && pwd)")
+  fi
+  [ "$(wc -w <<< "${systems}")" -eq 1 ] || { log "Error: --external_model names one system, got '${systems}'"; exit 2; }
+fi
 eval_sets=$(echo "${valid_set} ${test_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 mkdir -p "${expdir}"
 timing="${expdir}/stage_times.tsv"
@@ -95,6 +112,16 @@ stage_done() {
   printf '%s\t%s\t%d\n' "$1" "$2" "$(( SECONDS - stage_start ))" >> "${timing}"
   log "Stage $1 ($2) done in $(( SECONDS - stage_start )) s"
 }
+
+# The model dir of a system: the external model when one is evaluated, else the trained one.
+model_dir() {
+  if [ -n "${external_model}" ]; then echo "${external_model}"; else echo "${expdir}/$1/model"; fi
+}
+
+# An sv_sets entry "<set>[:<trials file>]": its data set, its trial list, and its name in scores/ and RESULTS.md.
+sv_set() { echo "${1%%:*}"; }
+sv_trials() { if [[ $1 == *:* ]]; then echo "data/${1%%:*}/${1#*:}"; else echo "data/$1/trials"; fi; }
+sv_name() { if [[ $1 == *:* ]]; then echo "${1%%:*}_${1#*:}"; else echo "$1"; fi; }
 
 # Where a system's (or the teacher's) embeddings of <attr>/<set> live.
 emb_scp() {  # system attr set
@@ -112,7 +139,8 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
   # shellcheck disable=SC2086
   local/data.sh ${data_opts}
   for dir in data/*/; do
-    [ -f "${dir}/wav.scp" ] && uattr validate-data-dir "${dir}"
+    # shellcheck disable=SC2086
+    [ -f "${dir}/wav.scp" ] && uattr validate-data-dir ${validate_opts} "${dir}"
   done
   stage_done 1 data
 fi
@@ -132,7 +160,9 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   stage_done 2 teachers
 fi
 
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${external_model}" ]; then
+  log "Stage 3: skipped: evaluating ${external_model} as system '${systems}'"
+elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   stage_start=${SECONDS}
   for system in ${systems}; do
     conf="conf/train_${system}.yaml"
@@ -162,12 +192,13 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
   stage_start=${SECONDS}
   # Retrieval query sets and speech galleries are extracted too.
   extra_sets=$(retrieval_tasks | awk '{print $3} $4 == "speech" {print $5}')
+  for spec in ${sv_sets} ${sv_cohort}; do extra_sets+=" $(sv_set "${spec}")"; done
   extract_sets=$(echo "${eval_sets} ${extra_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
   for system in ${systems}; do
     for set in ${extract_sets}; do
       log "Stage 4: ${system}: embeddings of data/${set}"
       # shellcheck disable=SC2086
-      uattr extract --model "${expdir}/${system}/model" --data "data/${set}" --out "${expdir}/${system}/emb" \
+      uattr extract --model "$(model_dir "${system}")" --data "data/${set}" --out "${expdir}/${system}/emb" \
         --nj "${nj}" --device "${device}" ${extract_opts}
     done
   done
@@ -178,14 +209,25 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
   stage_start=${SECONDS}
   for system in ${systems} teacher; do
     scoredir="${expdir}/${system}/scores"
-    for set in ${sv_sets}; do
+    for spec in ${sv_sets}; do
+      set=$(sv_set "${spec}")
+      name=$(sv_name "${spec}")
       emb=$(emb_scp "${system}" "${sv_attr}" "${set}")
       [ -f "${emb}" ] || { log "Stage 5: ${system}: no ${sv_attr} embeddings of ${set}; no SV"; continue; }
-      log "Stage 5: ${system}: speaker verification on data/${set}/trials"
+      log "Stage 5: ${system}: speaker verification on $(sv_trials "${spec}")"
       # shellcheck disable=SC2086
-      uattr score-sv --trials "data/${set}/trials" --emb "${emb}" --out "${scoredir}/sv_${set}/scores" ${score_opts}
-      uattr compute-metrics "${scoredir}/sv_${set}/scores" --p-target 0.01 0.05 \
-        --system "${system}" --test-set "${set}" --condition sv --out "${scoredir}/sv_${set}/metrics.json"
+      uattr score-sv --trials "$(sv_trials "${spec}")" --emb "${emb}" --out "${scoredir}/sv_${name}/scores" ${score_opts}
+      uattr compute-metrics "${scoredir}/sv_${name}/scores" --p-target 0.01 0.05 \
+        --system "${system}" --test-set "${name}" --condition sv --out "${scoredir}/sv_${name}/metrics.json"
+      [ -n "${sv_cohort}" ] || continue
+      cohort=$(emb_scp "${system}" "${sv_attr}" "${sv_cohort}")
+      [ -f "${cohort}" ] || { log "Stage 5: ${system}: no ${sv_attr} embeddings of ${sv_cohort}; no AS-norm"; continue; }
+      log "Stage 5: ${system}: AS-norm on $(sv_trials "${spec}") (cohort: speakers of data/${sv_cohort})"
+      # shellcheck disable=SC2086
+      uattr score-sv --trials "$(sv_trials "${spec}")" --emb "${emb}" --out "${scoredir}/sv_${name}_asnorm/scores" \
+        --norm asnorm --cohort "${cohort}" --cohort-utt2spk "data/${sv_cohort}/utt2spk" ${sv_cohort_opts}
+      uattr compute-metrics "${scoredir}/sv_${name}_asnorm/scores" --p-target 0.01 0.05 --system "${system}" \
+        --test-set "${name}" --condition sv-asnorm --out "${scoredir}/sv_${name}_asnorm/metrics.json"
     done
     while read -r name attr query_set gallery_kind gallery_set query2ref; do
       query=$(emb_scp "${system}" "${attr}" "${query_set}")
@@ -208,10 +250,10 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   stage_start=${SECONDS}
   log "Stage 6: plots and RESULTS.md"
   for system in ${systems}; do
-    [ -d "${expdir}/${system}/model" ] || continue
-    uattr plot-layer-weights --model "${expdir}/${system}/model" --out "${expdir}/${system}/layer_weights.png"
+    [ -d "$(model_dir "${system}")" ] || continue
+    uattr plot-layer-weights --model "$(model_dir "${system}")" --out "${expdir}/${system}/layer_weights.png"
   done
-  last_sv_set=$(echo ${sv_sets} | awk '{print $NF}')
+  last_sv_set=$(sv_name "$(echo ${sv_sets} | awk '{print $NF}')")
   det_inputs=()
   det_labels=()
   for system in ${systems} teacher; do
