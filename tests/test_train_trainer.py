@@ -1,0 +1,215 @@
+"""The trainer end to end on a tiny w2v-BERT: resume equivalence, both optimisers stepping, validation metrics,
+n-best averaging, on-the-fly teachers, and the files of an experiment dir."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+from torch import nn
+
+import uattr.train.trainer as trainer_module
+from train_fixtures import make_experiment
+from uattr.config import from_dict, load_yaml
+from uattr.errors import ConfigError
+from uattr.model import UnifiedEncoder
+from uattr.scoring.metrics import sv_metrics
+from uattr.scoring.trials import read_trials
+from uattr.teachers.base import Teacher, register_teacher
+from uattr.train.checkpoint import list_checkpoints, load_checkpoint
+from uattr.train.config import ExperimentConfig
+from uattr.train.data import build_split
+from uattr.train.distributed import DistributedContext
+from uattr.train.trainer import Trainer
+from uattr.train.validate import load_tasks, validate
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the tiny model gains nothing from two, and the CPU is shared with other test runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> dict[str, Any]:
+    return make_experiment(tmp_path_factory.mktemp("experiment"))
+
+
+def build_config(base: dict[str, Any], **sections: dict[str, Any]) -> ExperimentConfig:
+    data = copy.deepcopy(base)
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return from_dict(ExperimentConfig, data)
+
+
+class Interrupt(Exception):
+    """Stands in for a kill right after a checkpoint reached the disk."""
+
+
+def test_resume_is_bit_identical(experiment, tmp_path, monkeypatch) -> None:
+    """6 steps in one go == 3 steps, a kill, and a resumed run to 6 (model, optimisers, NewBob, n-best)."""
+    config = build_config(experiment, trainer={"n_best": 2})
+    Trainer(config, tmp_path / "straight").run()
+
+    real_save = trainer_module.save_checkpoint
+
+    def save_then_die(state: dict[str, Any], path: Path) -> None:
+        real_save(state, path)
+        if state["step"] == 3:
+            raise Interrupt
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupt):
+        Trainer(config, tmp_path / "resumed").run()
+    assert list(list_checkpoints(tmp_path / "resumed" / "checkpoints")) == [3]
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    Trainer(config, tmp_path / "resumed").run()
+
+    straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "ckpt-6.pt")
+    resumed = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "ckpt-6.pt")
+    assert straight["model"].keys() == resumed["model"].keys()
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    for group, state in straight["optimizers"].items():
+        for index, values in state["state"].items():
+            for name, value in values.items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(resumed["optimizers"][group]["state"][index][name]))
+    assert straight["schedules"] == resumed["schedules"]
+    assert straight["best"] == resumed["best"]
+    assert straight["history"] == resumed["history"]
+    assert torch.equal(straight["rng"][0]["torch"], resumed["rng"][0]["torch"])
+    final = [safetensors.torch.load_file(tmp_path / run / "model" / "model.safetensors") for run in ("straight", "resumed")]
+    assert all(torch.equal(final[0][key], final[1][key]) for key in final[0])
+
+
+def test_both_optimisers_update_every_trainable_parameter(experiment, tmp_path) -> None:
+    """The paper's pair (encoder Adam 1e-5, branches Adadelta 1.5): every trainable parameter moves."""
+    data = copy.deepcopy(experiment)
+    data["attributes"]["speaker"]["branch"] = {}  # two layers: a lone layer's mixing logit has no gradient
+    data["trainer"].update(max_steps=2, valid_every=None, average_best=False)
+    trainer = Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp")
+    assert {type(o).__name__ for o in trainer.optimizers.values()} == {"Adam", "Adadelta"}
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters() if p.requires_grad}
+    assert any(name.startswith("upstream.") for name in before) and any(name.startswith("experts.") for name in before)
+    trainer.run()
+    unchanged = [name for name, p in trainer.model.named_parameters() if p.requires_grad and torch.equal(p, before[name])]
+    # Softmax over time ignores a constant added to every score, so the score bias never gets a gradient.
+    assert [name for name in unchanged if not name.endswith("pooling.score.bias")] == []
+
+
+class LookupModel(nn.Module):
+    """A stand-in encoder whose embeddings are the dev teacher vectors (found by each utterance's length)."""
+
+    def __init__(self, by_length: dict[str, dict[int, np.ndarray]]) -> None:
+        super().__init__()
+        self.by_length = by_length
+
+    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {
+            attr: torch.tensor(np.stack([table[int(n)] for n in wav_lens]), dtype=torch.float32)
+            for attr, table in self.by_length.items()
+        }
+
+    def compute_loss(self, embeddings, targets) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        losses = {attr: 50 * (1 - nn.functional.cosine_similarity(e, targets[attr])).sum() for attr, e in embeddings.items()}
+        return sum(losses.values()), losses
+
+
+def test_validation_metrics_on_a_tiny_dev_set(experiment, tmp_path) -> None:
+    """With embeddings equal to the teacher's: zero loss, R@1 100 %, and the teacher vectors' own EER."""
+    config = build_config(experiment, data={"max_batch_size": 4})
+    dev = build_split(config.data, "valid", ["semantic", "speaker"], 16000, 0, DistributedContext())
+    lengths = {utt: len(dev.dataset.audio.load(utt)) for utt in dev.dataset.utt_ids}
+    # Make every dev utterance's length unique so the stand-in model can tell them apart.
+    for offset, utt in enumerate(sorted(lengths)):
+        lengths[utt] -= offset
+    dev.dataset.audio.load = lambda utt, load=dev.dataset.audio.load: load(utt)[: lengths[utt]]
+    tables = {attr: dev.dataset.targets[attr] for attr in ("semantic", "speaker")}
+    model = LookupModel({attr: {lengths[u]: v for u, v in table.items()} for attr, table in tables.items()})
+
+    metrics = validate(model, dev.loader, torch.device("cpu"), load_tasks(config.data, ["semantic", "speaker"]))
+
+    assert metrics["valid/loss"] == pytest.approx(0, abs=1e-4)
+    assert metrics["valid/semantic/r@1"] == 100.0
+    trials = read_trials(experiment["data"]["valid_trials"]["speaker"])
+    unit = {u: v / np.linalg.norm(v) for u, v in tables["speaker"].items()}
+    scores = np.array([unit[e] @ unit[t] for e, t in zip(trials.enroll, trials.test)])
+    expected = sv_metrics(scores, trials.labels, p_targets=(0.01,))
+    assert metrics["valid/speaker/eer"] == pytest.approx(expected["eer"])
+    assert metrics["valid/speaker/min_dcf_0.01"] == pytest.approx(expected["min_dcf"]["0.01"])
+
+
+def test_experiment_dir_and_n_best_average(experiment, tmp_path) -> None:
+    """Files of EXP; the final model is the parameter mean of the n best checkpoints by the criterion."""
+    config = build_config(
+        experiment,
+        trainer={"max_steps": 4, "valid_every": 1, "n_best": 2, "keep_last": 1, "best_criterion": "valid/speaker/loss"},
+    )
+    exp = tmp_path / "exp"
+    Trainer(config, exp).run()
+
+    history = json.loads((exp / "valid_metrics.json").read_text())
+    assert [entry["step"] for entry in history] == [1, 2, 3, 4]
+    best = sorted(history, key=lambda entry: entry["valid/speaker/loss"])[:2]
+    checkpoints = list_checkpoints(exp / "checkpoints")
+    assert set(checkpoints) == {entry["step"] for entry in best} | {4}
+    states = [load_checkpoint(checkpoints[entry["step"]])["model"] for entry in best]
+    final = safetensors.torch.load_file(exp / "model" / "model.safetensors")
+    for key, value in final.items():
+        torch.testing.assert_close(value, (states[0][key] + states[1][key]) / 2, rtol=0, atol=1e-6)
+
+    saved = load_yaml(exp / "config.yaml")
+    assert saved["attributes"]["semantic"]["dim"] == 8 and saved["attributes"]["speaker"]["dim"] == 6
+    assert list((exp / "tensorboard").glob("events.out.tfevents.*"))
+    model = UnifiedEncoder.from_pretrained(exp / "model")
+    embeddings = model.embed([np.zeros(4000, dtype=np.float32)], sample_rate=16000)
+    assert embeddings["speaker"].shape == (1, 6)
+
+
+@register_teacher("test-energy")
+class EnergyTeacher(Teacher):
+    """A cheap audio teacher: a few statistics of the waveform."""
+
+    input = "audio"
+    normalized = False
+    dim = 3
+
+    def embed(self, batch) -> np.ndarray:
+        return np.stack([[np.abs(w).mean(), w.std(), 1.0] for w in batch]).astype(np.float32)
+
+
+def test_on_the_fly_teacher_targets(experiment, tmp_path) -> None:
+    data = copy.deepcopy(experiment)
+    data["attributes"]["speaker"]["teacher"] = {"name": "test-energy"}
+    data["trainer"].update(teacher_mode="on_the_fly", on_the_fly=["speaker"], max_steps=2, valid_every=None)
+    data["data"]["targets"] = {
+        "semantic": {"train": data["data"]["targets"].format(attr="semantic", set="train"),
+                     "valid": data["data"]["targets"].format(attr="semantic", set="dev")},
+    }
+    trainer = Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp")
+    assert trainer.config.attributes["speaker"].dim == 3
+    trainer.run()
+    assert "valid/speaker/eer" in json.loads((tmp_path / "exp" / "valid_metrics.json").read_text())[-1]
+
+
+def test_teacher_table_of_another_dimension_is_refused(experiment, tmp_path) -> None:
+    config = build_config(experiment)
+    config.attributes["speaker"].dim = 7
+    with pytest.raises(ConfigError, match=r"attributes\.speaker\.dim: 7.*6-d targets"):
+        Trainer(config, tmp_path / "exp")
+
+
+def test_unknown_best_criterion_lists_the_metrics(experiment, tmp_path) -> None:
+    config = build_config(experiment, trainer={"max_steps": 1, "best_criterion": "valid/speaker/r@1"})
+    with pytest.raises(ConfigError, match=r"best_criterion 'valid/speaker/r@1'.*valid/speaker/eer"):
+        Trainer(config, tmp_path / "exp").run()
+

@@ -1,0 +1,241 @@
+"""The experiment config of ``uattr train``: one YAML with the model, data, optimiser and trainer sections.
+
+The model's own fields (``upstream``, ``attributes``, ``loss_weighting``) sit at the top level, so a recipe
+config reads like the paper's table. Every section is a strict dataclass (uattr.config.from_dict): an
+unknown key is an error naming its dotted path. Defaults are the paper's settings (DESIGN.md §1, from the
+authors' public configuration).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from uattr.config import apply_overrides, from_dict, load_yaml, to_dict
+from uattr.data.tables import META_NAME, SCP_NAME, read_table_meta
+from uattr.errors import ConfigError
+from uattr.model import AttributeConfig, ModelConfig
+from uattr.upstream.base import UpstreamConfig
+
+logger = logging.getLogger(__name__)
+
+SplitName = Literal["train", "valid"]
+
+
+@dataclasses.dataclass
+class TargetTables:
+    """One attribute's teacher tables: an ``emb.scp`` or the folder holding it (with its ``meta.json``)."""
+
+    train: str
+    valid: str
+
+
+@dataclasses.dataclass
+class RetrievalConfig:
+    """Speech→teacher retrieval on the dev set (R@1 of the student's speech embeddings).
+
+    The gallery is the attribute's valid teacher table unless ``gallery`` names another table (e.g. the
+    teacher embeddings of the dev set's distinct texts). A query's relevant item is the gallery item with its
+    id, or those ``query2ref`` names (``<query utt> <gallery id> ...`` lines, as ``uattr score-retrieval``).
+    """
+
+    query2ref: str | None = None
+    gallery: str | None = None
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Training and dev data, their teacher targets, filtering, batching and sampling."""
+
+    train: str = "data/train"
+    valid: str | None = "data/dev"  # None: no validation (no NewBob, final model = last parameters)
+    # Either a pattern ({attr}; {set} = the data dir's name) or explicit tables per attribute.
+    targets: str | dict[str, TargetTables] = "dump/teacher/{attr}/{set}"
+    min_seconds: float = 0.0
+    max_seconds: float | None = 10.0  # utterances of max_seconds and more are dropped (the paper: 10 s)
+    crop_seconds: float | None = None  # random crop of longer training utterances
+    max_batch_seconds: float | None = None  # padded seconds per batch
+    max_batch_size: int = 20
+    sampling: Literal["none", "language", "speaker"] = "none"
+    alpha: float = 0.05  # language sampling exponent (the paper)
+    num_workers: int = 2
+    drop_missing: bool = False  # drop utterances without a target instead of failing
+    valid_trials: dict[str, str] = dataclasses.field(default_factory=dict)  # attr → dev trials → EER
+    valid_retrieval: dict[str, RetrievalConfig] = dataclasses.field(default_factory=dict)  # attr → R@1
+
+    def target_table(self, attr: str, split: SplitName) -> Path:
+        """The teacher table of ``attr`` for the train or valid split."""
+        if isinstance(self.targets, str):
+            data_dir = self.train if split == "train" else self.valid
+            return Path(self.targets.format(attr=attr, set=Path(data_dir).name))
+        if attr not in self.targets:
+            raise ConfigError(f"data.targets has no tables for attribute '{attr}'")
+        return Path(getattr(self.targets[attr], split))
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """A torch optimiser: ``adam`` | ``adamw`` | ``adadelta`` | ``sgd``; ``kwargs`` go to its constructor."""
+
+    name: Literal["adam", "adamw", "adadelta", "sgd"] = "adam"
+    lr: float = 1e-5
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class SchedulerConfig:
+    """The lr schedule of one optimiser (see uattr.train.optim).
+
+    ``newbob`` anneals by ``factor`` when the validation loss improves by less than ``threshold``
+    (relative) more than ``patience`` times; the warm-up schedules ramp up over ``warmup_steps`` updates.
+    """
+
+    name: Literal["newbob", "warmup_linear", "warmup_cosine", "constant"] = "newbob"
+    warmup_steps: int = 0
+    threshold: float = 0.0025
+    factor: float = 0.5
+    patience: int = 0
+
+
+@dataclasses.dataclass
+class GroupConfig:
+    """Optimiser and schedule of one parameter group."""
+
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
+
+
+def _paper_upstream_group() -> GroupConfig:
+    return GroupConfig(OptimizerConfig("adam", 1e-5), SchedulerConfig("newbob", threshold=0.0025, factor=0.9))
+
+
+def _paper_branches_group() -> GroupConfig:
+    return GroupConfig(
+        OptimizerConfig("adadelta", 1.5, {"rho": 0.95, "eps": 1e-8}),
+        SchedulerConfig("newbob", threshold=0.0025, factor=0.5, patience=2),
+    )
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """Two parameter groups, two optimisers: the encoder ("upstream") and everything else ("branches")."""
+
+    upstream: GroupConfig = dataclasses.field(default_factory=_paper_upstream_group)
+    branches: GroupConfig = dataclasses.field(default_factory=_paper_branches_group)
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    """Loop length, update mechanics, validation, checkpoints and the device."""
+
+    max_steps: int | None = None  # optimiser updates; training stops at max_steps or max_epochs, first reached
+    max_epochs: int | None = 10
+    grad_accum: int = 1
+    grad_clip: float | None = 5.0  # max global grad norm (None: no clipping)
+    amp: Literal["none", "bf16", "fp16"] = "none"  # forced off on CPU
+    seed: int = 0
+    log_every: int = 50
+    valid_every: int | None = None  # updates between validations (None: at the end of every epoch)
+    save_every: int | None = None  # updates between extra checkpoints (validations always save one)
+    keep_last: int = 2
+    n_best: int = 3
+    best_criterion: str = "valid/loss"
+    best_mode: Literal["auto", "min", "max"] = "auto"  # auto: max for r@k/mrr/acc, min otherwise
+    average_best: bool = True  # final model = parameter mean of the n best checkpoints
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    teacher_mode: Literal["cached", "on_the_fly"] = "cached"
+    on_the_fly: list[str] | None = None  # attributes whose teacher runs on the batch (None: all)
+    find_unused_parameters: Literal["auto", "true", "false"] = "auto"  # DDP; auto probes one batch
+
+    def __post_init__(self) -> None:
+        if self.max_steps is None and self.max_epochs is None:
+            raise ValueError("set trainer.max_steps or trainer.max_epochs")
+        for name in ("grad_accum", "log_every", "keep_last", "n_best"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def criterion_mode(self) -> Literal["min", "max"]:
+        """Whether a larger or a smaller ``best_criterion`` is better."""
+        if self.best_mode != "auto":
+            return self.best_mode
+        metric = self.best_criterion.rsplit("/", 1)[-1].lower()
+        return "max" if metric.startswith(("r@", "mrr", "acc")) else "min"
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """Everything one training run needs; saved resolved as ``EXP/config.yaml``."""
+
+    upstream: UpstreamConfig
+    attributes: dict[str, AttributeConfig]
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    loss_weighting: Literal["fixed", "uncertainty"] = "fixed"
+
+    def model_config(self) -> ModelConfig:
+        """The model section as uattr.model.ModelConfig."""
+        return ModelConfig(upstream=self.upstream, attributes=self.attributes, loss_weighting=self.loss_weighting)
+
+
+def on_the_fly_attributes(config: ExperimentConfig) -> list[str]:
+    """Attributes whose teacher runs on each batch instead of being read from a cached table."""
+    trainer = config.trainer
+    if trainer.teacher_mode == "cached":
+        if trainer.on_the_fly:
+            raise ConfigError("trainer.on_the_fly lists attributes but trainer.teacher_mode is 'cached'")
+        return []
+    names = list(config.attributes) if trainer.on_the_fly is None else trainer.on_the_fly
+    unknown = [name for name in names if name not in config.attributes]
+    if unknown:
+        raise ConfigError(f"trainer.on_the_fly: unknown attribute '{unknown[0]}'; attributes: {', '.join(config.attributes)}")
+    return names
+
+
+def table_files(path: str | Path) -> tuple[Path, Path]:
+    """``(emb.scp, table dir)`` of a table given as either."""
+    path = Path(path)
+    return (path, path.parent) if path.suffix == ".scp" else (path / SCP_NAME, path)
+
+
+def fill_target_shapes(config: ExperimentConfig, teacher_dims: dict[str, int] | None = None) -> ExperimentConfig:
+    """Fill each attribute's empty ``dim`` (or ``classes``) from its train table's meta.json, before the model
+    is built; a value that disagrees with the table is a ConfigError (the targets would not fit the head).
+
+    ``teacher_dims`` gives the dimension of on-the-fly teachers, which have no table.
+    """
+    teacher_dims = teacher_dims or {}
+    attributes = {}
+    for name, attribute in config.attributes.items():
+        where = f"attributes.{name}"
+        if name in teacher_dims:
+            meta, source = {"dim": teacher_dims[name]}, f"the on-the-fly teacher of '{name}'"
+        else:
+            table_dir = table_files(config.data.target_table(name, "train"))[1]
+            meta, source = read_table_meta(table_dir), str(table_dir / META_NAME)
+        if meta.get("classes") is not None:  # a label table: the classes fix the indices, dim is the branch's own
+            if attribute.classes is None:
+                attribute = dataclasses.replace(attribute, classes=list(meta["classes"]))
+            elif list(attribute.classes) != list(meta["classes"]):
+                raise ConfigError(f"{where}.classes: {attribute.classes} differ from the classes of {source}")
+        elif attribute.dim is None:
+            if not isinstance(meta.get("dim"), int):
+                raise ConfigError(f"{where}.dim: not set, and {source} gives no dimension")
+            attribute = dataclasses.replace(attribute, dim=meta["dim"])
+        elif attribute.dim != meta.get("dim"):
+            raise ConfigError(f"{where}.dim: {attribute.dim}, but {source} has {meta.get('dim')}-d targets")
+        attributes[name] = attribute
+    return dataclasses.replace(config, attributes=attributes)
+
+
+def load_experiment_config(path: str | Path, overrides: Sequence[tuple[str, Any]] = ()) -> ExperimentConfig:
+    """Read the YAML, apply dotted overrides, and build the strict config (errors name the dotted key)."""
+    data = apply_overrides(load_yaml(path), overrides)
+    return from_dict(ExperimentConfig, data)
+
+
+def experiment_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """Plain data of a config, for EXP/config.yaml and checkpoints."""
+    return to_dict(config)

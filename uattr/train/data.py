@@ -1,0 +1,117 @@
+"""The trainer's data: a split's utterances, their cached teacher targets, the batch sampler and the loader.
+
+Train and dev are built the same way (duration bounds, target join), except that dev batches come in a
+fixed order, dev audio is never cropped at random, and dev is never sampled with weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from uattr.data.audio import AudioSource
+from uattr.data.collate import collate_batch
+from uattr.data.dataset import UtteranceDataset, filter_by_duration, join_targets
+from uattr.data.kaldi import DataDir
+from uattr.data.sampler import DynamicBatchSampler, language_balanced_weights, speaker_balanced_weights
+from uattr.data.tables import read_embedding_table, read_table_meta
+from uattr.errors import DataError
+from uattr.train.config import DataConfig, SplitName, table_files
+from uattr.train.distributed import DistributedContext
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class SplitData:
+    """One split ready to iterate: ``loader`` yields batches of ``dataset`` in the order ``sampler`` plans."""
+
+    data: DataDir
+    dataset: UtteranceDataset
+    sampler: DynamicBatchSampler
+    loader: DataLoader
+    seed: int
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's batches, crops and DataLoader worker seeds (all functions of seed and epoch)."""
+        self.sampler.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+        self.loader.generator.manual_seed(self.seed + epoch)
+
+
+def read_targets(config: DataConfig, attributes: Sequence[str], split: SplitName) -> dict[str, Mapping[str, Any]]:
+    """Each attribute's cached teacher table; label tables (their meta.json lists classes) become int indices."""
+    targets: dict[str, Mapping[str, Any]] = {}
+    for attr in attributes:
+        scp, table_dir = table_files(config.target_table(attr, split))
+        table = read_embedding_table(scp)
+        if read_table_meta(table_dir).get("classes") is not None:
+            table = {utt: int(vector[0]) for utt, vector in table.items()}
+        targets[attr] = table
+    return targets
+
+
+def sampling_weights(config: DataConfig, data: DataDir, utt_ids: Sequence[str]) -> np.ndarray | None:
+    """Per-utterance draw weights of ``data.sampling`` (None: every utterance once per epoch)."""
+    if config.sampling == "none":
+        return None
+    labels = data.utt2lang if config.sampling == "language" else data.utt2spk
+    if labels is None:
+        table = "utt2lang" if config.sampling == "language" else "utt2spk"
+        raise DataError(f"{data.path}/{table}: no such file, needed for data.sampling: {config.sampling}")
+    if config.sampling == "language":
+        return language_balanced_weights(utt_ids, labels, config.alpha)
+    return speaker_balanced_weights(utt_ids, labels)
+
+
+def build_split(
+    config: DataConfig,
+    split: SplitName,
+    cached_attributes: Sequence[str],
+    sample_rate: int,
+    seed: int,
+    context: DistributedContext,
+) -> SplitData:
+    """Dataset, batch sampler and loader of the train or valid split."""
+    training = split == "train"
+    data = DataDir.load(config.train if training else config.valid)
+    audio = AudioSource(data, sample_rate)
+    durations = audio.durations()
+    utt_ids = filter_by_duration(durations, min_seconds=config.min_seconds, max_seconds=config.max_seconds)
+    if not utt_ids:
+        raise DataError(f"{data.path}: no utterance within data.min_seconds/max_seconds")
+    targets = read_targets(config, cached_attributes, split)
+    utt_ids = join_targets(utt_ids, targets, drop_missing=config.drop_missing)
+    dataset = UtteranceDataset(
+        utt_ids, audio, targets, max_seconds=config.crop_seconds, crop="random" if training else "start", seed=seed
+    )
+    seconds = dataset.item_seconds(durations)
+    # Without a seconds budget, batches are bounded by their size alone.
+    budget = config.max_batch_seconds or config.max_batch_size * max(seconds)
+    sampler = DynamicBatchSampler(
+        seconds,
+        max_batch_seconds=budget,
+        max_batch_size=config.max_batch_size,
+        shuffle=training,
+        seed=seed,
+        weights=sampling_weights(config, data, utt_ids) if training else None,
+        num_replicas=context.world_size if training else 1,
+        rank=context.rank if training else 0,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_batch,
+        num_workers=config.num_workers,
+        pin_memory=context.device.type == "cuda",
+        # Its own generator: creating an iterator then draws no number from the global torch RNG, which a
+        # resumed run must find exactly where the checkpoint left it.
+        generator=torch.Generator().manual_seed(seed),
+    )
+    logger.info("%s: %d utterances, %d batches per epoch on this rank", data.path, len(dataset), len(sampler))
+    return SplitData(data, dataset, sampler, loader, seed)

@@ -1,0 +1,453 @@
+"""The training loop of ``uattr train``.
+
+One update = ``grad_accum`` micro-batches (fewer at the end of an epoch), gradient clipping over every
+trainable parameter, then a step of each group's optimiser (encoder and branches) and of its lr schedule.
+Every ``valid_every`` updates (or at each epoch's end) rank 0 validates on the dev set, NewBob sees the
+dev loss, the n-best list is updated and a checkpoint is written; all other ranks wait.
+
+Experiment dir: ``config.yaml`` (resolved), ``train.log``, ``tensorboard/``, ``checkpoints/ckpt-<step>.pt``,
+``valid_metrics.json`` (history) and ``model/`` (``save_pretrained``; the mean of the n best checkpoints
+when ``average_best``). A run that finds a checkpoint continues from it exactly: on CPU with
+``num_workers: 0`` the final parameters are bit-identical to those of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, ContextManager, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from uattr.config import save_yaml
+from uattr.data.collate import collate_batch
+from uattr.errors import ConfigError
+from uattr.fileio import atomic_write
+from uattr.log import add_file_handler
+from uattr.model import UnifiedEncoder
+from uattr.train.checkpoint import (
+    BestCheckpoints,
+    average_checkpoints,
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from uattr.train.config import ExperimentConfig, experiment_dict, fill_target_shapes, on_the_fly_attributes
+from uattr.train.data import SplitData, build_split
+from uattr.train.distributed import (
+    DistributedContext,
+    cleanup_distributed,
+    init_distributed,
+    unused_parameters,
+    wrap_model,
+)
+from uattr.train.optim import GROUPS, LearningRateSchedule, build_group, split_parameters
+from uattr.train.targets import OnTheFlyTargets, build_teachers
+from uattr.train.validate import format_metrics, load_tasks, validate
+
+logger = logging.getLogger(__name__)
+
+ResumeMode = Literal["auto", "never"]
+MODEL_DIR = "model"
+CHECKPOINT_DIR = "checkpoints"
+METRICS_FILE = "valid_metrics.json"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Builds everything from the config (resuming from the latest checkpoint), then :meth:`run` trains."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        exp_dir: str | Path,
+        context: DistributedContext | None = None,
+        resume: ResumeMode = "auto",
+    ) -> None:
+        self.context = context or DistributedContext()
+        self.exp_dir = Path(exp_dir)
+        self.checkpoint_dir = self.exp_dir / CHECKPOINT_DIR
+        self.device = self.context.device
+        settings = config.trainer
+        seed_everything(settings.seed + self.context.rank)
+
+        on_the_fly = on_the_fly_attributes(config)
+        teachers = build_teachers(config.attributes, on_the_fly, self.device)
+        self.config = fill_target_shapes(config, {attr: teacher.dim for attr, teacher in teachers.items()})
+        if self.context.is_main:
+            save_yaml(experiment_dict(self.config), self.exp_dir / "config.yaml")
+
+        self.model = UnifiedEncoder(self.config.model_config()).to(self.device)
+        self.targets = OnTheFlyTargets(teachers, self.model.sample_rate)
+        cached = [attr for attr in self.config.attributes if attr not in on_the_fly]
+        data = self.config.data
+        self.train_data = build_split(data, "train", cached, self.model.sample_rate, settings.seed, self.context)
+        self.valid_data: SplitData | None = None
+        if data.valid is not None and self.context.is_main:
+            self.valid_data = build_split(data, "valid", cached, self.model.sample_rate, settings.seed, self.context)
+            self.tasks = load_tasks(data, list(self.config.attributes))
+
+        self.steps_per_epoch = math.ceil(len(self.train_data.sampler) / settings.grad_accum)
+        limits = [settings.max_steps, settings.max_epochs and settings.max_epochs * self.steps_per_epoch]
+        self.total_steps = min(limit for limit in limits if limit is not None)
+        groups = split_parameters(self.model)
+        self.parameters = [p for name in GROUPS for p in groups[name]]
+        if not self.parameters:
+            raise ConfigError("the model has no trainable parameter (is everything frozen?)")
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedules: dict[str, LearningRateSchedule] = {}
+        for name in GROUPS:
+            if groups[name]:
+                group_config = getattr(self.config.optim, name)
+                self.optimizers[name], self.schedules[name] = build_group(
+                    groups[name], group_config, self.total_steps, f"optim.{name}"
+                )
+            else:
+                logger.info("no trainable %s parameters: optim.%s is not used", name, name)
+        self.amp_dtype, self.scaler = amp_settings(settings.amp, self.device)
+
+        self.best = BestCheckpoints(settings.n_best, settings.criterion_mode())
+        self.step = 0
+        self.epoch = 0
+        self.batches_in_epoch = 0  # training batches of the current epoch already in an update
+        self.history: list[dict[str, Any]] = []
+        resumed = self._resume(resume)
+        find_unused = self._find_unused_parameters()
+        self.wrapped = wrap_model(self.model, self.context, find_unused)
+        self.writer = self._tensorboard(purge_step=self.step if resumed else None)
+
+    # ----------------------------------------------------------------------------------------------- set-up
+
+    def _resume(self, mode: ResumeMode) -> bool:
+        """Load the latest checkpoint (``auto``), or refuse to mix a fresh run with old checkpoints (``never``)."""
+        path = latest_checkpoint(self.checkpoint_dir)
+        if path is None:
+            return False
+        if mode == "never":
+            raise ConfigError(
+                f"{self.checkpoint_dir} holds checkpoints but --resume is 'never'; remove them or use another --exp-dir"
+            )
+        state = load_checkpoint(path, map_location=self.device)
+        missing = sorted(set(self.optimizers) ^ set(state["optimizers"]))
+        if missing:
+            raise ConfigError(
+                f"{path}: its optimiser groups ({', '.join(state['optimizers'])}) differ from this config's "
+                f"({', '.join(self.optimizers)}): the fine-tuning policy changed; start a new --exp-dir"
+            )
+        changed = changed_keys(state["config"], experiment_dict(self.config))
+        if changed:
+            logger.warning("resuming with a changed config: %s", ", ".join(changed))
+        self.model.load_state_dict(state["model"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+            self.schedules[name].load_state_dict(state["schedules"][name])
+        if self.scaler is not None and state["scaler"] is not None:
+            self.scaler.load_state_dict(state["scaler"])
+        self.train_data.sampler.load_state_dict(state["sampler"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.batches_in_epoch = state["batches_in_epoch"]
+        self.best.load_state_dict(state["best"])
+        self.history = list(state["history"])
+        rng_states = state["rng"]
+        if len(rng_states) != self.context.world_size:
+            logger.warning("%s was written by %d processes, this run has %d", path, len(rng_states), self.context.world_size)
+        set_rng_state(rng_states[self.context.rank % len(rng_states)])
+        logger.info("resumed from %s (step %d, epoch %d)", path, self.step, self.epoch)
+        return True
+
+    def _find_unused_parameters(self) -> bool:
+        """DDP's ``find_unused_parameters``: only when some trainable parameter gets no gradient (costly)."""
+        setting = self.config.trainer.find_unused_parameters
+        if setting != "auto":
+            return bool(setting)
+        if not self.context.enabled:
+            return False
+        dataset = self.train_data.dataset
+        batch = self._to_device(self.targets(collate_batch([dataset[i] for i in range(min(2, len(dataset)))])))
+        total, _ = self.model.compute_loss(self.model(batch["wavs"], batch["wav_lens"]), batch["targets"])
+        unused = unused_parameters(self.model, total)
+        if unused:
+            logger.info("DDP: %d trainable parameters get no gradient (e.g. %s)", len(unused), unused[0])
+        return bool(unused)
+
+    def _tensorboard(self, purge_step: int | None) -> Any:
+        if not self.context.is_main:
+            return None
+        from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when training
+
+        return SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=purge_step)
+
+    # --------------------------------------------------------------------------------------------- training
+
+    def run(self) -> Path:
+        """Train until ``max_steps``/``max_epochs``, validate the last step, write ``EXP/model``; return it."""
+        settings = self.config.trainer
+        if self.finished():
+            logger.info("training already reached step %d (epoch %d)", self.step, self.epoch)
+        progress = tqdm(
+            total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.context.is_main
+        )
+        try:
+            with logging_redirect_tqdm():
+                while not self.finished():
+                    self._train_epoch(progress)
+                    if self.batches_in_epoch < len(self.train_data.sampler):
+                        break  # stopped inside the epoch at max_steps
+                    self.epoch += 1
+                    self.batches_in_epoch = 0
+                    if settings.valid_every is None:
+                        self._validate_and_save()
+                if not self.history or self.history[-1]["step"] != self.step:
+                    self._validate_and_save()
+            return self._write_model()
+        finally:
+            progress.close()
+            if self.writer is not None:
+                self.writer.close()
+
+    def finished(self) -> bool:
+        settings = self.config.trainer
+        return (settings.max_steps is not None and self.step >= settings.max_steps) or (
+            settings.max_epochs is not None and self.epoch >= settings.max_epochs
+        )
+
+    def _train_epoch(self, progress: tqdm) -> None:
+        settings = self.config.trainer
+        self.train_data.set_epoch(self.epoch)
+        epoch_batches = len(self.train_data.sampler)
+        running: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
+        micro = 0
+        started = time.monotonic()
+        for batch in self.train_data.loader:
+            micro += 1
+            update = micro == settings.grad_accum or self.batches_in_epoch + micro == epoch_batches
+            for name, value in self._forward_backward(batch, sync=update).items():
+                running[name] += value
+            if not update:
+                continue
+            self.batches_in_epoch += micro
+            micro = 0
+            grad_norm = self._update()
+            self.step += 1
+            running["updates"] += 1
+            progress.update(1)
+            progress.set_postfix(loss=f"{float(running['loss']) / float(running['updates']):.4g}", refresh=False)
+            if self.step % settings.log_every == 0:
+                self._log_training(running, grad_norm, time.monotonic() - started)
+                running.clear()
+                started = time.monotonic()
+            if settings.valid_every is not None and self.step % settings.valid_every == 0:
+                self._validate_and_save()
+            elif settings.save_every is not None and self.step % settings.save_every == 0:
+                self._save()
+            if self.finished():
+                return
+
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **batch,
+            "wavs": batch["wavs"].to(self.device, non_blocking=True),
+            "wav_lens": batch["wav_lens"].to(self.device, non_blocking=True),
+            "targets": {attr: value.to(self.device, non_blocking=True) for attr, value in batch["targets"].items()},
+        }
+
+    def _autocast(self) -> ContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _forward_backward(self, batch: dict[str, Any], sync: bool) -> dict[str, torch.Tensor]:
+        """Loss and gradients of one micro-batch; DDP all-reduces only on the micro-batch that ends an update."""
+        batch = self._to_device(self.targets(batch))
+        no_sync = self.wrapped.no_sync() if self.context.enabled and not sync else contextlib.nullcontext()
+        with no_sync:
+            with self._autocast():
+                embeddings = self.wrapped(batch["wavs"], batch["wav_lens"])
+            embeddings = {attr: embedding.float() for attr, embedding in embeddings.items()}
+            total, losses = self.model.compute_loss(embeddings, batch["targets"])
+            scaled = total / self.config.trainer.grad_accum
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        return {"loss": total.detach(), **{f"{attr}/loss": loss.detach() for attr, loss in losses.items()}}
+
+    def _update(self) -> float | None:
+        """Clip, step both optimisers (skipping non-finite gradients), zero the gradients, advance the schedules."""
+        clip = self.config.trainer.grad_clip
+        if self.scaler is not None:
+            for optimizer in self.optimizers.values():
+                self.scaler.unscale_(optimizer)
+        grad_norm = nn.utils.clip_grad_norm_(self.parameters, clip if clip else math.inf)
+        if self.scaler is not None:  # the scaler itself skips a step with inf/NaN gradients
+            for optimizer in self.optimizers.values():
+                self.scaler.step(optimizer)
+            self.scaler.update()
+        elif torch.isfinite(grad_norm):
+            for optimizer in self.optimizers.values():
+                optimizer.step()
+        else:
+            logger.warning("step %d: non-finite gradient norm; update skipped", self.step + 1)
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        for schedule in self.schedules.values():
+            schedule.step()
+        return float(grad_norm)
+
+    # ------------------------------------------------------------------------------------ logging, validation
+
+    def _log_training(self, running: dict[str, torch.Tensor], grad_norm: float | None, seconds: float) -> None:
+        updates = float(running.pop("updates"))
+        means = {name: float(total) / updates for name, total in running.items()}
+        lrs = {name: schedule.current_lrs()[0] for name, schedule in self.schedules.items()}
+        attributes = ", ".join(f"{name.removesuffix('/loss')} {value:.4g}" for name, value in means.items() if name != "loss")
+        logger.info(
+            "step %d/%d (epoch %d): loss %.4g (%s), grad norm %.3g, lr %s, %.2f s/update",
+            self.step,
+            self.total_steps,
+            self.epoch + 1,
+            means["loss"],
+            attributes,
+            grad_norm,
+            ", ".join(f"{name} {lr:.3g}" for name, lr in lrs.items()),
+            seconds / updates,
+        )
+        if self.writer is None:
+            return
+        for name, value in means.items():
+            self.writer.add_scalar(f"train/{name}", value, self.step)
+        self.writer.add_scalar("train/grad_norm", grad_norm, self.step)
+        for name, lr in lrs.items():
+            self.writer.add_scalar(f"lr/{name}", lr, self.step)
+        for attr, entry in self.model.layer_weights().items():
+            for layer, weight in zip(entry["layers"], entry["weights"]):
+                self.writer.add_scalar(f"layer_weights/{attr}/layer_{layer:02d}", weight, self.step)
+
+    def _validate_and_save(self) -> None:
+        """Validate on rank 0, share the metrics, feed NewBob and the n-best list, write a checkpoint."""
+        metrics = None
+        if self.valid_data is not None:
+            self.valid_data.set_epoch(0)
+            batches = (self.targets(batch) for batch in self.valid_data.loader)
+            metrics = validate(self.model, batches, self.device, self.tasks, self._autocast)
+        metrics = self.context.broadcast(metrics)
+        if metrics is not None:
+            criterion = self.config.trainer.best_criterion
+            if criterion not in metrics:
+                raise ConfigError(f"trainer.best_criterion '{criterion}' is not a validation metric; metrics: {', '.join(metrics)}")
+            self.history.append({"step": self.step, "epoch": self.epoch, **metrics})
+            for schedule in self.schedules.values():
+                schedule.observe_validation(metrics["valid/loss"])
+            self.best.update(self.step, metrics[criterion])
+            logger.info("step %d validation: %s", self.step, format_metrics(metrics))
+            if self.writer is not None:
+                for name, value in metrics.items():
+                    self.writer.add_scalar(name, value, self.step)
+        self._save()
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (RNG states of every rank)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizers": {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
+            "schedules": {name: schedule.state_dict() for name, schedule in self.schedules.items()},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "sampler": self.train_data.sampler.state_dict(batches_done=self.batches_in_epoch),
+            "rng": self.context.gather(rng_state()),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batches_in_epoch": self.batches_in_epoch,
+            "best": self.best.state_dict(),
+            "history": self.history,
+            "config": experiment_dict(self.config),
+        }
+
+    def _save(self) -> None:
+        state = self.state_dict()  # on every rank: gathering the RNG states is a collective
+        if self.context.is_main:
+            save_checkpoint(state, checkpoint_path(self.checkpoint_dir, self.step))
+            with atomic_write(self.exp_dir / METRICS_FILE) as handle:
+                json.dump(self.history, handle, indent=1)
+            prune_checkpoints(self.checkpoint_dir, self.config.trainer.keep_last, self.best.steps)
+        self.context.barrier()
+
+    def _write_model(self) -> Path:
+        """``EXP/model``: the n-best average (``average_best``) or the last parameters, swapped in whole."""
+        target = self.exp_dir / MODEL_DIR
+        if self.context.is_main:
+            if self.config.trainer.average_best and self.best.steps:
+                checkpoints = list_checkpoints(self.checkpoint_dir)
+                paths = [checkpoints[step] for step in self.best.steps]
+                logger.info("final model: mean of the %d best checkpoints (steps %s)", len(paths), self.best.steps)
+                self.model.load_state_dict(average_checkpoints(paths))
+            staging = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}.", dir=self.exp_dir))
+            try:
+                self.model.save_pretrained(staging)
+                if target.exists():
+                    shutil.rmtree(target)
+                os.replace(staging, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            logger.info("wrote %s", target)
+        self.context.barrier()
+        return target
+
+
+def changed_keys(old: Any, new: Any, where: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain-data configs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = list(old) + [key for key in new if key not in old]
+        return [c for key in keys for c in changed_keys(old.get(key), new.get(key), f"{where}.{key}".lstrip("."))]
+    return [] if old == new else [where]
+
+
+def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
+    """Autocast dtype and fp16 grad scaler; mixed precision only runs on CUDA."""
+    if amp == "none":
+        return None, None
+    if device.type != "cuda":
+        logger.info("trainer.amp %s is forced off on %s", amp, device)
+        return None, None
+    if amp == "bf16":
+        if not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"trainer.amp bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp16")
+        return torch.bfloat16, None
+    return torch.float16, torch.amp.GradScaler("cuda")
+
+
+def train(config: ExperimentConfig, exp_dir: str | Path, resume: ResumeMode = "auto") -> Path:
+    """Set up the process group (torchrun) or a single process, train, and tear down; returns EXP/model.
+
+    Rank 0 logs to the console and ``EXP/train.log``; the other ranks only report warnings and errors.
+    """
+    context = init_distributed(config.trainer.device)
+    try:
+        if context.is_main:
+            add_file_handler(Path(exp_dir) / "train.log")
+        else:
+            logging.getLogger().setLevel(logging.WARNING)
+        return Trainer(config, exp_dir, context, resume).run()
+    finally:
+        cleanup_distributed()

@@ -1,0 +1,125 @@
+"""Validation on the dev set: per-attribute losses, EER on dev trials, speech→teacher R@1 on a dev gallery.
+
+Model selection and NewBob only ever see these numbers; test sets are not touched during training.
+Metric names: ``valid/loss``, ``valid/<attr>/loss``, ``valid/<attr>/eer`` (%), ``valid/<attr>/min_dcf_0.01``,
+``valid/<attr>/r@1`` (%).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections import defaultdict
+from typing import Any, Callable, ContextManager, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from uattr.errors import ConfigError
+from uattr.scoring.embeddings import EmbeddingSet, load_embedding_set, normalise_rows
+from uattr.scoring.metrics import sv_metrics
+from uattr.scoring.retrieval import evaluate_retrieval, relevance_by_id, relevance_from_map, retrieval_metrics
+from uattr.scoring.sv import score_trials
+from uattr.scoring.trials import Trials, read_trials
+from uattr.train.config import DataConfig, table_files
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class RetrievalTask:
+    gallery: EmbeddingSet
+    query2ref: str | None
+
+
+@dataclasses.dataclass
+class ValidationTasks:
+    """The dev trials and retrieval galleries, read once when training starts."""
+
+    trials: dict[str, Trials] = dataclasses.field(default_factory=dict)
+    retrieval: dict[str, RetrievalTask] = dataclasses.field(default_factory=dict)
+
+    @property
+    def attributes(self) -> set[str]:
+        """Attributes whose dev embeddings the tasks need."""
+        return set(self.trials) | set(self.retrieval)
+
+
+def load_tasks(config: DataConfig, attributes: Sequence[str]) -> ValidationTasks:
+    """Read ``data.valid_trials`` and the galleries of ``data.valid_retrieval``; unknown attributes are errors."""
+    for key, mapping in (("valid_trials", config.valid_trials), ("valid_retrieval", config.valid_retrieval)):
+        unknown = [attr for attr in mapping if attr not in attributes]
+        if unknown:
+            raise ConfigError(f"data.{key}.{unknown[0]}: no such attribute; attributes: {', '.join(attributes)}")
+    tasks = ValidationTasks(trials={attr: read_trials(path) for attr, path in config.valid_trials.items()})
+    for attr, retrieval in config.valid_retrieval.items():
+        gallery = retrieval.gallery or config.target_table(attr, "valid")
+        tasks.retrieval[attr] = RetrievalTask(load_embedding_set(table_files(gallery)[0]), retrieval.query2ref)
+    return tasks
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module,
+    batches: Iterable[dict[str, Any]],
+    device: torch.device,
+    tasks: ValidationTasks,
+    autocast: Callable[[], ContextManager] = contextlib.nullcontext,
+) -> dict[str, float]:
+    """Run ``model`` (unwrapped, not DDP) over the dev ``batches`` (with targets) and compute every metric.
+
+    Losses are the training losses averaged over the dev utterances (each batch's loss weighted by its size).
+    """
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = defaultdict(float)
+    count = 0
+    collected: dict[str, tuple[list[str], list[np.ndarray]]] = {attr: ([], []) for attr in tasks.attributes}
+    try:
+        for batch in batches:
+            with autocast():
+                embeddings = model(batch["wavs"].to(device), batch["wav_lens"].to(device))
+            embeddings = {attr: embedding.float() for attr, embedding in embeddings.items()}
+            targets = {attr: target.to(device) for attr, target in batch["targets"].items()}
+            total, losses = model.compute_loss(embeddings, targets)
+            size = len(batch["ids"])
+            count += size
+            sums["valid/loss"] += float(total) * size
+            for attr, loss in losses.items():
+                sums[f"valid/{attr}/loss"] += float(loss) * size
+            for attr, (ids, vectors) in collected.items():
+                ids.extend(batch["ids"])
+                vectors.append(embeddings[attr].cpu().numpy())
+    finally:
+        model.train(was_training)
+    metrics = {name: value / max(count, 1) for name, value in sums.items()}
+    for attr, (ids, vectors) in collected.items():
+        source = f"dev '{attr}' embeddings"
+        student = EmbeddingSet(ids, normalise_rows(np.concatenate(vectors).astype(np.float64), ids, source), source)
+        metrics.update(_task_metrics(attr, student, tasks))
+    return metrics
+
+
+def _task_metrics(attr: str, student: EmbeddingSet, tasks: ValidationTasks) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    if attr in tasks.trials:
+        scores = score_trials(tasks.trials[attr], student, skip_missing=True)
+        sv = sv_metrics(scores.scores, scores.labels, p_targets=(0.01,))
+        metrics[f"valid/{attr}/eer"] = sv["eer"]
+        metrics[f"valid/{attr}/min_dcf_0.01"] = sv["min_dcf"]["0.01"]
+    if attr in tasks.retrieval:
+        task = tasks.retrieval[attr]
+        relevance = (
+            relevance_from_map(task.query2ref, student, task.gallery)
+            if task.query2ref
+            else relevance_by_id(student, task.gallery)
+        )
+        outcome = evaluate_retrieval(student.vectors, task.gallery.vectors, relevance, margin="absolute")
+        metrics[f"valid/{attr}/r@1"] = retrieval_metrics(outcome, ks=(1,))["r@1"]
+    return metrics
+
+
+def format_metrics(metrics: Mapping[str, float]) -> str:
+    """``loss 1.23, semantic/loss 0.61, speaker/eer 4.5`` for log lines."""
+    return ", ".join(f"{name.removeprefix('valid/')} {value:.4g}" for name, value in metrics.items())
