@@ -6,7 +6,8 @@ line is the help text), so ``uattr --help`` is instant. Each subcommand module d
     def add_arguments(parser: argparse.ArgumentParser) -> None
     def main(args: argparse.Namespace) -> int | None
 
-The module docstring becomes the subcommand's ``--help`` description.
+The module docstring becomes the subcommand's ``--help`` description. A module that sets
+``ACCEPTS_OVERRIDES = True`` receives the options its parser does not know as ``args.overrides``.
 """
 
 from __future__ import annotations
@@ -79,7 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"uattr: unknown command '{name}'; commands: {', '.join(commands)}", file=sys.stderr)
         return 2
     parser, module = build_subcommand_parser(name)
-    args = parser.parse_args(rest)
+    if getattr(module, "ACCEPTS_OVERRIDES", False):
+        # Unknown options are dotted config overrides (--trainer.max_steps 500) for the subcommand to parse.
+        args, overrides = parser.parse_known_args(rest)
+        args.overrides = overrides
+    else:
+        args = parser.parse_args(rest)
     setup_logging(-1 if args.quiet else args.verbose)
     try:
         status = module.main(args)
