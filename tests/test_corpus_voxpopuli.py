@@ -1,0 +1,75 @@
+"""VoxPopuli interpretation pairs on a fabricated copy of what the release's scripts write."""
+
+from __future__ import annotations
+
+import pytest
+
+from corpus_layouts import VOXPOPULI_FR, copy_recipe, make_voxpopuli, run_recipe_script, voxpopuli_target_id
+from uattr.corpora.voxpopuli import prepare_voxpopuli
+from uattr.data.validate import validate_data_dir
+from uattr.errors import DataError
+from uattr.fileio import read_table
+
+TEST_SOURCES = [
+    "20180313-0900-PLENARY-15-fr_20180313-15:26:37_3",
+    "20180313-0900-PLENARY-15-fr_20180313-15:30:02_1",
+    "20190115-0900-PLENARY-7-fr_20190115-10:02:11_0",
+]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """The recipe's local/data.sh run once on the miniature VoxPopuli."""
+    tmp = tmp_path_factory.mktemp("voxpopuli")
+    root = make_voxpopuli(tmp / "voxpopuli")
+    recipe = copy_recipe("voxpopuli", tmp / "checkout")
+    done = run_recipe_script(recipe, "local/data.sh", "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    return recipe / "data", root
+
+
+def test_data_dirs_are_valid(prepared):
+    data, _ = prepared
+    for name in ("test_fr_en_source", "test_fr_en_target", "dev_fr_en_source", "dev_fr_en_target"):
+        report = validate_data_dir(data / name)
+        assert report.ok, [str(problem) for problem in report.problems]
+
+
+def test_pairs_follow_the_split_of_their_source(prepared):
+    data, root = prepared
+    assert sorted(read_table(data / "test_fr_en_source" / "wav.scp")) == TEST_SOURCES  # not the train pair
+    assert read_table(data / "dev_fr_en_source" / "wav.scp") == {
+        "20190115-0900-PLENARY-7-fr_20190115-10:05:40_2":
+            str(root / "transcribed_data/fr/2019/20190115-0900-PLENARY-7-fr_20190115-10:05:40_2.ogg"),
+    }
+    assert read_table(data / "test_fr_en_target" / "wav.scp")["20180313-0900-PLENARY-15-en_20180313-15:26:37_3"] == (
+        str(root / "transcribed_data/fr/en/2018/20180313-0900-PLENARY-15-en_20180313-15:26:37_3.ogg")
+    )
+    assert read_table(data / "test_fr_en_source" / "text")[TEST_SOURCES[1]] == "Nous devons agir « maintenant »."
+    assert read_table(data / "test_fr_en_source" / "utt2spk")[TEST_SOURCES[0]] == "124737"
+    assert not (data / "test_fr_en_target" / "text").exists()  # the targets have no human transcript
+
+
+def test_query2ref_maps_each_source_to_its_interpretation(prepared):
+    data, _ = prepared
+    assert (data / "test_fr_en_source" / "query2ref").read_text().splitlines() == [
+        "20180313-0900-PLENARY-15-fr_20180313-15:26:37_3 20180313-0900-PLENARY-15-en_20180313-15:26:37_3",
+        "20180313-0900-PLENARY-15-fr_20180313-15:30:02_1 20180313-0900-PLENARY-15-en_20180313-15:30:02_1",
+        "20190115-0900-PLENARY-7-fr_20190115-10:02:11_0 20190115-0900-PLENARY-7-en_20190115-10:02:11_0",
+    ]
+    tasks = [line for line in (data / "retrieval_tasks").read_text().splitlines() if not line.startswith("#")]
+    assert tasks == [
+        "voxpopuli_dev_fr_en_s2s semantic dev_fr_en_source speech dev_fr_en_target data/dev_fr_en_source/query2ref",
+        "voxpopuli_test_fr_en_s2s semantic test_fr_en_source speech test_fr_en_target data/test_fr_en_source/query2ref",
+    ]
+
+
+def test_missing_interpretation_audio_names_the_line(tmp_path):
+    root = make_voxpopuli(tmp_path / "voxpopuli")
+    source = VOXPOPULI_FR[1][0]
+    target = voxpopuli_target_id(source)
+    (root / "transcribed_data" / "fr" / "en" / "2018" / f"{target}.ogg").unlink()
+    with pytest.raises(DataError, match=rf"en/s2s.tsv:3: audio of '{target}' not found"):
+        prepare_voxpopuli(root, tmp_path / "data", splits=["test"])
+    with pytest.raises(DataError, match="asr_test.tsv: not found"):
+        prepare_voxpopuli(root, tmp_path / "data", pairs=["de-en"], splits=["test"])
