@@ -28,6 +28,8 @@ class EcapaTeacher(Teacher):
         from speechbrain.utils.fetching import FetchConfig
 
         self.model = model
+        if device == "cuda":  # speechbrain wants an index; plain "cuda" means torch's current device
+            device = f"cuda:{torch.cuda.current_device()}"
         source = resolve_model(model)
         local = Path(source).is_dir()
         # A local folder is its own savedir: speechbrain then finds every checkpoint there and never looks at
