@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import uattr.train.trainer as trainer_module
-from train_fixtures import make_experiment
+from train_fixtures import make_experiment, one_thread  # noqa: F401  (autouse fixture)
 from uattr.config import from_dict, load_yaml
 from uattr.errors import ConfigError
 from uattr.model import UnifiedEncoder
@@ -28,15 +28,6 @@ from uattr.train.data import build_split
 from uattr.train.distributed import DistributedContext
 from uattr.train.trainer import Trainer
 from uattr.train.validate import load_tasks, validate
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the tiny model gains nothing from two, and the CPU is shared with other test runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -191,9 +182,9 @@ def test_on_the_fly_teacher_targets(experiment, tmp_path) -> None:
     data = copy.deepcopy(experiment)
     data["attributes"]["speaker"]["teacher"] = {"name": "test-energy"}
     data["trainer"].update(teacher_mode="on_the_fly", on_the_fly=["speaker"], max_steps=2, valid_every=None)
+    pattern = data["data"].pop("target_pattern")
     data["data"]["targets"] = {
-        "semantic": {"train": data["data"]["targets"].format(attr="semantic", set="train"),
-                     "valid": data["data"]["targets"].format(attr="semantic", set="dev")},
+        "semantic": {"train": pattern.format(attr="semantic", set="train"), "valid": pattern.format(attr="semantic", set="dev")}
     }
     trainer = Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp")
     assert trainer.config.attributes["speaker"].dim == 3

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
+import torch
 
 from data_fixtures import make_data_dir
 from uattr.data.tables import EmbeddingTableWriter
@@ -24,6 +26,15 @@ TINY_W2V_BERT = {
 }
 SEMANTIC_DIM = 8
 SPEAKER_DIM = 6
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the tiny model gains nothing from two, and the CPU is shared with other test runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def write_table(table_dir: Path, vectors: dict[str, np.ndarray], **meta: Any) -> Path:
@@ -81,7 +92,7 @@ def make_experiment(root: Path) -> dict[str, Any]:
         "data": {
             "train": str(train),
             "valid": str(dev),
-            "targets": str(root / "dump" / "{attr}" / "{set}"),
+            "target_pattern": str(root / "dump" / "{attr}" / "{set}"),
             "max_seconds": None,
             "max_batch_size": 2,
             "num_workers": 0,

@@ -51,8 +51,9 @@ class DataConfig:
 
     train: str = "data/train"
     valid: str | None = "data/dev"  # None: no validation (no NewBob, final model = last parameters)
-    # Either a pattern ({attr}; {set} = the data dir's name) or explicit tables per attribute.
-    targets: str | dict[str, TargetTables] = "dump/teacher/{attr}/{set}"
+    # Teacher tables: explicit ones per attribute, the pattern for the others ({set} = the data dir's name).
+    targets: dict[str, TargetTables] = dataclasses.field(default_factory=dict)
+    target_pattern: str = "dump/teacher/{attr}/{set}"
     min_seconds: float = 0.0
     max_seconds: float | None = 10.0  # utterances of max_seconds and more are dropped (the paper: 10 s)
     crop_seconds: float | None = None  # random crop of longer training utterances
@@ -66,13 +67,14 @@ class DataConfig:
     valid_retrieval: dict[str, RetrievalConfig] = dataclasses.field(default_factory=dict)  # attr → R@1
 
     def target_table(self, attr: str, split: SplitName) -> Path:
-        """The teacher table of ``attr`` for the train or valid split."""
-        if isinstance(self.targets, str):
-            data_dir = self.train if split == "train" else self.valid
-            return Path(self.targets.format(attr=attr, set=Path(data_dir).name))
-        if attr not in self.targets:
-            raise ConfigError(f"data.targets has no tables for attribute '{attr}'")
-        return Path(getattr(self.targets[attr], split))
+        """The teacher table (``emb.scp`` or its folder) of ``attr`` for the train or valid split."""
+        if attr in self.targets:
+            return Path(getattr(self.targets[attr], split))
+        data_dir = self.train if split == "train" else self.valid
+        try:
+            return Path(self.target_pattern.format(attr=attr, set=Path(data_dir).name))
+        except (KeyError, IndexError, ValueError) as error:
+            raise ConfigError(f"data.target_pattern '{self.target_pattern}': only {{attr}} and {{set}} are known ({error})")
 
 
 @dataclasses.dataclass

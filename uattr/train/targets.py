@@ -28,9 +28,9 @@ def build_teachers(attributes: Mapping[str, AttributeConfig], names: list[str], 
         if "name" not in spec:
             raise ConfigError(f"{where}: on-the-fly targets need the teacher's 'name' (e.g. speechbrain-ecapa)")
         name = spec.pop("name")
-        if "device" in inspect.signature(TEACHERS.get(name)).parameters:  # run it beside the student by default
-            spec.setdefault("device", str(device))
         try:
+            if "device" in inspect.signature(TEACHERS.get(name)).parameters:  # beside the student by default
+                spec.setdefault("device", str(device))
             teacher = build_teacher(name, **spec)
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}") from None

@@ -37,7 +37,7 @@ from uattr.data.collate import collate_batch
 from uattr.errors import ConfigError
 from uattr.fileio import atomic_write
 from uattr.log import add_file_handler
-from uattr.model import UnifiedEncoder
+from uattr.model import WEIGHTS_FILE, UnifiedEncoder
 from uattr.train.checkpoint import (
     BestCheckpoints,
     average_checkpoints,
@@ -205,13 +205,13 @@ class Trainer:
     def run(self) -> Path:
         """Train until ``max_steps``/``max_epochs``, validate the last step, write ``EXP/model``; return it."""
         settings = self.config.trainer
-        if self.finished():
-            logger.info("training already reached step %d (epoch %d)", self.step, self.epoch)
-        progress = tqdm(
-            total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.context.is_main
-        )
+        target = self.exp_dir / MODEL_DIR
         try:
-            with logging_redirect_tqdm():
+            if self.finished() and (target / WEIGHTS_FILE).is_file():
+                logger.info("training already finished at step %d; %s exists", self.step, target)
+                return target
+            bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.context.is_main)
+            with bar as progress, logging_redirect_tqdm():
                 while not self.finished():
                     self._train_epoch(progress)
                     if self.batches_in_epoch < len(self.train_data.sampler):
@@ -224,7 +224,6 @@ class Trainer:
                     self._validate_and_save()
             return self._write_model()
         finally:
-            progress.close()
             if self.writer is not None:
                 self.writer.close()
 
@@ -443,11 +442,17 @@ def train(config: ExperimentConfig, exp_dir: str | Path, resume: ResumeMode = "a
     Rank 0 logs to the console and ``EXP/train.log``; the other ranks only report warnings and errors.
     """
     context = init_distributed(config.trainer.device)
+    root = logging.getLogger()
+    known_handlers, level = list(root.handlers), root.level
     try:
         if context.is_main:
             add_file_handler(Path(exp_dir) / "train.log")
         else:
-            logging.getLogger().setLevel(logging.WARNING)
+            root.setLevel(logging.WARNING)
         return Trainer(config, exp_dir, context, resume).run()
     finally:
+        for handler in [h for h in root.handlers if h not in known_handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
         cleanup_distributed()

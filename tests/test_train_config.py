@@ -1,0 +1,135 @@
+"""Experiment config: strict keys (errors name the dotted key), overrides, target patterns, and the CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from train_fixtures import make_experiment, one_thread  # noqa: F401  (autouse fixture)
+from uattr.bin.main import main as uattr_main
+from uattr.config import from_dict
+from uattr.errors import ConfigError
+from uattr.model import UnifiedEncoder
+from uattr.train.checkpoint import list_checkpoints, load_checkpoint
+from uattr.train.config import ExperimentConfig, load_experiment_config, on_the_fly_attributes
+from uattr.train.validate import load_tasks
+
+MINIMAL = {"upstream": {"name": "hf:/nowhere"}, "attributes": {"semantic": {}, "speaker": {}}}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> dict[str, Any]:
+    return make_experiment(tmp_path_factory.mktemp("experiment"))
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"trainr": {}}, "trainr"),
+        ({"trainer": {"max_stepz": 5}}, "trainer.max_stepz"),
+        ({"optim": {"branches": {"optimizer": {"nam": "sgd"}}}}, "optim.branches.optimizer.nam"),
+        ({"optim": {"upstream": {"scheduler": {"warmup": 10}}}}, "optim.upstream.scheduler.warmup"),
+        ({"data": {"targets": {"semantic": {"trian": "x"}}}}, "data.targets.semantic.trian"),
+        ({"data": {"valid_retrieval": {"semantic": {"map": "x"}}}}, "data.valid_retrieval.semantic.map"),
+        ({"attributes": {"semantic": {"dimm": 3}}}, "attributes.semantic.dimm"),
+    ],
+)
+def test_unknown_keys_name_their_dotted_path(section, key) -> None:
+    with pytest.raises(ConfigError, match=rf"unknown config key '{key}'"):
+        from_dict(ExperimentConfig, {**MINIMAL, **section})
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"optim": {"upstream": {"optimizer": {"name": "lamb"}}}}, r"optim\.upstream\.optimizer\.name: 'lamb'"),
+        ({"optim": {"branches": {"scheduler": {"name": "step"}}}}, r"optim\.branches\.scheduler\.name: 'step'"),
+        ({"trainer": {"amp": "fp8"}}, r"trainer\.amp: 'fp8'"),
+        ({"trainer": {"max_steps": None, "max_epochs": None}}, r"trainer: set trainer\.max_steps or trainer\.max_epochs"),
+        ({"trainer": {"grad_accum": 0}}, r"trainer: grad_accum must be at least 1"),
+        ({"data": {"sampling": "gender"}}, r"data\.sampling: 'gender'"),
+        ({"trainer": {"max_steps": "many"}}, r"trainer\.max_steps"),
+    ],
+)
+def test_bad_values_name_their_key(section, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        from_dict(ExperimentConfig, {**MINIMAL, **section})
+
+
+def test_defaults_are_the_paper_settings_and_overrides_apply(tmp_path) -> None:
+    path = write_config(tmp_path / "conf.yaml", MINIMAL)
+    config = load_experiment_config(path, [("trainer.max_steps", 500), ("optim.upstream.optimizer.lr", 2e-5)])
+    assert config.trainer.max_steps == 500 and config.trainer.max_epochs == 10
+    assert config.optim.upstream.optimizer.lr == 2e-5
+    assert config.optim.branches.optimizer.name == "adadelta" and config.optim.branches.scheduler.patience == 2
+    assert config.data.max_seconds == 10.0 and config.data.alpha == 0.05
+    assert config.data.target_table("speaker", "valid") == Path("dump/teacher/speaker/dev")
+    assert config.trainer.criterion_mode() == "min"
+    config.trainer.best_criterion = "valid/semantic/r@1"
+    assert config.trainer.criterion_mode() == "max"
+
+
+def test_attribute_lists_are_checked(experiment) -> None:
+    data = copy.deepcopy(experiment)
+    data["data"]["valid_trials"] = {"spk": "trials"}
+    config = from_dict(ExperimentConfig, data)
+    with pytest.raises(ConfigError, match=r"data\.valid_trials\.spk: no such attribute"):
+        load_tasks(config.data, list(config.attributes))
+    data["trainer"].update(teacher_mode="on_the_fly", on_the_fly=["lang"])
+    with pytest.raises(ConfigError, match=r"trainer\.on_the_fly: unknown attribute 'lang'"):
+        on_the_fly_attributes(from_dict(ExperimentConfig, data))
+
+
+def test_cli_trains_with_overrides_and_refuses_bad_ones(experiment, tmp_path, capsys) -> None:
+    config = write_config(tmp_path / "conf.yaml", experiment)
+    exp = tmp_path / "exp"
+    args = ["train", "--config", str(config), "--exp-dir", str(exp), "--trainer.max_steps", "2", "--trainer.valid_every=1"]
+    assert uattr_main(args) == 0
+    assert "step 2 validation" in (exp / "train.log").read_text()
+    assert load_experiment_config(exp / "config.yaml").trainer.max_steps == 2
+    assert [entry["step"] for entry in json.loads((exp / "valid_metrics.json").read_text())] == [1, 2]
+    assert (exp / "model" / "model.safetensors").is_file()
+    written = (exp / "model" / "model.safetensors").stat().st_mtime_ns
+    assert uattr_main(args) == 0
+    assert (exp / "model" / "model.safetensors").stat().st_mtime_ns == written  # a finished run is left alone
+    capsys.readouterr()
+    assert uattr_main([*args, "--resume", "never"]) == 1
+    assert "--resume is 'never'" in capsys.readouterr().err
+    assert uattr_main([*args[:5], "--trainer.max_stepz", "2"]) == 1
+    assert "unknown config key 'trainer.max_stepz'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(experiment, tmp_path) -> None:
+    """DDP (gloo): two ranks train a few steps; rank 0's checkpoint and model load; each rank's RNG is saved."""
+    config = write_config(tmp_path / "conf.yaml", experiment)
+    exp = tmp_path / "exp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "uattr", "train", "--config", str(config), "--exp-dir", str(exp), "--trainer.max_steps", "3",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoints = list_checkpoints(exp / "checkpoints")
+    assert 3 in checkpoints
+    state = load_checkpoint(checkpoints[3])
+    assert len(state["rng"]) == 2 and not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
+    assert state["sampler"]["num_replicas"] == 2
+    model = UnifiedEncoder.from_pretrained(exp / "model")
+    assert set(model.attributes) == {"semantic", "speaker"}
+    assert (exp / "train.log").read_text().count("step 3 validation") == 1  # rank 0 alone validates and logs
