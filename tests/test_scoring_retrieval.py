@@ -6,8 +6,9 @@ import pytest
 from uattr.errors import ConfigError, DataError
 from uattr.scoring.embeddings import EmbeddingSet
 from uattr.scoring.retrieval import (
+    _BYTES_PER_SCORE,
     Relevance,
-    _relevance,
+    relevance_from_groups,
     evaluate_retrieval,
     knn_means,
     relevance_by_id,
@@ -15,12 +16,13 @@ from uattr.scoring.retrieval import (
     retrieval_metrics,
 )
 
-BYTES_PER_ROW = 16  # block_bytes = rows × 16 × n_gallery gives blocks of that many query rows
+
+def normalise(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def unit_rows(rng, n, dim=16):
-    x = rng.normal(size=(n, dim))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return normalise(rng.normal(size=(n, dim)))
 
 
 def tied_rows(rng, n):
@@ -40,16 +42,27 @@ def brute_force_ranks(queries, gallery, relevant):
 
 
 def brute_force_xsim(queries, gallery, relevant, margin, k):
+    """LASER's xsim.py: the margin's arg-max over each query's k nearest gallery items (absolute: the nearest)."""
     scores = queries.astype(np.float64) @ gallery.T.astype(np.float64)
-    query_knn = np.sort(scores, axis=1)[:, ::-1][:, : min(k, scores.shape[1])].mean(axis=1)
-    gallery_knn = np.sort(scores, axis=0)[::-1][: min(k, scores.shape[0])].mean(axis=0)
-    mean = (query_knn[:, None] + gallery_knn[None, :]) / 2
-    table = {"ratio": scores / mean, "distance": scores - mean, "absolute": scores}[margin]
-    return np.array([np.argmax(table[q]) not in items for q, items in enumerate(relevant)])
+    k_query, k_gallery = min(k, scores.shape[1]), min(k, scores.shape[0])
+    query_knn = np.sort(scores, axis=1)[:, ::-1][:, :k_query].mean(axis=1)
+    gallery_knn = np.sort(scores, axis=0)[::-1][:k_gallery].mean(axis=0)
+    wrong = []
+    for q, items in enumerate(relevant):
+        by_score = sorted(range(scores.shape[1]), key=lambda j: (-scores[q, j], j))
+        nearest = by_score[: 1 if margin == "absolute" else k_query]
+        bias = [(query_knn[q] + gallery_knn[j]) / 2 for j in nearest]
+        margins = {
+            "ratio": [scores[q, j] / b for j, b in zip(nearest, bias)],
+            "distance": [scores[q, j] - b for j, b in zip(nearest, bias)],
+            "absolute": [scores[q, j] for j in nearest],
+        }[margin]
+        wrong.append(nearest[int(np.argmax(margins))] not in items)
+    return np.array(wrong)
 
 
 def blocks_of(rows, n_gallery):
-    return rows * BYTES_PER_ROW * n_gallery
+    return rows * _BYTES_PER_SCORE * n_gallery  # block_bytes that give blocks of that many query rows
 
 
 @pytest.mark.parametrize("rows_per_block", [1, 3, 7, 1000])
@@ -59,7 +72,7 @@ def test_ranks_match_brute_force_in_any_block_size(rows_per_block, make):
     queries, gallery = make(rng, 23), make(rng, 31)
     relevant = [[int(g)] for g in rng.integers(0, 31, 23)]
     outcome = evaluate_retrieval(
-        queries, gallery, _relevance(relevant), margin="absolute", block_bytes=blocks_of(rows_per_block, 31)
+        queries, gallery, relevance_from_groups(relevant), margin="absolute", block_bytes=blocks_of(rows_per_block, 31)
     )
     expected = brute_force_ranks(queries, gallery, relevant)
     np.testing.assert_array_equal(outcome.ranks, expected)
@@ -73,26 +86,45 @@ def test_ranks_match_brute_force_in_any_block_size(rows_per_block, make):
 def test_ties_are_broken_by_gallery_order():
     queries = np.array([[1.0, 0.0]], np.float32)
     gallery = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], np.float32)
-    ranks = [evaluate_retrieval(queries, gallery, _relevance([[j]]), "absolute").ranks[0] for j in range(4)]
+    ranks = [evaluate_retrieval(queries, gallery, relevance_from_groups([[j]]), "absolute").ranks[0] for j in range(4)]
     assert ranks == [4, 1, 2, 3]
 
 
+@pytest.mark.parametrize("rows_per_block", [5, 1000])  # several blocks; one block whose scores serve both passes
 @pytest.mark.parametrize("margin", ["ratio", "distance", "absolute"])
 @pytest.mark.parametrize("make", [unit_rows, tied_rows])
-def test_xsim_matches_brute_force(margin, make):
+def test_xsim_matches_brute_force(margin, make, rows_per_block):
     rng = np.random.default_rng(11)
     queries, gallery = make(rng, 29), make(rng, 17)
     relevant = [[int(g)] for g in rng.integers(0, 17, 29)]
-    outcome = evaluate_retrieval(queries, gallery, _relevance(relevant), margin, xsim_k=4, block_bytes=blocks_of(5, 17))
+    outcome = evaluate_retrieval(
+        queries, gallery, relevance_from_groups(relevant), margin, xsim_k=4, block_bytes=blocks_of(rows_per_block, 17)
+    )
     np.testing.assert_array_equal(outcome.xsim_wrong, brute_force_xsim(queries, gallery, relevant, margin, 4))
+
+
+def test_xsim_candidates_are_the_k_nearest_as_in_laser():
+    """Gallery items of varied hubness: a margin arg-max over the whole gallery would differ from LASER's here."""
+    rng = np.random.default_rng(41)
+    hub = rng.normal(size=6)
+    queries = normalise(rng.normal(size=(12, 6)) + hub)
+    gallery = normalise(rng.normal(size=(12, 6)) + rng.uniform(0, 2, size=(12, 1)) * hub)
+    relevant = [[i] for i in range(12)]
+    outcome = evaluate_retrieval(queries, gallery, relevance_from_groups(relevant), "ratio", xsim_k=4)
+    laser = brute_force_xsim(queries, gallery, relevant, "ratio", 4)
+    np.testing.assert_array_equal(outcome.xsim_wrong, laser)
+    scores = queries.astype(np.float64) @ gallery.T
+    bias = (np.sort(scores, axis=1)[:, -4:].mean(axis=1)[:, None] + np.sort(scores, axis=0)[-4:].mean(axis=0)) / 2
+    whole_gallery = np.argmax(scores / bias, axis=1) != np.arange(12)
+    assert np.any(whole_gallery != laser)
 
 
 def test_absolute_xsim_is_one_minus_r_at_1_on_a_unique_gallery():
     rng = np.random.default_rng(12)
     gallery = unit_rows(rng, 50)
-    queries = gallery + 1.2 * unit_rows(rng, 50)
-    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
-    metrics = retrieval_metrics(evaluate_retrieval(queries, gallery, _relevance([[i] for i in range(50)]), "absolute"))
+    queries = normalise(gallery + 1.2 * unit_rows(rng, 50))
+    relevance = relevance_from_groups([[i] for i in range(50)])
+    metrics = retrieval_metrics(evaluate_retrieval(queries, gallery, relevance, "absolute"))
     assert 0 < metrics["r@1"] < 100
     assert metrics["xsim"] == pytest.approx(100 - metrics["r@1"])
 
@@ -149,7 +181,7 @@ def test_same_id_relevance():
 def test_per_language_selection_and_bad_options():
     rng = np.random.default_rng(15)
     queries, gallery = unit_rows(rng, 10), unit_rows(rng, 10)
-    outcome = evaluate_retrieval(queries, gallery, _relevance([[i] for i in range(10)]), "absolute")
+    outcome = evaluate_retrieval(queries, gallery, relevance_from_groups([[i] for i in range(10)]), "absolute")
     select = np.arange(10) < 4
     part = retrieval_metrics(outcome, (1,), select=select)
     assert part["n_query"] == 4

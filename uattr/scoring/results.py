@@ -115,10 +115,12 @@ def _labels_from_path(path: Path) -> dict[str, str]:
     """system / test_set / condition from ``<system>/scores/<test_set>/[...]<name>.json`` (see module doc)."""
     parts = path.with_suffix("").parts
     at = _scores_index(parts)
-    directories = list(parts[at + 1 : -1]) if at is not None else []
     name = [] if parts[-1] == METRICS_NAME else [parts[-1]]
+    if at is None:  # not below a scores/ directory: its own directory names the system
+        return {"system": path.parent.name, "test_set": "", "condition": "/".join(name)}
+    directories = list(parts[at + 1 : -1])
     return {
-        "system": (parts[at - 1] if at else "") if at is not None else path.parent.name,
+        "system": parts[at - 1] if at > 0 else "",
         "test_set": directories.pop(0) if directories else "",
         "condition": "/".join(directories + name),
     }
