@@ -7,6 +7,9 @@ Two input kinds behind the one :class:`~uattr.upstream.base.Upstream` interface:
   front end is layer-normed (``feat_extract_norm == "layer"``; group-normed models were trained without one),
   frame lengths from the model's ``_get_feat_extract_output_lengths``;
 * w2v-BERT 2.0 (``Wav2Vec2BertModel``): the fbank front end of :mod:`uattr.upstream.frontend`, batched in torch.
+
+With an attention mask, an utterance's hidden states do not depend on the padding around it in a batch, except
+for Data2Vec-audio: its stacked positional convolutions carry padding into the last frames (a model property).
 """
 
 from __future__ import annotations
@@ -144,7 +147,8 @@ def load_hf_upstream(config: UpstreamConfig) -> HFUpstream:
         model_config = transformers.AutoConfig.from_pretrained(source)
         feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(source)
     except OSError as error:
-        raise ConfigError(f"{config.name}: cannot load the model's configuration: {error}") from error
+        where = "" if looks_local(source) else " (no local folder of that name; tried it as a hub model id)"
+        raise ConfigError(f"{config.name}: cannot load the model's configuration{where}: {error}") from error
     model_type = model_config.model_type
     if model_type not in FBANK_MODEL_TYPES + WAVEFORM_MODEL_TYPES:
         raise ConfigError(
