@@ -18,7 +18,8 @@ from uattr.data.tables import read_embedding_table, read_table_meta, table_is_co
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import write_table
 from uattr.teachers import Teacher, build_teacher, resolve_model
-from uattr.teachers.extract import extract_teacher, merge_split, split_ids
+from uattr.data.tables import merge_split, split_ids
+from uattr.teachers.extract import extract_teacher
 
 SAMPLE_RATE = 16000
 # utterance id -> (speaker, language, seconds, transcript, English translation)

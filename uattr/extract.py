@@ -21,11 +21,10 @@ from uattr.data.collate import collate_batch
 from uattr.data.dataset import UtteranceDataset
 from uattr.data.kaldi import DataDir
 from uattr.data.sampler import DynamicBatchSampler
-from uattr.data.tables import EmbeddingTableWriter, table_is_complete
+from uattr.data.tables import EmbeddingTableWriter, job_dir, merge_split, split_ids, table_is_complete
 from uattr.errors import ConfigError
 from uattr.fileio import atomic_write
 from uattr.model import UnifiedEncoder
-from uattr.teachers.extract import job_dir, merge_split, split_ids
 
 logger = logging.getLogger(__name__)
 

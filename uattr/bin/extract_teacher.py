@@ -40,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Imported here so `uattr --help` stays fast.
-    from uattr.data.tables import table_is_complete
+    from uattr.data.tables import job_dir, merge_split, table_is_complete
     from uattr.teachers.base import build_teacher
-    from uattr.teachers.extract import extract_teacher, job_dir, merge_split
+    from uattr.teachers.extract import extract_teacher
 
     if args.merge is not None:
         if args.job is not None or args.num_jobs is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -33,6 +34,8 @@ import numpy as np
 
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import PathLike, atomic_write, iter_table
+
+logger = logging.getLogger(__name__)
 
 ARK_NAME = "emb.ark"
 SCP_NAME = "emb.scp"
@@ -301,3 +304,32 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     with atomic_write(path) as handle:
         json.dump(data, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
+
+
+# Split work (job i of N, 1-based as in JOB=1:N): shared by teacher extraction and embedding extraction.
+
+
+def job_dir(out_dir: PathLike, job: int | None = None, num_jobs: int | None = None) -> Path:
+    """Where job ``job`` of ``num_jobs`` writes (``out_dir`` itself when the work is not split)."""
+    if job is None and num_jobs is None:
+        return Path(out_dir)
+    if job is None or num_jobs is None or not 1 <= job <= num_jobs:
+        raise ConfigError(f"job {job} of {num_jobs}: give both, with 1 <= job <= num_jobs")
+    return Path(out_dir) / f"split{num_jobs}" / str(job)
+
+
+def split_ids(utt_ids: Sequence[str], job: int, num_jobs: int) -> list[str]:
+    """The ``job``-th (1-based) of ``num_jobs`` contiguous, near-equal chunks of ``utt_ids``."""
+    chunks = np.array_split(np.arange(len(utt_ids)), num_jobs)
+    return [utt_ids[i] for i in chunks[job - 1]]
+
+
+def merge_split(out_dir: PathLike, num_jobs: int) -> Path:
+    """Join the tables of jobs ``1..num_jobs`` (``<out>/split<N>/<i>``) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    if table_is_complete(out_dir):
+        logger.info("%s: merged table already complete; nothing to do", out_dir)
+        return out_dir
+    merge_tables([job_dir(out_dir, job, num_jobs) for job in range(1, num_jobs + 1)], out_dir)
+    logger.info("%s: merged %d job tables", out_dir, num_jobs)
+    return out_dir

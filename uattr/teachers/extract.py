@@ -3,7 +3,7 @@
 Batched (audio batches grouped by duration, longest first), resumable (an interrupted run continues where it
 stopped; the final ``emb.scp``/``meta.json`` appear only when every utterance is done) and splittable:
 job ``i`` of ``N`` (1-based, as in ``JOB=1:N``) takes the ``i``-th contiguous chunk of the sorted utterance
-ids and writes ``<out>/split<N>/<i>/``; :func:`merge_split` then joins the N tables into ``<out>``. The split
+ids and writes ``<out>/split<N>/<i>/``; :func:`uattr.data.tables.merge_split` then joins the N tables into ``<out>``. The split
 tables stay in place: the merged ``emb.scp`` points at their arks.
 """
 
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from uattr.data.audio import AudioSource
 from uattr.data.kaldi import DataDir
-from uattr.data.tables import EmbeddingTableWriter, merge_tables, table_is_complete
+from uattr.data.tables import EmbeddingTableWriter, job_dir, split_ids, table_is_complete
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import PathLike
 from uattr.teachers.base import SAMPLE_RATE, Teacher
@@ -26,21 +25,6 @@ from uattr.teachers.base import SAMPLE_RATE, Teacher
 logger = logging.getLogger(__name__)
 
 _SHOWN_IDS = 20  # how many missing ids an error message lists
-
-
-def job_dir(out_dir: PathLike, job: int | None = None, num_jobs: int | None = None) -> Path:
-    """Where job ``job`` of ``num_jobs`` writes (``out_dir`` itself when the work is not split)."""
-    if job is None and num_jobs is None:
-        return Path(out_dir)
-    if job is None or num_jobs is None or not 1 <= job <= num_jobs:
-        raise ConfigError(f"job {job} of {num_jobs}: give both, with 1 <= job <= num_jobs")
-    return Path(out_dir) / f"split{num_jobs}" / str(job)
-
-
-def split_ids(utt_ids: Sequence[str], job: int, num_jobs: int) -> list[str]:
-    """The ``job``-th (1-based) of ``num_jobs`` contiguous, near-equal chunks of ``utt_ids``."""
-    chunks = np.array_split(np.arange(len(utt_ids)), num_jobs)
-    return [utt_ids[i] for i in chunks[job - 1]]
 
 
 def extract_teacher(
@@ -99,17 +83,6 @@ def extract_teacher(
     writer.close()
     logger.info("%s: wrote %d %s vectors of dimension %s", target, len(utt_ids), teacher.name, teacher.dim)
     return target
-
-
-def merge_split(out_dir: PathLike, num_jobs: int) -> Path:
-    """Join the tables of jobs ``1..num_jobs`` (``<out>/split<N>/<i>``) into ``out_dir``."""
-    out_dir = Path(out_dir)
-    if table_is_complete(out_dir):
-        logger.info("%s: merged teacher table already complete; nothing to do", out_dir)
-        return out_dir
-    merge_tables([job_dir(out_dir, job, num_jobs) for job in range(1, num_jobs + 1)], out_dir)
-    logger.info("%s: merged %d job tables", out_dir, num_jobs)
-    return out_dir
 
 
 def _read_inputs(data: DataDir, field: str | None) -> dict[str, str]:
