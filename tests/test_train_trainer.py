@@ -204,3 +204,11 @@ def test_unknown_best_criterion_lists_the_metrics(experiment, tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"best_criterion 'valid/speaker/r@1'.*valid/speaker/eer"):
         Trainer(config, tmp_path / "exp").run()
 
+
+
+def test_mixed_precision_is_forced_off_on_cpu(experiment, tmp_path, caplog) -> None:
+    config = build_config(experiment, trainer={"amp": "bf16"})
+    with caplog.at_level("INFO"):
+        trainer = Trainer(config, tmp_path / "exp")
+    assert trainer.amp_dtype is None and trainer.scaler is None
+    assert "trainer.amp bf16 is forced off on cpu" in caplog.text

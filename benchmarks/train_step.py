@@ -1,0 +1,205 @@
+"""Benchmark the training step: cached teacher targets vs an on-the-fly ECAPA teacher, and the data pipeline
+alone vs the model step.
+
+Everything is generated in a temporary folder: a random w2v-BERT encoder (``--preset``), utterances of 2–9.9 s
+(the paper drops 10 s and more) as 16 kHz wav files, random teacher tables (semantic 1024-d, speaker 192-d).
+The trainer is ``uattr.train.trainer.Trainer`` with the paper's optimisers; one update is its own step
+(forward, backward, clipping, both optimisers, schedules) on one batch of ``--batch-size`` utterances.
+
+1. data pipeline alone: utterances/s of the train DataLoader (audio decoding, collation; ``--num-workers``);
+2. model step with cached targets, on batches loaded beforehand;
+3. the same step with the speaker targets from a random-init speechbrain ``ECAPA_TDNN`` of the real size
+   (channels 1024 ×4 + 3072, attention 128, 192-d, 80 mel bins: spkrec-ecapa-voxceleb's hyperparameters) run on
+   every batch, as the reference implementation did.
+
+Prints a Markdown table: median seconds per update over ``--steps`` timed updates after ``--warmup`` ones.
+
+    python benchmarks/train_step.py --device cpu --preset tiny --steps 3
+    python benchmarks/train_step.py --device cuda --preset w2v-bert-2.0 --amp bf16
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import soundfile
+import torch
+
+from uattr.config import from_dict
+from uattr.data.kaldi import write_data_dir
+from uattr.data.tables import EmbeddingTableWriter
+from uattr.teachers.base import Teacher, register_teacher
+from uattr.train.config import ExperimentConfig
+from uattr.train.trainer import Trainer
+from uattr.upstream.create import create_upstream
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512},
+    "small": {"hidden_size": 256, "num_hidden_layers": 8, "num_attention_heads": 4, "intermediate_size": 1024},
+    "w2v-bert-2.0": {},  # the transformers defaults are w2v-BERT 2.0's sizes (24 × 1024, 600M parameters)
+}
+SEMANTIC_DIM = 1024
+SPEAKER_DIM = 192
+
+
+@register_teacher("benchmark-random-ecapa")
+class RandomEcapaTeacher(Teacher):
+    """ECAPA-TDNN of spkrec-ecapa-voxceleb's size with random weights: its cost, not its knowledge."""
+
+    input = "audio"
+    normalized = False
+    dim = SPEAKER_DIM
+
+    def __init__(self, device: str = "cpu") -> None:
+        from speechbrain.lobes.features import Fbank
+        from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+        self.device = torch.device(device)
+        self.features = Fbank(n_mels=80).to(self.device)
+        self.network = ECAPA_TDNN(
+            80, channels=[1024, 1024, 1024, 1024, 3072], attention_channels=128, lin_neurons=SPEAKER_DIM
+        ).to(self.device).eval()
+
+    def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        wavs = [torch.as_tensor(np.asarray(wav, dtype=np.float32)) for wav in batch]
+        lengths = torch.tensor([len(wav) for wav in wavs], dtype=torch.float32)
+        padded = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True).to(self.device)
+        with torch.inference_mode():
+            feats = self.features(padded)
+            feats = feats - feats.mean(dim=1, keepdim=True)
+            embeddings = self.network(feats, (lengths / lengths.max()).to(self.device))
+        return embeddings.reshape(len(batch), -1).float().cpu().numpy()
+
+
+def make_corpus(root: Path, utterances: int, seed: int) -> Path:
+    """Data dir ``root/data/train`` of noise bursts of 2–9.9 s, plus random teacher tables under ``root/dump``."""
+    rng = np.random.default_rng(seed)
+    wav_scp, utt2spk = {}, {}
+    for index in range(utterances):
+        utt, speaker = f"spk{index % 10:02d}-utt{index:05d}", f"spk{index % 10:02d}"
+        samples = (0.1 * rng.standard_normal(int(rng.uniform(2.0, 9.9) * 16000))).astype(np.float32)
+        path = root / "wav" / f"{utt}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(path), samples, 16000)
+        wav_scp[utt], utt2spk[utt] = str(path), speaker
+    data = write_data_dir(root / "data" / "train", wav_scp=wav_scp, utt2spk=utt2spk)
+    for attr, dim in (("semantic", SEMANTIC_DIM), ("speaker", SPEAKER_DIM)):
+        with EmbeddingTableWriter(root / "dump" / attr / "train", meta={"teacher": "random"}) as writer:
+            writer.write(list(wav_scp), rng.standard_normal((utterances, dim)).astype(np.float32))
+    return data
+
+
+def experiment(root: Path, upstream: Path, data: Path, args: argparse.Namespace, on_the_fly: bool) -> ExperimentConfig:
+    speaker: dict[str, Any] = {"expert": "distill"}
+    trainer: dict[str, Any] = {"max_steps": 10**6, "device": args.device, "amp": args.amp, "log_every": 10**6}
+    if on_the_fly:
+        speaker["teacher"] = {"name": "benchmark-random-ecapa"}
+        trainer.update(teacher_mode="on_the_fly", on_the_fly=["speaker"])
+    return from_dict(
+        ExperimentConfig,
+        {
+            "upstream": {"name": f"hf:{upstream}", "finetune": "frozen_frontend"},
+            "attributes": {"semantic": {"expert": "distill"}, "speaker": speaker},
+            "data": {
+                "train": str(data),
+                "valid": None,
+                "target_pattern": str(root / "dump" / "{attr}" / "{set}"),
+                "max_batch_size": args.batch_size,
+                "num_workers": args.num_workers,
+            },
+            "trainer": trainer,
+        },
+    )
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_data_pipeline(trainer: Trainer, batches: int) -> tuple[float, list[dict[str, Any]]]:
+    """Utterances/s of the loader alone (first batch excluded: worker start-up), and the batches it gave."""
+    loaded, started, utterances = [], None, 0
+    for batch in trainer.train_data.loader:
+        loaded.append(batch)
+        if started is None:
+            started = time.perf_counter()
+        else:
+            utterances += len(batch["ids"])
+        if len(loaded) == batches:
+            break
+    return utterances / (time.perf_counter() - started), loaded
+
+
+def time_steps(trainer: Trainer, batches: list[dict[str, Any]], warmup: int) -> list[float]:
+    """Seconds of each update after ``warmup`` ones (the trainer's own forward/backward and update)."""
+    seconds = []
+    for index, batch in enumerate(batches):
+        synchronize(trainer.device)
+        started = time.perf_counter()
+        trainer._forward_backward(batch, sync=True)
+        trainer._update()
+        synchronize(trainer.device)
+        if index >= warmup:
+            seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def run_case(config: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -> dict[str, float]:
+    trainer = Trainer(config, exp_dir)
+    parameters = sum(p.numel() for p in trainer.model.parameters())
+    pipeline, batches = time_data_pipeline(trainer, args.warmup + args.steps)
+    seconds = statistics.median(time_steps(trainer, batches, args.warmup))
+    utterances = statistics.mean(len(batch["ids"]) for batch in batches)
+    del trainer
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return {"pipeline_utt_s": pipeline, "step_s": seconds, "step_utt_s": utterances / seconds, "parameters": parameters}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="encoder size")
+    parser.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
+    parser.add_argument("--batch-size", type=int, default=20, help="utterances per update (the paper: 20 per GPU)")
+    parser.add_argument("--utterances", type=int, default=200, help="generated training utterances")
+    parser.add_argument("--num-workers", type=int, default=4, help="DataLoader workers")
+    parser.add_argument("--steps", type=int, default=10, help="timed updates")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed updates first")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if (args.warmup + args.steps) * args.batch_size > args.utterances:
+        parser.error("--utterances must cover (--warmup + --steps) × --batch-size")
+
+    with tempfile.TemporaryDirectory(prefix="uattr-bench-") as tmp:
+        root = Path(tmp)
+        upstream = create_upstream("w2v-bert", root / "upstream", seed=args.seed, **PRESETS[args.preset])
+        data = make_corpus(root, args.utterances, args.seed)
+        cached = run_case(experiment(root, upstream, data, args, on_the_fly=False), root / "exp-cached", args)
+        live = run_case(experiment(root, upstream, data, args, on_the_fly=True), root / "exp-live", args)
+
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    print(
+        f"\n{args.preset} encoder ({cached['parameters'] / 1e6:.1f}M parameters with branches), {device}, amp {args.amp}, "
+        f"batch {args.batch_size} utterances of 2–9.9 s, {args.num_workers} loader workers, "
+        f"median of {args.steps} updates\n"
+    )
+    print("| measure | s/update | utterances/s |\n|---|---|---|")
+    print(f"| data pipeline alone (loader) | – | {cached['pipeline_utt_s']:.1f} |")
+    print(f"| model step, cached teacher targets | {cached['step_s']:.3f} | {cached['step_utt_s']:.1f} |")
+    print(f"| model step, on-the-fly ECAPA teacher | {live['step_s']:.3f} | {live['step_utt_s']:.1f} |")
+    print(f"\non-the-fly / cached step time: {live['step_s'] / cached['step_s']:.2f}×; "
+          f"data pipeline / cached model step throughput: {cached['pipeline_utt_s'] / cached['step_utt_s']:.1f}×")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
