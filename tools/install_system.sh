@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the recipes need (Debian): sox and the TTS engines/voices of the mini corpus.
 #
-#   tools/install_system.sh            espeak-ng, sox, MBROLA voices, Pico, flite, RHVoice
+#   tools/install_system.sh            espeak-ng, sox, MBROLA voices, Pico, flite, festival, RHVoice
 #   tools/install_system.sh --minimal  espeak-ng and sox only (what CI's toy corpus needs)
 #
 # Idempotent: it runs apt-get only when a package is missing, and only as root (otherwise it prints the
@@ -24,7 +24,8 @@ packages=(espeak-ng sox)
 if ! $minimal; then
   # MBROLA voices: different real speakers (DESIGN.md §6; it, es3, es4, nl1, de8 are broken and left out).
   mbrola_voices=(us1 us2 us3 en1 fr1 fr2 fr3 fr4 fr5 fr6 fr7 de1 de2 de3 de4 de5 es1 es2 mx1 vz1 nl2 br1 br2 br3)
-  packages+=(flite mbrola libttspico-utils rhvoice rhvoice-english rhvoice-russian rhvoice-ukrainian)
+  packages+=(flite mbrola libttspico-utils festival festvox-italp16k festvox-itapc16k festvox-ellpc11k)
+  packages+=(rhvoice rhvoice-english rhvoice-russian rhvoice-ukrainian rhvoice-polish rhvoice-brazilian-portuguese)
   for voice in "${mbrola_voices[@]}"; do packages+=("mbrola-$voice"); done
 fi
 
@@ -66,7 +67,8 @@ apt-get update -qq
 # Keep only what this release offers (e.g. a voice package dropped by Debian), and say what is skipped.
 available=()
 for pkg in "${missing[@]}"; do
-  if apt-cache policy "$pkg" 2>/dev/null | grep -qE 'Candidate: [^(]'; then
+  policy=$(apt-cache policy "$pkg" 2>/dev/null)  # not piped into grep -q: pipefail + SIGPIPE
+  if [[ $policy =~ Candidate:\ [^\(] ]]; then
     available+=("$pkg")
   else
     echo "install_system.sh: package '$pkg' is not available here; skipped" >&2

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Stage 1 of the mini recipe: synthesise the UDHR TTS corpus into data/ (data dirs, trials, retrieval sets).
+# Run from egs/mini/uattr1. Audio is cached in data/wav: a re-run only rewrites the tables.
+set -euo pipefail
+
+log() {
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"
+}
+
+nj=2                 # parallel synthesis jobs
+toy=false            # true: espeak-ng only, en+fr, a few voices and units (CI)
+languages=""         # ISO 639-1 codes to keep (empty: every language of the roster)
+min_voices=40        # stop unless this many voices are usable
+units_per_voice=12   # units each voice reads
+seed=0
+prepare_opts=""      # more `uattr prepare-mini` options (e.g. "--max-words 20 --num-trials 500")
+
+help_message="Usage: $0 [--nj 2] [--toy true|false] [--languages 'en fr'] [--min_voices 40] [--units_per_voice 12]
+       [--seed 0] [--prepare_opts '...']"
+
+MAIN_ROOT=${MAIN_ROOT:-$(cd "$(dirname "$0")/../../../.." && pwd)}
+. "${MAIN_ROOT}/utils/parse_options.sh"
+if [ $# -ne 0 ]; then
+  echo "${help_message}" >&2
+  exit 2
+fi
+
+args=(--out data --roster local/voices.txt --udhr local/udhr --nj "${nj}" --seed "${seed}"
+      --min-voices "${min_voices}" --units-per-voice "${units_per_voice}")
+[ -n "${languages}" ] && args+=(--languages ${languages})
+"${toy}" && args+=(--toy)
+log "uattr prepare-mini ${args[*]} ${prepare_opts}"
+# shellcheck disable=SC2086
+uattr prepare-mini "${args[@]}" ${prepare_opts}

@@ -1,0 +1,280 @@
+"""The mini corpus: UDHR parsing and alignment, the voice roster, trial lists, splits, and a toy end-to-end build."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from uattr.bin.main import main as uattr_main
+from uattr.corpora import tts
+from uattr.corpora.mini import (
+    MiniConfig,
+    assign_units,
+    prepare_mini,
+    select_voices,
+    split_units,
+    split_voices,
+    toy_config,
+)
+from uattr.corpora.trials import make_trials, pair_counts
+from uattr.corpora.udhr import UDHR_FILES, align_units, load_units, parse_declaration, read_paragraphs
+from uattr.data.validate import validate_data_dir
+from uattr.errors import ConfigError, DataError
+from uattr.fileio import read_table
+
+RECIPE_LOCAL = Path(__file__).resolve().parents[1] / "egs" / "mini" / "uattr1" / "local"
+ROSTER = RECIPE_LOCAL / "voices.txt"
+UDHR = RECIPE_LOCAL / "udhr"
+
+SNIPPET = """<!doctype html><html lang="en"><body>
+<header><h2>Preamble</h2><p>Whereas the preamble is left out,</p></header>
+<article data-number="1"><h2>Article 1</h2>
+  <p>All human beings are born free.   They are endowed
+     with reason &amp; conscience.</p></article>
+<article data-number="26"><h2>Article 26</h2><ol>
+  <li><p>Everyone has the right to education.</p></li>
+  <li><p>Education shall be directed to the full development.</p></li></ol></article>
+</body></html>"""
+
+
+def test_parse_declaration_reads_article_paragraphs_only():
+    paragraphs = parse_declaration(SNIPPET, "snippet.html")
+    assert paragraphs == {
+        "a01p1": "All human beings are born free. They are endowed with reason & conscience.",
+        "a26p1": "Everyone has the right to education.",
+        "a26p2": "Education shall be directed to the full development.",
+    }
+
+
+def test_parse_declaration_without_articles_is_an_error():
+    with pytest.raises(DataError, match="nowhere.html: no <article"):
+        parse_declaration("<html><body><p>text</p></body></html>", "nowhere.html")
+    with pytest.raises(DataError, match="bad.html:1: <article> without a numeric data-number"):
+        parse_declaration('<article data-number="x"><p>a</p></article>', "bad.html")
+
+
+def test_align_units_splits_sentences_only_where_every_language_agrees():
+    units = align_units({
+        "en": {"a01p1": "One. Two.", "a02p1": "Alpha. Beta."},
+        "fr": {"a01p1": "Un. Deux.", "a02p1": "Alpha et beta."},
+    })
+    assert units == {
+        "a01p1s1": {"en": "One.", "fr": "Un."},
+        "a01p1s2": {"en": "Two.", "fr": "Deux."},
+        "a02p1": {"en": "Alpha. Beta.", "fr": "Alpha et beta."},
+    }
+    with pytest.raises(DataError, match="'fr' lacks \\['a02p1'\\]"):
+        align_units({"en": {"a01p1": "One.", "a02p1": "Two."}, "fr": {"a01p1": "Un."}})
+
+
+def test_extracted_copy_aligns_across_all_languages():
+    paragraphs = read_paragraphs(UDHR, list(UDHR_FILES))
+    assert {lang: len(table) for lang, table in paragraphs.items()} == {lang: 50 for lang in UDHR_FILES}
+    units = load_units(UDHR, list(UDHR_FILES))
+    assert len(units) == 57  # 45 whole paragraphs + 12 sentences of 5 paragraphs (egs/mini/uattr1/README.md)
+    assert sum(1 for unit in units if "s" in unit[3:]) == 12
+    for unit, texts in units.items():
+        assert set(texts) == set(UDHR_FILES), unit
+        assert all(text.strip() for text in texts.values()), unit
+    assert units["a03p1"]["en"] == "Everyone has the right to life, liberty and the security of person."
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_parse_roster_reads_lines_comments_and_bilingual_voices(tmp_path):
+    roster = _write(tmp_path / "voices.txt", "# header\n\nesp_a en espeak en+m3 -p 40  # a comment\n"
+                                             "mb_x en mbrola de4-en -p 30\nmb_x de mbrola de4 -p 30\n")
+    voices = tts.parse_roster(roster)
+    assert [(v.voice_id, v.lang, v.engine, v.args) for v in voices] == [
+        ("esp_a", "en", "espeak", ("en+m3", "-p", "40")),
+        ("mb_x", "en", "mbrola", ("de4-en", "-p", "30")),
+        ("mb_x", "de", "mbrola", ("de4", "-p", "30")),
+    ]
+    assert voices[0].where == f"{roster}:3"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("v1 en", ":2: expected 'voice_id lang engine"),
+        ("v1 en nosuch x", ":2: unknown engine 'nosuch'; choices: espeak"),
+        ("bad-id en espeak en", ":2: voice id 'bad-id' may only hold"),
+        ("v0 en espeak en+f1", ":2: voice 'v0' \\(en\\) already defined on line 1"),
+    ],
+)
+def test_parse_roster_errors_name_the_line(tmp_path, line, message):
+    roster = _write(tmp_path / "voices.txt", f"v0 en espeak en+m1\n{line}\n")
+    with pytest.raises(ConfigError, match=message):
+        tts.parse_roster(roster)
+
+
+def _only_programs(monkeypatch, present: set[str]) -> None:
+    monkeypatch.setattr(tts.shutil, "which", lambda program: f"/usr/bin/{program}" if program in present else None)
+
+
+def test_missing_engines_and_voice_packages_are_skipped_with_a_warning(tmp_path, monkeypatch, caplog):
+    roster = _write(tmp_path / "voices.txt", "esp_a en espeak en+m1\npico_a en pico en-US\n"
+                                             "mb_zz en mbrola zz9 -p 40\n")
+    _only_programs(monkeypatch, {"espeak-ng", "mbrola"})
+    with caplog.at_level(logging.WARNING, logger="uattr.corpora.tts"):
+        usable = tts.usable_voices(tts.parse_roster(roster))
+    assert [voice.voice_id for voice in usable] == ["esp_a"]
+    assert "skipping 1 voice(s) because pico2wave is not installed" in caplog.text and "pico_a" in caplog.text
+    assert "/usr/share/mbrola/zz9/zz9 is not installed" in caplog.text and "mb_zz" in caplog.text
+
+
+def test_too_few_voices_stop_with_a_clear_message(tmp_path, monkeypatch):
+    _only_programs(monkeypatch, set())
+    config = MiniConfig(out=tmp_path, roster=ROSTER, udhr=UDHR, min_voices=5)
+    with pytest.raises(ConfigError, match="only 0 usable voice\\(s\\), at least 5 needed.*--min-voices"):
+        select_voices(config)
+
+
+def _speakers(num_speakers: int, per_speaker: int, bilingual: int = 0) -> tuple[dict[str, str], dict[str, str]]:
+    """Speakers s0.. each with ``per_speaker`` utterances in one of 3 languages; the first ``bilingual`` in two."""
+    utt2spk, utt2lang = {}, {}
+    for spk in range(num_speakers):
+        for index in range(per_speaker):
+            lang = "xyz"[spk % 3] if spk >= bilingual or index % 2 else "xyz"[(spk + 1) % 3]
+            utt = f"s{spk}-{lang}-{index:03d}"
+            utt2spk[utt], utt2lang[utt] = f"s{spk}", lang
+    return utt2spk, utt2lang
+
+
+def _check_trials(trials, utt2spk, utt2lang, num, cross_target, cross_nontarget):
+    assert len(set((e, t) for e, t, _ in trials)) == len(trials), "a pair appears twice"
+    assert all(enroll != test for enroll, test, _ in trials), "self trial"
+    assert all((label == "target") == (utt2spk[e] == utt2spk[t]) for e, t, label in trials)
+    kinds = collections.Counter((label, utt2lang[e] != utt2lang[t]) for e, t, label in trials)
+    expected = collections.Counter({("target", True): cross_target, ("target", False): num - cross_target,
+                                    ("nontarget", True): cross_nontarget, ("nontarget", False): num - cross_nontarget})
+    assert kinds == +expected
+
+
+def test_trials_are_balanced_with_the_cross_language_share():
+    utt2spk, utt2lang = _speakers(6, 10, bilingual=2)
+    trials = make_trials(utt2spk, utt2lang, num_target=100, num_nontarget=100, seed=3, cross_language_share=0.25)
+    _check_trials(trials, utt2spk, utt2lang, 100, 25, 25)
+    assert trials == make_trials(utt2spk, utt2lang, num_target=100, num_nontarget=100, seed=3,
+                                 cross_language_share=0.25)
+    assert trials != make_trials(utt2spk, utt2lang, num_target=100, num_nontarget=100, seed=4,
+                                 cross_language_share=0.25)
+
+
+def test_pair_counts_match_brute_force_and_shortfalls_are_made_up():
+    utt2spk, utt2lang = _speakers(5, 7, bilingual=1)
+    brute = collections.Counter(
+        (utt2spk[a] == utt2spk[b], utt2lang[a] != utt2lang[b]) for a, b in itertools.combinations(utt2spk, 2)
+    )
+    counts = pair_counts(utt2spk, utt2lang)
+    assert counts == dict(brute)
+    # Only one bilingual speaker: 12 cross-language target pairs; the rest come from same-language pairs.
+    assert counts[True, True] == 12
+    trials = make_trials(utt2spk, utt2lang, num_target=40, num_nontarget=40, seed=0, cross_language_share=0.5)
+    _check_trials(trials, utt2spk, utt2lang, 40, 12, 20)
+
+
+def test_large_lists_are_sampled_without_listing_every_pair():
+    utt2spk, utt2lang = _speakers(300, 12)  # 3600 utterances, 6.5M pairs: nontargets are sampled
+    trials = make_trials(utt2spk, utt2lang, num_target=2000, num_nontarget=2000, seed=1, cross_language_share=0.5)
+    _check_trials(trials, utt2spk, utt2lang, 2000, 0, 1000)
+
+
+def test_trial_arguments_are_checked():
+    with pytest.raises(ConfigError, match="cross_language_share"):
+        make_trials({"a": "s"}, {"a": "en"}, num_target=1, num_nontarget=1, cross_language_share=1.5)
+    with pytest.raises(DataError, match="no language for 1 utterance"):
+        make_trials({"a": "s", "b": "t"}, {"a": "en"}, num_target=1, num_nontarget=1)
+
+
+def _voice(voice_id: str, lang: str) -> tts.Voice:
+    return tts.Voice(voice_id, lang, "espeak", (lang,), "roster:1")
+
+
+def test_voice_and_unit_splits_are_disjoint_per_language_and_deterministic():
+    voices = [_voice(f"v_{lang}{i}", lang) for lang, count in (("en", 10), ("fr", 5), ("de", 2), ("it", 1))
+              for i in range(count)]
+    voices.append(_voice("v_en0", "fr"))  # bilingual: follows its first language's split
+    split = split_voices(voices, 0.2, seed=0)
+    assert split == split_voices(voices, 0.2, seed=0)
+    by_lang = collections.defaultdict(collections.Counter)
+    for voice in voices[:-1]:
+        by_lang[voice.lang][split[voice.voice_id]] += 1
+    assert by_lang["en"] == {"train": 6, "dev": 2, "test": 2}
+    assert by_lang["fr"] == {"train": 3, "dev": 1, "test": 1}
+    assert by_lang["de"] == {"train": 1, "test": 1}
+    assert by_lang["it"] == {"train": 1}
+
+    seen, unseen = split_units([f"u{i:02d}" for i in range(20)], 0.2, seed=0)
+    assert len(unseen) == 4 and not set(seen) & set(unseen) and len(seen) == 16
+    assignment = assign_units(voices, split, seen, unseen, units_per_voice=6, seed=0)
+    for voice, units in assignment.items():
+        assert len(units) == len(set(units)) == 6
+        if split[voice.voice_id] == "train":
+            assert set(units) <= set(seen)
+        else:
+            assert len(set(units) & set(unseen)) == 3
+    train_en = [units for voice, units in assignment.items() if voice.lang == "en" and split[voice.voice_id] == "train"]
+    assert len({tuple(units) for units in train_en}) == len(train_en), "voices of a language read different texts"
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (tools/install_system.sh)")
+def test_toy_corpus_end_to_end(tmp_path):
+    out = tmp_path / "data"
+    status = uattr_main(["prepare-mini", "-q", "--out", str(out), "--roster", str(ROSTER), "--udhr", str(UDHR),
+                         "--toy", "--nj", "2"])
+    assert status == 0
+    for folder in sorted(out.iterdir()):
+        if (folder / "wav.scp").is_file():
+            report = validate_data_dir(folder)
+            assert report.ok, "\n".join(map(str, report.problems))
+
+    voices = {name: set(read_table(out / name / "utt2spk").values()) for name in ("train", "dev", "test")}
+    assert all(voices.values()) and not (voices["train"] & voices["dev"] or voices["train"] & voices["test"]
+                                         or voices["dev"] & voices["test"])
+    for name in ("train", "dev", "test"):
+        assert set(read_table(out / name / "utt2lang").values()) == {"en", "fr"}
+    units = read_table(out / "units" / "text")
+    unitset = read_table(out / "units" / "utt2unitset")
+    train_units = set(read_table(out / "train" / "utt2unit").values())
+    assert train_units and all(unitset[unit] == "seen" for unit in train_units)
+
+    for name in ("dev", "test"):
+        utt2spk = read_table(out / name / "utt2spk")
+        utt2unit = read_table(out / name / "utt2unit")
+        trials = [line.split() for line in (out / name / "trials").read_text().splitlines()]
+        labels = collections.Counter(label for _, _, label in trials)
+        assert labels["target"] == labels["nontarget"] > 0
+        assert all((label == "target") == (utt2spk[e] == utt2spk[t]) and e != t for e, t, label in trials)
+        for condition in ("seen", "unseen"):
+            s2t = read_table(out / f"{name}_s2t_{condition}" / "query2ref")
+            assert s2t and all(ref == utt2unit[utt] and unitset[ref] == condition for utt, ref in s2t.items())
+            assert set(s2t) == set(read_table(out / f"{name}_s2t_{condition}" / "wav.scp"))
+            s2s = read_table(out / f"{name}_s2s_{condition}" / "query2ref")
+            gallery = read_table(out / f"{name}_s2s_gallery" / "utt2unit")
+            gallery_lang = read_table(out / f"{name}_s2s_gallery" / "utt2lang")
+            assert set(gallery_lang.values()) == {"en"}
+            for utt, refs in s2s.items():
+                refs = refs.split()
+                assert utt.split("-")[1] != "en" and refs
+                assert sorted(refs) == sorted(g for g, unit in gallery.items() if unit == utt2unit[utt])
+    tasks = [line.split() for line in (out / "retrieval_tasks").read_text().splitlines() if not line.startswith("#")]
+    assert len(tasks) == 8
+    for name, attr, query_set, kind, gallery_set, query2ref in tasks:
+        assert attr == "semantic" and (out / query_set / "wav.scp").is_file() and Path(query2ref).is_file()
+        assert (out / gallery_set / ("text.en" if kind == "teacher" else "wav.scp")).is_file()
+    assert set(units) >= set(read_table(out / "dev_s2t_seen" / "query2ref").values())
+
+    # A second run finds every file synthesised already and writes the same tables.
+    trials_before = (out / "test" / "trials").read_text()
+    config = toy_config(MiniConfig(out=out, roster=ROSTER, udhr=UDHR, nj=2))
+    assert prepare_mini(config).synthesised == 0
+    assert (out / "test" / "trials").read_text() == trials_before

@@ -1,0 +1,165 @@
+"""Balanced speaker-verification trial lists from ``utt2spk`` and ``utt2lang``, for any corpus.
+
+A trial pairs two different utterances: *target* when one speaker said both, *nontarget* otherwise; it is
+*cross-language* when the two are in different languages. ``make_trials`` draws the requested number of each
+kind, a ``cross_language_share`` of them cross-language, uniformly among all such pairs and without repeats.
+Small categories are enumerated; large ones (VoxCeleb-size lists) are sampled by rejection, so no list of all
+pairs is ever built. Kaldi's format is ``enroll test target|nontarget``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import logging
+import random
+from typing import Callable, Mapping, Sequence
+
+from uattr.errors import ConfigError, DataError
+from uattr.fileio import PathLike, atomic_write
+
+logger = logging.getLogger(__name__)
+
+Trial = tuple[str, str, str]
+# Enumerate a category when it has at most this many pairs (or few more than requested); sample otherwise.
+_ENUMERATE_LIMIT = 200_000
+
+
+# A block of candidate pairs: all pairs within ``a`` (``b`` None) or all pairs across ``a`` and ``b``.
+_Block = tuple[list[int], list[int] | None]
+
+
+def _block_size(block: _Block) -> int:
+    a, b = block
+    return _pairs(len(a)) if b is None else len(a) * len(b)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Category:
+    """The pairs of ``blocks`` that pass ``accept``; ``available`` is their number, counted without listing them."""
+
+    blocks: list[_Block]
+    accept: Callable[[int, int], bool]
+    available: int
+
+    def enumerate(self) -> list[tuple[int, int]]:
+        pairs = (itertools.combinations(a, 2) if b is None else itertools.product(a, b) for a, b in self.blocks)
+        return [(min(i, j), max(i, j)) for i, j in itertools.chain.from_iterable(pairs) if self.accept(i, j)]
+
+    def sample(self, number: int, rng: random.Random) -> set[tuple[int, int]]:
+        """``number`` distinct pairs, uniform: a block drawn by its size, a pair in it, kept if accepted."""
+        weights = [_block_size(block) for block in self.blocks]
+        chosen: set[tuple[int, int]] = set()
+        while len(chosen) < number:
+            a, b = rng.choices(self.blocks, weights)[0]
+            i, j = rng.sample(a, 2) if b is None else (rng.choice(a), rng.choice(b))
+            if self.accept(i, j):
+                chosen.add((min(i, j), max(i, j)))
+        return chosen
+
+
+def _pairs(count: int) -> int:
+    return count * (count - 1) // 2
+
+
+def _categories(speakers: list[str], languages: list[str]) -> dict[tuple[bool, bool], _Category]:
+    """The four (target, cross-language) categories over utterances 0..n-1, with their exact sizes."""
+    by_lang: dict[str, list[int]] = {}
+    by_spk_lang: dict[tuple[str, str], list[int]] = {}
+    for index, (speaker, language) in enumerate(zip(speakers, languages)):
+        by_lang.setdefault(language, []).append(index)
+        by_spk_lang.setdefault((speaker, language), []).append(index)
+    by_spk = collections.Counter(speakers)
+    same_target = sum(_pairs(len(members)) for members in by_spk_lang.values())
+    cross_target = sum(_pairs(count) for count in by_spk.values()) - same_target
+    same_language = sum(_pairs(len(members)) for members in by_lang.values())
+    langs_of: dict[str, list[str]] = {}
+    for speaker, language in by_spk_lang:
+        langs_of.setdefault(speaker, []).append(language)
+    lang_pairs = list(itertools.combinations(sorted(by_lang), 2))
+    return {
+        (True, False): _Category([(m, None) for m in by_spk_lang.values()], lambda i, j: True, same_target),
+        (True, True): _Category(
+            [(by_spk_lang[s, la], by_spk_lang[s, lb]) for s, langs in langs_of.items()
+             for la, lb in itertools.combinations(langs, 2)],
+            lambda i, j: True,
+            cross_target,
+        ),
+        (False, False): _Category(
+            [(m, None) for m in by_lang.values()],
+            lambda i, j: speakers[i] != speakers[j],
+            same_language - same_target,
+        ),
+        (False, True): _Category(
+            [(by_lang[la], by_lang[lb]) for la, lb in lang_pairs],
+            lambda i, j: speakers[i] != speakers[j],
+            _pairs(len(speakers)) - same_language - cross_target,
+        ),
+    }
+
+
+def _draw(category: _Category, number: int, rng: random.Random) -> list[tuple[int, int]]:
+    if number <= 0:
+        return []
+    if category.available <= max(_ENUMERATE_LIMIT, 4 * number):
+        return rng.sample(category.enumerate(), number)
+    return sorted(category.sample(number, rng))
+
+
+def pair_counts(utt2spk: Mapping[str, str], utt2lang: Mapping[str, str]) -> dict[tuple[bool, bool], int]:
+    """How many distinct pairs exist per (target, cross-language) kind; lets a caller ask for a balanced list."""
+    utts = _checked_utts(utt2spk, utt2lang)
+    categories = _categories([utt2spk[utt] for utt in utts], [utt2lang[utt] for utt in utts])
+    return {kind: category.available for kind, category in categories.items()}
+
+
+def _checked_utts(utt2spk: Mapping[str, str], utt2lang: Mapping[str, str]) -> list[str]:
+    missing = [utt for utt in utt2spk if utt not in utt2lang]
+    if missing:
+        raise DataError(f"utt2lang has no language for {len(missing)} utterance(s), e.g. '{missing[0]}'")
+    return sorted(utt2spk)
+
+
+def make_trials(
+    utt2spk: Mapping[str, str],
+    utt2lang: Mapping[str, str],
+    *,
+    num_target: int,
+    num_nontarget: int,
+    seed: int = 0,
+    cross_language_share: float = 0.0,
+) -> list[Trial]:
+    """``(enroll, test, "target"|"nontarget")`` trials over the utterances of ``utt2spk``, sorted.
+
+    ``cross_language_share`` of each kind pair utterances in different languages; where a category has too few
+    pairs the other category of the same kind makes up the difference, and a kind with too few pairs overall
+    gives all it has (with a warning). No utterance is paired with itself and no pair appears twice.
+    """
+    if not 0.0 <= cross_language_share <= 1.0:
+        raise ConfigError(f"cross_language_share must be in [0, 1], got {cross_language_share}")
+    if num_target < 0 or num_nontarget < 0:
+        raise ConfigError(f"trial counts must not be negative, got {num_target} and {num_nontarget}")
+    utts = _checked_utts(utt2spk, utt2lang)
+    categories = _categories([utt2spk[utt] for utt in utts], [utt2lang[utt] for utt in utts])
+    rng = random.Random(seed)
+    trials: list[Trial] = []
+    for target, requested in ((True, num_target), (False, num_nontarget)):
+        same, cross = categories[target, False], categories[target, True]
+        have_same, have_cross = same.available, cross.available
+        want_cross = min(round(requested * cross_language_share), have_cross)
+        want_same = min(requested - want_cross, have_same)
+        want_cross = min(requested - want_same, have_cross)
+        if want_same + want_cross < requested:
+            logger.warning("only %d %s trials exist (%d asked for)", want_same + want_cross,
+                           "target" if target else "nontarget", requested)
+        label = "target" if target else "nontarget"
+        for category, number in ((same, want_same), (cross, want_cross)):
+            trials.extend((utts[i], utts[j], label) for i, j in _draw(category, number, rng))
+    return sorted(trials)
+
+
+def write_trials(path: PathLike, trials: Sequence[Trial]) -> None:
+    """Write Kaldi ``enroll test target|nontarget`` lines atomically."""
+    with atomic_write(path) as handle:
+        handle.writelines(f"{enroll} {test} {label}\n" for enroll, test, label in trials)
