@@ -126,7 +126,7 @@ def test_run_sh_evaluates_an_external_model_with_and_without_asnorm(tmp_path):
     calls = tmp_path / "calls.txt"
     fake = _fake_uattr(tmp_path / "fake_bin")
     done = run_recipe_script(
-        recipe, "run.sh", "--stage", "3", "--stop_stage", "6", "--external_model", str(model),
+        recipe, "run.sh", "--stage", "3", "--stop_stage", "6", "--nj", "1", "--external_model", str(model),
         "--sv_cohort", "voxceleb1_cohort",
         env={"PATH": f"{fake}:/usr/bin:/bin", "UATTR_CALLS": str(calls)},
     )

@@ -1,0 +1,109 @@
+"""Common Voice preparation on a fabricated two-language release (48 kHz mp3, new and old list formats)."""
+
+from __future__ import annotations
+
+import pytest
+
+from corpus_layouts import CV_CLIENTS, copy_recipe, make_commonvoice, run_recipe_script, write_lines
+from uattr.corpora.commonvoice import prepare_commonvoice, speaker_ids
+from uattr.data.validate import validate_data_dir
+from uattr.errors import DataError
+from uattr.fileio import read_table
+
+A, B = "a" * 20 + "1", "a" * 20 + "2"  # the two clients sharing 20 digits keep 21
+TRAIN = {  # by hand from corpus_layouts.CV_FR / CV_DE: utterance → (text, seconds)
+    f"{A}-common_voice_fr_1": ("Bonjour à tous.", "1"),  # clip_durations.tsv: 1000 ms
+    f"{A}-common_voice_fr_2": ("Il fait beau.", "1.1"),
+    f"{B}-common_voice_fr_3": ("Le chat dort.", "0.9"),
+    f"{B}-common_voice_fr_4": ('"Guillemets" sans fin.', "0.8"),  # not in clip_durations.tsv: mp3 header
+    "eeeeeeeeeeeeeeee-common_voice_de_1": ("Guten Morgen.", "1"),  # no clip_durations.tsv: mp3 headers
+    "eeeeeeeeeeeeeeee-common_voice_de_2": ("Wie geht es dir?", "1.2"),
+}  # left out: fr 5/6 and de 4/5 (dev/test speakers), fr 7 (a dev sentence), fr 8 and de 3 (10 s or more)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """The recipe's local/data.sh run once on the miniature release."""
+    tmp = tmp_path_factory.mktemp("commonvoice")
+    root = make_commonvoice(tmp / "cv-corpus")
+    recipe = copy_recipe("commonvoice", tmp / "checkout")
+    done = run_recipe_script(recipe, "local/data.sh", "--root", str(root), "--nj", "2")
+    assert done.returncode == 0, done.stderr
+    return recipe / "data", root
+
+
+def test_data_dirs_are_valid(prepared):
+    data, _ = prepared
+    for name in ("train", "dev", "test"):
+        report = validate_data_dir(data / name, sample_rate=None)  # 48 kHz mp3, resampled on load
+        assert report.ok, [str(problem) for problem in report.problems]
+
+
+def test_train_is_validated_minus_held_out_and_long_clips(prepared):
+    data, root = prepared
+    assert read_table(data / "train" / "text") == {utt: text for utt, (text, _) in TRAIN.items()}
+    assert read_table(data / "train" / "utt2dur") == {utt: seconds for utt, (_, seconds) in TRAIN.items()}
+    assert read_table(data / "train" / "wav.scp")[f"{A}-common_voice_fr_1"] == str(root / "fr/clips/common_voice_fr_1.mp3")
+    assert read_table(data / "train" / "utt2lang")["eeeeeeeeeeeeeeee-common_voice_de_1"] == "de"
+    assert read_table(data / "train" / "spk2utt") == {
+        A: f"{A}-common_voice_fr_1 {A}-common_voice_fr_2",
+        B: f"{B}-common_voice_fr_3 {B}-common_voice_fr_4",
+        "e" * 16: "eeeeeeeeeeeeeeee-common_voice_de_1 eeeeeeeeeeeeeeee-common_voice_de_2",
+    }
+
+
+def test_dev_and_test_with_retrieval_maps(prepared):
+    data, _ = prepared
+    assert read_table(data / "dev" / "text") == {
+        "9999999999999999-common_voice_de_5": "Ein Entwicklungssatz.",
+        "dddddddddddddddd-common_voice_fr_6": "Une phrase de dev.",
+    }
+    assert sorted(read_table(data / "test" / "utt2spk").values()) == ["0" * 16, "c" * 16]
+    assert (data / "dev" / "query2ref").read_text().splitlines() == [
+        "9999999999999999-common_voice_de_5 9999999999999999-common_voice_de_5",
+        "dddddddddddddddd-common_voice_fr_6 dddddddddddddddd-common_voice_fr_6",
+    ]
+    tasks = [line for line in (data / "retrieval_tasks").read_text().splitlines() if not line.startswith("#")]
+    assert tasks == [
+        "commonvoice_dev_s2t semantic dev teacher dev data/dev/query2ref",
+        "commonvoice_test_s2t semantic test teacher test data/test/query2ref",
+    ]
+
+
+def test_keep_held_out_trains_on_other_clips_of_held_out_sentences(tmp_path):
+    root = make_commonvoice(tmp_path / "cv")
+    prepare_commonvoice(root, tmp_path / "data", languages=["fr"], exclude_held_out=False, nj=1)
+    train = sorted(read_table(tmp_path / "data" / "train" / "wav.scp"))
+    assert f"{A}-common_voice_fr_7" in train  # the dev sentence read by a training speaker
+    assert not [utt for utt in train if utt.endswith(("_fr_5", "_fr_6"))]  # never the dev/test clips themselves
+
+
+def test_speaker_ids_grow_until_unique():
+    assert speaker_ids(set(CV_CLIENTS.values())) == {
+        CV_CLIENTS["A"]: A, CV_CLIENTS["B"]: B, **{CV_CLIENTS[k]: CV_CLIENTS[k][:16] for k in "CDEFGH"},
+    }
+    assert speaker_ids({"abc", "abcd"}, digits=2) == {"abc": "abc", "abcd": "abcd"}
+
+
+def test_list_errors_name_the_line(tmp_path):
+    root = make_commonvoice(tmp_path / "cv")
+    lines = (root / "de" / "validated.tsv").read_text().splitlines()
+    write_lines(root / "de" / "validated.tsv", lines + [lines[2]])
+    with pytest.raises(DataError, match=r"de/validated.tsv:7: clip common_voice_de_2.mp3 listed twice "
+                                        r"\(first: .*de/validated.tsv:3\)"):
+        prepare_commonvoice(root, tmp_path / "data", languages=["de"], nj=1)
+    write_lines(root / "de" / "validated.tsv", lines[:2] + [lines[2].replace("de_2.mp3", "de_9.mp3")])
+    with pytest.raises(DataError, match=r"de/validated.tsv:3: clip .*common_voice_de_9.mp3 not found"):
+        prepare_commonvoice(root, tmp_path / "data", languages=["de"], nj=1)
+    write_lines(root / "de" / "dev.tsv", ["client_id\tsentence", "x\ty"])
+    with pytest.raises(DataError, match=r"de/dev.tsv:1: missing column\(s\) path"):
+        prepare_commonvoice(root, tmp_path / "data", languages=["de"], nj=1)
+
+
+def test_run_sh_stage_1_validates_the_mp3_dirs(tmp_path):
+    root = make_commonvoice(tmp_path / "cv")
+    recipe = copy_recipe("commonvoice", tmp_path / "checkout")
+    done = run_recipe_script(recipe, "run.sh", "--stage", "1", "--stop_stage", "1", "--data_opts", f"--root {root}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "data/train: OK, 6 utterances" in done.stdout
+    assert (recipe / "exp" / "stage_times.tsv").read_text().startswith("1\tdata\t")
