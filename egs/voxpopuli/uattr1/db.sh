@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Where the corpora live on this machine (as ESPnet's db.sh). Set them here or in the environment.
 # VOXPOPULI: the --root given to the release's scripts (github.com/facebookresearch/voxpopuli), after
 # `python -m voxpopuli.get_asr_data --lang fr` and `python -m voxpopuli.get_s2s_data --source-lang fr
