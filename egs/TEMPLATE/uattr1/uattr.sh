@@ -34,6 +34,8 @@ teacher_conf=conf/teachers.txt   # lines: "<attr> <set,set,...> <uattr extract-t
 
 # Training
 systems=""             # systems to train: conf/train_<system>.yaml → exp/<system>
+init_upstreams=""      # randomly initialised encoders to build first, "<arch>:<conf.yaml>" each →
+                       # ${expdir}/init_upstream/<conf name> (for from-scratch set-ups such as the mini recipe)
 train_opts=""          # extra `uattr train` overrides for every system (e.g. --trainer.max_steps 100)
 device=""              # cpu | cuda (empty: cuda when ngpu > 0)
 external_model=""      # evaluate this trained model dir (uattr save_pretrained) instead of training: stage 3 is
@@ -69,6 +71,7 @@ Data:
   --teacher_conf   # teacher table spec (default: ${teacher_conf})
 Training:
   --systems        # systems to train, each conf/train_<system>.yaml (default: "${systems}")
+  --init_upstreams # encoders to create before training, "<arch>:<conf.yaml>" (default: "${init_upstreams}")
   --train_opts     # extra dotted overrides for uattr train (default: "${train_opts}")
   --device         # cpu|cuda (default: cuda when ngpu > 0)
   --external_model # a trained model dir to evaluate instead of training (default: "${external_model}")
@@ -128,6 +131,20 @@ emb_scp() {  # system attr set
   if [ "$1" = teacher ]; then echo "${dumpdir}/teacher/$2/$3/emb.scp"; else echo "${expdir}/$1/emb/$2/$3/emb.scp"; fi
 }
 
+# Run a `uattr` subcommand that supports --job/--num-jobs/--merge as ${nj} jobs through ${decode_cmd}
+# (each with its share of the CPU threads), then merge; with nj=1 run it directly.
+run_split() {  # logdir subcommand args...
+  local logdir=$1
+  shift
+  if [ "${nj}" -le 1 ]; then
+    uattr "$@"
+  else
+    OMP_NUM_THREADS=$(( $(nproc) / nj > 0 ? $(nproc) / nj : 1 )) \
+      ${decode_cmd} JOB=1:"${nj}" "${logdir}/job.JOB.log" uattr "$@" --job JOB --num-jobs "${nj}"
+    uattr "$@" --merge "${nj}"
+  fi
+}
+
 # Fields of the retrieval task list, without comments: "<name> <attr> <query_set> <kind> <gallery_set> <map>".
 retrieval_tasks() {
   [ -f "${retrieval_conf}" ] && awk '$1 !~ /^#/ && NF' "${retrieval_conf}" || true
@@ -154,7 +171,7 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
       out="${dumpdir}/teacher/${attr}/${set}"
       log "  ${attr}/${set}: uattr extract-teacher ${opts}"
       # shellcheck disable=SC2086
-      uattr extract-teacher ${opts} --data "data/${set}" --out "${out}"
+      run_split "${out}/log" extract-teacher ${opts} --data "data/${set}" --out "${out}"
     done
   done < "${teacher_conf}"
   stage_done 2 teachers
@@ -164,6 +181,13 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${external_model}" ]; 
   log "Stage 3: skipped: evaluating ${external_model} as system '${systems}'"
 elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   stage_start=${SECONDS}
+  for spec in ${init_upstreams}; do
+    arch=${spec%%:*}
+    upstream_conf=${spec#*:}
+    name=$(basename "${upstream_conf}" .yaml)
+    log "Stage 3: random-init ${arch} encoder ${expdir}/init_upstream/${name} (${upstream_conf})"
+    uattr create-upstream --arch "${arch}" --config "${upstream_conf}" --out "${expdir}/init_upstream/${name}"
+  done
   for system in ${systems}; do
     conf="conf/train_${system}.yaml"
     sysdir="${expdir}/${system}"
@@ -198,8 +222,8 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     for set in ${extract_sets}; do
       log "Stage 4: ${system}: embeddings of data/${set}"
       # shellcheck disable=SC2086
-      uattr extract --model "$(model_dir "${system}")" --data "data/${set}" --out "${expdir}/${system}/emb" \
-        --nj "${nj}" --device "${device}" ${extract_opts}
+      run_split "${expdir}/${system}/emb/log/${set}" extract --model "$(model_dir "${system}")" \
+        --data "data/${set}" --out "${expdir}/${system}/emb" --device "${device}" ${extract_opts}
     done
   done
   stage_done 4 extract
