@@ -56,6 +56,7 @@ from uattr.train.distributed import (
     DistributedContext,
     cleanup_distributed,
     init_distributed,
+    resolve_device,
     unused_parameters,
     wrap_model,
 )
@@ -87,7 +88,7 @@ class Trainer:
         context: DistributedContext | None = None,
         resume: ResumeMode = "auto",
     ) -> None:
-        self.context = context or DistributedContext()
+        self.context = context or DistributedContext(device=resolve_device(config.trainer.device))
         self.exp_dir = Path(exp_dir)
         self.checkpoint_dir = self.exp_dir / CHECKPOINT_DIR
         self.device = self.context.device
@@ -150,7 +151,7 @@ class Trainer:
             raise ConfigError(
                 f"{self.checkpoint_dir} holds checkpoints but --resume is 'never'; remove them or use another --exp-dir"
             )
-        state = load_checkpoint(path, map_location=self.device)
+        state = load_checkpoint(path)  # on the CPU: load_state_dict() copies each tensor to its parameter's device
         missing = sorted(set(self.optimizers) ^ set(state["optimizers"]))
         if missing:
             raise ConfigError(
