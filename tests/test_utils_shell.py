@@ -234,3 +234,11 @@ def test_slurm_runner_reports_tasks_that_never_ran(tmp_path, fake_slurm):
     assert result.returncode == 1
     assert "sbatch exited with status 1" in result.stderr
     assert "job 1 did not finish (no exit status in log/x.1.log)" in result.stderr
+
+
+def test_local_runner_leaves_the_commands_own_config_option_alone(tmp_path):
+    # `run.sh LOG uattr train --config x.yaml`: the --config after LOG belongs to the command, not to run.sh.
+    (tmp_path / "x.yaml").write_text("trainer:\n  max_steps: 3\n")
+    result = run([str(UTILS / "run.sh"), "--gpu", "0", "log/train.log", "echo", "--config", "x.yaml"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "--config x.yaml" in (tmp_path / "log" / "train.log").read_text()

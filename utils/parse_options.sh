@@ -17,7 +17,9 @@ _po_die() {
   exit 1
 }
 
-# First pass: --config files, so that options given on the command line override them.
+# First pass: --config files, so that options given on the command line override them. Like the second pass, it
+# stops at the first non-option argument: a command's own --config (e.g. in "run.sh LOG uattr train --config
+# x.yaml") is not ours.
 _po_args=("$@")
 for ((_po_i = 0; _po_i < ${#_po_args[@]}; _po_i++)); do
   _po_config=""
@@ -26,8 +28,12 @@ for ((_po_i = 0; _po_i < ${#_po_args[@]}; _po_i++)); do
     --config)
       ((_po_i + 1 < ${#_po_args[@]})) || _po_die "option --config needs a file"
       _po_config=${_po_args[_po_i + 1]}
+      _po_i=$((_po_i + 1))
       ;;
+    --help | -h | --*=*) ;;
     --) break ;;
+    --*) _po_i=$((_po_i + 1)) ;;  # skip the option's value
+    *) break ;;
   esac
   if [ -n "${_po_config}" ]; then
     [ -r "${_po_config}" ] || _po_die "cannot read config file '${_po_config}'"

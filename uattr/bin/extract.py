@@ -20,10 +20,12 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="experiment dir (exp/<tag>) or model dir (save_pretrained)")
-    parser.add_argument("--data", required=True, help="Kaldi data dir, e.g. data/test")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="Kaldi data dir(s), e.g. data/test (several: the model is loaded once)")
     parser.add_argument("--out", required=True, help="output root: <out>/<attr>/<set>/emb.scp")
     parser.add_argument("--attributes", nargs="+", help="attributes to extract (default: all of the model's)")
-    parser.add_argument("--set-name", help="name of the set in the output path (default: the data dir's name)")
+    parser.add_argument("--set-name", help="name of the set in the output path (default: the data dir's name; "
+                                           "only with one --data)")
     parser.add_argument("--max-batch-seconds", type=float, default=200.0,
                         help="padded audio seconds per batch (default: 200)")
     parser.add_argument("--max-batch-size", type=int, default=64, help="utterances per batch (default: 64)")
@@ -41,20 +43,26 @@ def main(args: argparse.Namespace) -> int:
     from uattr.model import UnifiedEncoder
 
     model_dir = resolve_model_dir(args.model)
-    set_name = args.set_name or Path(args.data).name
+    if args.set_name and len(args.data) > 1:
+        raise ConfigError("--set-name names one set: give one --data with it")
+    set_names = [args.set_name or Path(data).name for data in args.data]
+    if len(set(set_names)) != len(set_names):
+        raise ConfigError(f"--data: two data dirs share a name: {' '.join(args.data)}")
     if args.merge is not None:
         if args.job is not None or args.num_jobs is not None:
             raise ConfigError("--merge joins finished jobs: do not combine it with --job/--num-jobs")
         attributes = args.attributes or list(load_yaml(model_dir / "config.yaml")["attributes"])
-        merge_jobs(args.out, set_name, attributes, args.merge)
+        for set_name in set_names:
+            merge_jobs(args.out, set_name, attributes, args.merge)
         return 0
     model = UnifiedEncoder.from_pretrained(model_dir, device=args.device)
-    tables = extract_embeddings(
-        model, args.data, args.out, set_name=set_name, attributes=args.attributes, job=args.job,
-        num_jobs=args.num_jobs, model_name=str(model_dir), max_batch_seconds=args.max_batch_seconds,
-        max_batch_size=args.max_batch_size, num_workers=args.num_workers, device=args.device,
-        show_progress=not args.quiet,
-    )
-    for attr, table in tables.items():
-        logger.info("%s: %s/emb.scp", attr, table)
+    for data, set_name in zip(args.data, set_names):
+        tables = extract_embeddings(
+            model, data, args.out, set_name=set_name, attributes=args.attributes, job=args.job,
+            num_jobs=args.num_jobs, model_name=str(model_dir), max_batch_seconds=args.max_batch_seconds,
+            max_batch_size=args.max_batch_size, num_workers=args.num_workers, device=args.device,
+            show_progress=not args.quiet,
+        )
+        for attr, table in tables.items():
+            logger.info("%s: %s/emb.scp", attr, table)
     return 0

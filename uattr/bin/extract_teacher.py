@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
 from uattr.errors import ConfigError
@@ -26,8 +27,10 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", help="registered teacher name (sentence-transformers, speechbrain-ecapa, ...)")
-    parser.add_argument("--data", help="Kaldi data dir, e.g. data/train")
-    parser.add_argument("--out", required=True, help="table dir, e.g. dump/teacher/<attr>/<set>")
+    parser.add_argument("--data", nargs="+", help="Kaldi data dir(s), e.g. data/train (several: one teacher load)")
+    parser.add_argument("--out", required=True,
+                        help="table dir, e.g. dump/teacher/<attr>/<set>; with several --data, '{set}' in it "
+                             "stands for each data dir's name")
     parser.add_argument("--model", help="model id, local folder or pkg:<package> (default: the teacher's)")
     parser.add_argument("--field", help="data-dir table a text/label teacher reads (default: text / utt2lang)")
     parser.add_argument("--classes-from", help="labels teacher: reuse the classes of this table (dir or meta.json)")
@@ -44,16 +47,20 @@ def main(args: argparse.Namespace) -> int:
     from uattr.teachers.base import build_teacher
     from uattr.teachers.extract import extract_teacher
 
+    outputs = table_dirs(args.out, args.data)
     if args.merge is not None:
         if args.job is not None or args.num_jobs is not None:
             raise ConfigError("--merge joins finished jobs: do not combine it with --job/--num-jobs")
-        merge_split(args.out, args.merge)
+        for out in outputs.values():
+            merge_split(out, args.merge)
         return 0
     if not args.teacher or not args.data:
         raise ConfigError("--teacher and --data are required (unless --merge)")
-    target = job_dir(args.out, args.job, args.num_jobs)
-    if table_is_complete(target):  # checked before the (slow) teacher is loaded
-        logger.info("%s: teacher table already complete; nothing to do", target)
+    # Checked before the (slow) teacher is loaded.
+    pending = {data: out for data, out in outputs.items() if not table_is_complete(job_dir(out, args.job, args.num_jobs))}
+    for data in outputs.keys() - pending.keys():
+        logger.info("%s: teacher table already complete; nothing to do", outputs[data])
+    if not pending:
         return 0
     options: dict[str, Any] = {
         name: value
@@ -61,14 +68,27 @@ def main(args: argparse.Namespace) -> int:
         if value is not None
     }
     teacher = build_teacher(args.teacher, **options)
-    extract_teacher(
-        teacher,
-        args.data,
-        args.out,
-        field=args.field,
-        batch_size=args.batch_size,
-        job=args.job,
-        num_jobs=args.num_jobs,
-        show_progress=not args.quiet,
-    )
+    for data, out in pending.items():
+        extract_teacher(
+            teacher,
+            data,
+            out,
+            field=args.field,
+            batch_size=args.batch_size,
+            job=args.job,
+            num_jobs=args.num_jobs,
+            show_progress=not args.quiet,
+        )
     return 0
+
+
+def table_dirs(out: str, data_dirs: list[str] | None) -> dict[str, str]:
+    """``{data dir: table dir}``; several data dirs need ``{set}`` in ``out`` (the data dir's name)."""
+    if not data_dirs:  # --merge alone: the table dir is --out itself
+        return {"": out}
+    if len(data_dirs) > 1 and "{set}" not in out:
+        raise ConfigError(f"--out {out}: with several --data dirs, put '{{set}}' where each set's name goes")
+    names = [Path(data).name for data in data_dirs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--data: two data dirs share a name: {' '.join(data_dirs)}")
+    return {data: out.replace("{set}", name) for data, name in zip(data_dirs, names)}

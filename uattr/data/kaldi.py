@@ -163,26 +163,32 @@ class DataDir:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DataDir:
-        """Read the data dir at ``path``; ``wav.scp`` is required, the other common tables are optional."""
+        """Read the data dir at ``path``; the other common tables are optional.
+
+        A speech data dir has ``wav.scp``; a text-only one (e.g. a retrieval gallery of sentences that a text
+        teacher embeds) has ``text`` instead, and its ids come from there.
+        """
         path = Path(path)
         if not path.is_dir():
             raise DataError(f"{path}: not a data directory")
-        if not (path / "wav.scp").is_file():
-            raise DataError(f"{path}/wav.scp: no such file (every data dir needs one)")
+        if not (path / "wav.scp").is_file() and not (path / "text").is_file():
+            raise DataError(f"{path}/wav.scp: no such file (a data dir needs wav.scp, or text if it has no audio)")
 
         def optional(name: str, reader):
             return reader(path / name) if (path / name).is_file() else None
 
-        wav_scp = read_table(path / "wav.scp")
+        wav_scp = optional("wav.scp", read_table) or {}
         segments = optional("segments", read_segments)
+        text = optional("text", lambda p: read_table(p, allow_empty_value=True))
+        ids = segments if segments is not None else wav_scp if (path / "wav.scp").is_file() else text
         return cls(
             path=path,
-            utt_ids=sorted(segments if segments is not None else wav_scp),
+            utt_ids=sorted(ids),
             wav_scp=wav_scp,
             segments=segments,
             utt2spk=optional("utt2spk", read_table),
             spk2utt=optional("spk2utt", read_spk2utt),
-            text=optional("text", lambda p: read_table(p, allow_empty_value=True)),
+            text=text,
             utt2lang=optional("utt2lang", read_table),
             utt2dur=optional("utt2dur", read_float_table),
         )

@@ -34,6 +34,7 @@ teacher_conf=conf/teachers.txt   # lines: "<attr> <set,set,...> <uattr extract-t
 
 # Training
 systems=""             # systems to train: conf/train_<system>.yaml → exp/<system>
+untrained_systems=""   # systems built without training: conf/model_<system>.yaml → exp/<system>/model (baselines)
 init_upstreams=""      # randomly initialised encoders to build first, "<arch>:<conf.yaml>" each →
                        # ${expdir}/init_upstream/<conf name> (for from-scratch set-ups such as the mini recipe)
 train_opts=""          # extra `uattr train` overrides for every system (e.g. --trainer.max_steps 100)
@@ -71,6 +72,7 @@ Data:
   --teacher_conf   # teacher table spec (default: ${teacher_conf})
 Training:
   --systems        # systems to train, each conf/train_<system>.yaml (default: "${systems}")
+  --untrained_systems # baselines built without training from conf/model_<system>.yaml (default: "${untrained_systems}")
   --init_upstreams # encoders to create before training, "<arch>:<conf.yaml>" (default: "${init_upstreams}")
   --train_opts     # extra dotted overrides for uattr train (default: "${train_opts}")
   --device         # cpu|cuda (default: cuda when ngpu > 0)
@@ -106,6 +108,7 @@ if [ -n "${external_model}" ]; then
   fi
   [ "$(wc -w <<< "${systems}")" -eq 1 ] || { log "Error: --external_model names one system, got '${systems}'"; exit 2; }
 fi
+all_systems="${systems} ${untrained_systems}"
 eval_sets=$(echo "${valid_set} ${test_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 mkdir -p "${expdir}"
 timing="${expdir}/stage_times.tsv"
@@ -167,12 +170,13 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   log "Stage 2: teacher embeddings (${teacher_conf})"
   while read -r attr sets opts; do
     case "${attr}" in ''|'#'*) continue ;; esac
-    for set in ${sets//,/ }; do
-      out="${dumpdir}/teacher/${attr}/${set}"
-      log "  ${attr}/${set}: uattr extract-teacher ${opts}"
-      # shellcheck disable=SC2086
-      run_split "${out}/log" extract-teacher ${opts} --data "data/${set}" --out "${out}"
-    done
+    # One call per attribute: the teacher is loaded once for all of its sets.
+    data_dirs=()
+    for set in ${sets//,/ }; do data_dirs+=("data/${set}"); done
+    log "  ${attr} (${sets}): uattr extract-teacher ${opts}"
+    # shellcheck disable=SC2086
+    run_split "${dumpdir}/teacher/${attr}/log" extract-teacher ${opts} --data "${data_dirs[@]}" \
+      --out "${dumpdir}/teacher/${attr}/{set}"
   done < "${teacher_conf}"
   stage_done 2 teachers
 fi
@@ -187,6 +191,10 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     name=$(basename "${upstream_conf}" .yaml)
     log "Stage 3: random-init ${arch} encoder ${expdir}/init_upstream/${name} (${upstream_conf})"
     uattr create-upstream --arch "${arch}" --config "${upstream_conf}" --out "${expdir}/init_upstream/${name}"
+  done
+  for system in ${untrained_systems}; do
+    log "Stage 3: ${system}: untrained model from conf/model_${system}.yaml"
+    uattr init-model --config "conf/model_${system}.yaml" --out "${expdir}/${system}/model"
   done
   for system in ${systems}; do
     conf="conf/train_${system}.yaml"
@@ -218,20 +226,20 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
   extra_sets=$(retrieval_tasks | awk '{print $3} $4 == "speech" {print $5}')
   for spec in ${sv_sets} ${sv_cohort}; do extra_sets+=" $(sv_set "${spec}")"; done
   extract_sets=$(echo "${eval_sets} ${extra_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
-  for system in ${systems}; do
-    for set in ${extract_sets}; do
-      log "Stage 4: ${system}: embeddings of data/${set}"
-      # shellcheck disable=SC2086
-      run_split "${expdir}/${system}/emb/log/${set}" extract --model "$(model_dir "${system}")" \
-        --data "data/${set}" --out "${expdir}/${system}/emb" --device "${device}" ${extract_opts}
-    done
+  extract_dirs=()
+  for set in ${extract_sets}; do extract_dirs+=("data/${set}"); done
+  for system in ${all_systems}; do
+    log "Stage 4: ${system}: embeddings of ${extract_sets}"
+    # shellcheck disable=SC2086
+    run_split "${expdir}/${system}/emb/log" extract --model "$(model_dir "${system}")" \
+      --data "${extract_dirs[@]}" --out "${expdir}/${system}/emb" --device "${device}" ${extract_opts}
   done
   stage_done 4 extract
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
   stage_start=${SECONDS}
-  for system in ${systems} teacher; do
+  for system in ${all_systems} teacher; do
     scoredir="${expdir}/${system}/scores"
     for spec in ${sv_sets}; do
       set=$(sv_set "${spec}")
@@ -273,14 +281,14 @@ fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   stage_start=${SECONDS}
   log "Stage 6: plots and RESULTS.md"
-  for system in ${systems}; do
+  for system in ${all_systems}; do
     [ -d "$(model_dir "${system}")" ] || continue
     uattr plot-layer-weights --model "$(model_dir "${system}")" --out "${expdir}/${system}/layer_weights.png"
   done
   last_sv_set=$(sv_name "$(echo ${sv_sets} | awk '{print $NF}')")
   det_inputs=()
   det_labels=()
-  for system in ${systems} teacher; do
+  for system in ${all_systems} teacher; do
     f="${expdir}/${system}/scores/sv_${last_sv_set}/scores"
     [ -f "${f}" ] && { det_inputs+=("${f}"); det_labels+=("${system}"); }
   done
