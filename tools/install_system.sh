@@ -47,7 +47,9 @@ export DEBIAN_FRONTEND=noninteractive
 enable_contrib_nonfree() {
   local extra=/etc/apt/sources.list.d/uattr-contrib-non-free.sources
   [ -e "$extra" ] && return 0
-  if grep -rqsE '^[^#]*(Components:.*|deb .*)\bnon-free\b' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  # "non-free" as a whole word: Debian 12's default "non-free-firmware" does not count.
+  if grep -rqsE '^[^#]*(Components:|deb ).*[[:space:]]non-free([[:space:]]|$)' /etc/apt/sources.list \
+      /etc/apt/sources.list.d/; then
     return 0
   fi
   local main=/etc/apt/sources.list.d/debian.sources

@@ -186,7 +186,7 @@ def _cyclic(order: Sequence[str], index: int, count: int) -> list[str]:
     """The ``index``-th voice's ``count`` units: consecutive runs of ``order``, wrapping around.
 
     Voices of a language read different texts and together cover the units evenly; the i-th voices of two
-    languages read the same units, so every non-English query has English references in its set.
+    languages read the same units, so non-English queries find English references in their set.
     """
     count = min(count, len(order))
     return [order[(index * count + offset) % len(order)] for offset in range(count)]

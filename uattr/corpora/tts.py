@@ -185,7 +185,8 @@ def parse_roster(path: PathLike) -> list[Voice]:
         if engine not in ENGINES:
             raise ConfigError(f"{where}: unknown engine '{engine}'; choices: {', '.join(ENGINES)}")
         if (voice_id, lang) in seen:
-            raise ConfigError(f"{where}: voice '{voice_id}' ({lang}) already defined on line {seen[voice_id, lang]}")
+            first = seen[voice_id, lang]
+            raise ConfigError(f"{where}: voice '{voice_id}' ({lang}) already defined on line {first}")
         seen[voice_id, lang] = number
         voices.append(Voice(voice_id, lang, engine, tuple(args), where))
     return voices
