@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system test test-fast demo clean-venv
+.PHONY: install system system-minimal test test-fast demo clean-venv
 
 install: $(STAMP)
 
@@ -15,15 +15,18 @@ $(STAMP): setup.cfg pyproject.toml tools/constraints.txt
 	$(BIN)/pip install --disable-pip-version-check -q -c tools/constraints.txt -e '.[offline,test]'
 	touch $@
 
-# System packages (TTS voices for the mini corpus); needs root, skipped with a note otherwise.
+# System packages: all TTS voices of the mini corpus (demo), or espeak-ng alone (tests); need root, else a note.
 system:
 	bash tools/install_system.sh
 
-test: install system
+system-minimal:
+	bash tools/install_system.sh --minimal
+
+test: install system-minimal
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The quick loop for developers: skip the slow end-to-end tests.
-test-fast: install
+test-fast: install system-minimal
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: install system
