@@ -9,7 +9,6 @@ authors' public configuration).
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -18,8 +17,6 @@ from uattr.data.tables import META_NAME, SCP_NAME, read_table_meta
 from uattr.errors import ConfigError
 from uattr.model import AttributeConfig, ModelConfig
 from uattr.upstream.base import UpstreamConfig
-
-logger = logging.getLogger(__name__)
 
 SplitName = Literal["train", "valid"]
 
@@ -149,7 +146,7 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     teacher_mode: Literal["cached", "on_the_fly"] = "cached"
     on_the_fly: list[str] | None = None  # attributes whose teacher runs on the batch (None: all)
-    find_unused_parameters: Literal["auto", "true", "false"] = "auto"  # DDP; auto probes one batch
+    find_unused_parameters: bool | Literal["auto"] = "auto"  # DDP; auto: probe one batch for unused parameters
 
     def __post_init__(self) -> None:
         if self.max_steps is None and self.max_epochs is None:

@@ -34,7 +34,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from uattr.config import save_yaml
 from uattr.data.collate import collate_batch
-from uattr.errors import ConfigError
+from uattr.errors import ConfigError, DataError
 from uattr.fileio import atomic_write
 from uattr.log import add_file_handler
 from uattr.model import WEIGHTS_FILE, UnifiedEncoder
@@ -183,7 +183,7 @@ class Trainer:
         """DDP's ``find_unused_parameters``: only when some trainable parameter gets no gradient (costly)."""
         setting = self.config.trainer.find_unused_parameters
         if setting != "auto":
-            return bool(setting)
+            return setting
         if not self.context.enabled:
             return False
         dataset = self.train_data.dataset
@@ -399,6 +399,9 @@ class Trainer:
         if self.context.is_main:
             if self.config.trainer.average_best and self.best.steps:
                 checkpoints = list_checkpoints(self.checkpoint_dir)
+                missing = [step for step in self.best.steps if step not in checkpoints]
+                if missing:
+                    raise DataError(f"{self.checkpoint_dir}: the checkpoints of best steps {missing} are gone")
                 paths = [checkpoints[step] for step in self.best.steps]
                 logger.info("final model: mean of the %d best checkpoints (steps %s)", len(paths), self.best.steps)
                 self.model.load_state_dict(average_checkpoints(paths))

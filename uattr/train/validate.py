@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 from collections import defaultdict
 from typing import Any, Callable, ContextManager, Iterable, Mapping, Sequence
 
@@ -23,8 +22,6 @@ from uattr.scoring.retrieval import evaluate_retrieval, relevance_by_id, relevan
 from uattr.scoring.sv import score_trials
 from uattr.scoring.trials import Trials, read_trials
 from uattr.train.config import DataConfig, table_files
-
-logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
