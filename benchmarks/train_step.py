@@ -63,9 +63,11 @@ class RandomEcapaTeacher(Teacher):
 
         self.device = torch.device(device)
         self.features = Fbank(n_mels=80).to(self.device)
-        self.network = ECAPA_TDNN(
-            80, channels=[1024, 1024, 1024, 1024, 3072], attention_channels=128, lin_neurons=SPEAKER_DIM
-        ).to(self.device).eval()
+        self.network = (
+            ECAPA_TDNN(80, channels=[1024, 1024, 1024, 1024, 3072], attention_channels=128, lin_neurons=SPEAKER_DIM)
+            .to(self.device)
+            .eval()
+        )
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         wavs = [torch.as_tensor(np.asarray(wav, dtype=np.float32)) for wav in batch]
@@ -186,18 +188,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         cached = run_case(experiment(root, upstream, data, args, on_the_fly=False), root / "exp-cached", args)
         live = run_case(experiment(root, upstream, data, args, on_the_fly=True), root / "exp-live", args)
 
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    device = (
+        torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+    )
     print(
-        f"\n{args.preset} encoder ({cached['parameters'] / 1e6:.1f}M parameters with branches), {device}, amp {args.amp}, "
-        f"batch {args.batch_size} utterances of 2–9.9 s, {args.num_workers} loader workers, "
+        f"\n{args.preset} encoder ({cached['parameters'] / 1e6:.1f}M parameters with branches), {device}, "
+        f"amp {args.amp}, batch {args.batch_size} utterances of 2–9.9 s, {args.num_workers} loader workers, "
         f"median of {args.steps} updates\n"
     )
     print("| measure | s/update | utterances/s |\n|---|---|---|")
     print(f"| data pipeline alone (loader) | – | {cached['pipeline_utt_s']:.1f} |")
     print(f"| model step, cached teacher targets | {cached['step_s']:.3f} | {cached['step_utt_s']:.1f} |")
     print(f"| model step, on-the-fly ECAPA teacher | {live['step_s']:.3f} | {live['step_utt_s']:.1f} |")
-    print(f"\non-the-fly / cached step time: {live['step_s'] / cached['step_s']:.2f}×; "
-          f"data pipeline / cached model step throughput: {cached['pipeline_utt_s'] / cached['step_utt_s']:.1f}×")
+    print(
+        f"\non-the-fly / cached step time: {live['step_s'] / cached['step_s']:.2f}×; "
+        f"data pipeline / cached model step throughput: {cached['pipeline_utt_s'] / cached['step_utt_s']:.1f}×"
+    )
     return 0
 
 

@@ -59,7 +59,10 @@ def test_unknown_keys_name_their_dotted_path(section, key) -> None:
         ({"optim": {"upstream": {"optimizer": {"name": "lamb"}}}}, r"optim\.upstream\.optimizer\.name: 'lamb'"),
         ({"optim": {"branches": {"scheduler": {"name": "step"}}}}, r"optim\.branches\.scheduler\.name: 'step'"),
         ({"trainer": {"amp": "fp8"}}, r"trainer\.amp: 'fp8'"),
-        ({"trainer": {"max_steps": None, "max_epochs": None}}, r"trainer: set trainer\.max_steps or trainer\.max_epochs"),
+        (
+            {"trainer": {"max_steps": None, "max_epochs": None}},
+            r"trainer: set trainer\.max_steps or trainer\.max_epochs",
+        ),
         ({"trainer": {"grad_accum": 0}}, r"trainer: grad_accum must be at least 1"),
         ({"data": {"sampling": "gender"}}, r"data\.sampling: 'gender'"),
         ({"trainer": {"max_steps": "many"}}, r"trainer\.max_steps"),
@@ -97,7 +100,16 @@ def test_attribute_lists_are_checked(experiment) -> None:
 def test_cli_trains_with_overrides_and_refuses_bad_ones(experiment, tmp_path, capsys) -> None:
     config = write_config(tmp_path / "conf.yaml", experiment)
     exp = tmp_path / "exp"
-    args = ["train", "--config", str(config), "--exp-dir", str(exp), "--trainer.max_steps", "2", "--trainer.valid_every=1"]
+    args = [
+        "train",
+        "--config",
+        str(config),
+        "--exp-dir",
+        str(exp),
+        "--trainer.max_steps",
+        "2",
+        "--trainer.valid_every=1",
+    ]
     assert uattr_main(args) == 0
     assert "step 2 validation" in (exp / "train.log").read_text()
     assert load_experiment_config(exp / "config.yaml").trainer.max_steps == 2
@@ -119,8 +131,21 @@ def test_torchrun_two_processes_on_cpu(experiment, tmp_path) -> None:
     config = write_config(tmp_path / "conf.yaml", experiment)
     exp = tmp_path / "exp"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "uattr", "train", "--config", str(config), "--exp-dir", str(exp), "--trainer.max_steps", "3",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "uattr",
+        "train",
+        "--config",
+        str(config),
+        "--exp-dir",
+        str(exp),
+        "--trainer.max_steps",
+        "3",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)

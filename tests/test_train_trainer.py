@@ -73,12 +73,16 @@ def test_resume_is_bit_identical(experiment, tmp_path, monkeypatch) -> None:
     for group, state in straight["optimizers"].items():
         for index, values in state["state"].items():
             for name, value in values.items():
-                assert torch.equal(torch.as_tensor(value), torch.as_tensor(resumed["optimizers"][group]["state"][index][name]))
+                assert torch.equal(
+                    torch.as_tensor(value), torch.as_tensor(resumed["optimizers"][group]["state"][index][name])
+                )
     assert straight["schedules"] == resumed["schedules"]
     assert straight["best"] == resumed["best"]
     assert straight["history"] == resumed["history"]
     assert torch.equal(straight["rng"][0]["torch"], resumed["rng"][0]["torch"])
-    final = [safetensors.torch.load_file(tmp_path / run / "model" / "model.safetensors") for run in ("straight", "resumed")]
+    final = [
+        safetensors.torch.load_file(tmp_path / run / "model" / "model.safetensors") for run in ("straight", "resumed")
+    ]
     assert all(torch.equal(final[0][key], final[1][key]) for key in final[0])
 
 
@@ -92,7 +96,9 @@ def test_both_optimisers_update_every_trainable_parameter(experiment, tmp_path) 
     before = {name: p.detach().clone() for name, p in trainer.model.named_parameters() if p.requires_grad}
     assert any(name.startswith("upstream.") for name in before) and any(name.startswith("experts.") for name in before)
     trainer.run()
-    unchanged = [name for name, p in trainer.model.named_parameters() if p.requires_grad and torch.equal(p, before[name])]
+    unchanged = [
+        name for name, p in trainer.model.named_parameters() if p.requires_grad and torch.equal(p, before[name])
+    ]
     # Softmax over time ignores a constant added to every score, so the score bias never gets a gradient.
     assert [name for name in unchanged if not name.endswith("pooling.score.bias")] == []
 
@@ -111,7 +117,9 @@ class LookupModel(nn.Module):
         }
 
     def compute_loss(self, embeddings, targets) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        losses = {attr: 50 * (1 - nn.functional.cosine_similarity(e, targets[attr])).sum() for attr, e in embeddings.items()}
+        losses = {
+            attr: 50 * (1 - nn.functional.cosine_similarity(e, targets[attr])).sum() for attr, e in embeddings.items()
+        }
         return sum(losses.values()), losses
 
 
@@ -184,7 +192,10 @@ def test_on_the_fly_teacher_targets(experiment, tmp_path) -> None:
     data["trainer"].update(teacher_mode="on_the_fly", on_the_fly=["speaker"], max_steps=2, valid_every=None)
     pattern = data["data"].pop("target_pattern")
     data["data"]["targets"] = {
-        "semantic": {"train": pattern.format(attr="semantic", set="train"), "valid": pattern.format(attr="semantic", set="dev")}
+        "semantic": {
+            "train": pattern.format(attr="semantic", set="train"),
+            "valid": pattern.format(attr="semantic", set="dev"),
+        }
     }
     trainer = Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp")
     assert trainer.config.attributes["speaker"].dim == 3
@@ -203,7 +214,6 @@ def test_unknown_best_criterion_lists_the_metrics(experiment, tmp_path) -> None:
     config = build_config(experiment, trainer={"max_steps": 1, "best_criterion": "valid/speaker/r@1"})
     with pytest.raises(ConfigError, match=r"best_criterion 'valid/speaker/r@1'.*valid/speaker/eer"):
         Trainer(config, tmp_path / "exp").run()
-
 
 
 def test_mixed_precision_is_forced_off_on_cpu(experiment, tmp_path, caplog) -> None:

@@ -58,7 +58,9 @@ def write_teacher_tables(root: Path, data_dir: Path, seed: int) -> dict[str, Pat
     utt2spk = dict(line.split() for line in (data_dir / "utt2spk").read_text().splitlines())
     centroids = {spk: rng.normal(size=SPEAKER_DIM) for spk in sorted(set(utt2spk.values()))}
     semantic = {utt: rng.normal(size=SEMANTIC_DIM).astype(np.float32) for utt in utt2spk}
-    speaker = {utt: (centroids[spk] + 0.3 * rng.normal(size=SPEAKER_DIM)).astype(np.float32) for utt, spk in utt2spk.items()}
+    speaker = {
+        utt: (centroids[spk] + 0.3 * rng.normal(size=SPEAKER_DIM)).astype(np.float32) for utt, spk in utt2spk.items()
+    }
     return {
         "semantic": write_table(root / "dump" / "semantic" / data_dir.name, semantic),
         "speaker": write_table(root / "dump" / "speaker" / data_dir.name, speaker),

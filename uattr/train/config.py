@@ -71,7 +71,9 @@ class DataConfig:
         try:
             return Path(self.target_pattern.format(attr=attr, set=Path(data_dir).name))
         except (KeyError, IndexError, ValueError) as error:
-            raise ConfigError(f"data.target_pattern '{self.target_pattern}': only {{attr}} and {{set}} are known ({error})")
+            raise ConfigError(
+                f"data.target_pattern '{self.target_pattern}': only {{attr}} and {{set}} are known ({error})"
+            )
 
 
 @dataclasses.dataclass
@@ -142,7 +144,7 @@ class TrainerConfig:
     n_best: int = 3
     best_criterion: str = "valid/loss"
     best_mode: Literal["auto", "min", "max"] = "auto"  # auto: max for r@k/mrr/acc, min otherwise
-    average_best: bool = True  # final model = parameter mean of the n best checkpoints
+    average_best: bool = True  # final model = parameter mean of the n best checkpoints (false: the best one)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     teacher_mode: Literal["cached", "on_the_fly"] = "cached"
     on_the_fly: list[str] | None = None  # attributes whose teacher runs on the batch (None: all)
@@ -189,7 +191,9 @@ def on_the_fly_attributes(config: ExperimentConfig) -> list[str]:
     names = list(config.attributes) if trainer.on_the_fly is None else trainer.on_the_fly
     unknown = [name for name in names if name not in config.attributes]
     if unknown:
-        raise ConfigError(f"trainer.on_the_fly: unknown attribute '{unknown[0]}'; attributes: {', '.join(config.attributes)}")
+        raise ConfigError(
+            f"trainer.on_the_fly: unknown attribute '{unknown[0]}'; attributes: {', '.join(config.attributes)}"
+        )
     return names
 
 

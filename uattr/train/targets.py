@@ -19,7 +19,9 @@ from uattr.registry import TEACHERS
 from uattr.teachers.base import SAMPLE_RATE, Teacher, build_teacher
 
 
-def build_teachers(attributes: Mapping[str, AttributeConfig], names: list[str], device: torch.device) -> dict[str, Teacher]:
+def build_teachers(
+    attributes: Mapping[str, AttributeConfig], names: list[str], device: torch.device
+) -> dict[str, Teacher]:
     """Each named attribute's teacher from its ``teacher:`` block (``name`` + the teacher's options)."""
     teachers = {}
     for attr in names:

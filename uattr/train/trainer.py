@@ -7,7 +7,7 @@ dev loss, the n-best list is updated and a checkpoint is written; all other rank
 
 Experiment dir: ``config.yaml`` (resolved), ``train.log``, ``tensorboard/``, ``checkpoints/ckpt-<step>.pt``,
 ``valid_metrics.json`` (history) and ``model/`` (``save_pretrained``; the mean of the n best checkpoints
-when ``average_best``). A run that finds a checkpoint continues from it exactly: on CPU with
+with ``average_best``, else the best one). A run that finds a checkpoint continues from it exactly: on CPU with
 ``num_workers: 0`` the final parameters are bit-identical to those of an uninterrupted run.
 """
 
@@ -174,7 +174,9 @@ class Trainer:
         self.history = list(state["history"])
         rng_states = state["rng"]
         if len(rng_states) != self.context.world_size:
-            logger.warning("%s was written by %d processes, this run has %d", path, len(rng_states), self.context.world_size)
+            logger.warning(
+                "%s was written by %d processes, this run has %d", path, len(rng_states), self.context.world_size
+            )
         set_rng_state(rng_states[self.context.rank % len(rng_states)])
         logger.info("resumed from %s (step %d, epoch %d)", path, self.step, self.epoch)
         return True
@@ -211,7 +213,9 @@ class Trainer:
             if self.finished() and (target / WEIGHTS_FILE).is_file():
                 logger.info("training already finished at step %d; %s exists", self.step, target)
                 return target
-            bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.context.is_main)
+            bar = tqdm(
+                total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.context.is_main
+            )
             with bar as progress, logging_redirect_tqdm():
                 while not self.finished():
                     self._train_epoch(progress)
@@ -320,7 +324,9 @@ class Trainer:
         updates = float(running.pop("updates"))
         means = {name: float(total) / updates for name, total in running.items()}
         lrs = {name: schedule.current_lrs()[0] for name, schedule in self.schedules.items()}
-        attributes = ", ".join(f"{name.removesuffix('/loss')} {value:.4g}" for name, value in means.items() if name != "loss")
+        attributes = ", ".join(
+            f"{name.removesuffix('/loss')} {value:.4g}" for name, value in means.items() if name != "loss"
+        )
         logger.info(
             "step %d/%d (epoch %d): loss %.4g (%s), grad norm %.3g, lr %s, %.2f s/update",
             self.step,
@@ -354,7 +360,9 @@ class Trainer:
         if metrics is not None:
             criterion = self.config.trainer.best_criterion
             if criterion not in metrics:
-                raise ConfigError(f"trainer.best_criterion '{criterion}' is not a validation metric; metrics: {', '.join(metrics)}")
+                raise ConfigError(
+                    f"trainer.best_criterion '{criterion}' is not a validation metric; metrics: {', '.join(metrics)}"
+                )
             self.history.append({"step": self.step, "epoch": self.epoch, **metrics})
             for schedule in self.schedules.values():
                 schedule.observe_validation(metrics["valid/loss"])
@@ -394,17 +402,22 @@ class Trainer:
         self.context.barrier()
 
     def _write_model(self) -> Path:
-        """``EXP/model``: the n-best average (``average_best``) or the last parameters, swapped in whole."""
+        """``EXP/model``: the mean of the n best checkpoints (``average_best``), else the best one; the last
+        parameters when nothing was validated. Swapped in whole."""
         target = self.exp_dir / MODEL_DIR
         if self.context.is_main:
-            if self.config.trainer.average_best and self.best.steps:
+            if self.best.steps:
+                steps = self.best.steps if self.config.trainer.average_best else self.best.steps[:1]
                 checkpoints = list_checkpoints(self.checkpoint_dir)
-                missing = [step for step in self.best.steps if step not in checkpoints]
+                missing = [step for step in steps if step not in checkpoints]
                 if missing:
                     raise DataError(f"{self.checkpoint_dir}: the checkpoints of best steps {missing} are gone")
-                paths = [checkpoints[step] for step in self.best.steps]
-                logger.info("final model: mean of the %d best checkpoints (steps %s)", len(paths), self.best.steps)
-                self.model.load_state_dict(average_checkpoints(paths))
+                logger.info(
+                    "final model: mean of the best checkpoint(s) by %s: steps %s",
+                    self.config.trainer.best_criterion,
+                    steps,
+                )
+                self.model.load_state_dict(average_checkpoints([checkpoints[step] for step in steps]))
             staging = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}.", dir=self.exp_dir))
             try:
                 self.model.save_pretrained(staging)
