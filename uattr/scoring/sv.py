@@ -109,6 +109,22 @@ def normalise_scores(
     return 0.5 * ((scores - mean_e) / std_e + (scores - mean_t) / std_t)
 
 
+def _describe_missing(
+    trials: Trials, enroll: EmbeddingSet, enroll_rows: np.ndarray, test: EmbeddingSet, test_rows: np.ndarray
+) -> str:
+    """Which trials (count, first line) name which ids that have no embedding."""
+    missing = np.flatnonzero((enroll_rows < 0) | (test_rows < 0))
+    unknown = list(dict.fromkeys(
+        [trials.enroll[i] for i in np.flatnonzero(enroll_rows < 0)]
+        + [trials.test[i] for i in np.flatnonzero(test_rows < 0)]
+    ))
+    tables = test.source if enroll is test else f"{enroll.source} / {test.source}"
+    return (
+        f"{trials.path}: {missing.size} trial(s) (first on line {trials.lines[missing[0]]}) name {len(unknown)} "
+        f"id(s) with no embedding in {tables}: {describe_ids(unknown)}"
+    )
+
+
 def score_trials(
     trials: Trials,
     test: EmbeddingSet,
@@ -121,32 +137,22 @@ def score_trials(
     enroll = test if enroll is None else enroll
     enroll_rows = enroll.rows(trials.enroll)
     test_rows = test.rows(trials.test)
-    missing = (enroll_rows < 0) | (test_rows < 0)
-    keep = np.flatnonzero(~missing)
-    if keep.size < len(trials):
-        unknown = list(dict.fromkeys(
-            [trials.enroll[i] for i in np.flatnonzero(enroll_rows < 0)]
-            + [trials.test[i] for i in np.flatnonzero(test_rows < 0)]
-        ))
-        first_line = trials.lines[np.flatnonzero(missing)[0]]
-        message = (
-            f"{trials.path}: {len(trials) - keep.size} trial(s) (first on line {first_line}) name {len(unknown)} "
-            f"id(s) with no embedding in {enroll.source or test.source}"
-            + (f" / {test.source}" if enroll is not test else "")
-            + f": {describe_ids(unknown)}"
-        )
+    keep = np.flatnonzero((enroll_rows >= 0) & (test_rows >= 0))
+    complete = keep.size == len(trials)
+    if not complete:
+        message = _describe_missing(trials, enroll, enroll_rows, test, test_rows)
         if not skip_missing:
             raise DataError(message + "; --skip-missing drops such trials")
         if keep.size == 0:
             raise DataError(message + "; no trial left to score")
         logger.warning("skipping %s", message)
-    enroll_rows, test_rows = enroll_rows[keep], test_rows[keep]
+        enroll_rows, test_rows = enroll_rows[keep], test_rows[keep]
     scores = trial_scores(enroll, enroll_rows, test, test_rows)
     if norm is not None:
         scores = normalise_scores(scores, enroll, enroll_rows, test, test_rows, norm)
     return Scores(
-        enroll=[trials.enroll[i] for i in keep] if keep.size < len(trials) else trials.enroll,
-        test=[trials.test[i] for i in keep] if keep.size < len(trials) else trials.test,
+        enroll=trials.enroll if complete else [trials.enroll[i] for i in keep],
+        test=trials.test if complete else [trials.test[i] for i in keep],
         scores=scores,
         labels=None if trials.labels is None else trials.labels[keep],
     )
