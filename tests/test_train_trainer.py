@@ -188,7 +188,7 @@ class EnergyTeacher(Teacher):
 
 def test_on_the_fly_teacher_targets(experiment, tmp_path) -> None:
     data = copy.deepcopy(experiment)
-    data["attributes"]["speaker"]["teacher"] = {"name": "test-energy"}
+    data["attributes"]["speaker"]["teacher"] = {"name": "test-energy", "field": "audio"}
     data["trainer"].update(teacher_mode="on_the_fly", on_the_fly=["speaker"], max_steps=2, valid_every=None)
     pattern = data["data"].pop("target_pattern")
     data["data"]["targets"] = {

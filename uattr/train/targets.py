@@ -22,7 +22,8 @@ from uattr.teachers.base import SAMPLE_RATE, Teacher, build_teacher
 def build_teachers(
     attributes: Mapping[str, AttributeConfig], names: list[str], device: torch.device
 ) -> dict[str, Teacher]:
-    """Each named attribute's teacher from its ``teacher:`` block (``name`` + the teacher's options)."""
+    """Each named attribute's teacher from its ``teacher:`` block: ``name``, an optional ``field`` (ignored) and
+    the teacher's constructor options (``model``, ``device``: the trainer's by default)."""
     teachers = {}
     for attr in names:
         spec = dict(attributes[attr].teacher)
@@ -30,6 +31,7 @@ def build_teachers(
         if "name" not in spec:
             raise ConfigError(f"{where}: on-the-fly targets need the teacher's 'name' (e.g. speechbrain-ecapa)")
         name = spec.pop("name")
+        spec.pop("field", None)  # the record's input field: an audio teacher reads the batch's waveforms
         try:
             if "device" in inspect.signature(TEACHERS.get(name)).parameters:  # beside the student by default
                 spec.setdefault("device", str(device))
