@@ -203,3 +203,27 @@ def test_results_collects_an_experiment(sv_setup, capsys):
     assert "| ECAPA (paper) | sv_test | – | 0.90 | 0.1104 | – | – | – |" in text
     assert "| ECAPA | 0.90 |" in text and "| 5 | score | 12 |" in text
     assert "joint/config.yaml" in text and "- python:" in text
+
+
+@pytest.mark.slow
+def test_plot_layer_weights_of_a_saved_model(tmp_path):
+    from uattr.attributes import AttributeConfig
+    from uattr.branch import BranchConfig
+    from uattr.model import ModelConfig, UnifiedEncoder
+    from uattr.upstream.base import UpstreamConfig
+    from uattr.upstream.create import create_upstream
+
+    upstream = create_upstream(
+        "w2v-bert", tmp_path / "upstream", hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+        intermediate_size=64, output_hidden_size=32,
+    )
+    attributes = {
+        "semantic": AttributeConfig(dim=8),
+        "speaker": AttributeConfig(dim=4, branch=BranchConfig(layer_start=2)),
+    }
+    UnifiedEncoder(ModelConfig(UpstreamConfig(name=f"hf:{upstream}"), attributes)).save_pretrained(tmp_path / "model")
+    argv = ["plot-layer-weights", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "lw.png")]
+    assert main(argv + ["--json-out", str(tmp_path / "lw.json")]) == 0
+    weights = json.loads((tmp_path / "lw.json").read_text())
+    assert weights["speaker"]["layers"] == [2, 3] and weights["speaker"]["weights"] == pytest.approx([0.5, 0.5])
+    assert (tmp_path / "lw.png").read_bytes()[:4] == b"\x89PNG"
