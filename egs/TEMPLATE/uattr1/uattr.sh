@@ -134,6 +134,11 @@ emb_scp() {  # system attr set
   if [ "$1" = teacher ]; then echo "${dumpdir}/teacher/$2/$3/emb.scp"; else echo "${expdir}/$1/emb/$2/$3/emb.scp"; fi
 }
 
+# The vector dimension of an embedding table (from the meta.json beside its emb.scp).
+table_dim() {  # emb.scp
+  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["dim"])' "$(dirname "$1")/meta.json"
+}
+
 # Run a `uattr` subcommand that supports --job/--num-jobs/--merge as ${nj} jobs through ${decode_cmd}
 # (each with its share of the CPU threads), then merge; with nj=1 run it directly.
 run_split() {  # logdir subcommand args...
@@ -268,6 +273,11 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
       gallery=$(emb_scp "${gallery_owner}" "${attr}" "${gallery_set}")
       if [ ! -f "${query}" ] || [ ! -f "${gallery}" ]; then
         log "Stage 5: ${system}: no ${attr} embeddings for ${name}; skipped"
+        continue
+      fi
+      if [ "$(table_dim "${query}")" != "$(table_dim "${gallery}")" ]; then
+        # e.g. an untrained baseline's hidden-state means against a text teacher's sentence embeddings
+        log "Stage 5: ${system}: ${name}: its ${attr} space is not the gallery's (dimensions differ); skipped"
         continue
       fi
       log "Stage 5: ${system}: retrieval ${name}"
