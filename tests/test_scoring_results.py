@@ -58,11 +58,21 @@ def test_tables_have_one_row_per_system_and_dashes_for_gaps(tmp_path):
     text = render_results(collect_rows(files), title="T")
     assert text.startswith("# T\n")
     sv_table = text[text.index("## Speaker verification") : text.index("## Retrieval")]
-    assert "| joint | vox | – | 1.50 | 0.2000 | 0.1000 | 10 | 90 |" in sv_table
-    assert "| spk | vox | – | 2.00 | 0.3000 | – | – | – |" in sv_table
+    assert "### vox\n\n| system | condition | EER (%)" in sv_table  # one table per test set
+    assert "| joint | – | 1.50 | 0.2000 | 0.1000 | 10 | 90 |" in sv_table
+    assert "| spk | – | 2.00 | 0.3000 | – | – | – |" in sv_table
     retrieval_table = text[text.index("## Retrieval") :]
+    assert "### fleurs" in retrieval_table
     assert "R@1 (%) | R@5 (%) | R@10 (%) | MRR | xSIM error (%) | #query | #gallery |" in retrieval_table
-    assert "| joint | fleurs | [fr] | 90.00 |" in retrieval_table
+    assert "| joint | [fr] | 90.00 |" in retrieval_table
+
+
+def test_notes_and_figures_are_shown(tmp_path):
+    files = [dump(tmp_path / "exp/joint/scores/vox/metrics.json", SV)]
+    text = render_results(collect_rows(files), title="T", notes="Trained from scratch.",
+                          figures=[("Layer weights", "joint/layer_weights.png")])
+    assert text.startswith("# T\n\nTrained from scratch.\n")
+    assert "![Layer weights](joint/layer_weights.png)" in text
 
 
 def test_reference_rows_follow_measured_rows(tmp_path):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from uattr.errors import DataError
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", nargs="+", default=[], help="reference rows: JSON metrics files or markdown")
     parser.add_argument("--stage-times", help="'stage name seconds' lines recorded by the recipe")
     parser.add_argument("--title", help="document title (default: RESULTS of EXP)")
+    parser.add_argument("--notes", help="markdown file shown under the title (what was run, and how to read it)")
+    parser.add_argument("--figure", nargs=2, action="append", default=[], metavar=("CAPTION", "IMAGE"),
+                        help="an image to show (path relative to the current directory); repeatable")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -49,6 +53,17 @@ def main(args: argparse.Namespace) -> None:
     rows = collect_rows(metric_files, json_references)
     stage_times = read_stage_times(args.stage_times) if args.stage_times and Path(args.stage_times).is_file() else []
     out = Path(args.out) if args.out else exp_dir / "RESULTS.md"
+    notes = ""
+    if args.notes:
+        if not Path(args.notes).is_file():
+            raise DataError(f"{args.notes}: no such notes file")
+        notes = Path(args.notes).read_text(encoding="utf-8")
+    figures = []
+    for caption, image in args.figure:
+        if not Path(image).is_file():
+            raise DataError(f"{image}: no such figure")
+        figures.append((caption, os.path.relpath(image, out.parent)))
     with atomic_write(out) as handle:
-        handle.write(render_results(rows, args.title or f"RESULTS of {exp_dir}", text_references, stage_times))
+        handle.write(render_results(rows, args.title or f"RESULTS of {exp_dir}", text_references, stage_times,
+                                    notes, figures))
     logger.info("%s: %d rows from %d metrics file(s)", out, len(rows), len(metric_files))

@@ -230,14 +230,15 @@ def _cell(key: str, value: float | None) -> str:
 
 
 def _table(rows: Sequence[ResultRow]) -> list[str]:
+    """One markdown table of rows that share a task and a test set (so the test set is the section's title)."""
     keys = sorted({key for row in rows for key in row.values}, key=_column_rank)
     lines = [
-        "| system | test set | condition | " + " | ".join(_header(key) for key in keys) + " |",
-        "|---|---|---|" + "---:|" * len(keys),
+        "| system | condition | " + " | ".join(_header(key) for key in keys) + " |",
+        "|---|---|" + "---:|" * len(keys),
     ]
     for row in rows:
         system = f"{row.system} ({row.source})" if row.source else row.system
-        cells = [system or EMPTY, row.test_set or EMPTY, row.condition or EMPTY]
+        cells = [system or EMPTY, row.condition or EMPTY]
         cells += [_cell(key, row.values.get(key)) for key in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -318,9 +319,15 @@ def render_results(
     title: str = "RESULTS",
     reference_texts: Sequence[tuple[str, str]] = (),
     stage_times: Sequence[tuple[str, str, str]] = (),
+    notes: str = "",
+    figures: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The markdown of RESULTS.md (measured rows first, then reference rows, in each task's table)."""
-    lines = [f"# {title}", "", "## Environment", ""]
+    """The markdown of RESULTS.md: notes, environment, one table per task and test set (measured rows first,
+    then reference rows), reference texts, figures (``(caption, relative path)``) and stage times."""
+    lines = [f"# {title}", ""]
+    if notes.strip():
+        lines += [notes.strip(), ""]
+    lines += ["## Environment", ""]
     lines += [f"- {name}: {value}" for name, value in environment().items()]
     hashes = config_hashes(rows)
     if hashes:
@@ -329,15 +336,22 @@ def render_results(
     known = list(_TASK_TITLES)
     tasks = sorted({row.task for row in rows}, key=lambda task: (known.index(task) if task in known else 99, task))
     for task in tasks:
-        members = sorted(
-            (row for row in rows if row.task == task),
-            key=lambda row: (bool(row.source), row.test_set, row.system, row.condition),
-        )
-        lines += ["", f"## {_TASK_TITLES.get(task, task)}", ""] + _table(members)
+        lines += ["", f"## {_TASK_TITLES.get(task, task)}"]
+        of_task = [row for row in rows if row.task == task]
+        for test_set in sorted({row.test_set for row in of_task}, key=lambda name: name or ""):
+            members = sorted(
+                (row for row in of_task if row.test_set == test_set),
+                key=lambda row: (bool(row.source), row.system, row.condition),
+            )
+            lines += ["", f"### {test_set or EMPTY}", ""] + _table(members)
     if not rows:
         lines += ["", "No metrics file found."]
     for path, text in reference_texts:
         lines += ["", f"## Reference results ({Path(path).name})", "", text.strip()]
+    if figures:
+        lines += ["", "## Figures"]
+        for caption, path in figures:
+            lines += ["", f"![{caption}]({path})", "", f"*{caption}*"]
     if stage_times:
         lines += ["", "## Stage times", "", "| stage | name | seconds |", "|---|---|---:|"]
         lines += [f"| {stage} | {name} | {seconds} |" for stage, name, seconds in stage_times]

@@ -50,6 +50,7 @@ sv_cohort_opts="--top-k 300"  # extra `uattr score-sv` options of the AS-norm sc
 retrieval_conf=data/retrieval_tasks  # lines: "<name> <attr> <query_set> <gallery_kind: teacher|speech> <gallery_set> <query2ref>"
 score_opts=""          # extra `uattr score-sv` options (e.g. --norm asnorm --cohort ...)
 extract_opts=""        # extra `uattr extract` options
+results_notes=""       # a markdown file shown at the top of RESULTS.md (what the systems are)
 reference_results=""   # a markdown file of reference rows (e.g. the paper's numbers) added to RESULTS.md
 
 help_message=$(cat << EOF
@@ -85,6 +86,7 @@ Evaluation:
   --retrieval_conf # retrieval task list (default: ${retrieval_conf})
   --score_opts     # extra uattr score-sv options (default: "${score_opts}")
   --extract_opts   # extra uattr extract options (default: "${extract_opts}")
+  --results_notes  # markdown shown at the top of RESULTS.md (default: "${results_notes}")
   --reference_results # markdown rows to show beside ours (default: "${reference_results}")
 EOF
 )
@@ -291,9 +293,14 @@ fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   stage_start=${SECONDS}
   log "Stage 6: plots and RESULTS.md"
+  report_args=(--stage-times "${timing}")
+  [ -n "${reference_results}" ] && report_args+=(--reference "${reference_results}")
+  [ -n "${results_notes}" ] && report_args+=(--notes "${results_notes}")
   for system in ${all_systems}; do
-    [ -d "$(model_dir "${system}")" ] || continue
-    uattr plot-layer-weights --model "$(model_dir "${system}")" --out "${expdir}/${system}/layer_weights.png"
+    weights="${expdir}/${system}/emb/layer_weights.json"  # written by stage 4
+    [ -f "${weights}" ] || continue
+    uattr plot-layer-weights --json "${weights}" --out "${expdir}/${system}/layer_weights.png"
+    report_args+=(--figure "${system}: learned layer weights of each branch" "${expdir}/${system}/layer_weights.png")
   done
   last_sv_set=$(sv_name "$(echo ${sv_sets} | awk '{print $NF}')")
   det_inputs=()
@@ -304,11 +311,10 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   done
   if [ ${#det_inputs[@]} -gt 0 ]; then
     uattr plot-det "${det_inputs[@]}" --labels "${det_labels[@]}" --out "${expdir}/det_${last_sv_set}.png"
+    report_args+=(--figure "DET curves, speaker verification on ${last_sv_set}" "${expdir}/det_${last_sv_set}.png")
   fi
   stage_done 6 report
-  reference_args=()
-  [ -n "${reference_results}" ] && reference_args=(--reference "${reference_results}")
-  uattr results --exp-dir "${expdir}" --out "${expdir}/RESULTS.md" --stage-times "${timing}" "${reference_args[@]}"
+  uattr results --exp-dir "${expdir}" --out "${expdir}/RESULTS.md" "${report_args[@]}"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"
