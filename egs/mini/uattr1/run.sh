@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The mini recipe: TTS voices reading the Universal Declaration of Human Rights in 10 languages, a small
+# w2v-BERT-style encoder trained from scratch on one CPU machine to give a semantic and a speaker embedding at once,
+# against semantic-only, speaker-only and untrained baselines, with the teachers as ceilings. See README.md.
+#   ./run.sh                       # everything (make demo)
+#   ./run.sh --stage 3 --systems joint --train_opts "--trainer.max_steps 100"
+#   ./run.sh --data_opts "--toy true" --train_opts "--trainer.max_steps 5"   # the CI's toy run
+set -euo pipefail
+
+./uattr.sh \
+  --nj 1 \
+  --data_opts "--nj 2" \
+  --train_set train \
+  --valid_set dev \
+  --test_sets "test" \
+  --teacher_conf conf/teachers.txt \
+  --init_upstreams "w2v-bert:conf/encoder_w2vbert.yaml wav2vec2:conf/encoder_wav2vec2.yaml" \
+  --systems "joint semantic speaker joint_s3prl_wav2vec2" \
+  --untrained_systems baseline \
+  --sv_attr speaker \
+  --sv_sets "dev test" \
+  --retrieval_conf data/retrieval_tasks \
+  "$@"

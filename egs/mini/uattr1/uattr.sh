@@ -1,0 +1,1 @@
+../../TEMPLATE/uattr1/uattr.sh
