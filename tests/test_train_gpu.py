@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-import uattr.train.trainer as trainer_module
-from train_fixtures import make_experiment
+from train_fixtures import make_experiment, run_until_killed
 from uattr.config import from_dict
 from uattr.model import UnifiedEncoder
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
@@ -33,17 +31,7 @@ def test_mixed_precision_training_and_resume(experiment, tmp_path, monkeypatch, 
     data = copy.deepcopy(experiment)
     data["trainer"]["amp"] = amp
     config = from_dict(ExperimentConfig, data)
-    real_save = trainer_module.save_checkpoint
-
-    def save_then_die(state: dict[str, Any], path: Path) -> None:
-        real_save(state, path)
-        if state["step"] == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(config, tmp_path / "exp").run()
-    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+    run_until_killed(config, tmp_path / "exp", monkeypatch, step=2)
     trainer = Trainer(config, tmp_path / "exp")
     assert trainer.step == 2 and next(trainer.model.parameters()).is_cuda
     assert trainer.amp_dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]

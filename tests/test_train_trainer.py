@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,8 +13,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-import uattr.train.trainer as trainer_module
-from train_fixtures import make_experiment, one_thread  # noqa: F401  (autouse fixture)
+from train_fixtures import make_experiment, one_thread, run_until_killed  # noqa: F401  (autouse fixture)
 from uattr.config import from_dict, load_yaml
 from uattr.errors import ConfigError
 from uattr.model import UnifiedEncoder
@@ -42,27 +40,13 @@ def build_config(base: dict[str, Any], **sections: dict[str, Any]) -> Experiment
     return from_dict(ExperimentConfig, data)
 
 
-class Interrupt(Exception):
-    """Stands in for a kill right after a checkpoint reached the disk."""
-
-
 def test_resume_is_bit_identical(experiment, tmp_path, monkeypatch) -> None:
     """6 steps in one go == 3 steps, a kill, and a resumed run to 6 (model, optimisers, NewBob, n-best)."""
     config = build_config(experiment, trainer={"n_best": 2})
     Trainer(config, tmp_path / "straight").run()
 
-    real_save = trainer_module.save_checkpoint
-
-    def save_then_die(state: dict[str, Any], path: Path) -> None:
-        real_save(state, path)
-        if state["step"] == 3:
-            raise Interrupt
-
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_die)
-    with pytest.raises(Interrupt):
-        Trainer(config, tmp_path / "resumed").run()
+    run_until_killed(config, tmp_path / "resumed", monkeypatch, step=3)
     assert list(list_checkpoints(tmp_path / "resumed" / "checkpoints")) == [3]
-    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
     Trainer(config, tmp_path / "resumed").run()
 
     straight = load_checkpoint(tmp_path / "straight" / "checkpoints" / "ckpt-6.pt")

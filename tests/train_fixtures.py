@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+import uattr.train.trainer as trainer_module
 from data_fixtures import make_data_dir
 from uattr.data.tables import EmbeddingTableWriter
+from uattr.train.config import ExperimentConfig
+from uattr.train.trainer import Trainer
 from uattr.upstream.create import create_upstream
 
 TINY_W2V_BERT = {
@@ -103,3 +106,23 @@ def make_experiment(root: Path) -> dict[str, Any]:
         },
         "trainer": {"max_steps": 6, "max_epochs": None, "valid_every": 3, "log_every": 2, "device": "cpu"},
     }
+
+
+class Interrupt(Exception):
+    """Stands in for a kill right after a checkpoint reached the disk."""
+
+
+def run_until_killed(config: ExperimentConfig, exp_dir: Path, monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """Train in ``exp_dir`` and die right after the checkpoint of ``step`` is saved, as a pre-empted job would;
+    the real ``save_checkpoint`` is back in place afterwards, so the next Trainer resumes from that checkpoint."""
+    real_save = trainer_module.save_checkpoint
+
+    def save_then_die(state: dict[str, Any], path: Path) -> None:
+        real_save(state, path)
+        if state["step"] == step:
+            raise Interrupt
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupt):
+        Trainer(config, exp_dir).run()
+    monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
