@@ -116,8 +116,10 @@ mkdir -p "${expdir}"
 timing="${expdir}/stage_times.tsv"
 
 # Record each stage's wall time for RESULTS.md.
-stage_done() {
-  printf '%s\t%s\t%d\n' "$1" "$2" "$(( SECONDS - stage_start ))" >> "${timing}"
+stage_done() {  # the latest run of each stage is kept
+  { [ -f "${timing}" ] && awk -F'\t' -v stage="$1" '$1 != stage' "${timing}"
+    printf '%s\t%s\t%d\n' "$1" "$2" "$(( SECONDS - stage_start ))"; } | sort -n > "${timing}.tmp"
+  mv "${timing}.tmp" "${timing}"
   log "Stage $1 ($2) done in $(( SECONDS - stage_start )) s"
 }
 
