@@ -22,6 +22,7 @@ Per pair and split, written under ``out``:
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,11 +34,10 @@ from uattr.corpora.release import (
     absolute,
     check_data_dir,
     clean_text,
-    parse_pair,
+    prepare_pair_splits,
     relevant_by_text,
     require_file,
     write_query2ref,
-    write_retrieval_tasks,
 )
 from uattr.data.kaldi import Segment, write_data_dir
 from uattr.errors import DataError
@@ -132,22 +132,20 @@ def prepare_mtedx(
     root: PathLike, out: PathLike, *, pairs: Sequence[str] = ("it-en",), splits: Sequence[str] = SPLITS
 ) -> list[RetrievalTask]:
     """Write the data dirs, maps and task list of the module docstring; returns the retrieval tasks."""
-    out = Path(out)
-    tasks = []
-    for pair in pairs:
-        src, tgt = parse_pair(pair)
-        for split in splits:
-            segments = read_split(root, src, tgt, split)
-            query_set, gallery_set = f"{split}_{src}_{tgt}", f"{split}_{src}_{tgt}_text"
-            translations = {utt: seg["translation"] for utt, seg in segments.items()}
-            _write_set(out / query_set, segments, "text", src, tables={f"text.{tgt}": translations})
-            _write_set(out / gallery_set, segments, "translation", tgt)
-            write_query2ref(out / query_set / "query2ref", relevant_by_text(translations))
-            tasks.append(RetrievalTask(
-                f"mtedx_{split}_{src}_{tgt}_s2t", "semantic", query_set, "teacher", gallery_set,
-                str(out / query_set / "query2ref"),
-            ))
-            logger.info("%s/%s: %d segments of %d talks", out, query_set, len(segments),
-                        len({seg["talk"] for seg in segments.values()}))
-    write_retrieval_tasks(out / "retrieval_tasks", tasks)
-    return tasks
+    return prepare_pair_splits(out, pairs, splits, functools.partial(_prepare_split, root))
+
+
+def _prepare_split(root: PathLike, out: Path, src: str, tgt: str, split: str) -> RetrievalTask:
+    """The query and gallery dirs and the map of one pair and split; its speech→text retrieval task."""
+    segments = read_split(root, src, tgt, split)
+    query_set, gallery_set = f"{split}_{src}_{tgt}", f"{split}_{src}_{tgt}_text"
+    translations = {utt: seg["translation"] for utt, seg in segments.items()}
+    _write_set(out / query_set, segments, "text", src, tables={f"text.{tgt}": translations})
+    _write_set(out / gallery_set, segments, "translation", tgt)
+    write_query2ref(out / query_set / "query2ref", relevant_by_text(translations))
+    logger.info("%s/%s: %d segments of %d talks", out, query_set, len(segments),
+                len({seg["talk"] for seg in segments.values()}))
+    return RetrievalTask(
+        f"mtedx_{split}_{src}_{tgt}_s2t", "semantic", query_set, "teacher", gallery_set,
+        str(out / query_set / "query2ref"),
+    )

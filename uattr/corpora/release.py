@@ -12,7 +12,7 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Hashable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 
 from uattr.data.validate import validate_data_dir
 from uattr.errors import DataError
@@ -148,6 +148,21 @@ def write_retrieval_tasks(path: PathLike, tasks: Iterable[RetrievalTask]) -> Non
     with atomic_write(path) as handle:
         handle.write("# <name> <attr> <query_set> <teacher|speech> <gallery_set> <query2ref>\n")
         handle.writelines(task.line() + "\n" for task in tasks)
+
+
+def prepare_pair_splits(
+    out: PathLike, pairs: Sequence[str], splits: Sequence[str],
+    prepare_split: Callable[[Path, str, str, str], RetrievalTask],
+) -> list[RetrievalTask]:
+    """Run ``prepare_split(out, src, tgt, split)`` for every language pair (``it-en``) and split, pair by pair,
+    then write ``out/retrieval_tasks`` with the task each returned: the frame of the corpora released per pair."""
+    out = Path(out)
+    tasks = []
+    for pair in pairs:
+        src, tgt = parse_pair(pair)
+        tasks.extend(prepare_split(out, src, tgt, split) for split in splits)
+    write_retrieval_tasks(out / "retrieval_tasks", tasks)
+    return tasks
 
 
 def check_data_dir(path: PathLike) -> None:

@@ -24,6 +24,7 @@ split, written under ``out``:
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -33,11 +34,10 @@ from uattr.corpora.release import (
     absolute,
     check_data_dir,
     clean_text,
-    parse_pair,
+    prepare_pair_splits,
     read_tsv,
     require_file,
     write_query2ref,
-    write_retrieval_tasks,
 )
 from uattr.data.kaldi import write_data_dir
 from uattr.errors import DataError
@@ -94,37 +94,35 @@ def prepare_voxpopuli(
     root: PathLike, out: PathLike, *, pairs: Sequence[str] = ("fr-en",), splits: Sequence[str] = SPLITS
 ) -> list[RetrievalTask]:
     """Write the data dirs, maps and task list of the module docstring; returns the retrieval tasks."""
-    out = Path(out)
-    tasks = []
-    for pair in pairs:
-        src, tgt = parse_pair(pair)
-        for split in splits:
-            sources, targets = read_pairs(root, src, tgt, split)
-            query_set, gallery_set = f"{split}_{src}_{tgt}_source", f"{split}_{src}_{tgt}_target"
-            write_data_dir(
-                out / query_set,
-                wav_scp={utt: item["audio"] for utt, item in sources.items()},
-                text={utt: item["text"] for utt, item in sources.items()},
-                utt2spk={utt: item["speaker"] for utt, item in sources.items()},
-                utt2lang={utt: src for utt in sources},
-            )
-            transcribed = all(item["text"] for item in targets.values())
-            if not transcribed:  # a text file left by an earlier, transcribed preparation would be stale
-                (out / gallery_set / "text").unlink(missing_ok=True)
-            write_data_dir(
-                out / gallery_set,
-                wav_scp={utt: item["audio"] for utt, item in targets.items()},
-                text={utt: item["text"] for utt, item in targets.items()} if transcribed else None,
-                utt2spk={utt: utt for utt in targets},
-                utt2lang={utt: tgt for utt in targets},
-            )
-            for name in (query_set, gallery_set):
-                check_data_dir(out / name)
-            write_query2ref(out / query_set / "query2ref", {utt: [item["target"]] for utt, item in sources.items()})
-            tasks.append(RetrievalTask(
-                f"voxpopuli_{split}_{src}_{tgt}_s2s", "semantic", query_set, "speech", gallery_set,
-                str(out / query_set / "query2ref"),
-            ))
-            logger.info("%s/%s: %d interpretation pairs", out, query_set, len(sources))
-    write_retrieval_tasks(out / "retrieval_tasks", tasks)
-    return tasks
+    return prepare_pair_splits(out, pairs, splits, functools.partial(_prepare_split, root))
+
+
+def _prepare_split(root: PathLike, out: Path, src: str, tgt: str, split: str) -> RetrievalTask:
+    """The source and target dirs and the map of one pair and split; its speech→speech retrieval task."""
+    sources, targets = read_pairs(root, src, tgt, split)
+    query_set, gallery_set = f"{split}_{src}_{tgt}_source", f"{split}_{src}_{tgt}_target"
+    write_data_dir(
+        out / query_set,
+        wav_scp={utt: item["audio"] for utt, item in sources.items()},
+        text={utt: item["text"] for utt, item in sources.items()},
+        utt2spk={utt: item["speaker"] for utt, item in sources.items()},
+        utt2lang={utt: src for utt in sources},
+    )
+    transcribed = all(item["text"] for item in targets.values())
+    if not transcribed:  # a text file left by an earlier, transcribed preparation would be stale
+        (out / gallery_set / "text").unlink(missing_ok=True)
+    write_data_dir(
+        out / gallery_set,
+        wav_scp={utt: item["audio"] for utt, item in targets.items()},
+        text={utt: item["text"] for utt, item in targets.items()} if transcribed else None,
+        utt2spk={utt: utt for utt in targets},
+        utt2lang={utt: tgt for utt in targets},
+    )
+    for name in (query_set, gallery_set):
+        check_data_dir(out / name)
+    write_query2ref(out / query_set / "query2ref", {utt: [item["target"]] for utt, item in sources.items()})
+    logger.info("%s/%s: %d interpretation pairs", out, query_set, len(sources))
+    return RetrievalTask(
+        f"voxpopuli_{split}_{src}_{tgt}_s2s", "semantic", query_set, "speech", gallery_set,
+        str(out / query_set / "query2ref"),
+    )
