@@ -13,9 +13,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Iterable
 
 import numpy as np
 import soundfile
+
+from uattr.data.validate import validate_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -281,3 +284,23 @@ def run_recipe_script(recipe: Path, *args: str, env: dict[str, str] | None = Non
     return subprocess.run(
         ["bash", *args], cwd=recipe, env=environment, capture_output=True, text=True, timeout=300, check=False
     )
+
+
+def prepare_in_recipe_copy(corpus: str, root: Path, dest: Path, *options: str) -> Path:
+    """Run ``local/data.sh --root ROOT OPTIONS`` in a copy of the corpus's recipe under ``dest``; its data/ folder."""
+    recipe = copy_recipe(corpus, dest)
+    done = run_recipe_script(recipe, "local/data.sh", "--root", str(root), *options)
+    assert done.returncode == 0, done.stderr
+    return recipe / "data"
+
+
+def assert_valid_data_dirs(data: Path, names: Iterable[str], **options: Any) -> None:
+    """Each named dir under ``data`` passes ``validate_data_dir(..., **options)``; else its problems are the failure."""
+    for name in names:
+        report = validate_data_dir(data / name, **options)
+        assert report.ok, [str(problem) for problem in report.problems]
+
+
+def retrieval_task_lines(data: Path) -> list[str]:
+    """The task lines of ``data/retrieval_tasks``, without its header comment."""
+    return [line for line in (data / "retrieval_tasks").read_text().splitlines() if not line.startswith("#")]

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from corpus_layouts import CV_CLIENTS, copy_recipe, make_commonvoice, run_recipe_script, write_lines
+from corpus_layouts import (
+    CV_CLIENTS,
+    assert_valid_data_dirs,
+    copy_recipe,
+    make_commonvoice,
+    prepare_in_recipe_copy,
+    retrieval_task_lines,
+    run_recipe_script,
+    write_lines,
+)
 from uattr.corpora.commonvoice import prepare_commonvoice, speaker_ids
-from uattr.data.validate import validate_data_dir
 from uattr.errors import DataError
 from uattr.fileio import read_table
 
@@ -26,17 +34,12 @@ def prepared(tmp_path_factory):
     """The recipe's local/data.sh run once on the miniature release."""
     tmp = tmp_path_factory.mktemp("commonvoice")
     root = make_commonvoice(tmp / "cv-corpus")
-    recipe = copy_recipe("commonvoice", tmp / "checkout")
-    done = run_recipe_script(recipe, "local/data.sh", "--root", str(root), "--nj", "2")
-    assert done.returncode == 0, done.stderr
-    return recipe / "data", root
+    return prepare_in_recipe_copy("commonvoice", root, tmp / "checkout", "--nj", "2"), root
 
 
 def test_data_dirs_are_valid(prepared):
     data, _ = prepared
-    for name in ("train", "dev", "test"):
-        report = validate_data_dir(data / name, sample_rate=None)  # 48 kHz mp3, resampled on load
-        assert report.ok, [str(problem) for problem in report.problems]
+    assert_valid_data_dirs(data, ("train", "dev", "test"), sample_rate=None)  # 48 kHz mp3, resampled on load
 
 
 def test_train_is_validated_minus_held_out_and_long_clips(prepared):
@@ -63,7 +66,7 @@ def test_dev_and_test_with_retrieval_maps(prepared):
         "9999999999999999-common_voice_de_5 9999999999999999-common_voice_de_5",
         "dddddddddddddddd-common_voice_fr_6 dddddddddddddddd-common_voice_fr_6",
     ]
-    tasks = [line for line in (data / "retrieval_tasks").read_text().splitlines() if not line.startswith("#")]
+    tasks = retrieval_task_lines(data)
     assert tasks == [
         "commonvoice_dev_s2t semantic dev teacher dev data/dev/query2ref",
         "commonvoice_test_s2t semantic test teacher test data/test/query2ref",

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from corpus_layouts import copy_recipe, make_fleurs, run_recipe_script, write_lines
+from corpus_layouts import (
+    assert_valid_data_dirs,
+    make_fleurs,
+    prepare_in_recipe_copy,
+    retrieval_task_lines,
+    write_lines,
+)
 from uattr.corpora.fleurs import prepare_fleurs
-from uattr.data.validate import validate_data_dir
 from uattr.errors import DataError
 from uattr.fileio import read_table
 
@@ -16,10 +21,7 @@ def prepared(tmp_path_factory):
     """The recipe's local/data.sh run once on the miniature FLEURS."""
     tmp = tmp_path_factory.mktemp("fleurs")
     root = make_fleurs(tmp / "fleurs")
-    recipe = copy_recipe("fleurs", tmp / "checkout")
-    done = run_recipe_script(recipe, "local/data.sh", "--root", str(root))
-    assert done.returncode == 0, done.stderr
-    return recipe / "data", root
+    return prepare_in_recipe_copy("fleurs", root, tmp / "checkout"), root
 
 
 def test_data_dirs_are_valid(prepared):
@@ -27,9 +29,7 @@ def test_data_dirs_are_valid(prepared):
     names = sorted(path.name for path in data.iterdir() if path.is_dir())
     assert names == ["dev_de_de", "dev_en_us", "dev_en_us_text", "dev_fr_fr",
                      "test_de_de", "test_en_us", "test_en_us_text", "test_fr_fr"]
-    for name in names:
-        report = validate_data_dir(data / name)
-        assert report.ok, [str(problem) for problem in report.problems]
+    assert_valid_data_dirs(data, names)
 
 
 def test_queries_without_an_english_counterpart_are_left_out(prepared):
@@ -73,7 +73,7 @@ def test_speech_to_speech_map_lists_every_english_recording(prepared):
 
 def test_retrieval_tasks_per_language(prepared):
     data, _ = prepared
-    tasks = [line for line in (data / "retrieval_tasks").read_text().splitlines() if not line.startswith("#")]
+    tasks = retrieval_task_lines(data)
     assert "fleurs_test_fr_fr_s2t semantic test_fr_fr teacher test_en_us_text data/test_fr_fr/query2ref_text" in tasks
     assert "fleurs_test_fr_fr_s2s semantic test_fr_fr speech test_en_us data/test_fr_fr/query2ref_speech" in tasks
     assert "fleurs_dev_de_de_s2s semantic dev_de_de speech dev_en_us data/dev_de_de/query2ref_speech" in tasks

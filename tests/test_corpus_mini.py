@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from corpus_layouts import retrieval_task_lines
 from uattr.bin.main import main as uattr_main
 from uattr.corpora import tts
 from uattr.corpora.mini import (
@@ -266,7 +267,7 @@ def test_toy_corpus_end_to_end(tmp_path):
                 refs = refs.split()
                 assert utt.split("-")[1] != "en" and refs
                 assert sorted(refs) == sorted(g for g, unit in gallery.items() if unit == utt2unit[utt])
-    tasks = [line.split() for line in (out / "retrieval_tasks").read_text().splitlines() if not line.startswith("#")]
+    tasks = [line.split() for line in retrieval_task_lines(out)]
     assert len(tasks) == 8
     for name, attr, query_set, kind, gallery_set, query2ref in tasks:
         assert attr == "semantic" and (out / query_set / "wav.scp").is_file() and Path(query2ref).is_file()

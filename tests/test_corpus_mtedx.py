@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from corpus_layouts import copy_recipe, make_mtedx, run_recipe_script, write_lines
+from corpus_layouts import assert_valid_data_dirs, make_mtedx, prepare_in_recipe_copy, retrieval_task_lines, write_lines
 from uattr.corpora.mtedx import prepare_mtedx
 from uattr.data.audio import AudioSource
-from uattr.data.validate import validate_data_dir
 from uattr.errors import DataError
 from uattr.fileio import read_table
 
@@ -26,17 +25,12 @@ def prepared(tmp_path_factory):
     """The recipe's local/data.sh run once on the miniature mTEDx."""
     tmp = tmp_path_factory.mktemp("mtedx")
     root = make_mtedx(tmp / "mtedx")
-    recipe = copy_recipe("mtedx", tmp / "checkout")
-    done = run_recipe_script(recipe, "local/data.sh", "--root", str(root))
-    assert done.returncode == 0, done.stderr
-    return recipe / "data", root
+    return prepare_in_recipe_copy("mtedx", root, tmp / "checkout"), root
 
 
 def test_data_dirs_are_valid(prepared):
     data, _ = prepared
-    for name in ("test_it_en", "test_it_en_text", "valid_it_en", "valid_it_en_text"):
-        report = validate_data_dir(data / name)
-        assert report.ok, [str(problem) for problem in report.problems]
+    assert_valid_data_dirs(data, ("test_it_en", "test_it_en_text", "valid_it_en", "valid_it_en_text"))
 
 
 def test_segments_from_the_yaml_offsets_and_durations(prepared):
@@ -67,7 +61,7 @@ def test_query2ref_counts_identical_translations_as_relevant(prepared):
         "CqQ4d8SzQDc_0001 CqQ4d8SzQDc_0001",
         "CqQ4d8SzQDc_0002 0u7tTptBo9I_0001 CqQ4d8SzQDc_0002",
     ]
-    tasks = [line for line in (data / "retrieval_tasks").read_text().splitlines() if not line.startswith("#")]
+    tasks = retrieval_task_lines(data)
     assert tasks == [
         "mtedx_valid_it_en_s2t semantic valid_it_en teacher valid_it_en_text data/valid_it_en/query2ref",
         "mtedx_test_it_en_s2t semantic test_it_en teacher test_it_en_text data/test_it_en/query2ref",

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from corpus_layouts import VOX_LISTS, copy_recipe, make_voxceleb1, run_recipe_script, write_lines
+from corpus_layouts import (
+    VOX_LISTS,
+    assert_valid_data_dirs,
+    copy_recipe,
+    make_voxceleb1,
+    prepare_in_recipe_copy,
+    run_recipe_script,
+    write_lines,
+)
 from uattr.corpora.voxceleb import find_wavs, prepare_voxceleb1, read_trial_list, utterance_id
-from uattr.data.validate import validate_data_dir
 from uattr.errors import DataError
 from uattr.fileio import read_table
 
@@ -54,13 +61,8 @@ def test_list_conversion_line_by_line(tmp_path, name):
 
 def test_data_sh_writes_validated_dirs_and_trials(tmp_path):
     root = make_voxceleb1(tmp_path / "VoxCeleb1")
-    recipe = copy_recipe("voxceleb1", tmp_path / "checkout")
-    done = run_recipe_script(recipe, "local/data.sh", "--root", str(root), "--cohort_per_speaker", "2")
-    assert done.returncode == 0, done.stderr
-    data = recipe / "data"
-    for name in ("voxceleb1_test", "voxceleb1", "voxceleb1_cohort"):
-        report = validate_data_dir(data / name)
-        assert report.ok, [str(problem) for problem in report.problems]
+    data = prepare_in_recipe_copy("voxceleb1", root, tmp_path / "checkout", "--cohort_per_speaker", "2")
+    assert_valid_data_dirs(data, ("voxceleb1_test", "voxceleb1", "voxceleb1_cohort"))
     assert sorted(read_table(data / "voxceleb1_test" / "wav.scp")) == TEST_UTTS
     assert len(read_table(data / "voxceleb1" / "wav.scp")) == 5 + 7
     assert read_table(data / "voxceleb1_test" / "utt2spk")["id10271-1gtz-CUIygI-00001"] == "id10271"

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from corpus_layouts import VOXPOPULI_FR, copy_recipe, make_voxpopuli, run_recipe_script, voxpopuli_target_id
+from corpus_layouts import (
+    VOXPOPULI_FR,
+    assert_valid_data_dirs,
+    make_voxpopuli,
+    prepare_in_recipe_copy,
+    retrieval_task_lines,
+    voxpopuli_target_id,
+)
 from uattr.corpora.voxpopuli import prepare_voxpopuli
-from uattr.data.validate import validate_data_dir
 from uattr.errors import DataError
 from uattr.fileio import read_table
 
@@ -22,17 +28,12 @@ def prepared(tmp_path_factory):
     """The recipe's local/data.sh run once on the miniature VoxPopuli."""
     tmp = tmp_path_factory.mktemp("voxpopuli")
     root = make_voxpopuli(tmp / "voxpopuli")
-    recipe = copy_recipe("voxpopuli", tmp / "checkout")
-    done = run_recipe_script(recipe, "local/data.sh", "--root", str(root))
-    assert done.returncode == 0, done.stderr
-    return recipe / "data", root
+    return prepare_in_recipe_copy("voxpopuli", root, tmp / "checkout"), root
 
 
 def test_data_dirs_are_valid(prepared):
     data, _ = prepared
-    for name in ("test_fr_en_source", "test_fr_en_target", "dev_fr_en_source", "dev_fr_en_target"):
-        report = validate_data_dir(data / name)
-        assert report.ok, [str(problem) for problem in report.problems]
+    assert_valid_data_dirs(data, ("test_fr_en_source", "test_fr_en_target", "dev_fr_en_source", "dev_fr_en_target"))
 
 
 def test_pairs_follow_the_split_of_their_source(prepared):
@@ -57,7 +58,7 @@ def test_query2ref_maps_each_source_to_its_interpretation(prepared):
         "20180313-0900-PLENARY-15-fr_20180313-15:30:02_1 20180313-0900-PLENARY-15-en_20180313-15:30:02_1",
         "20190115-0900-PLENARY-7-fr_20190115-10:02:11_0 20190115-0900-PLENARY-7-en_20190115-10:02:11_0",
     ]
-    tasks = [line for line in (data / "retrieval_tasks").read_text().splitlines() if not line.startswith("#")]
+    tasks = retrieval_task_lines(data)
     assert tasks == [
         "voxpopuli_dev_fr_en_s2s semantic dev_fr_en_source speech dev_fr_en_target data/dev_fr_en_source/query2ref",
         "voxpopuli_test_fr_en_s2s semantic test_fr_en_source speech test_fr_en_target data/test_fr_en_source/query2ref",
