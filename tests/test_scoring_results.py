@@ -86,7 +86,7 @@ def test_reference_rows_follow_measured_rows(tmp_path):
 
 def test_bad_metrics_files(tmp_path):
     (tmp_path / "broken.json").write_text("{")
-    with pytest.raises(DataError, match="broken.json: invalid JSON"):
+    with pytest.raises(DataError, match=r"broken\.json:1: invalid JSON"):
         collect_rows([tmp_path / "broken.json"])
     with pytest.raises(DataError, match="no numeric metric"):
         collect_rows([dump(tmp_path / "empty.json", {"meta": {}})])

@@ -1,4 +1,4 @@
-"""Small, strict text-table I/O shared by every stage.
+"""Small, strict text-table (and JSON) I/O shared by every stage.
 
 Kaldi-style tables are ``<id> <value...>`` lines. Every reader reports problems as ``file:line``, and every
 writer goes through :func:`atomic_write`, so an interrupted stage never leaves a complete-looking half file.
@@ -7,10 +7,11 @@ writer goes through :func:`atomic_write`, so an interrupted stage never leaves a
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator, Mapping
+from typing import IO, Any, Iterator, Mapping
 
 from uattr.errors import DataError
 
@@ -65,6 +66,20 @@ def read_table(path: PathLike, *, allow_empty_value: bool = False) -> dict[str, 
         table[key] = value
         first_line[key] = number
     return table
+
+
+def read_json(path: PathLike) -> Any:
+    """Parse a JSON file given as input (metrics, metadata, layer weights): a missing, unreadable or malformed file
+    is a DataError naming it, and the line and column of a syntax error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read: {error}") from error
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} (column {error.colno})") from error
 
 
 def write_table(path: PathLike, table: Mapping[str, object], *, sort: bool = True) -> None:

@@ -33,7 +33,7 @@ import kaldiio
 import numpy as np
 
 from uattr.errors import ConfigError, DataError
-from uattr.fileio import PathLike, atomic_write, iter_table
+from uattr.fileio import PathLike, atomic_write, iter_table, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +92,7 @@ def read_table_meta(table_dir: PathLike) -> dict[str, Any]:
         path = path / META_NAME
     if not path.is_file():
         raise DataError(f"{path}: no such file (is the table complete?)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{error.lineno}: invalid JSON: {error.msg}") from error
+    meta = read_json(path)
     if not isinstance(meta, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(meta).__name__}")
     return meta

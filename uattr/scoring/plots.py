@@ -7,7 +7,6 @@ atomically. The layer-weight JSON shape, shared with extraction: ``{attr: {"laye
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -17,7 +16,7 @@ from matplotlib.figure import Figure
 from scipy.stats import norm
 
 from uattr.errors import DataError
-from uattr.fileio import PathLike, atomic_write
+from uattr.fileio import PathLike, atomic_write, read_json
 from uattr.scoring.metrics import ErrorRates, equal_error_rate
 
 DET_TICKS = (
@@ -102,14 +101,7 @@ def validate_layer_weights(data: Any, source: str) -> dict[str, dict[str, list]]
 
 def read_layer_weights(path: PathLike) -> dict[str, dict[str, list]]:
     """Read and check a layer-weight JSON file."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: invalid JSON: {error}") from error
-    return validate_layer_weights(data, str(path))
+    return validate_layer_weights(read_json(path), str(path))
 
 
 def plot_layer_weights(weights: Mapping[str, Mapping[str, Sequence]], out: PathLike, title: str = "") -> None:

@@ -45,7 +45,7 @@ import numpy as np
 
 import uattr
 from uattr.errors import DataError
-from uattr.fileio import PathLike, atomic_write, iter_table
+from uattr.fileio import PathLike, atomic_write, iter_table, read_json
 
 EMPTY = "–"
 METRICS_NAME = "metrics"
@@ -159,15 +159,6 @@ def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
     return rows
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read: {error}") from error
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: invalid JSON: {error}") from error
-
-
 def find_metric_files(exp_dir: PathLike) -> list[Path]:
     """Every ``**/scores/**/*.json`` below the experiment directory, sorted."""
     pattern = os.path.join(glob.escape(str(exp_dir)), "**", "scores", "**", "*.json")
@@ -178,9 +169,9 @@ def collect_rows(metric_files: Iterable[PathLike], reference_files: Iterable[Pat
     """Rows of every metrics file, then of every JSON reference file."""
     rows: list[ResultRow] = []
     for path in map(Path, metric_files):
-        rows.extend(_rows_of(_read_json(path), path, reference=False))
+        rows.extend(_rows_of(read_json(path), path, reference=False))
     for path in map(Path, reference_files):
-        data = _read_json(path)
+        data = read_json(path)
         for item in data if isinstance(data, list) else [data]:
             rows.extend(_rows_of(item, path, reference=True))
     return rows
