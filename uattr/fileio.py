@@ -54,6 +54,19 @@ def iter_table(path: PathLike) -> Iterator[tuple[int, str, str]]:
             yield number, parts[0], parts[1] if len(parts) > 1 else ""
 
 
+def iter_fields(path: PathLike, what: str = "file") -> Iterator[tuple[int, str, list[str]]]:
+    """Yield ``(line_number, stripped_line, fields)`` of each non-blank line of a list whose every field counts
+    (trials, scores); a missing file is a DataError "no such <what>". The line is for messages."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such {what}")
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if fields:
+                yield number, line.strip(), fields
+
+
 def read_table(path: PathLike, *, allow_empty_value: bool = False) -> dict[str, str]:
     """Read ``<id> <value>`` lines into an ordered dict; duplicate ids and missing values are errors."""
     table: dict[str, str] = {}

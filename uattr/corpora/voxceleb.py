@@ -30,7 +30,7 @@ from typing import Container, Mapping, Sequence
 from uattr.corpora.release import absolute, check_data_dir, require_file
 from uattr.data.kaldi import write_data_dir
 from uattr.errors import DataError
-from uattr.fileio import PathLike, atomic_write
+from uattr.fileio import PathLike, atomic_write, iter_fields
 
 logger = logging.getLogger(__name__)
 
@@ -77,21 +77,17 @@ def read_trial_list(path: PathLike, known: Container[str] | None = None) -> list
     With ``known``, an utterance that is not in it (no wav file) is an error naming the list's line.
     """
     trials: list[Trial] = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 3 or fields[0] not in _LABELS:
-                raise DataError(f"{path}:{number}: expected '1|0 <enroll.wav> <test.wav>', got {line.strip()!r}")
-            try:
-                enroll, test = utterance_id(fields[1]), utterance_id(fields[2])
-            except ValueError as error:
-                raise DataError(f"{path}:{number}: {error}") from None
-            for utt in (enroll, test):
-                if known is not None and utt not in known:
-                    raise DataError(f"{path}:{number}: utterance '{utt}' has no wav file under the corpus root")
-            trials.append((enroll, test, _LABELS[fields[0]]))
+    for number, line, fields in iter_fields(path, "trial list"):
+        if len(fields) != 3 or fields[0] not in _LABELS:
+            raise DataError(f"{path}:{number}: expected '1|0 <enroll.wav> <test.wav>', got {line!r}")
+        try:
+            enroll, test = utterance_id(fields[1]), utterance_id(fields[2])
+        except ValueError as error:
+            raise DataError(f"{path}:{number}: {error}") from None
+        for utt in (enroll, test):
+            if known is not None and utt not in known:
+                raise DataError(f"{path}:{number}: utterance '{utt}' has no wav file under the corpus root")
+        trials.append((enroll, test, _LABELS[fields[0]]))
     if not trials:
         raise DataError(f"{path}: empty trial list")
     return trials

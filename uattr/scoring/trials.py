@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from uattr.errors import DataError
-from uattr.fileio import PathLike, atomic_write
+from uattr.fileio import PathLike, atomic_write, iter_fields
 from uattr.scoring.embeddings import describe_ids
 
 _KALDI_LABELS = {"target": True, "nontarget": False}
@@ -99,8 +99,6 @@ def detect_trial_format(fields: list[str]) -> str | None:
 def read_trials(path: PathLike) -> Trials:
     """Read a Kaldi or VoxCeleb trial list (format detected from the first line, then enforced)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such trial list")
     enroll: list[str] = []
     test: list[str] = []
     labels: list[bool | None] = []
@@ -108,31 +106,27 @@ def read_trials(path: PathLike) -> Trials:
     parse: _Parser | None = None
     described = ""
     first_line = 0
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if parse is None:
-                name = detect_trial_format(fields)
-                if name is None:
-                    raise DataError(
-                        f"{path}:{number}: malformed trial line {line.strip()!r}; expected one of "
-                        + ", ".join(f"'{pattern}'" for pattern, _ in _FORMATS.values())
-                    )
-                described, parse = _FORMATS[name]
-                first_line = number
-            try:
-                enroll_id, test_id, label = parse(fields)
-            except ValueError:
+    for number, line, fields in iter_fields(path, "trial list"):
+        if parse is None:
+            name = detect_trial_format(fields)
+            if name is None:
                 raise DataError(
-                    f"{path}:{number}: malformed trial line {line.strip()!r}; line {first_line} set the format "
-                    f"'{described}' for this file"
-                ) from None
-            enroll.append(enroll_id)
-            test.append(test_id)
-            labels.append(label)
-            lines.append(number)
+                    f"{path}:{number}: malformed trial line {line!r}; expected one of "
+                    + ", ".join(f"'{pattern}'" for pattern, _ in _FORMATS.values())
+                )
+            described, parse = _FORMATS[name]
+            first_line = number
+        try:
+            enroll_id, test_id, label = parse(fields)
+        except ValueError:
+            raise DataError(
+                f"{path}:{number}: malformed trial line {line!r}; line {first_line} set the format "
+                f"'{described}' for this file"
+            ) from None
+        enroll.append(enroll_id)
+        test.append(test_id)
+        labels.append(label)
+        lines.append(number)
     if not enroll:
         raise DataError(f"{path}: empty trial list")
     label_array = None if parse is _parse_unlabelled else np.array(labels, dtype=bool)
@@ -142,35 +136,29 @@ def read_trials(path: PathLike) -> Trials:
 def read_scores(path: PathLike) -> Scores:
     """Read ``enroll test score [target|nontarget]`` lines; all lines labelled or none, scores finite."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such score file")
     enroll: list[str] = []
     test: list[str] = []
     values: list[float] = []
     labels: list[bool] = []
     width = 0
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            width = width or len(fields)
-            if len(fields) != width or width not in (3, 4) or (width == 4 and fields[3] not in _KALDI_LABELS):
-                raise DataError(
-                    f"{path}:{number}: malformed score line {line.strip()!r}; expected 'enroll test score' or "
-                    f"'enroll test score target|nontarget' on every line, like the first"
-                )
-            try:
-                value = float(fields[2])
-            except ValueError:
-                raise DataError(f"{path}:{number}: score {fields[2]!r} is not a number") from None
-            if not math.isfinite(value):
-                raise DataError(f"{path}:{number}: score of '{fields[0]} {fields[1]}' is {fields[2]}")
-            enroll.append(fields[0])
-            test.append(fields[1])
-            values.append(value)
-            if width == 4:
-                labels.append(_KALDI_LABELS[fields[3]])
+    for number, line, fields in iter_fields(path, "score file"):
+        width = width or len(fields)
+        if len(fields) != width or width not in (3, 4) or (width == 4 and fields[3] not in _KALDI_LABELS):
+            raise DataError(
+                f"{path}:{number}: malformed score line {line!r}; expected 'enroll test score' or "
+                f"'enroll test score target|nontarget' on every line, like the first"
+            )
+        try:
+            value = float(fields[2])
+        except ValueError:
+            raise DataError(f"{path}:{number}: score {fields[2]!r} is not a number") from None
+        if not math.isfinite(value):
+            raise DataError(f"{path}:{number}: score of '{fields[0]} {fields[1]}' is {fields[2]}")
+        enroll.append(fields[0])
+        test.append(fields[1])
+        values.append(value)
+        if width == 4:
+            labels.append(_KALDI_LABELS[fields[3]])
     if not enroll:
         raise DataError(f"{path}: empty score file")
     label_array = np.array(labels, dtype=bool) if width == 4 else None
