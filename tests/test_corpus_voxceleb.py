@@ -135,7 +135,9 @@ def test_run_sh_evaluates_an_external_model_with_and_without_asnorm(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     lines = calls.read_text().splitlines()
     assert not [line for line in lines if line.startswith("train")]
-    extracted = sorted(line.split("--data ")[1].split()[0] for line in lines if line.startswith("extract"))
+    extract_calls = [line for line in lines if line.startswith("extract")]
+    assert len(extract_calls) == 1  # every set in one call: the model is loaded once
+    extracted = sorted(extract_calls[0].split("--data ")[1].split(" --")[0].split())
     assert extracted == ["data/voxceleb1", "data/voxceleb1_cohort", "data/voxceleb1_test"]
     assert all(f"--model {model}" in line for line in lines if line.startswith("extract"))
     scored = [line for line in lines if line.startswith("score-sv")]
