@@ -106,10 +106,20 @@ def _fake_uattr(folder: Path) -> Path:
         echo "$*" >> "${UATTR_CALLS}"
         command=$1; shift
         declare -A opt
-        while [ $# -gt 0 ]; do case $1 in --*) opt[$1]=${2:-}; shift 2 || shift ;; *) shift ;; esac; done
+        data=()
+        while [ $# -gt 0 ]; do
+          case $1 in
+            --data) shift; while [ $# -gt 0 ] && [[ $1 != --* ]]; do data+=("$1"); shift; done ;;
+            --*) opt[$1]=${2:-}; shift 2 || shift ;;
+            *) shift ;;
+          esac
+        done
         case ${command} in
-          extract) mkdir -p "${opt[--out]}/speaker/$(basename "${opt[--data]}")"
-                   touch "${opt[--out]}/speaker/$(basename "${opt[--data]}")/emb.scp" ;;
+          extract) for set in "${data[@]}"; do
+                     mkdir -p "${opt[--out]}/speaker/$(basename "${set}")"
+                     touch "${opt[--out]}/speaker/$(basename "${set}")/emb.scp"
+                   done
+                   echo '{"speaker": {"layers": [1], "weights": [1.0]}}' > "${opt[--out]}/layer_weights.json" ;;
           score-sv) mkdir -p "$(dirname "${opt[--out]}")"; touch "${opt[--out]}" ;;
         esac
         """))
@@ -152,5 +162,5 @@ def test_run_sh_evaluates_an_external_model_with_and_without_asnorm(tmp_path):
     assert len(scored) == 2 * 3 * 2  # two systems × three lists × with and without AS-norm
     metrics = [line for line in lines if line.startswith("compute-metrics") and "sem_spk" in line]
     assert any("--test-set voxceleb1_trials_e --condition sv-asnorm" in line for line in metrics)
-    assert any(line.startswith(f"plot-layer-weights --model {model}") for line in lines)
+    assert any(line.startswith("plot-layer-weights --json exp/sem_spk/emb/layer_weights.json") for line in lines)
     assert any("--reference local/paper_results.json" in line for line in lines if line.startswith("results"))
