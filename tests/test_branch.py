@@ -7,26 +7,43 @@ import torch
 
 from uattr.branch import AttributeBranch, BranchConfig
 from uattr.branch.pooling import frame_mask
-from uattr.branch.projection import PerLayerProjection, SharedProjection, project_and_mix_reference
+from uattr.branch.projection import (
+    PerLayerProjection,
+    SharedProjection,
+    mix_layers,
+    project_and_mix_reference,
+)
 from uattr.errors import ConfigError
 from uattr.registry import POOLINGS
 
 WHERE = "attributes.x.branch"
 
 
+LAYERS = (1, 2, 3, 4, 5)  # of a stack of 6 hidden states: the input (index 0) is not selected
+
+
 def _inputs(layers: int, batch: int, frames: int, dim: int, out: int, dtype: torch.dtype, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
-    hidden = torch.randn(layers, batch, frames, dim, generator=generator, dtype=dtype).requires_grad_()
+    hidden = torch.randn(layers + 1, batch, frames, dim, generator=generator, dtype=dtype).requires_grad_()
     logits = torch.randn(layers, generator=generator, dtype=dtype).requires_grad_()
     weight = torch.randn(layers, out, dim, generator=generator, dtype=dtype).requires_grad_()
     bias = torch.randn(layers, out, generator=generator, dtype=dtype).requires_grad_()
     return hidden, logits, weight, bias
 
 
-def _fused(hidden: torch.Tensor, logits: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def _fused(
+    hidden: torch.Tensor, logits: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, layers=LAYERS
+) -> torch.Tensor:
     """PerLayerProjection's forward with the test's tensors as its parameters."""
     projection = PerLayerProjection(weight.shape[0], weight.shape[2])
-    return torch.func.functional_call(projection, {"weight": weight, "bias": bias}, (hidden, logits.softmax(0)))
+    arguments = (hidden, layers, logits.softmax(0))
+    return torch.func.functional_call(projection, {"weight": weight, "bias": bias}, arguments)
+
+
+def _reference(
+    hidden: torch.Tensor, logits: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, layers=LAYERS
+) -> torch.Tensor:
+    return project_and_mix_reference(hidden, layers, logits.softmax(0), weight, bias)
 
 
 def _grads(output: torch.Tensor, tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -35,39 +52,51 @@ def _grads(output: torch.Tensor, tensors: tuple[torch.Tensor, ...]) -> tuple[tor
 
 
 @pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float64, 1e-10), (torch.float32, 2e-4)])
-def test_fused_per_layer_projection_equals_reference(dtype: torch.dtype, tolerance: float) -> None:
+@pytest.mark.parametrize("layers", [LAYERS, (4, 1, 2, 5, 3)])
+def test_fused_per_layer_projection_equals_reference(dtype: torch.dtype, tolerance: float, layers) -> None:
     tensors = _inputs(layers=5, batch=3, frames=7, dim=6, out=4, dtype=dtype)
-    hidden, logits, weight, bias = tensors
-    fused = _fused(*tensors)
-    reference = project_and_mix_reference(hidden, logits.softmax(0), weight, bias)
+    fused = _fused(*tensors, layers=layers)
+    reference = _reference(*tensors, layers=layers)
     torch.testing.assert_close(fused, reference, atol=tolerance, rtol=tolerance)
-    for got, want, name in zip(_grads(fused, tensors), _grads(reference, tensors), ["hidden", "logits", "W", "b"]):
+    fused_grads, reference_grads = _grads(fused, tensors), _grads(reference, tensors)
+    for got, want, name in zip(fused_grads, reference_grads, ["hidden", "logits", "W", "b"]):
         torch.testing.assert_close(got, want, atol=tolerance, rtol=tolerance, msg=f"gradient w.r.t. {name}")
+    assert not fused_grads[0][0].any()  # the unselected input layer gets an exact zero gradient
 
 
 def test_fused_projection_passes_gradcheck() -> None:
     tensors = _inputs(layers=3, batch=2, frames=4, dim=3, out=2, dtype=torch.float64, seed=1)
-    assert torch.autograd.gradcheck(_fused, tensors)
+    assert torch.autograd.gradcheck(lambda *t: _fused(*t, layers=(3, 1, 2)), tensors)
 
 
 def test_fused_projection_with_frozen_hidden_states_only_grads_parameters() -> None:
-    hidden, logits, weight, bias = _inputs(layers=4, batch=2, frames=3, dim=5, out=5, dtype=torch.float64)
+    hidden, logits, weight, bias = _inputs(layers=5, batch=2, frames=3, dim=5, out=5, dtype=torch.float64)
     hidden = hidden.detach()
-    fused = _fused(hidden, logits, weight, bias)
-    reference = project_and_mix_reference(hidden, logits.softmax(0), weight, bias)
+    fused, reference = _fused(hidden, logits, weight, bias), _reference(hidden, logits, weight, bias)
     for got, want in zip(_grads(fused, (logits, weight, bias)), _grads(reference, (logits, weight, bias))):
         torch.testing.assert_close(got, want)
 
 
 def test_fused_projection_under_bf16_autocast_stays_close_and_keeps_parameter_dtypes() -> None:
-    tensors = _inputs(layers=4, batch=2, frames=8, dim=16, out=16, dtype=torch.float32)
-    hidden, logits, weight, bias = tensors
-    reference = project_and_mix_reference(hidden, logits.softmax(0), weight, bias)
+    tensors = _inputs(layers=5, batch=2, frames=8, dim=16, out=16, dtype=torch.float32)
+    reference = _reference(*tensors)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fused = _fused(*tensors)
     torch.testing.assert_close(fused.float(), reference, atol=0.1, rtol=0.05)
     grads = torch.autograd.grad(fused.float().sum(), tensors)
     assert [grad.dtype for grad in grads] == [torch.float32] * 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_mixing_equals_the_weighted_sum_of_the_selected_layers(dtype: torch.dtype) -> None:
+    hidden = torch.randn(6, 2, 5, 4, dtype=dtype, requires_grad=True)
+    logits = torch.randn(3, dtype=torch.float64 if dtype == torch.float64 else torch.float32, requires_grad=True)
+    layers = (5, 0, 2)
+    mixed = mix_layers(hidden, layers, logits.softmax(0))
+    reference = torch.einsum("l,lbtd->btd", logits.softmax(0).to(dtype), hidden[list(layers)])
+    torch.testing.assert_close(mixed.to(dtype), reference, atol=1e-2, rtol=1e-2)
+    if dtype == torch.float64:
+        assert torch.autograd.gradcheck(lambda h, l: mix_layers(h, layers, l.softmax(0)), (hidden, logits))
 
 
 def test_shared_projection_equals_per_layer_with_tied_weights() -> None:
@@ -82,7 +111,10 @@ def test_shared_projection_equals_per_layer_with_tied_weights() -> None:
         shared.linear.bias.normal_()
         per_layer.weight.copy_(shared.linear.weight.expand(layers, dim, dim))
         per_layer.bias.copy_(shared.linear.bias.expand(layers, dim))
-    torch.testing.assert_close(per_layer(hidden, weights), shared(hidden, weights), atol=1e-5, rtol=1e-5)
+    layers = (0, 1, 2, 3)
+    torch.testing.assert_close(
+        per_layer(hidden, layers, weights), shared(hidden, layers, weights), atol=1e-5, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("projection", ["per_layer", "shared", "none"])

@@ -73,10 +73,6 @@ class AttributeBranch(nn.Module):
     ) -> None:
         super().__init__()
         self.layers = resolve_layers(config, num_hidden_states, where)
-        contiguous = self.layers == list(range(self.layers[0], self.layers[-1] + 1))
-        # A contiguous range is a view of the encoder's stacked hidden states; a list needs one gather.
-        self._layer_slice = slice(self.layers[0], self.layers[-1] + 1) if contiguous else None
-        self.register_buffer("_layer_index", torch.tensor(self.layers), persistent=False)
         self.layer_logits = nn.Parameter(torch.zeros(len(self.layers)))
         self.projection = _build(
             "projection", PROJECTIONS, config.projection, where, num_layers=len(self.layers), dim=hidden_size
@@ -93,10 +89,6 @@ class AttributeBranch(nn.Module):
         return self.layer_logits.softmax(dim=0)
 
     def forward(self, hidden: torch.Tensor, frame_lens: torch.Tensor) -> torch.Tensor:
-        if self._layer_slice is not None:
-            selected = hidden[self._layer_slice]
-        else:
-            selected = hidden.index_select(0, self._layer_index)
-        frames = self.layer_norm(self.projection(selected, self.layer_weights()))
+        frames = self.layer_norm(self.projection(hidden, self.layers, self.layer_weights()))
         embedding = self.head(self.pooling(frames, frame_lens))
         return F.normalize(embedding, dim=-1) if self.normalize else embedding
