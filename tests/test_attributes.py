@@ -114,7 +114,11 @@ def test_config_parsing_errors_name_the_dotted_key() -> None:
 def test_a_yaml_block_builds_the_papers_speaker_branch() -> None:
     config = from_dict(
         AttributeConfig,
-        {"dim": 192, "branch": {"layer_start": 1, "layer_end": 3}, "loss": {"name": "cosine", "options": {"scale": 50}}},
+        {
+            "dim": 192,
+            "branch": {"layer_start": 1, "layer_end": 3},
+            "loss": {"name": "cosine", "options": {"scale": 50}},
+        },
         "attributes.speaker",
     )
     expert = build_expert("speaker", config, NUM_HIDDEN_STATES, HIDDEN)

@@ -176,7 +176,11 @@ def test_model_config_errors_name_the_dotted_key() -> None:
 
 @pytest.mark.parametrize(
     ("attributes", "key"),
-    [({}, "attributes"), ({"a.b": AttributeConfig()}, "attributes.a.b"), ({"s": AttributeConfig(weight=-1)}, "attributes.s.weight")],
+    [
+        ({}, "attributes"),
+        ({"a.b": AttributeConfig()}, "attributes.a.b"),
+        ({"s": AttributeConfig(weight=-1)}, "attributes.s.weight"),
+    ],
 )
 def test_bad_model_configs_name_the_key(attributes: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=rf"^{key}\b"):

@@ -193,7 +193,9 @@ class UnifiedEncoder(nn.Module):
         try:
             safetensors.torch.load_model(model, directory / WEIGHTS_FILE, strict=True)
         except RuntimeError as error:
-            raise ConfigError(f"{directory / WEIGHTS_FILE}: does not match {directory / CONFIG_FILE}: {error}") from None
+            raise ConfigError(
+                f"{directory / WEIGHTS_FILE}: does not match {directory / CONFIG_FILE}: {error}"
+            ) from None
         model.source = str(directory)
         return model.to(device).eval()
 
