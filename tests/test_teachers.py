@@ -18,6 +18,7 @@ from uattr.data.tables import read_embedding_table, read_table_meta, table_is_co
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import write_table
 from uattr.teachers import Teacher, build_teacher, resolve_model
+from uattr.data.audio import AudioSource
 from uattr.data.tables import merge_split, split_ids
 from uattr.teachers.extract import extract_teacher
 
@@ -183,6 +184,17 @@ def test_resemblyzer_teacher(data_dir, tmp_path):
     meta = read_table_meta(out)
     assert (meta["teacher"], meta["dim"], meta["normalized"], meta["input"]) == ("resemblyzer", 256, True, "audio")
     assert meta["field"] is None and meta["versions"]["resemblyzer"] == "0.1.4"
+
+
+def test_resemblyzer_batches_give_embed_utterance_vectors(data_dir):
+    """The batched LSTM pass equals resemblyzer's own one-utterance-at-a-time embed_utterance."""
+    teacher = build_teacher("resemblyzer")
+    audio = AudioSource(data_dir)
+    waves = [audio.load(utt) for utt in audio.ids]
+    batched = teacher.embed(waves)
+    for wave, vector in zip(waves, batched):
+        expected = teacher._encoder.embed_utterance(teacher.preprocess(wave))
+        np.testing.assert_allclose(vector, expected, atol=1e-5)
 
 
 def test_tiny_ecapa_through_the_speechbrain_loader(data_dir, tmp_path):
