@@ -20,4 +20,5 @@ set -euo pipefail
   --sv_attr speaker \
   --sv_sets "dev test" \
   --retrieval_conf data/retrieval_tasks \
+  --results_notes local/results_notes.md \
   "$@"

@@ -11,11 +11,12 @@ nj=2                 # parallel synthesis jobs
 toy=false            # true: espeak-ng only, en+fr, a few voices and units (CI)
 languages=""         # ISO 639-1 codes to keep (empty: every language of the roster)
 min_voices=40        # stop unless this many voices are usable
-units_per_voice=12   # units each voice reads
+units_per_voice=14   # units each voice reads (14 = every seen unit, with max_words 15)
+max_words=15         # drop units whose English text is longer (short units: more repetitions per unit)
 seed=0
 prepare_opts=""      # more `uattr prepare-mini` options (e.g. "--max-words 20 --num-trials 500")
 
-help_message="Usage: $0 [--nj 2] [--toy true|false] [--languages 'en fr'] [--min_voices 40] [--units_per_voice 12]
+help_message="Usage: $0 [--nj 2] [--toy true|false] [--languages 'en fr'] [--min_voices 40] [--units_per_voice 14] [--max_words 15]
        [--seed 0] [--prepare_opts '...']"
 
 MAIN_ROOT=${MAIN_ROOT:-$(cd "$(dirname "$0")/../../../.." && pwd)}
@@ -26,7 +27,7 @@ if [ $# -ne 0 ]; then
 fi
 
 args=(--out data --roster local/voices.txt --udhr local/udhr --nj "${nj}" --seed "${seed}"
-      --min-voices "${min_voices}" --units-per-voice "${units_per_voice}")
+      --min-voices "${min_voices}" --units-per-voice "${units_per_voice}" --max-words "${max_words}")
 [ -n "${languages}" ] && args+=(--languages ${languages})
 "${toy}" && args+=(--toy)
 log "uattr prepare-mini ${args[*]} ${prepare_opts}"
