@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -215,7 +217,12 @@ def test_save_and_load_round_trip_gives_identical_embeddings(tiny_encoder_dir: P
     before = model.embed(waves, sample_rate=16000)
 
     model.save_pretrained(tmp_path / "model")
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["README.md", "config.yaml", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "README.md", "config.yaml", "model.safetensors", "upstream"
+    ]
+    assert sorted(p.name for p in (tmp_path / "model" / "upstream").iterdir()) == [
+        "config.json", "preprocessor_config.json"
+    ]
     loaded = UnifiedEncoder.from_pretrained(tmp_path / "model")
     after = loaded.embed(waves, sample_rate=16000)
     for name in before:
@@ -227,10 +234,85 @@ def test_save_and_load_round_trip_gives_identical_embeddings(tiny_encoder_dir: P
 
     saved = yaml.safe_load((tmp_path / "model" / "config.yaml").read_text())
     assert saved["attributes"]["lang"]["classes"] == ["en", "fr"] and saved["loss_weighting"] == "uncertainty"
+    assert saved["upstream"]["name"] == f"hf:{tiny_encoder_dir}" and saved["upstream"]["architecture"] == "upstream"
+    assert config.upstream.architecture is None  # the model's own config is left as it was
     card = (tmp_path / "model" / "README.md").read_text()
     for expected in ["| semantic | distill | 16 |", "| speaker | distill | 8 |", "[2, 1]", "| lang | label | 32 |",
-                     "model: all-MiniLM-L6-v2", f"hf:{tiny_encoder_dir}", "## Layer weights", "from_pretrained"]:
+                     "model: all-MiniLM-L6-v2", f"hf:{tiny_encoder_dir}", "## Layer weights", "from_pretrained",
+                     "Encoder architecture: `upstream/`"]:
         assert expected in card
+
+
+@pytest.mark.parametrize("source", ["hf_folder", "hf_hub_id", "s3prl_hf_custom"])
+def test_a_saved_model_loads_from_its_own_folder_alone(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refuse_pretrained_weights: Callable[[], None]
+) -> None:
+    """After the encoder folder is deleted and the model folder moved, loading reads no encoder weights and
+    gives the same embeddings; a hub id is never fetched (the tests run offline)."""
+    from uattr.upstream import build_upstream
+    from uattr.upstream.create import create_upstream
+
+    tiny = {"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
+    if source == "s3prl_hf_custom":
+        encoder = create_upstream(
+            "wav2vec2", tmp_path / "encoder", **tiny, conv_dim=[16] * 7, feat_extract_norm="layer",
+            num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+        )
+        upstream_config = UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(encoder))
+    else:
+        encoder = create_upstream("w2v-bert", tmp_path / "encoder", **tiny, output_hidden_size=16)
+        upstream_config = UpstreamConfig(name=f"hf:{encoder}", options={"mask_time_prob": 0.0})
+    attributes = {"semantic": AttributeConfig(dim=8), "speaker": AttributeConfig(dim=4)}
+    torch.manual_seed(0)
+    upstream = build_upstream(upstream_config)
+    if source == "hf_hub_id":  # as if trained from the hub model; its weights must not be fetched to load it
+        upstream_config = UpstreamConfig(name="hf:facebook/w2v-bert-2.0", options={"mask_time_prob": 0.0})
+    model = UnifiedEncoder(ModelConfig(upstream_config, attributes), upstream=upstream)
+    waves = _waves([8000, 5000], seed=1)
+    before = model.embed(waves, sample_rate=16000)
+    model.save_pretrained(tmp_path / "model")
+    shutil.rmtree(encoder)
+    (tmp_path / "elsewhere").mkdir()
+    shutil.move(tmp_path / "model", tmp_path / "elsewhere" / "model")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    refuse_pretrained_weights()
+
+    loaded = UnifiedEncoder.from_pretrained("model")
+    after = loaded.embed(waves, sample_rate=16000)
+    for name in before:
+        assert torch.equal(before[name], after[name]), name
+    assert loaded.config.upstream.name == upstream_config.name
+    assert loaded.config.upstream.architecture == str(tmp_path / "elsewhere" / "model" / "upstream")
+
+    again = UnifiedEncoder.from_pretrained(loaded.save_pretrained(tmp_path / "copy"))  # a loaded model re-saves
+    for name, embedding in again.embed(waves, sample_rate=16000).items():
+        assert torch.equal(before[name], embedding), name
+
+
+def test_a_model_saved_without_architecture_files_builds_the_encoder_from_its_name(
+    tiny_encoder_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Model folders of older uattr versions (and checkpoint-only encoders) still load, and say from where."""
+    config = ModelConfig(UpstreamConfig(name=f"hf:{tiny_encoder_dir}"), {"speaker": AttributeConfig(dim=8)})
+    model = UnifiedEncoder(config)
+    model.save_pretrained(tmp_path)
+    shutil.rmtree(tmp_path / "upstream")
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del saved["upstream"]["architecture"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    with caplog.at_level("INFO", logger="uattr.model"):
+        loaded = UnifiedEncoder.from_pretrained(tmp_path)
+    assert "no encoder architecture files" in caplog.text and f"hf:{tiny_encoder_dir}" in caplog.text
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+
+
+def test_an_encoder_without_architecture_files_saves_none(tmp_path: Path) -> None:
+    (tmp_path / "upstream").mkdir()  # from an earlier save: it would no longer match
+    _model().save_pretrained(tmp_path)
+    assert not (tmp_path / "upstream").exists()
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["upstream"]["architecture"] is None
+    assert "Encoder architecture: not saved" in (tmp_path / "README.md").read_text()
 
 
 def test_loading_a_folder_without_a_model_is_a_config_error(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -170,6 +171,46 @@ def test_gradient_checkpointing_gives_the_same_gradients(models: dict[str, Path]
     assert plain.keys() == checkpointed.keys() and any(".layers.0." in name for name in plain)
     for name in plain:
         torch.testing.assert_close(checkpointed[name], plain[name], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("arch", "name"), [("w2v-bert", "hf:facebook/w2v-bert-2.0"), ("hubert", "s3prl:hf_hubert_custom")]
+)
+def test_architecture_files_rebuild_the_encoder_with_random_weights(
+    models: dict[str, Path], tmp_path: Path, refuse_pretrained_weights: Callable[[], None], arch: str, name: str
+) -> None:
+    """The original encoder (here named by a hub id or a deleted path) is never read: only config files."""
+    if name.startswith("hf:"):
+        original = build_upstream(UpstreamConfig(name=f"hf:{models[arch]}", options={"mask_time_prob": 0.0}))
+    else:
+        original = build_upstream(UpstreamConfig(name=name, path=str(models[arch])))
+    assert original.saves_architecture
+    original.save_architecture(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "preprocessor_config.json"]
+    refuse_pretrained_weights()
+
+    deleted = None if name.startswith("hf:") else str(tmp_path / "deleted")
+    rebuilt = build_upstream(UpstreamConfig(name=name, path=deleted, architecture=str(tmp_path)))
+    assert [getattr(rebuilt, key) for key in ("num_layers", "hidden_size", "downsample_rate", "sample_rate")] == [
+        getattr(original, key) for key in ("num_layers", "hidden_size", "downsample_rate", "sample_rate")
+    ]
+    model = rebuilt.model if name.startswith("hf:") else rebuilt.upstream.upstream.model
+    assert model.config.layerdrop == 0.0 and model.config.mask_time_prob == (0.0 if name.startswith("hf:") else 0.05)
+    state = original.state_dict()
+    assert {key: value.shape for key, value in rebuilt.state_dict().items()} == {k: v.shape for k, v in state.items()}
+    assert not all(torch.equal(value, state[key]) for key, value in rebuilt.state_dict().items())  # random weights
+    rebuilt.load_state_dict(state)
+    original.eval(), rebuilt.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt(*padded_batch())[0], original(*padded_batch())[0], atol=0, rtol=0)
+
+
+def test_architecture_folder_errors(models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="only hf_wav2vec2_custom, hf_hubert_custom build from architecture files"):
+        build_upstream(UpstreamConfig(name="s3prl:wavlm_large", architecture=str(models["wavlm"])))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="no such model folder .*/upstream'"):  # a local folder, never a hub id
+        build_upstream(UpstreamConfig(name="hf:facebook/w2v-bert-2.0", architecture="upstream"))
 
 
 def test_missing_preprocessor_config_is_a_clear_error(models: dict[str, Path], tmp_path: Path) -> None:

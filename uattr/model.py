@@ -1,15 +1,20 @@
 """The UnifiedEncoder: one speech encoder, one expert (branch + loss) per attribute, one forward pass for all.
 
 ``save_pretrained(dir)`` writes ``config.yaml`` (the ModelConfig), ``model.safetensors`` (every weight, upstream
-included) and a ``README.md`` model card; ``from_pretrained(dir)`` rebuilds the model from those two files and
-never unpickles anything.
+included), ``upstream/`` (the encoder's architecture files, no weights) and a ``README.md`` model card;
+``from_pretrained(dir)`` rebuilds the model from those files alone and never unpickles anything. So a model folder
+loads anywhere, offline, after a move or after the encoder it was trained from is gone. The exception is an encoder
+that builds only from a checkpoint (s3prl names such as ``wavlm_large``): no ``upstream/`` is written, and loading
+goes through the original checkpoint (s3prl's cache or a download) before this model's weights replace it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Literal, Sequence
@@ -24,7 +29,7 @@ from uattr import __version__
 from uattr.attributes import AttributeConfig, AttributeExpert, build_expert
 from uattr.config import from_dict, load_yaml, save_yaml
 from uattr.errors import ConfigError, DataError
-from uattr.fileio import atomic_write
+from uattr.fileio import atomic_dir, atomic_write
 from uattr.upstream.base import Upstream, UpstreamConfig
 
 __all__ = ["AttributeConfig", "ModelConfig", "UnifiedEncoder"]
@@ -32,7 +37,10 @@ __all__ = ["AttributeConfig", "ModelConfig", "UnifiedEncoder"]
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
+ARCHITECTURE_DIR = "upstream"  # the encoder's architecture files (UpstreamConfig.architecture), relative
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")  # a valid nn.ModuleDict key and file-name part
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -160,9 +168,11 @@ class UnifiedEncoder(nn.Module):
         }
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write config.yaml, model.safetensors and the README.md model card into ``directory`` (atomically)."""
+        """Write config.yaml, model.safetensors, upstream/ and the README.md model card into ``directory``, each
+        atomically; config.yaml keeps the encoder's original name and points at upstream/."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        architecture = self._save_architecture(directory)
         fd, staging = tempfile.mkstemp(prefix=f".{WEIGHTS_FILE}.", suffix=".tmp", dir=directory)
         os.close(fd)
         try:
@@ -171,24 +181,50 @@ class UnifiedEncoder(nn.Module):
             os.replace(staging, directory / WEIGHTS_FILE)
         finally:
             Path(staging).unlink(missing_ok=True)
-        save_yaml(self.config, directory / CONFIG_FILE)
+        upstream = dataclasses.replace(self.config.upstream, architecture=architecture)
+        save_yaml(dataclasses.replace(self.config, upstream=upstream), directory / CONFIG_FILE)
         with atomic_write(directory / CARD_FILE) as handle:
-            handle.write(model_card(self))
+            handle.write(model_card(self, architecture))
         return directory
+
+    def _save_architecture(self, directory: Path) -> str | None:
+        """``directory/upstream/`` with the encoder's architecture files; None when the encoder cannot be rebuilt
+        without its original checkpoint (then a stale upstream/ of an earlier save is removed)."""
+        target = directory / ARCHITECTURE_DIR
+        if not self.upstream.saves_architecture:
+            logger.info(
+                "%s builds only from its checkpoint: the saved model will load it from there again",
+                self.config.upstream.name,
+            )
+            shutil.rmtree(target, ignore_errors=True)
+            return None
+        with atomic_dir(target) as staging:
+            self.upstream.save_architecture(staging)
+        return ARCHITECTURE_DIR
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "UnifiedEncoder":
         """Rebuild a saved model from config.yaml + model.safetensors (no pickle), in eval mode.
 
-        The upstream is first built from its config, then every weight is overwritten from the safetensors. For a
-        local upstream folder that costs one extra local read; a hub id would be fetched (or taken from the HF
-        cache) before being overwritten, because the loaders build the encoder with from_pretrained().
+        The encoder is built with random weights from the architecture files config.yaml points at (relative to
+        ``directory``), then every weight comes from the safetensors. A model saved without them (by an older
+        uattr, or with a checkpoint-only encoder) builds the encoder from its original name first: a local folder
+        must still exist there, a hub id or s3prl name is taken from its cache or downloaded.
         """
         directory = Path(directory)
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
                 raise ConfigError(f"{directory}: not a saved uattr model (no {name})")
         config = from_dict(ModelConfig, load_yaml(directory / CONFIG_FILE))
+        if config.upstream.architecture:
+            config.upstream.architecture = str(directory.absolute() / config.upstream.architecture)
+        else:
+            logger.info(
+                "%s: no encoder architecture files; building %s from its original source before loading %s",
+                directory,
+                config.upstream.name,
+                WEIGHTS_FILE,
+            )
         model = cls(config)
         try:
             safetensors.torch.load_model(model, directory / WEIGHTS_FILE, strict=True)
@@ -231,8 +267,9 @@ def _as_waveform_list(waveforms: torch.Tensor | Sequence[torch.Tensor | np.ndarr
     return result
 
 
-def model_card(model: UnifiedEncoder) -> str:
-    """A README.md for a saved model: what each embedding is, where it comes from, and how to load it."""
+def model_card(model: UnifiedEncoder, architecture: str | None = None) -> str:
+    """A README.md for a saved model: what each embedding is, where it comes from, and how to load it;
+    ``architecture`` is the folder of the encoder's architecture files, if saved."""
     config = model.config
     rows = []
     for name, expert in model.experts.items():
@@ -267,6 +304,14 @@ def model_card(model: UnifiedEncoder) -> str:
             + (f" (path `{config.upstream.path}`)" if config.upstream.path else "")
             + f", {upstream.num_layers} hidden states of size {upstream.hidden_size}, "
             f"{upstream.sample_rate} Hz input, fine-tuning policy `{config.upstream.finetune}`",
+            (
+                f"- Encoder architecture: `{architecture}/` (configuration only; `from_pretrained` builds the encoder "
+                "from it, offline, and never needs the original encoder)"
+                if architecture
+                else "- Encoder architecture: not saved (the encoder builds only from its checkpoint): "
+                "`from_pretrained` loads the original encoder first (from its cache, or downloaded), then this "
+                "model's weights"
+            ),
             f"- Loss weighting: {config.loss_weighting}",
             "",
             "| attribute | expert | dim | L2-normalised | layers | projection | pooling | loss | weight | teacher |",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import torch
@@ -22,6 +23,10 @@ class UpstreamConfig:
     ``name`` is ``hf:<model id or local folder>`` (transformers) or ``s3prl:<upstream name>`` (s3prl, with
     ``path`` for the local-checkpoint names such as ``hf_wav2vec2_custom``). ``options`` go to the loader: Hugging
     Face config overrides for ``hf:`` (e.g. ``mask_time_prob: 0.0``), s3prl ``extra_conf`` for ``s3prl:``.
+
+    ``architecture`` is a local folder of weight-free architecture files (what ``save_pretrained`` writes as
+    ``<model>/upstream/``): the loader builds the encoder from it with random weights, so the original model
+    folder or hub id in ``name``/``path`` is never read and stays only as the record of where the encoder came from.
     """
 
     name: str
@@ -30,6 +35,7 @@ class UpstreamConfig:
     top_n: int = 0  # trainable top layers when finetune == "top_n"
     gradient_checkpointing: bool = False
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # passed to the loader
+    architecture: str | None = None  # build from these architecture files, random weights (see above)
 
 
 class Upstream(nn.Module):
@@ -50,6 +56,7 @@ class Upstream(nn.Module):
     hidden_size: int
     downsample_rate: int  # input samples per output frame
     frozen: bool = False  # set by the "frozen" fine-tuning policy: eval mode and no autograd graph
+    saves_architecture: bool = False  # whether save_architecture() can write files to rebuild it without weights
 
     @property
     def frame_rate(self) -> float:
@@ -69,6 +76,11 @@ class Upstream(nn.Module):
     def train(self, mode: bool = True) -> "Upstream":
         """A frozen encoder stays in eval mode (no dropout, fixed normalisation) whatever the trainer asks."""
         return super().train(mode and not self.frozen)
+
+    def save_architecture(self, directory: Path) -> None:
+        """Write into ``directory`` the files its loader builds this encoder from without weights (given as
+        ``UpstreamConfig.architecture``), so a saved model never needs the original encoder again."""
+        raise NotImplementedError(f"{self.name}: cannot be rebuilt from architecture files")
 
     def frontend_module(self) -> nn.Module:
         """What the "frozen_frontend" policy freezes; by default the CNN feature encoder (``feature_extractor``)."""

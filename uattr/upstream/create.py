@@ -11,8 +11,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import torch
 import transformers
 
 from uattr.errors import ConfigError
+from uattr.fileio import atomic_dir
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +78,10 @@ def create_upstream(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = getattr(transformers, architecture.model_class)(config)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as staging:
         model.save_pretrained(staging)
         extractor.save_pretrained(staging)
         (staging / SPEC_FILE).write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        _replace_dir(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     logger.info("wrote a random %s encoder (%d parameters) to %s", arch, model.num_parameters(), out_dir)
     return out_dir
 
@@ -131,13 +125,3 @@ def _read_spec(folder: Path) -> Any:
     except (OSError, ValueError):
         return None
 
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Rename ``staging`` to ``target``; an existing ``target`` is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-        os.replace(target, old / target.name)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old)

@@ -10,6 +10,10 @@ Two input kinds behind the one :class:`~uattr.upstream.base.Upstream` interface:
 
 With an attention mask, an utterance's hidden states do not depend on the padding around it in a batch, except
 for Data2Vec-audio: its stacked positional convolutions carry padding into the last frames (a model property).
+
+An encoder's architecture files are its ``config.json`` (as run: options applied, layerdrop off) and
+``preprocessor_config.json``; with ``upstream.architecture`` the model is built from them by ``from_config``, with
+random weights, reading nothing from ``name`` (which may be a hub id or a folder that no longer exists).
 """
 
 from __future__ import annotations
@@ -38,6 +42,17 @@ def looks_local(source: str) -> bool:
     return Path(source).expanduser().exists() or source.startswith(("/", ".", "~")) or source.count("/") > 1
 
 
+def architecture_folder(config: UpstreamConfig) -> str | None:
+    """``config.architecture`` as an absolute path: always a local folder, never taken for a hub id."""
+    return str(Path(config.architecture).expanduser().absolute()) if config.architecture else None
+
+
+def save_hf_architecture(model_config: Any, feature_extractor: Any, directory: Path) -> None:
+    """Write the files an HF encoder is built from without weights (the :data:`REQUIRED_FILES`)."""
+    model_config.save_pretrained(directory)
+    feature_extractor.save_pretrained(directory)
+
+
 def require_hf_folder(source: str, what: str) -> None:
     """A local HF folder must exist and hold the model and feature-extractor configs (hub ids are left to HF)."""
     if not looks_local(source):
@@ -56,13 +71,19 @@ def require_hf_folder(source: str, what: str) -> None:
 class HFUpstream(Upstream):
     """A transformers encoder returning all its hidden states; subclasses turn waveforms into model inputs."""
 
+    saves_architecture = True
+
     def __init__(self, name: str, model: Any, feature_extractor: Any) -> None:
         super().__init__()
         self.name = name
         self.model = model
+        self.feature_extractor = feature_extractor  # kept for save_architecture()
         self.sample_rate = int(feature_extractor.sampling_rate)
         self.num_layers = model.config.num_hidden_layers + 1
         self.hidden_size = model.config.hidden_size
+
+    def save_architecture(self, directory: Path) -> None:
+        save_hf_architecture(self.model.config, self.feature_extractor, directory)
 
     def frame_lengths(self, wav_lens: torch.Tensor) -> torch.Tensor:
         """Valid frames of the hidden states of each utterance."""
@@ -138,16 +159,18 @@ class HFFbankUpstream(HFUpstream):
 
 @UPSTREAMS.register("hf")
 def load_hf_upstream(config: UpstreamConfig) -> HFUpstream:
-    """Load ``hf:<id or folder>`` with layerdrop off and ``config.options`` as HF config overrides."""
+    """Load ``hf:<id or folder>`` with layerdrop off and ``config.options`` as HF config overrides; with
+    ``config.architecture``, build it from that folder with random weights instead."""
     source = config.name.split(":", 1)[1] or config.path or ""
     if not source or (config.path and config.path != source):
         raise ConfigError(f"upstream '{config.name}': name the model once, as hf:<model id or local folder>")
-    require_hf_folder(source, config.name)
+    folder = architecture_folder(config) or source
+    require_hf_folder(folder, config.name)
     try:
-        model_config = transformers.AutoConfig.from_pretrained(source)
-        feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(source)
+        model_config = transformers.AutoConfig.from_pretrained(folder)
+        feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(folder)
     except OSError as error:
-        where = "" if looks_local(source) else " (no local folder of that name; tried it as a hub model id)"
+        where = "" if looks_local(folder) else " (no local folder of that name; tried it as a hub model id)"
         raise ConfigError(f"{config.name}: cannot load the model's configuration{where}: {error}") from error
     model_type = model_config.model_type
     if model_type not in FBANK_MODEL_TYPES + WAVEFORM_MODEL_TYPES:
@@ -159,10 +182,13 @@ def load_hf_upstream(config: UpstreamConfig) -> HFUpstream:
         if not hasattr(model_config, key):
             raise ConfigError(f"{config.name}: unknown option '{key}' (not a field of the {model_type} config)")
         setattr(model_config, key, value)
-    try:
-        model = transformers.AutoModel.from_pretrained(source, config=model_config)
-    except OSError as error:
-        raise ConfigError(f"{config.name}: cannot load the model weights: {error}") from error
+    if config.architecture:
+        model = transformers.AutoModel.from_config(model_config)
+    else:
+        try:
+            model = transformers.AutoModel.from_pretrained(source, config=model_config)
+        except OSError as error:
+            raise ConfigError(f"{config.name}: cannot load the model weights: {error}") from error
     disable_layerdrop(model)
     kind = HFFbankUpstream if model_type in FBANK_MODEL_TYPES else HFWaveformUpstream
     upstream = kind(config.name, model, feature_extractor)

@@ -4,23 +4,45 @@ Names ending in ``_local``, ``_url`` or ``_custom`` load the checkpoint given as
 Face ones (``hf_wav2vec2_custom``, ``hf_hubert_custom``) need a ``preprocessor_config.json`` in a local folder:
 without one s3prl silently falls back to a hub model's feature extractor, so a missing file is an error here.
 Frame lengths are s3prl's own hidden-state lengths. s3prl is imported on first use (it takes seconds).
+
+Architecture files (``upstream.architecture``) exist for the Hugging Face names only: their ``config.json`` and
+``preprocessor_config.json``, from which the model is built with random weights. The other names build from a
+checkpoint that holds configuration and weights together, so a saved model with one of them loads it through s3prl
+again (from s3prl's cache, or downloaded) before its own weights replace the checkpoint's.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
+import transformers
 
 from uattr.errors import ConfigError
 from uattr.registry import UPSTREAMS
 from uattr.upstream.base import Upstream, UpstreamConfig, disable_layerdrop
 from uattr.upstream.finetune import apply_finetune_policy
-from uattr.upstream.hf import require_hf_folder
+from uattr.upstream.hf import architecture_folder, require_hf_folder, save_hf_architecture
 
 CHECKPOINT_SUFFIXES = ("_local", "_url", "_custom")
 SAMPLE_RATE = 16000  # every s3prl upstream takes 16 kHz audio
+# s3prl's Hugging Face experts, each with the transformers model class as its expert module names it.
+HF_EXPERTS = {
+    "hf_wav2vec2_custom": "s3prl.upstream.hf_wav2vec2.expert.Wav2Vec2Model",
+    "hf_hubert_custom": "s3prl.upstream.hf_hubert.expert.HubertModel",
+}
+
+
+class RandomInitModel:
+    """Stands in for a transformers model class in an s3prl expert module while it builds from architecture files:
+    s3prl always calls ``<model class>.from_pretrained(folder)`` and has no switch for a weight-free build."""
+
+    @staticmethod
+    def from_pretrained(folder: str, *args: Any, **kwargs: Any) -> Any:
+        return transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(folder))
 
 
 class S3PRLHubUpstream(Upstream):
@@ -30,6 +52,7 @@ class S3PRLHubUpstream(Upstream):
         super().__init__()
         self.name = name
         self.upstream = upstream
+        self.saves_architecture = name.split(":", 1)[1] in HF_EXPERTS
         self.sample_rate = SAMPLE_RATE
         self.num_layers = upstream.num_layers
         if len(set(upstream.hidden_sizes)) != 1 or len(set(upstream.downsample_rates)) != 1:
@@ -40,6 +63,12 @@ class S3PRLHubUpstream(Upstream):
         self.hidden_size = upstream.hidden_sizes[0]
         self.downsample_rate = upstream.downsample_rates[0]
 
+    def save_architecture(self, directory: Path) -> None:
+        if not self.saves_architecture:
+            super().save_architecture(directory)
+        expert = self.upstream.upstream  # s3prl's UpstreamExpert of an HF model
+        save_hf_architecture(expert.model.config, expert.extracter, directory)
+
     def _forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden, lens = self.upstream(wavs, wav_lens.to(wavs.device))
         return torch.stack(hidden), lens[0]
@@ -47,7 +76,8 @@ class S3PRLHubUpstream(Upstream):
 
 @UPSTREAMS.register("s3prl")
 def load_s3prl_upstream(config: UpstreamConfig) -> S3PRLHubUpstream:
-    """Load ``s3prl:<name>`` (``config.path`` for checkpoint names, ``config.options`` as s3prl's extra_conf)."""
+    """Load ``s3prl:<name>`` (``config.path`` for checkpoint names, ``config.options`` as s3prl's extra_conf); with
+    ``config.architecture`` (HF names only), build it from that folder with random weights instead."""
     from s3prl import hub
     from s3prl.nn import S3PRLUpstream as Loader
 
@@ -56,14 +86,23 @@ def load_s3prl_upstream(config: UpstreamConfig) -> S3PRLHubUpstream:
         raise ConfigError(
             f"upstream '{config.name}': unknown s3prl upstream '{name}'; choices: {', '.join(Loader.available_names())}"
         )
-    if name.endswith(CHECKPOINT_SUFFIXES) and not config.path:
+    architecture = architecture_folder(config)
+    if architecture and name not in HF_EXPERTS:
+        raise ConfigError(
+            f"upstream '{config.name}': only {', '.join(HF_EXPERTS)} build from architecture files "
+            f"(upstream.architecture); the others need their checkpoint"
+        )
+    checkpoint = architecture or config.path
+    if name.endswith(CHECKPOINT_SUFFIXES) and not checkpoint:
         raise ConfigError(f"upstream '{config.name}' loads a checkpoint: set upstream.path")
-    if name.startswith("hf_") and config.path:
-        require_hf_folder(config.path, config.name)
-    elif name.endswith("_local") and not Path(config.path).expanduser().exists():
-        raise ConfigError(f"upstream '{config.name}': no such checkpoint '{config.path}'")
+    if name.startswith("hf_") and checkpoint:
+        require_hf_folder(checkpoint, config.name)
+    elif name.endswith("_local") and not Path(checkpoint).expanduser().exists():
+        raise ConfigError(f"upstream '{config.name}': no such checkpoint '{checkpoint}'")
+    weight_free = mock.patch(HF_EXPERTS[name], RandomInitModel) if architecture else contextlib.nullcontext()
     try:
-        loaded = Loader(name, path_or_url=config.path, extra_conf=dict(config.options))
+        with weight_free:
+            loaded = Loader(name, path_or_url=checkpoint, extra_conf=dict(config.options))
     except OSError as error:
         raise ConfigError(f"upstream '{config.name}': cannot load it: {error}") from error
     disable_layerdrop(loaded)
