@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import logging
 import textwrap
 from pathlib import Path
@@ -383,3 +384,20 @@ def test_cli_extract_split_merge_and_noop(data_dir, tmp_path, capfd, restore_log
     error = capfd.readouterr().err
     assert "teacher 'labels' takes no option 'model'" in error and "Traceback" not in error
     assert uattr_main(["extract-teacher", "--out", str(out)]) == 1
+
+
+def test_cli_several_data_dirs_share_one_teacher_load(data_dir, tmp_path, capfd, restore_logging):
+    # A copy of the data dir under another name: two sets, one call, one table each under '{set}'.
+    other = tmp_path / "other_set"
+    shutil.copytree(data_dir, other)
+    common = ["extract-teacher", "-q", "--teacher", "labels", "--data", str(data_dir), str(other)]
+    assert uattr_main(common + ["--out", str(tmp_path / "lang")]) == 1
+    assert "put '{set}' where each set's name goes" in capfd.readouterr().err
+    assert uattr_main(common + ["--out", str(tmp_path / "lang" / "{set}")]) == 0
+    first = load(tmp_path / "lang" / data_dir.name)
+    second = load(tmp_path / "lang" / "other_set")
+    assert sorted(first) == sorted(second) and len(first) == 6
+    same_name = ["extract-teacher", "-q", "--teacher", "labels", "--data", str(data_dir), str(data_dir),
+                 "--out", str(tmp_path / "x" / "{set}")]
+    assert uattr_main(same_name) == 1
+    assert "two data dirs share a name" in capfd.readouterr().err
