@@ -1,5 +1,5 @@
 # Put the toolkit's virtual environment (made by `make install`) first on PATH.
-MAIN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+MAIN_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../.." && pwd)  # recipes link this file
 export MAIN_ROOT
 if [ -x "${MAIN_ROOT}/.venv/bin/uattr" ]; then
   export PATH="${MAIN_ROOT}/.venv/bin:${PATH}"

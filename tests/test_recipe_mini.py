@@ -1,0 +1,80 @@
+"""The mini recipe at toy scale through every stage (what `make demo` runs, shrunk): espeak-ng voices in two
+languages, a few units, a few training steps per system; RESULTS.md must have a number in every cell."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "egs" / "mini" / "uattr1"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (make test installs it)"),
+]
+
+
+def copy_recipe(target: Path) -> Path:
+    """The recipe's own files in ``target``, its links pointing back at this checkout's TEMPLATE and utils."""
+    shutil.copytree(RECIPE / "conf", target / "conf")
+    shutil.copytree(RECIPE / "local", target / "local")
+    shutil.copy2(RECIPE / "run.sh", target / "run.sh")
+    for name, source in [("uattr.sh", "egs/TEMPLATE/uattr1/uattr.sh"), ("path.sh", "egs/TEMPLATE/uattr1/path.sh"),
+                         ("cmd.sh", "egs/TEMPLATE/uattr1/cmd.sh"), ("utils", "utils")]:
+        (target / name).symlink_to(REPO / source)
+    return target
+
+
+def is_separator(line: str) -> bool:
+    return set(line) <= set("|-: ")
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """Data rows of every markdown table (header and separator rows left out)."""
+    lines = markdown.splitlines()
+    rows = []
+    for index, line in enumerate(lines):
+        if not line.startswith("|") or is_separator(line):
+            continue
+        if index + 1 < len(lines) and lines[index + 1].startswith("|") and is_separator(lines[index + 1]):
+            continue  # a header row
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_toy_recipe_runs_every_stage_and_fills_results(tmp_path: Path) -> None:
+    recipe = copy_recipe(tmp_path / "uattr1")
+    env = {**os.environ, "MAIN_ROOT": str(REPO), "HF_HUB_OFFLINE": "1"}
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env['PATH']}"
+    command = ["./run.sh", "--data_opts", "--toy true",
+               "--train_opts", "--trainer.max_steps 2 --trainer.valid_every 2 --data.num_workers 0"]
+    result = subprocess.run(command, cwd=recipe, env=env, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    results = (recipe / "exp" / "RESULTS.md").read_text()
+    for system in ("joint", "semantic", "speaker", "joint_s3prl_wav2vec2", "baseline", "teacher"):
+        assert f"| {system} |" in results, system
+    for section in ("## Speaker verification", "### dev", "### test", "## Retrieval", "### test_s2t_unseen",
+                    "### test_s2s_seen", "## Figures", "## Stage times"):
+        assert section in results, section
+    rows = table_rows(results)
+    metric_rows = [row for row in rows if len(row) > 3 and row[1] in ("sv", "retrieval")]
+    assert len(metric_rows) > 20
+    for row in metric_rows:
+        for cell in row[2:]:
+            assert re.fullmatch(r"-?\d+(\.\d+)?", cell), f"not a number in {row}"
+    stages = [row[1] for row in rows if len(row) == 3 and row[0].isdigit()]
+    assert stages == ["data", "teachers", "train", "extract", "score", "report"]
+    assert (recipe / "exp" / "joint" / "layer_weights.png").is_file()
+    assert (recipe / "exp" / "det_test.png").is_file()
+
+    # Every stage resumes: a second run finds everything done and changes no result.
+    again = subprocess.run(command, cwd=recipe, env=env, capture_output=True, text=True, timeout=1800)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "trained model exists" in again.stdout + again.stderr
