@@ -98,7 +98,7 @@ def extract_embeddings(
         progress = tqdm(total=len(todo), desc=f"extract {set_name}", unit="utt", disable=not show_progress)
         with torch.inference_mode():
             for batch in loader:
-                embeddings = model(batch["wavs"].to(device), batch["wav_lens"].to(device), attributes)
+                embeddings = model(batch["wavs"].to(device), batch["wav_lens"].to(device), list(writers))
                 for attr, writer in writers.items():
                     keep = [i for i, utt in enumerate(batch["ids"]) if utt not in already_done[attr]]
                     if keep:
