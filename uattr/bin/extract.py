@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from uattr.config import load_yaml
+    from uattr.data.kaldi import set_names as data_set_names
     from uattr.errors import ConfigError
     from uattr.extract import extract_embeddings, merge_jobs, resolve_model_dir
     from uattr.model import UnifiedEncoder
@@ -45,9 +45,7 @@ def main(args: argparse.Namespace) -> int:
     model_dir = resolve_model_dir(args.model)
     if args.set_name and len(args.data) > 1:
         raise ConfigError("--set-name names one set: give one --data with it")
-    set_names = [args.set_name or Path(data).name for data in args.data]
-    if len(set(set_names)) != len(set_names):
-        raise ConfigError(f"--data: two data dirs share a name: {' '.join(args.data)}")
+    set_names = [args.set_name] if args.set_name else data_set_names(args.data)
     if args.merge is not None:
         if args.job is not None or args.num_jobs is not None:
             raise ConfigError("--merge joins finished jobs: do not combine it with --job/--num-jobs")

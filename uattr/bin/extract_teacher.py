@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any
 
 from uattr.errors import ConfigError
@@ -88,7 +87,6 @@ def table_dirs(out: str, data_dirs: list[str] | None) -> dict[str, str]:
         return {"": out}
     if len(data_dirs) > 1 and "{set}" not in out:
         raise ConfigError(f"--out {out}: with several --data dirs, put '{{set}}' where each set's name goes")
-    names = [Path(data).name for data in data_dirs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--data: two data dirs share a name: {' '.join(data_dirs)}")
-    return {data: out.replace("{set}", name) for data, name in zip(data_dirs, names)}
+    from uattr.data.kaldi import set_names
+
+    return {data: out.replace("{set}", name) for data, name in zip(data_dirs, set_names(data_dirs))}

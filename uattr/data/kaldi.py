@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Iterator, Literal, Mapping, NamedTuple
+from typing import Iterator, Literal, Mapping, NamedTuple, Sequence
 
 from uattr.errors import DataError
 from uattr.fileio import iter_table, read_table, write_table
@@ -242,3 +242,11 @@ def write_data_dir(
         if table is not None:
             write_table(path / name, {key: format_value(value) for key, value in table.items()})
     return path
+
+
+def set_names(data_dirs: Sequence[str | os.PathLike]) -> list[str]:
+    """The set name of each data dir (its folder name), which names its output tables: they must differ."""
+    names = [Path(data).name for data in data_dirs]
+    if len(set(names)) != len(names):
+        raise DataError(f"--data: two data dirs share a name: {' '.join(map(str, data_dirs))}")
+    return names
