@@ -140,3 +140,35 @@ def test_cli_extracts_a_subset_of_attributes_from_an_experiment_dir(
 
 def test_cli_rejects_a_directory_without_a_model(tmp_path: Path, data_dir: Path) -> None:
     assert uattr_main(["extract", "--model", str(tmp_path), "--data", str(data_dir), "--out", str(tmp_path / "e")]) == 1
+
+
+def test_utterances_shared_by_several_data_dirs_are_encoded_once(
+    model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from uattr.data.ops import subset_data_dir
+
+    subset = tmp_path / "queries"
+    subset_data_dir(data_dir, subset, utt_list=["spkA-u1", "spkC-u2"])
+    separate = {
+        name: extract_embeddings(UnifiedEncoder.from_pretrained(model_dir), path, tmp_path / "separate",
+                                 show_progress=False)
+        for name, path in (("data", data_dir), ("queries", subset))
+    }
+    encoded: list[str] = []
+    original_forward = UnifiedEncoder.forward
+
+    def counting_forward(self, wavs, wav_lens, attributes=None):
+        encoded.extend([""] * len(wavs))
+        return original_forward(self, wavs, wav_lens, attributes)
+
+    monkeypatch.setattr(UnifiedEncoder, "forward", counting_forward)
+    assert uattr_main(["extract", "--model", str(model_dir), "--data", str(data_dir), str(subset),
+                       "--out", str(tmp_path / "joint"), "-q"]) == 0
+    assert len(encoded) == 8  # the two queries come from the first set's pass
+    for name, tables in separate.items():
+        for attr, table_dir in tables.items():
+            ref = read_embedding_table(table_dir / "emb.scp")
+            got = read_embedding_table(tmp_path / "joint" / attr / name / "emb.scp")
+            assert sorted(ref) == sorted(got)
+            for utt in ref:
+                np.testing.assert_allclose(ref[utt], got[utt], atol=1e-6)

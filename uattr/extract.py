@@ -3,16 +3,20 @@
 Output layout: ``<out>/<attr>/<set>/emb.{ark,scp}`` + ``meta.json`` per attribute, and ``<out>/layer_weights.json``.
 Utterances are batched by duration (little padding; padding never changes an embedding because every pooling is
 masked), audio is read in DataLoader workers, and each attribute's table is written through the resumable
-:class:`~uattr.data.tables.EmbeddingTableWriter`: an interrupted run resumes where it stopped.
+:class:`~uattr.data.tables.EmbeddingTableWriter`: an interrupted run resumes where it stopped. Utterances that
+occur in several data dirs of one run (retrieval queries and galleries cut from an evaluation set) are encoded
+once (:class:`RepeatedUtterances`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -39,6 +43,39 @@ def resolve_model_dir(path: str | Path) -> Path:
     raise ConfigError(f"{path}: not a uattr model dir (no config.yaml + model.safetensors, nor model/ inside)")
 
 
+UtteranceKey = tuple[str, str, float, float | None]
+
+
+def utterance_key(audio: AudioSource, utt_id: str) -> UtteranceKey:
+    """What makes two utterances of different data dirs the same: the id and the audio it points at."""
+    return (utt_id, *audio.locate(utt_id))
+
+
+class RepeatedUtterances:
+    """Embeddings of the utterances that several data dirs of one extraction run share, so each is encoded once.
+
+    Only the shared ones are kept (a few vectors each), so memory stays bounded by the overlap, not the sets.
+    """
+
+    def __init__(self, data_dirs: Sequence[str | Path]) -> None:
+        sources = [AudioSource(data) for data in data_dirs]
+        counts = Counter(utterance_key(source, utt) for source in sources for utt in source.ids)
+        self._repeated = {key for key, count in counts.items() if count > 1}
+        self._vectors: dict[UtteranceKey, dict[str, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self._repeated)
+
+    def lookup(self, key: UtteranceKey, attributes: Sequence[str]) -> dict[str, np.ndarray] | None:
+        """The vectors of every attribute in ``attributes`` if all were remembered, else None."""
+        known = self._vectors.get(key, {})
+        return known if all(attr in known for attr in attributes) else None
+
+    def remember(self, key: UtteranceKey, attribute: str, vector: np.ndarray) -> None:
+        if key in self._repeated:
+            self._vectors.setdefault(key, {})[attribute] = vector
+
+
 def extract_embeddings(
     model: UnifiedEncoder,
     data_dir: str | Path,
@@ -54,11 +91,13 @@ def extract_embeddings(
     num_workers: int = 0,
     device: str = "cpu",
     show_progress: bool = True,
+    repeated: RepeatedUtterances | None = None,
 ) -> dict[str, Path]:
     """Write one embedding table per attribute for every utterance of ``data_dir``; return the table dirs.
 
     With ``job``/``num_jobs`` only that share of the utterances is embedded, into ``<table>/split<N>/<job>``
-    (joined afterwards by :func:`merge_jobs`).
+    (joined afterwards by :func:`merge_jobs`). With ``repeated``, utterances already encoded for an earlier
+    data dir of the run are copied from it.
     """
     data = DataDir.load(data_dir)
     set_name = set_name or data.path.name
@@ -83,8 +122,12 @@ def extract_embeddings(
     todo = [utt for utt in utt_ids if any(utt not in done for done in already_done.values())]
     if len(todo) < len(utt_ids):
         logger.info("%s: %d of %d utterances already extracted", set_name, len(utt_ids) - len(todo), len(utt_ids))
+    audio = AudioSource(data, sample_rate=model.sample_rate)
+    keys = {utt: utterance_key(audio, utt) for utt in todo} if repeated is not None else {}
+    if repeated is not None:
+        copied = _write_remembered(todo, keys, repeated, writers, already_done)
+        todo = [utt for utt in todo if utt not in copied]
     if todo:
-        audio = AudioSource(data, sample_rate=model.sample_rate)
         durations = audio.durations()
         dataset = UtteranceDataset(todo, audio, {})
         sampler = DynamicBatchSampler(
@@ -100,16 +143,37 @@ def extract_embeddings(
             for batch in loader:
                 embeddings = model(batch["wavs"].to(device), batch["wav_lens"].to(device), list(writers))
                 for attr, writer in writers.items():
+                    vectors = embeddings[attr].float().cpu().numpy()
                     keep = [i for i, utt in enumerate(batch["ids"]) if utt not in already_done[attr]]
                     if keep:
-                        vectors = embeddings[attr][keep].float().cpu().numpy()
-                        writer.write([batch["ids"][i] for i in keep], vectors)
+                        writer.write([batch["ids"][i] for i in keep], vectors[keep])
+                    if repeated is not None:
+                        for utt, vector in zip(batch["ids"], vectors):
+                            repeated.remember(keys[utt], attr, vector)
                 progress.update(len(batch["ids"]))
         progress.close()
     for writer in writers.values():
         writer.close()
     write_layer_weights(model, out_dir / "layer_weights.json")
     return table_dirs
+
+
+def _write_remembered(
+    utt_ids: Sequence[str],
+    keys: dict[str, UtteranceKey],
+    repeated: RepeatedUtterances,
+    writers: dict[str, EmbeddingTableWriter],
+    already_done: dict[str, frozenset[str]],
+) -> set[str]:
+    """Write the utterances whose vectors ``repeated`` holds for every pending attribute; return their ids."""
+    copied = {utt: vectors for utt in utt_ids if (vectors := repeated.lookup(keys[utt], list(writers)))}
+    for attr, writer in writers.items():
+        ids = [utt for utt in copied if utt not in already_done[attr]]
+        if ids:
+            writer.write(ids, np.stack([copied[utt][attr] for utt in ids]))
+    if copied:
+        logger.info("%d utterance(s) copied from an earlier set of this run", len(copied))
+    return set(copied)
 
 
 def merge_jobs(out_dir: str | Path, set_name: str, attributes: Sequence[str], num_jobs: int) -> None:

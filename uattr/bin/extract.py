@@ -2,7 +2,8 @@
 
 Writes <out>/<attr>/<set>/emb.{ark,scp} + meta.json per attribute and <out>/layer_weights.json. Resumable: an
 interrupted run continues where it stopped; complete tables are left alone. Split work over N jobs with
-`--job I --num-jobs N` (I = 1..N, each writes <table>/splitN/I/), then `--merge N`.
+`--job I --num-jobs N` (I = 1..N, each writes <table>/splitN/I/), then `--merge N`. With several --data dirs,
+an utterance they share (same id and audio) is encoded once.
 
 Examples:
   uattr extract --model exp/joint --data data/test --out exp/joint/emb
@@ -39,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
     from uattr.config import load_yaml
     from uattr.data.kaldi import set_names as data_set_names
     from uattr.errors import ConfigError
-    from uattr.extract import extract_embeddings, merge_jobs, resolve_model_dir
+    from uattr.extract import RepeatedUtterances, extract_embeddings, merge_jobs, resolve_model_dir
     from uattr.model import UnifiedEncoder
 
     model_dir = resolve_model_dir(args.model)
@@ -54,12 +55,13 @@ def main(args: argparse.Namespace) -> int:
             merge_jobs(args.out, set_name, attributes, args.merge)
         return 0
     model = UnifiedEncoder.from_pretrained(model_dir, device=args.device)
+    repeated = RepeatedUtterances(args.data) if len(args.data) > 1 else None
     for data, set_name in zip(args.data, set_names):
         tables = extract_embeddings(
             model, data, args.out, set_name=set_name, attributes=args.attributes, job=args.job,
             num_jobs=args.num_jobs, model_name=str(model_dir), max_batch_seconds=args.max_batch_seconds,
             max_batch_size=args.max_batch_size, num_workers=args.num_workers, device=args.device,
-            show_progress=not args.quiet,
+            show_progress=not args.quiet, repeated=repeated,
         )
         for attr, table in tables.items():
             logger.info("%s: %s/emb.scp", attr, table)
