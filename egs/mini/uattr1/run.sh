@@ -9,6 +9,7 @@ set -euo pipefail
 
 ./uattr.sh \
   --nj 1 \
+  --train_jobs 2 \
   --data_opts "--nj 2" \
   --train_set train \
   --valid_set dev \
