@@ -101,7 +101,7 @@ def target_tensor(utt_id: str, attr: str, value: Any) -> torch.Tensor:
         raise DataError(f"utterance '{utt_id}': target '{attr}' has unsupported type {array.dtype}")
     if not np.isfinite(array).all():
         raise DataError(f"utterance '{utt_id}': target '{attr}' contains NaN or inf")
-    return torch.as_tensor(array, dtype=torch.float32)
+    return torch.tensor(array, dtype=torch.float32)  # a copy: cached tables are read-only memory maps
 
 
 class UtteranceDataset(torch.utils.data.Dataset):
