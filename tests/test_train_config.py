@@ -86,6 +86,16 @@ def test_defaults_are_the_paper_settings_and_overrides_apply(tmp_path) -> None:
     assert config.trainer.criterion_mode() == "max"
 
 
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path) -> None:
+    # PyYAML (YAML 1.1) reads 1e-5 as a string, in a file and in a --key value override alike.
+    path = tmp_path / "conf.yaml"
+    path.write_text(yaml.safe_dump(MINIMAL) + "optim:\n  upstream:\n    optimizer: {name: adam, lr: 1e-5}\n")
+    config = load_experiment_config(path, [("attributes.speaker.weight", yaml.safe_load("1E+2"))])
+    assert config.optim.upstream.optimizer.lr == 1e-5 and config.attributes["speaker"].weight == 100.0
+    with pytest.raises(ConfigError, match=r"optim\.upstream\.optimizer\.lr: expected a number, got 'e-5'"):
+        load_experiment_config(path, [("optim.upstream.optimizer.lr", "e-5")])
+
+
 def test_attribute_lists_are_checked(experiment) -> None:
     data = copy.deepcopy(experiment)
     data["data"]["valid_trials"] = {"spk": "trials"}

@@ -7,6 +7,7 @@ section is a dataclass; a key the dataclass does not declare is an error naming 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -34,6 +35,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     return data
+
+
+_EXPONENT_FLOAT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 
 
 def parse_overrides(argv: Sequence[str]) -> list[tuple[str, Any]]:
@@ -161,6 +165,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         return {k: _convert(value_hint, v, f"{where}.{k}") for k, v in value.items()}
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 (PyYAML) reads "1e-5" (no dot) as a string
     if hint is float:
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if hint in (int, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
