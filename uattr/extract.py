@@ -63,9 +63,6 @@ class RepeatedUtterances:
         self._repeated = {key for key, count in counts.items() if count > 1}
         self._vectors: dict[UtteranceKey, dict[str, np.ndarray]] = {}
 
-    def __len__(self) -> int:
-        return len(self._repeated)
-
     def lookup(self, key: UtteranceKey, attributes: Sequence[str]) -> dict[str, np.ndarray] | None:
         """The vectors of every attribute in ``attributes`` if all were remembered, else None."""
         known = self._vectors.get(key, {})
