@@ -312,7 +312,7 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   report_args=(--stage-times "${timing}")
   [ -n "${reference_results}" ] && report_args+=(--reference "${reference_results}")
   [ -n "${results_notes}" ] && report_args+=(--notes "${results_notes}")
-  for system in ${all_systems}; do
+  for system in ${systems}; do  # trained systems: an untrained baseline's weights are its initial ones
     weights="${expdir}/${system}/emb/layer_weights.json"  # written by stage 4
     [ -f "${weights}" ] || continue
     uattr plot-layer-weights --json "${weights}" --out "${expdir}/${system}/layer_weights.png"
