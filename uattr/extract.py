@@ -120,8 +120,9 @@ def extract_embeddings(
     if len(todo) < len(utt_ids):
         logger.info("%s: %d of %d utterances already extracted", set_name, len(utt_ids) - len(todo), len(utt_ids))
     audio = AudioSource(data, sample_rate=model.sample_rate)
-    keys = {utt: utterance_key(audio, utt) for utt in todo} if repeated is not None else {}
+    keys: dict[str, UtteranceKey] = {}
     if repeated is not None:
+        keys = {utt: utterance_key(audio, utt) for utt in todo}
         copied = _write_remembered(todo, keys, repeated, writers, already_done)
         todo = [utt for utt in todo if utt not in copied]
     if todo:
