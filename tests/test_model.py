@@ -101,6 +101,54 @@ def test_uncertainty_weighting_learns_one_log_variance_per_attribute() -> None:
     assert all(p.grad is not None for p in model.loss_log_vars.values())
 
 
+def test_weight_schedule_keeps_an_attribute_out_until_its_start_then_ramps_it_in() -> None:
+    config = from_dict(
+        ModelConfig,
+        {
+            "upstream": {"name": "fake:"},
+            "attributes": {
+                "semantic": {"dim": 6},
+                "speaker": {"dim": 3, "weight": 0.5, "weight_schedule": {"start_step": 10, "ramp_steps": 4}},
+            },
+        },
+    )
+    torch.manual_seed(0)
+    model = UnifiedEncoder(config, upstream=FakeUpstream())
+    embeddings = model(torch.randn(2, 800), torch.tensor([800, 640]))
+    targets = {"semantic": torch.randn(2, 6), "speaker": torch.randn(2, 3)}
+    for step, share in [(0, 0.0), (9, 0.0), (10, 0.0), (11, 0.25), (13, 0.75), (14, 1.0), (500, 1.0), (None, 1.0)]:
+        total, losses = model.compute_loss(embeddings, targets, step=step)
+        torch.testing.assert_close(total, losses["semantic"] + share * 0.5 * losses["speaker"], msg=f"step {step}")
+
+    # Before its start the attribute moves nothing: the encoder gets the semantic gradient alone.
+    model.compute_loss(embeddings, targets, step=3)[0].backward(retain_graph=True)
+    scheduled = model.upstream.maps.grad.clone()
+    assert all(torch.count_nonzero(p.grad) == 0 for p in model.experts["speaker"].parameters())
+    model.zero_grad()
+    model.compute_loss({"semantic": embeddings["semantic"]}, targets)[0].backward()
+    torch.testing.assert_close(scheduled, model.upstream.maps.grad)
+
+
+def test_weight_schedule_scales_an_uncertainty_term_whole() -> None:
+    model = _model(loss_weighting="uncertainty")
+    model.config.attributes["speaker"].weight_schedule.start_step = 5
+    with torch.no_grad():
+        model.loss_log_vars["speaker"].fill_(-1.0)
+    embeddings = model(torch.randn(2, 800), torch.tensor([800, 800]))
+    total, losses = model.compute_loss(embeddings, {"semantic": torch.randn(2, 6), "speaker": torch.randn(2, 3)}, 0)
+    torch.testing.assert_close(total, losses["semantic"])  # exp(0)·L + 0 for semantic; speaker off with its s
+    total.backward()
+    assert torch.count_nonzero(model.loss_log_vars["speaker"].grad) == 0
+
+
+@pytest.mark.parametrize("key", ["start_step", "ramp_steps"])
+def test_a_negative_weight_schedule_names_its_key(key: str) -> None:
+    speaker = AttributeConfig(dim=3)
+    setattr(speaker.weight_schedule, key, -1)
+    with pytest.raises(ConfigError, match=rf"attributes\.speaker\.weight_schedule\.{key}: must be ≥ 0, got -1"):
+        UnifiedEncoder(_config(speaker=speaker), upstream=FakeUpstream())
+
+
 def test_a_subset_of_attributes_needs_only_its_targets_and_a_missing_target_is_a_data_error() -> None:
     model = _model()
     embeddings = model(torch.randn(1, 800), torch.tensor([800]), ["speaker"])

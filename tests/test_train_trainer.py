@@ -87,6 +87,29 @@ def test_both_optimisers_update_every_trainable_parameter(experiment, tmp_path) 
     assert [name for name in unchanged if not name.endswith("pooling.score.bias")] == []
 
 
+def test_a_scheduled_attribute_is_left_alone_until_its_start_step(experiment, tmp_path) -> None:
+    """Steps 0..3 update the encoder and the semantic branch only; from step 4 on the speaker branch learns."""
+    def train(start_step: int, exp_dir: str) -> tuple[dict[str, torch.Tensor], Trainer]:
+        data = copy.deepcopy(experiment)
+        data["attributes"]["speaker"]["weight_schedule"] = {"start_step": start_step}
+        data["trainer"].update(max_steps=4, valid_every=None, average_best=False)
+        trainer = Trainer(from_dict(ExperimentConfig, data), tmp_path / exp_dir)
+        before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+        trainer.run()
+        return before, trainer
+
+    def moved(before: dict[str, torch.Tensor], trainer: Trainer, prefix: str) -> bool:
+        return any(
+            not torch.equal(p, before[name]) for name, p in trainer.model.named_parameters() if name.startswith(prefix)
+        )
+
+    before, trainer = train(start_step=4, exp_dir="late")
+    assert not moved(before, trainer, "experts.speaker.")
+    assert moved(before, trainer, "experts.semantic.") and moved(before, trainer, "upstream.")
+    before, trainer = train(start_step=3, exp_dir="early")
+    assert moved(before, trainer, "experts.speaker.")
+
+
 class LookupModel(nn.Module):
     """A stand-in encoder whose embeddings are the dev teacher vectors (found by each utterance's length)."""
 

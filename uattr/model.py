@@ -113,24 +113,27 @@ class UnifiedEncoder(nn.Module):
         return {expert.name: expert(hidden, frame_lens) for expert in experts}
 
     def compute_loss(
-        self, embeddings: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+        self, embeddings: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], step: int | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``(total, {attribute: unweighted loss})`` over the attributes present in ``embeddings``."""
+        """``(total, {attribute: unweighted loss})`` over the attributes present in ``embeddings``; the total at
+        training update ``step`` follows each attribute's ``weight_schedule`` (None: the full weights)."""
         losses = {}
         for name, embedding in embeddings.items():
             expert = self.expert(name)
             if expert.target_key not in targets:
                 raise DataError(f"the batch has no targets for attribute '{name}' (targets: {', '.join(targets)})")
             losses[name] = expert.loss(embedding, targets[expert.target_key].to(embedding.device))
-        total = sum(self._weighted(name, loss) for name, loss in losses.items())
+        total = sum(self._weighted(name, loss, step) for name, loss in losses.items())
         return total, losses
 
-    def _weighted(self, name: str, loss: torch.Tensor) -> torch.Tensor:
-        weighted = self.config.attributes[name].weight * loss
-        if self.loss_log_vars is None:
-            return weighted
-        log_var = self.loss_log_vars[name]
-        return torch.exp(-log_var) * weighted + log_var
+    def _weighted(self, name: str, loss: torch.Tensor, step: int | None) -> torch.Tensor:
+        attribute = self.config.attributes[name]
+        weighted = attribute.weight * loss
+        if self.loss_log_vars is not None:
+            log_var = self.loss_log_vars[name]
+            weighted = torch.exp(-log_var) * weighted + log_var
+        # The whole term is scaled, so a learned uncertainty s_τ stays put while its attribute is off.
+        return weighted if step is None else attribute.weight_schedule.factor(step) * weighted
 
     @torch.no_grad()
     def embed(
@@ -246,6 +249,17 @@ def _check_attributes(config: ModelConfig) -> None:
             )
         if attribute.weight < 0:
             raise ConfigError(f"attributes.{name}.weight: must be ≥ 0, got {attribute.weight}")
+        for key, value in dataclasses.asdict(attribute.weight_schedule).items():
+            if value < 0:
+                raise ConfigError(f"attributes.{name}.weight_schedule.{key}: must be ≥ 0, got {value}")
+
+
+def _weight_text(attribute: AttributeConfig) -> str:
+    """The model card's loss weight, with the update it starts from when it does not start at once."""
+    schedule = attribute.weight_schedule
+    if schedule.start_step == 0 and schedule.ramp_steps == 0:
+        return f"{attribute.weight:g}"
+    return f"{attribute.weight:g} (from update {schedule.start_step}, ramped over {schedule.ramp_steps})"
 
 
 def _as_waveform_list(waveforms: torch.Tensor | Sequence[torch.Tensor | np.ndarray]) -> list[torch.Tensor]:
@@ -281,7 +295,7 @@ def model_card(model: UnifiedEncoder, architecture: str | None = None) -> str:
         loss = attribute.loss.name + (f" {attribute.loss.options}" if attribute.loss.options else "")
         rows.append(
             f"| {name} | {attribute.expert} | {expert.embedding_dim} | {'yes' if branch.normalize else 'no'} | "
-            f"{span} | {branch.projection} | {branch.pooling} | {loss} | {attribute.weight:g} | {teacher} |"
+            f"{span} | {branch.projection} | {branch.pooling} | {loss} | {_weight_text(attribute)} | {teacher} |"
         )
     weights = model.layer_weights()
     all_layers = sorted({layer for entry in weights.values() for layer in entry["layers"]})

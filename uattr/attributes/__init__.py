@@ -6,6 +6,6 @@ from ``utt2<label>``). A plug-in registers its own with ``@ATTRIBUTE_EXPERTS.reg
 """
 
 from uattr.attributes import distill, label  # noqa: F401  (registration)
-from uattr.attributes.base import AttributeConfig, AttributeExpert, build_expert
+from uattr.attributes.base import AttributeConfig, AttributeExpert, WeightSchedule, build_expert
 
-__all__ = ["AttributeConfig", "AttributeExpert", "build_expert"]
+__all__ = ["AttributeConfig", "AttributeExpert", "WeightSchedule", "build_expert"]

@@ -15,12 +15,34 @@ from uattr.registry import ATTRIBUTE_EXPERTS
 
 
 @dataclasses.dataclass
+class WeightSchedule:
+    """When an attribute's loss joins the training total: not before update ``start_step``, then its weight
+    rises linearly to the full ``weight`` over ``ramp_steps`` updates (default: full weight from the start).
+
+    Why: an encoder trained from scratch learns content features best before a speaker loss reshapes its lower
+    layers (egs/mini/uattr1/README.md: the speaker loss from update 40, ramped in by 80, keeps the semantic
+    branch at the semantic-only model's level). Validation always uses the full weights.
+    """
+
+    start_step: int = 0
+    ramp_steps: int = 0
+
+    def factor(self, step: int) -> float:
+        """The share of the weight in effect at update ``step`` (0-based: updates done so far)."""
+        if step < self.start_step:
+            return 0.0
+        if self.ramp_steps == 0:
+            return 1.0
+        return min(1.0, (step - self.start_step) / self.ramp_steps)
+
+
+@dataclasses.dataclass
 class AttributeConfig:
     """One block of the ``attributes:`` mapping.
 
     ``dim`` is the target (teacher's) dimension; ``classes`` the label set of a ``label`` expert; ``weight``
-    scales this attribute's loss in the total; ``teacher`` is a free-form record (name/model/field) of who
-    made the targets, shown on the model card.
+    scales this attribute's loss in the total, ``weight_schedule`` says from which update; ``teacher`` is a
+    free-form record (name/model/field) of who made the targets, shown on the model card.
     """
 
     expert: str = "distill"
@@ -29,6 +51,7 @@ class AttributeConfig:
     branch: BranchConfig = dataclasses.field(default_factory=BranchConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     weight: float = 1.0
+    weight_schedule: WeightSchedule = dataclasses.field(default_factory=WeightSchedule)
     teacher: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 

@@ -291,7 +291,7 @@ class Trainer:
             with self._autocast():
                 embeddings = self.wrapped(batch["wavs"], batch["wav_lens"])
             embeddings = {attr: embedding.float() for attr, embedding in embeddings.items()}
-            total, losses = self.model.compute_loss(embeddings, batch["targets"])
+            total, losses = self.model.compute_loss(embeddings, batch["targets"], step=self.step)
             scaled = total / self.config.trainer.grad_accum
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
         return {"loss": total.detach(), **{f"{attr}/loss": loss.detach() for attr, loss in losses.items()}}
@@ -345,6 +345,9 @@ class Trainer:
         self.writer.add_scalar("train/grad_norm", grad_norm, self.step)
         for name, lr in lrs.items():
             self.writer.add_scalar(f"lr/{name}", lr, self.step)
+        for attr, attribute in self.model.config.attributes.items():
+            weight = attribute.weight * attribute.weight_schedule.factor(self.step)
+            self.writer.add_scalar(f"loss_weight/{attr}", weight, self.step)
         for attr, entry in self.model.layer_weights().items():
             for layer, weight in zip(entry["layers"], entry["weights"]):
                 self.writer.add_scalar(f"layer_weights/{attr}/layer_{layer:02d}", weight, self.step)
