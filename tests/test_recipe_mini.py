@@ -58,7 +58,8 @@ def test_toy_recipe_runs_every_stage_and_fills_results(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     results = (recipe / "exp" / "RESULTS.md").read_text()
-    for system in ("joint", "semantic", "speaker", "joint_s3prl_wav2vec2", "baseline", "teacher"):
+    for system in ("joint", "semantic", "speaker", "joint_s3prl_wav2vec2", "baseline", "baseline_s3prl_wav2vec2",
+                   "teacher"):
         assert f"| {system} |" in results, system
     for section in ("## Speaker verification", "### dev", "### test", "## Retrieval", "### test_s2t_unseen",
                     "### test_s2s_seen", "## Figures", "## Stage times"):

@@ -7,6 +7,8 @@
 #   ./run.sh --data_opts "--toy true" --train_opts "--trainer.max_steps 5"   # the CI's toy run
 set -euo pipefail
 
+# Systems train two at a time in the order listed: the s3prl variant, the slowest, runs beside the other three
+# in turn. Each route has its untrained baseline.
 ./uattr.sh \
   --nj 1 \
   --train_jobs 2 \
@@ -16,8 +18,8 @@ set -euo pipefail
   --test_sets "test" \
   --teacher_conf conf/teachers.txt \
   --init_upstreams "w2v-bert:conf/encoder_w2vbert.yaml wav2vec2:conf/encoder_wav2vec2.yaml" \
-  --systems "joint semantic speaker joint_s3prl_wav2vec2" \
-  --untrained_systems baseline \
+  --systems "joint_s3prl_wav2vec2 joint semantic speaker" \
+  --untrained_systems "baseline baseline_s3prl_wav2vec2" \
   --sv_attr speaker \
   --sv_sets "dev test" \
   --retrieval_conf data/retrieval_tasks \
