@@ -106,6 +106,17 @@ def test_interrupted_extraction_resumes_to_the_same_tables(
             np.testing.assert_array_equal(ref[utt], got[utt])
 
 
+def test_a_data_dir_rebuilt_with_more_utterances_is_extracted_again(model_dir: Path, tmp_path: Path) -> None:
+    model = UnifiedEncoder.from_pretrained(model_dir)
+    small = make_data_dir(tmp_path / "v1", speakers=("spkA", "spkB"), utts_per_speaker=2, seconds=0.6)
+    extract_embeddings(model, small, tmp_path / "emb", show_progress=False)
+    larger = make_data_dir(tmp_path / "v1", speakers=("spkA", "spkB"), utts_per_speaker=3, seconds=0.6)
+    assert larger == small  # the same data dir, rebuilt
+    tables = extract_embeddings(model, larger, tmp_path / "emb", show_progress=False)
+    for table_dir in tables.values():
+        assert sorted(read_embedding_table(table_dir / "emb.scp")) == sorted(AudioSource(larger).ids)
+
+
 def test_split_jobs_and_merge_equal_a_single_job(model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
     model = UnifiedEncoder.from_pretrained(model_dir)
     single = extract_embeddings(model, data_dir, tmp_path / "single", show_progress=False)

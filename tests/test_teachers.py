@@ -280,6 +280,27 @@ def test_complete_table_is_left_alone(data_dir, tmp_path, caplog):
     assert (out / "emb.scp").read_bytes() == before
 
 
+def test_complete_tables_of_an_earlier_data_dir_are_written_again(tmp_path, caplog):
+    data = make_data_dir(tmp_path)
+    out = tmp_path / "sem"
+    extract_teacher(ToyTextTeacher(), data, out, show_progress=False)
+    for job in (1, 2):
+        extract_teacher(ToyTextTeacher(), data, out / "split", job=job, num_jobs=2, show_progress=False)
+    merge_split(out / "split", 2)
+    kept = {u: v for u, v in UTTERANCES.items() if u != "spkB-u3"}
+    write_table(data / "wav.scp", {u: str(tmp_path / "wav" / f"{u}.wav") for u in kept})  # the corpus was rebuilt
+    teacher = ToyTextTeacher()
+    with caplog.at_level(logging.WARNING):
+        extract_teacher(teacher, data, out, show_progress=False)
+        for job in (1, 2):
+            extract_teacher(teacher, data, out / "split", job=job, num_jobs=2, show_progress=False)
+        merge_split(out / "split", 2)
+    assert "written for other utterances (0 missing, 1 no longer wanted; e.g. 'spkB-u3')" in caplog.text
+    assert sorted(load(out)) == sorted(load(out / "split")) == sorted(kept)
+    # Job 1's share (the first 3 ids) did not change: only the whole table and job 2's are written again.
+    assert len([text for call in teacher.calls for text in call]) == len(kept) + 2
+
+
 def test_split_jobs_and_merge_equal_a_single_job(data_dir, tmp_path):
     single = extract_teacher(ToyTextTeacher(), data_dir, tmp_path / "single", batch_size=2, show_progress=False)
     out = tmp_path / "split"

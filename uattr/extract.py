@@ -25,7 +25,7 @@ from uattr.data.collate import collate_batch
 from uattr.data.dataset import UtteranceDataset
 from uattr.data.kaldi import DataDir
 from uattr.data.sampler import DynamicBatchSampler
-from uattr.data.tables import EmbeddingTableWriter, job_dir, merge_split, split_ids, table_is_complete
+from uattr.data.tables import EmbeddingTableWriter, job_dir, merge_split, split_ids, table_is_current
 from uattr.errors import ConfigError
 from uattr.fileio import atomic_write
 from uattr.model import UnifiedEncoder
@@ -105,7 +105,8 @@ def extract_embeddings(
 
     out_dir = Path(out_dir)
     table_dirs = {attr: job_dir(out_dir / attr / set_name, job, num_jobs) for attr in attributes}
-    pending = [attr for attr in attributes if not table_is_complete(table_dirs[attr])]
+    utt_ids = split_ids(data.utt_ids, job, num_jobs)
+    pending = [attr for attr in attributes if not table_is_current(table_dirs[attr], utt_ids)]
     writers = {
         attr: EmbeddingTableWriter(
             table_dirs[attr],
@@ -114,7 +115,6 @@ def extract_embeddings(
         )
         for attr in pending
     }
-    utt_ids = split_ids(data.utt_ids, job, num_jobs) if num_jobs else list(data.utt_ids)
     already_done = {attr: writer.done_ids for attr, writer in writers.items()}
     todo = [utt for utt in utt_ids if any(utt not in done for done in already_done.values())]
     if len(todo) < len(utt_ids):

@@ -1,9 +1,10 @@
 """Cache a teacher's embeddings (or label indices) for a data dir as a kaldiio table.
 
 Writes <out>/emb.ark, emb.scp and meta.json (teacher, model, dimension, normalisation, input field, library
-versions; label tables also list their classes). Resumable: an interrupted run continues where it stopped, and
-a complete table is left alone. Split work: run `--job I --num-jobs N` for I = 1..N (each writes
-<out>/splitN/I/), then `--merge N` to join them into <out>.
+versions; label tables also list their classes). Resumable: an interrupted run continues where it stopped, a
+complete table of the same utterances is left alone, and one of other utterances (the data dir changed) is
+written again. Split work: run `--job I --num-jobs N` for I = 1..N (each writes <out>/splitN/I/), then
+`--merge N` to join them into <out>.
 
 Examples:
   uattr extract-teacher --teacher sentence-transformers --model BAAI/bge-m3 --field text.en \\
@@ -42,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Imported here so `uattr --help` stays fast.
-    from uattr.data.tables import job_dir, merge_split, table_is_complete
+    from uattr.data.kaldi import DataDir
+    from uattr.data.tables import job_dir, merge_split, split_ids, table_is_current
     from uattr.teachers.base import build_teacher
     from uattr.teachers.extract import extract_teacher
 
@@ -56,7 +58,13 @@ def main(args: argparse.Namespace) -> int:
     if not args.teacher or not args.data:
         raise ConfigError("--teacher and --data are required (unless --merge)")
     # Checked before the (slow) teacher is loaded.
-    pending = {data: out for data, out in outputs.items() if not table_is_complete(job_dir(out, args.job, args.num_jobs))}
+    pending = {
+        data: out
+        for data, out in outputs.items()
+        if not table_is_current(
+            job_dir(out, args.job, args.num_jobs), split_ids(DataDir.load(data).utt_ids, args.job, args.num_jobs)
+        )
+    }
     for data in outputs.keys() - pending.keys():
         logger.info("%s: teacher table already complete; nothing to do", outputs[data])
     if not pending:

@@ -16,7 +16,8 @@ On-disk protocol of :class:`EmbeddingTableWriter` (``<dir>`` = the table directo
 A writer opened on a directory holding ``*.part`` files resumes: it keeps the complete scp lines (its
 ``done_ids``), cuts ``emb.ark`` back to the end of the last recorded vector (dropping bytes of an interrupted
 batch) and appends from there. :func:`merge_tables` joins the tables of N split jobs into one ``emb.scp``
-pointing at the jobs' arks (keep the split directories).
+pointing at the jobs' arks (keep the split directories). Writers of tables call :func:`table_is_current` first:
+a complete table of other utterances than its data dir now holds is removed and written again.
 """
 
 from __future__ import annotations
@@ -51,6 +52,36 @@ def table_is_complete(table_dir: PathLike) -> bool:
     """True once :meth:`EmbeddingTableWriter.close` (or :func:`merge_tables`) has finished ``table_dir``."""
     table_dir = Path(table_dir)
     return (table_dir / SCP_NAME).is_file() and (table_dir / META_NAME).is_file()
+
+
+def table_is_current(table_dir: PathLike, utt_ids: Iterable[str]) -> bool:
+    """True when ``table_dir`` is a complete table of exactly ``utt_ids``.
+
+    A complete table of other utterances was written for an earlier version of its data (e.g. a corpus rebuilt
+    with other options): it is removed, with a warning, so that the caller writes it again rather than leaving
+    stale vectors that look complete.
+    """
+    table_dir = Path(table_dir)
+    if not table_is_complete(table_dir):
+        return False
+    held = set(table_ids(table_dir))
+    wanted = set(utt_ids)
+    if held == wanted:
+        return True
+    missing, extra = sorted(wanted - held), sorted(held - wanted)
+    logger.warning(
+        "%s: written for other utterances (%d missing, %d no longer wanted; e.g. %s); writing it again",
+        table_dir, len(missing), len(extra), ", ".join(f"'{key}'" for key in (missing[:1] + extra[:1])),
+    )
+    for name in (META_NAME, SCP_NAME, ARK_NAME):  # meta.json first: from then on the table is not complete
+        with contextlib.suppress(FileNotFoundError):
+            (table_dir / name).unlink()
+    return False
+
+
+def table_ids(table_dir: PathLike) -> list[str]:
+    """The utterance ids of a complete table, in its ``emb.scp`` order."""
+    return [key for _, key, _ in _read_scp_lines(Path(table_dir) / SCP_NAME)]
 
 
 def read_embedding_table(scp: PathLike) -> dict[str, np.ndarray]:
@@ -315,8 +346,10 @@ def job_dir(out_dir: PathLike, job: int | None = None, num_jobs: int | None = No
     return Path(out_dir) / f"split{num_jobs}" / str(job)
 
 
-def split_ids(utt_ids: Sequence[str], job: int, num_jobs: int) -> list[str]:
-    """The ``job``-th (1-based) of ``num_jobs`` contiguous, near-equal chunks of ``utt_ids``."""
+def split_ids(utt_ids: Sequence[str], job: int | None = None, num_jobs: int | None = None) -> list[str]:
+    """The ``job``-th (1-based) of ``num_jobs`` contiguous, near-equal chunks of ``utt_ids`` (all when not split)."""
+    if not num_jobs:
+        return list(utt_ids)
     chunks = np.array_split(np.arange(len(utt_ids)), num_jobs)
     return [utt_ids[i] for i in chunks[job - 1]]
 
@@ -324,9 +357,11 @@ def split_ids(utt_ids: Sequence[str], job: int, num_jobs: int) -> list[str]:
 def merge_split(out_dir: PathLike, num_jobs: int) -> Path:
     """Join the tables of jobs ``1..num_jobs`` (``<out>/split<N>/<i>``) into ``out_dir``."""
     out_dir = Path(out_dir)
-    if table_is_complete(out_dir):
+    parts = [job_dir(out_dir, job, num_jobs) for job in range(1, num_jobs + 1)]
+    part_ids = [key for part in parts if table_is_complete(part) for key in table_ids(part)]
+    if table_is_current(out_dir, part_ids):
         logger.info("%s: merged table already complete; nothing to do", out_dir)
         return out_dir
-    merge_tables([job_dir(out_dir, job, num_jobs) for job in range(1, num_jobs + 1)], out_dir)
+    merge_tables(parts, out_dir)
     logger.info("%s: merged %d job tables", out_dir, num_jobs)
     return out_dir

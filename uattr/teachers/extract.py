@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from uattr.data.audio import AudioSource
 from uattr.data.kaldi import DataDir
-from uattr.data.tables import EmbeddingTableWriter, job_dir, split_ids, table_is_complete
+from uattr.data.tables import EmbeddingTableWriter, job_dir, split_ids, table_is_current
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import PathLike
 from uattr.teachers.base import SAMPLE_RATE, Teacher
@@ -41,22 +41,22 @@ def extract_teacher(
     """Write ``teacher``'s vectors for every utterance of ``data_dir``; returns the table dir written.
 
     ``field`` is the data-dir table a text or label teacher reads (default: the teacher's, e.g. ``text``);
-    every utterance needs an entry. A complete table is left as it is.
+    every utterance needs an entry. A complete table of the same utterances is left as it is.
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     target = job_dir(out_dir, job, num_jobs)
-    if table_is_complete(target):
+    data = DataDir.load(data_dir)
+    utt_ids = split_ids(data.utt_ids, job, num_jobs)
+    if table_is_current(target, utt_ids):
         logger.info("%s: teacher table already complete; nothing to do", target)
         return target
     if teacher.input == "audio" and field is not None:
         raise ConfigError(f"teacher '{teacher.name}' reads the audio; an input field ({field}) does not apply")
-    data = DataDir.load(data_dir)
     field = field or teacher.default_field
     inputs = _read_inputs(data, field) if teacher.input != "audio" else None
     if inputs is not None:
         teacher.prepare(inputs, source=str(data.path / field))
-    utt_ids = split_ids(data.utt_ids, job, num_jobs) if num_jobs else list(data.utt_ids)
 
     meta = {**teacher.metadata(), "field": field, "data": str(data_dir)}
     writer = EmbeddingTableWriter(target, meta=meta)
