@@ -139,6 +139,13 @@ def test_too_few_voices_stop_with_a_clear_message(tmp_path, monkeypatch):
         select_voices(config)
 
 
+@pytest.mark.parametrize("option", ["units_per_voice", "eval_units_per_voice"])
+def test_unit_counts_below_one_are_an_error_naming_the_option(tmp_path, option):
+    config = MiniConfig(out=tmp_path, roster=ROSTER, udhr=UDHR, **{option: 0})
+    with pytest.raises(ConfigError, match=f"--{option.replace('_', '-')} must be at least 1, got 0"):
+        prepare_mini(config)
+
+
 def _speakers(num_speakers: int, per_speaker: int, bilingual: int = 0) -> tuple[dict[str, str], dict[str, str]]:
     """Speakers s0.. each with ``per_speaker`` utterances in one of 3 languages; the first ``bilingual`` in two."""
     utt2spk, utt2lang = {}, {}
@@ -225,6 +232,25 @@ def test_voice_and_unit_splits_are_disjoint_per_language_and_deterministic():
             assert len(set(units) & set(unseen)) == 3
     train_en = [units for voice, units in assignment.items() if voice.lang == "en" and split[voice.voice_id] == "train"]
     assert len({tuple(units) for units in train_en}) == len(train_en), "voices of a language read different texts"
+
+
+def test_evaluation_voices_read_their_own_number_of_units_and_use_every_slot():
+    voices = [_voice(f"v_{lang}{i}", lang) for lang, count in (("en", 10), ("fr", 5)) for i in range(count)]
+    split = split_voices(voices, 0.2, seed=0)
+    seen, unseen = split_units([f"u{i:02d}" for i in range(20)], 0.1, seed=0)
+    assert len(unseen) == 2
+
+    def counts(**options) -> set[tuple[str, int, int]]:
+        assignment = assign_units(voices, split, seen, unseen, seed=0, **options)
+        return {(split[voice.voice_id], len(set(units) & set(seen)), len(set(units) & set(unseen)))
+                for voice, units in assignment.items()}
+
+    # Only 2 unseen units: an evaluation voice fills the rest of its 6 slots with seen ones (4 + 2, not 3 + 2).
+    assert counts(units_per_voice=6) == {("train", 6, 0), ("dev", 4, 2), ("test", 4, 2)}
+    assert counts(units_per_voice=6, eval_units_per_voice=10) == {("train", 6, 0), ("dev", 8, 2), ("test", 8, 2)}
+    # More than there are: every unit, seen and unseen.
+    assert counts(units_per_voice=6, eval_units_per_voice=99) == {("train", 6, 0), ("dev", 18, 2), ("test", 18, 2)}
+    assert counts(units_per_voice=6, eval_units_per_voice=1) == {("train", 6, 0), ("dev", 1, 0), ("test", 1, 0)}
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (tools/install_system.sh)")

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop unless at least this many voices are usable (default %(default)s)")
     parser.add_argument("--units-per-voice", type=int, default=_DEFAULTS.units_per_voice,
                         help="units each voice reads (default %(default)s)")
+    parser.add_argument("--eval-units-per-voice", type=int,
+                        help="units each dev/test voice reads, up to half of them unseen (default: "
+                             "--units-per-voice); more units give more retrieval queries from the same voices")
     parser.add_argument("--max-words", type=int, default=_DEFAULTS.max_words,
                         help="drop units with more English words (default %(default)s)")
     parser.add_argument("--unseen-share", type=float, default=_DEFAULTS.unseen_share,

@@ -57,6 +57,7 @@ class MiniConfig:
     voices_per_language: int | None = None  # keep the first N voices of each language (roster order)
     min_voices: int = 40
     units_per_voice: int = 12
+    eval_units_per_voice: int | None = None  # units each dev/test voice reads (None: units_per_voice)
     max_words: int = 25  # drop units whose English text is longer (keeps utterances short)
     unseen_share: float = 0.2  # share of units held out of training
     eval_voice_share: float = 0.2  # share of each language's voices in dev, and again in test
@@ -71,7 +72,7 @@ def toy_config(config: MiniConfig) -> MiniConfig:
     """The CI corpus: espeak-ng only, English and French, 4 voices each, short units, 3 units per voice."""
     return dataclasses.replace(
         config, languages=["en", "fr"], engines=["espeak"], voices_per_language=4, min_voices=8,
-        units_per_voice=3, max_words=12, num_trials=40,
+        units_per_voice=3, eval_units_per_voice=None, max_words=12, num_trials=40,
     )
 
 
@@ -194,9 +195,14 @@ def _cyclic(order: Sequence[str], index: int, count: int) -> list[str]:
 
 def assign_units(
     voices: Sequence[Voice], voice_split: dict[str, str], seen: Sequence[str], unseen: Sequence[str],
-    units_per_voice: int, seed: int,
+    units_per_voice: int, seed: int, eval_units_per_voice: int | None = None,
 ) -> dict[Voice, list[str]]:
-    """The units each roster line reads: training voices only seen units, evaluation voices half unseen."""
+    """The units each roster line reads: training voices only seen units, evaluation voices up to half unseen.
+
+    An evaluation voice reads ``eval_units_per_voice`` units (default ``units_per_voice``): as many unseen ones
+    as exist up to half of them, seen ones for the rest, so every query slot is used even when few units are
+    held out. More units per evaluation voice mean more retrieval queries from the same voices.
+    """
     rng = random.Random(seed)
     orders = {}
     for name in (TRAIN, *EVAL_SETS):
@@ -215,9 +221,13 @@ def assign_units(
         # Monolingual voices first: they make the speech→speech galleries, whose i-th voices must match.
         members.sort(key=lambda voice: len(languages_of[voice.voice_id]) > 1)
         seen_order, unseen_order = orders[name]
-        num_unseen = 0 if name == TRAIN or not unseen_order else units_per_voice // 2
+        count = units_per_voice
+        num_unseen = 0
+        if name != TRAIN:
+            count = eval_units_per_voice or units_per_voice
+            num_unseen = min(count // 2, len(unseen_order))
         for index, voice in enumerate(members):
-            assignment[voice] = _cyclic(seen_order, index, units_per_voice - num_unseen) + _cyclic(
+            assignment[voice] = _cyclic(seen_order, index, count - num_unseen) + _cyclic(
                 unseen_order, index, num_unseen
             )
     return assignment
@@ -304,6 +314,10 @@ def prepare_mini(config: MiniConfig) -> Summary:
     """Build the whole corpus under ``config.out`` (see the module docstring for the layout)."""
     out = Path(config.out)
     wav_dir = Path(config.wav_dir) if config.wav_dir else out / "wav"
+    for option in ("units_per_voice", "eval_units_per_voice"):
+        value = getattr(config, option)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
     voices = select_voices(config)
     languages = list(dict.fromkeys(voice.lang for voice in voices))
     units = {
@@ -315,7 +329,9 @@ def prepare_mini(config: MiniConfig) -> Summary:
         raise ConfigError(f"only {len(units)} UDHR unit(s) have at most {config.max_words} words; raise --max-words")
     seen, unseen = split_units(list(units), config.unseen_share, config.seed)
     voice_split = split_voices(voices, config.eval_voice_share, config.seed)
-    assignment = assign_units(voices, voice_split, seen, unseen, config.units_per_voice, config.seed)
+    assignment = assign_units(
+        voices, voice_split, seen, unseen, config.units_per_voice, config.seed, config.eval_units_per_voice
+    )
     utterances = plan_utterances(assignment, units, wav_dir)
 
     start = time.monotonic()
