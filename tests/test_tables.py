@@ -8,11 +8,11 @@ import pytest
 
 from uattr.data.tables import (
     EmbeddingTableWriter,
+    keep_current_table,
     merge_tables,
     read_embedding_table,
     read_table_meta,
     table_is_complete,
-    table_is_current,
 )
 from uattr.errors import ConfigError, DataError
 
@@ -100,14 +100,14 @@ def test_writer_refuses_a_complete_table(tmp_path):
 
 def test_a_complete_table_of_other_utterances_is_removed_to_be_written_again(tmp_path, caplog):
     out = write_table(tmp_path / "t", [["u-1", "u-2"]])
-    assert table_is_current(out, ["u-2", "u-1"])
-    assert not table_is_current(tmp_path / "never-written", ["u-1"])
+    assert keep_current_table(out, ["u-2", "u-1"])
+    assert not keep_current_table(tmp_path / "never-written", ["u-1"])
     with caplog.at_level("WARNING"):
-        assert not table_is_current(out, ["u-1", "u-2", "u-3"])
+        assert not keep_current_table(out, ["u-1", "u-2", "u-3"])
     assert "written for other utterances (1 missing, 0 no longer wanted; e.g. 'u-3')" in caplog.text
     assert not table_is_complete(out) and not (out / "emb.ark").exists()
     write_table(out, [["u-1", "u-2", "u-3"]])
-    assert table_is_current(out, ["u-1", "u-2", "u-3"])
+    assert keep_current_table(out, ["u-1", "u-2", "u-3"])
 
 
 def test_writer_rejects_nan_duplicates_and_dimension_changes(tmp_path):

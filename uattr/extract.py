@@ -25,7 +25,7 @@ from uattr.data.collate import collate_batch
 from uattr.data.dataset import UtteranceDataset
 from uattr.data.kaldi import DataDir
 from uattr.data.sampler import DynamicBatchSampler
-from uattr.data.tables import EmbeddingTableWriter, job_dir, merge_split, split_ids, table_is_current
+from uattr.data.tables import EmbeddingTableWriter, job_dir, keep_current_table, merge_split, split_ids
 from uattr.errors import ConfigError
 from uattr.fileio import atomic_write
 from uattr.model import UnifiedEncoder
@@ -106,7 +106,7 @@ def extract_embeddings(
     out_dir = Path(out_dir)
     table_dirs = {attr: job_dir(out_dir / attr / set_name, job, num_jobs) for attr in attributes}
     utt_ids = split_ids(data.utt_ids, job, num_jobs)
-    pending = [attr for attr in attributes if not table_is_current(table_dirs[attr], utt_ids)]
+    pending = [attr for attr in attributes if not keep_current_table(table_dirs[attr], utt_ids)]
     writers = {
         attr: EmbeddingTableWriter(
             table_dirs[attr],

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     # Imported here so `uattr --help` stays fast.
     from uattr.data.kaldi import DataDir
-    from uattr.data.tables import job_dir, merge_split, split_ids, table_is_current
+    from uattr.data.tables import job_dir, keep_current_table, merge_split, split_ids
     from uattr.teachers.base import build_teacher
     from uattr.teachers.extract import extract_teacher
 
@@ -61,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     pending = {
         data: out
         for data, out in outputs.items()
-        if not table_is_current(
+        if not keep_current_table(
             job_dir(out, args.job, args.num_jobs), split_ids(DataDir.load(data).utt_ids, args.job, args.num_jobs)
         )
     }

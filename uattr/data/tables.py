@@ -16,8 +16,8 @@ On-disk protocol of :class:`EmbeddingTableWriter` (``<dir>`` = the table directo
 A writer opened on a directory holding ``*.part`` files resumes: it keeps the complete scp lines (its
 ``done_ids``), cuts ``emb.ark`` back to the end of the last recorded vector (dropping bytes of an interrupted
 batch) and appends from there. :func:`merge_tables` joins the tables of N split jobs into one ``emb.scp``
-pointing at the jobs' arks (keep the split directories). Writers of tables call :func:`table_is_current` first:
-a complete table of other utterances than its data dir now holds is removed and written again.
+pointing at the jobs' arks (keep the split directories). Writers of tables call :func:`keep_current_table`
+first: a complete table of other utterances than its data dir now holds is removed and written again.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def table_is_complete(table_dir: PathLike) -> bool:
     return (table_dir / SCP_NAME).is_file() and (table_dir / META_NAME).is_file()
 
 
-def table_is_current(table_dir: PathLike, utt_ids: Iterable[str]) -> bool:
-    """True when ``table_dir`` is a complete table of exactly ``utt_ids``.
+def keep_current_table(table_dir: PathLike, utt_ids: Iterable[str]) -> bool:
+    """Keep a complete table of exactly ``utt_ids`` (True: nothing to write); remove one of other utterances.
 
     A complete table of other utterances was written for an earlier version of its data (e.g. a corpus rebuilt
     with other options): it is removed, with a warning, so that the caller writes it again rather than leaving
@@ -359,7 +359,7 @@ def merge_split(out_dir: PathLike, num_jobs: int) -> Path:
     out_dir = Path(out_dir)
     parts = [job_dir(out_dir, job, num_jobs) for job in range(1, num_jobs + 1)]
     part_ids = [key for part in parts if table_is_complete(part) for key in table_ids(part)]
-    if table_is_current(out_dir, part_ids):
+    if keep_current_table(out_dir, part_ids):
         logger.info("%s: merged table already complete; nothing to do", out_dir)
         return out_dir
     merge_tables(parts, out_dir)

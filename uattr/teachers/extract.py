@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from uattr.data.audio import AudioSource
 from uattr.data.kaldi import DataDir
-from uattr.data.tables import EmbeddingTableWriter, job_dir, split_ids, table_is_current
+from uattr.data.tables import EmbeddingTableWriter, job_dir, keep_current_table, split_ids
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import PathLike
 from uattr.teachers.base import SAMPLE_RATE, Teacher
@@ -48,7 +48,7 @@ def extract_teacher(
     target = job_dir(out_dir, job, num_jobs)
     data = DataDir.load(data_dir)
     utt_ids = split_ids(data.utt_ids, job, num_jobs)
-    if table_is_current(target, utt_ids):
+    if keep_current_table(target, utt_ids):
         logger.info("%s: teacher table already complete; nothing to do", target)
         return target
     if teacher.input == "audio" and field is not None:
