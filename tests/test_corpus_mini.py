@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
 import logging
 import shutil
@@ -139,8 +140,8 @@ def test_too_few_voices_stop_with_a_clear_message(tmp_path, monkeypatch):
         select_voices(config)
 
 
-@pytest.mark.parametrize("option", ["units_per_voice", "eval_units_per_voice"])
-def test_unit_counts_below_one_are_an_error_naming_the_option(tmp_path, option):
+@pytest.mark.parametrize("option", ["units_per_voice", "eval_units_per_voice", "num_trials"])
+def test_counts_below_one_are_an_error_naming_the_option(tmp_path, option):
     config = MiniConfig(out=tmp_path, roster=ROSTER, udhr=UDHR, **{option: 0})
     with pytest.raises(ConfigError, match=f"--{option.replace('_', '-')} must be at least 1, got 0"):
         prepare_mini(config)
@@ -305,3 +306,10 @@ def test_toy_corpus_end_to_end(tmp_path):
     config = toy_config(MiniConfig(out=out, roster=ROSTER, udhr=UDHR, nj=2))
     assert prepare_mini(config).synthesised == 0
     assert (out / "test" / "trials").read_text() == trials_before
+
+    # Without --num-trials every target pair is a trial, with as many nontarget trials.
+    prepare_mini(dataclasses.replace(config, num_trials=None))
+    utt2spk = read_table(out / "test" / "utt2spk")
+    labels = collections.Counter(line.split()[2] for line in (out / "test" / "trials").read_text().splitlines())
+    per_voice = collections.Counter(utt2spk.values())
+    assert labels["target"] == labels["nontarget"] == sum(n * (n - 1) // 2 for n in per_voice.values())

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-voice-share", type=float, default=_DEFAULTS.eval_voice_share,
                         help="share of each language's voices in dev, and in test (default %(default)s)")
     parser.add_argument("--num-trials", type=int, default=_DEFAULTS.num_trials,
-                        help="target trials per set, and as many nontarget (default %(default)s)")
+                        help="target trials per set, and as many nontarget (default: every target pair)")
     parser.add_argument("--cross-language-share", type=float, default=_DEFAULTS.cross_language_share,
                         help="share of cross-language trials of each kind (default %(default)s)")
     parser.add_argument("--wav-dir", type=Path, help="audio cache (default: <out>/wav)")

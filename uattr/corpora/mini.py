@@ -61,7 +61,7 @@ class MiniConfig:
     max_words: int = 25  # drop units whose English text is longer (keeps utterances short)
     unseen_share: float = 0.2  # share of units held out of training
     eval_voice_share: float = 0.2  # share of each language's voices in dev, and again in test
-    num_trials: int = 1000  # target trials per set, and as many nontarget trials
+    num_trials: int | None = None  # target trials per set, and as many nontarget (None: every target pair)
     cross_language_share: float = 0.3
     nj: int = 2
     seed: int = 0
@@ -314,7 +314,7 @@ def prepare_mini(config: MiniConfig) -> Summary:
     """Build the whole corpus under ``config.out`` (see the module docstring for the layout)."""
     out = Path(config.out)
     wav_dir = Path(config.wav_dir) if config.wav_dir else out / "wav"
-    for option in ("units_per_voice", "eval_units_per_voice"):
+    for option in ("units_per_voice", "eval_units_per_voice", "num_trials"):
         value = getattr(config, option)
         if value is not None and value < 1:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
@@ -360,7 +360,11 @@ def prepare_mini(config: MiniConfig) -> Summary:
         utt2spk = {u.utt_id: u.voice.voice_id for u in members}
         utt2lang = {u.utt_id: u.voice.lang for u in members}
         counts = pair_counts(utt2spk, utt2lang)
-        balanced = min(config.num_trials, counts[True, False] + counts[True, True])  # as many of each kind
+        # Every target pair by default: with ~17 voices per set, a sample of 1000 target trials moved an EER by
+        # up to 3.5 points against the full list (README: trials).
+        balanced = counts[True, False] + counts[True, True]
+        if config.num_trials is not None:
+            balanced = min(config.num_trials, balanced)
         trials = make_trials(utt2spk, utt2lang, num_target=balanced, num_nontarget=balanced, seed=config.seed,
                              cross_language_share=config.cross_language_share)
         write_trials(out / name / "trials", trials)
