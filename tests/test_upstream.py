@@ -15,7 +15,7 @@ from transformers import SeamlessM4TFeatureExtractor
 
 from uattr.bin.main import main as uattr_main
 from uattr.errors import ConfigError, DataError
-from uattr.upstream import UpstreamConfig, build_upstream
+from uattr.upstream import Upstream, UpstreamConfig, build_upstream
 from uattr.upstream.create import create_upstream
 from uattr.upstream.frontend import StackedFbank
 
@@ -284,3 +284,50 @@ def test_create_upstream_command(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert upstream.num_layers == 3 and not upstream.normalize and upstream.use_attention_mask
     config.write_text(yaml.safe_dump({"num_hidden_layer": 2}))
     assert uattr_main(["create-upstream", "--arch", "hubert", "--config", str(config), "--out", str(out) + "2"]) == 1
+
+
+@pytest.mark.parametrize(("name", "arch"), [("hf:{}", "w2v-bert"), ("s3prl:hf_wav2vec2_custom", "wav2vec2")])
+def test_gradient_scale_scales_only_what_the_upper_layers_send_down(
+    models: dict[str, Path], name: str, arch: str
+) -> None:
+    def gradients(scale: float, read: int) -> dict[str, torch.Tensor]:
+        """Encoder gradients of a loss on hidden state ``read``, with the layer-2 input's gradient scaled."""
+        config = UpstreamConfig(
+            name=name.format(models[arch]), path=str(models[arch]), finetune="full",
+            options={"mask_time_prob": 0.0} if name.startswith("hf:") else {},
+        )
+        config.gradient_scale.from_layer, config.gradient_scale.scale = 2, scale
+        upstream = build_upstream(config)
+        upstream.eval()  # no dropout: the two runs must differ by the scale alone
+        hidden, frame_lens = upstream(*padded_batch())
+        hidden[read, 0, : frame_lens[0]].pow(2).sum().backward()
+        return {key: p.grad for key, p in upstream.named_parameters() if p.grad is not None}
+
+    full, scaled = gradients(1.0, read=2), gradients(0.25, read=2)
+    lower = [key for key in full if ".layers.0." in key]
+    upper = [key for key in full if ".layers.1." in key]
+    assert lower and upper
+    for key in lower:  # the path from hidden state 2 down through layer 2 into hidden state 1 and below
+        torch.testing.assert_close(scaled[key], 0.25 * full[key])
+    for key in upper:  # layer 2's own parameters see hidden state 2's gradient unscaled
+        torch.testing.assert_close(scaled[key], full[key])
+    # A loss on hidden state 1 never passes through layer 2: nothing is scaled.
+    direct_full, direct_scaled = gradients(1.0, read=1), gradients(0.0, read=1)
+    assert [key for key in direct_full if ".layers.0." in key]
+    for key in direct_full:
+        torch.testing.assert_close(direct_scaled[key], direct_full[key])
+
+
+def test_gradient_scale_options_are_checked(models: dict[str, Path]) -> None:
+    def build(from_layer: int, scale: float = 0.5, finetune: str = "full") -> Upstream:
+        config = UpstreamConfig(name=f"hf:{models['w2v-bert']}", finetune=finetune)
+        config.gradient_scale.from_layer, config.gradient_scale.scale = from_layer, scale
+        return build_upstream(config)
+
+    with pytest.raises(ConfigError, match=r"gradient_scale.from_layer: 3 is not between 1 and the 2 layers"):
+        build(3)
+    with pytest.raises(ConfigError, match=r"gradient_scale.scale: must be ≥ 0, got -1"):
+        build(1, scale=-1.0)
+    with pytest.raises(ConfigError, match="gradient_scale: the encoder is frozen"):
+        build(1, finetune="frozen")
+    assert build(0, scale=-1.0).num_layers == 3  # from_layer 0: off, the scale is not read

@@ -9,17 +9,27 @@ from __future__ import annotations
 from uattr.errors import ConfigError
 from uattr.registry import UPSTREAMS
 from uattr.upstream import hf, s3prl  # noqa: F401  (importing registers the loaders)
-from uattr.upstream.base import Upstream, UpstreamConfig
+from uattr.upstream.base import GradientScale, Upstream, UpstreamConfig
 from uattr.upstream.finetune import apply_finetune_policy
+from uattr.upstream.gradient_scale import apply_gradient_scale
 
-__all__ = ["Upstream", "UpstreamConfig", "apply_finetune_policy", "build_upstream"]
+__all__ = [
+    "GradientScale",
+    "Upstream",
+    "UpstreamConfig",
+    "apply_finetune_policy",
+    "apply_gradient_scale",
+    "build_upstream",
+]
 
 
 def build_upstream(config: UpstreamConfig) -> Upstream:
-    """Load the encoder ``config.name`` names, with its fine-tuning policy applied."""
+    """Load the encoder ``config.name`` names, with its fine-tuning policy and gradient scale applied."""
     prefix, colon, _ = config.name.partition(":")
     if not colon:
         raise ConfigError(
             f"upstream.name '{config.name}' must look like <prefix>:<model>; prefixes: {', '.join(UPSTREAMS.names())}"
         )
-    return UPSTREAMS.get(prefix)(config)
+    upstream = UPSTREAMS.get(prefix)(config)
+    apply_gradient_scale(upstream, config.gradient_scale)
+    return upstream

@@ -17,6 +17,16 @@ ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 @dataclasses.dataclass
+class GradientScale:
+    """``scale`` multiplies the gradient flowing from encoder layer ``from_layer`` (and above) into the hidden state
+    below it (``from_layer - 1``); hidden state ``l`` is the output of layer ``l``. ``from_layer`` 0 is off.
+    See :mod:`uattr.upstream.gradient_scale` for why."""
+
+    from_layer: int = 0
+    scale: float = 1.0
+
+
+@dataclasses.dataclass
 class UpstreamConfig:
     """Which encoder to load and how much of it to train.
 
@@ -34,6 +44,7 @@ class UpstreamConfig:
     finetune: FinetunePolicy = "frozen_frontend"
     top_n: int = 0  # trainable top layers when finetune == "top_n"
     gradient_checkpointing: bool = False
+    gradient_scale: GradientScale = dataclasses.field(default_factory=GradientScale)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # passed to the loader
     architecture: str | None = None  # build from these architecture files, random weights (see above)
 

@@ -1,0 +1,53 @@
+"""Scaling the gradient that the upper encoder layers send into the lower ones.
+
+When branches read disjoint layers (the mini recipe: speaker on hidden states 1–2, semantic on 3–4), the upper
+branch's loss still trains the lower layers through the layers above them, and there it competes with the
+branch that reads those lower layers. ``GradientScale(from_layer=3, scale=0.5)`` halves the gradient that
+encoder layers 3 and above pass down into hidden state 2; hidden states 0–2 keep the full gradient of every
+branch that reads them directly. ``scale`` 0 would cut the upper branches off from the lower layers; 1 is off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from uattr.errors import ConfigError
+from uattr.upstream.base import GradientScale, Upstream
+
+
+class _ScaledGradient(torch.autograd.Function):
+    """Identity forward; the backward pass multiplies the incoming gradient by a constant."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None
+
+
+def apply_gradient_scale(upstream: Upstream, config: GradientScale, where: str = "upstream.gradient_scale") -> None:
+    """Hook the input of encoder layer ``config.from_layer`` so its gradient is scaled (no-op when off)."""
+    if config.from_layer == 0:
+        return
+    if config.scale < 0:
+        raise ConfigError(f"{where}.scale: must be ≥ 0, got {config.scale}")
+    if upstream.frozen:
+        raise ConfigError(f"{where}: the encoder is frozen, so no gradient reaches it; remove the option")
+    layers = upstream.encoder_layers()
+    if not 1 <= config.from_layer <= len(layers):
+        raise ConfigError(
+            f"{where}.from_layer: {config.from_layer} is not between 1 and the {len(layers)} layers of {upstream.name}"
+        )
+
+    def scale_input(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        # The layer's own input only: the hidden-state list the branches read keeps the unscaled tensor.
+        if args:
+            return (_ScaledGradient.apply(args[0], config.scale), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": _ScaledGradient.apply(kwargs["hidden_states"], config.scale)}
+
+    layers[config.from_layer - 1].register_forward_pre_hook(scale_input, with_kwargs=True)
