@@ -31,24 +31,28 @@ class _ScaledGradient(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
-def apply_gradient_scale(upstream: Upstream, config: GradientScale, where: str = "upstream.gradient_scale") -> None:
+_WHERE = "upstream.gradient_scale"
+
+
+def apply_gradient_scale(upstream: Upstream, config: GradientScale) -> None:
     """Hook the input of encoder layer ``config.from_layer`` so its gradient is scaled (no-op when off)."""
     if config.from_layer == 0:
         return
     if config.scale < 0:
-        raise ConfigError(f"{where}.scale: must be ≥ 0, got {config.scale}")
+        raise ConfigError(f"{_WHERE}.scale: must be ≥ 0, got {config.scale}")
     if upstream.frozen:
-        raise ConfigError(f"{where}: the encoder is frozen, so no gradient reaches it; remove the option")
+        raise ConfigError(f"{_WHERE}: the encoder is frozen, so no gradient reaches it; remove the option")
     layers = upstream.encoder_layers()
     if not 1 <= config.from_layer <= len(layers):
         raise ConfigError(
-            f"{where}.from_layer: {config.from_layer} is not between 1 and the {len(layers)} layers of {upstream.name}"
+            f"{_WHERE}.from_layer: {config.from_layer} is not between 1 and the {len(layers)} layers of {upstream.name}"
         )
 
-    def scale_input(_module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        # The layer's own input only: the hidden-state list the branches read keeps the unscaled tensor.
-        if args:
-            return (_ScaledGradient.apply(args[0], config.scale), *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": _ScaledGradient.apply(kwargs["hidden_states"], config.scale)}
+    def scale_input(_module: torch.nn.Module, args: tuple) -> tuple:
+        # The layer's own input only: the hidden-state list the branches read keeps the unscaled tensor. Every
+        # supported encoder (HF wav2vec2/HuBERT/WavLM/w2v-BERT, s3prl) passes that input as the first argument.
+        if not args:
+            raise RuntimeError(f"{_WHERE}: {upstream.name}'s layer {config.from_layer} got no positional input")
+        return (_ScaledGradient.apply(args[0], config.scale), *args[1:])
 
-    layers[config.from_layer - 1].register_forward_pre_hook(scale_input, with_kwargs=True)
+    layers[config.from_layer - 1].register_forward_pre_hook(scale_input)
