@@ -205,6 +205,21 @@ def test_results_collects_an_experiment(sv_setup, capsys):
     assert "joint/config.yaml" in text and "- python:" in text
 
 
+def test_results_aggregates_runs(tmp_path):
+    for run, eer in (("exp", 2.0), ("exp_seed1", 4.0)):
+        metrics = tmp_path / run / "joint" / "scores" / "test" / "metrics.json"
+        metrics.parent.mkdir(parents=True)
+        metrics.write_text(json.dumps({"eer": eer, "meta": {"task": "sv"}}))
+    runs = [str(tmp_path / "exp"), str(tmp_path / "exp_seed1")]
+    out = tmp_path / "RESULTS_seeds.md"
+    assert main(["results", "--exp-dir", *runs, "--out", str(out)]) == 0
+    assert "| joint | – | 2 | 3.00 ± 1.41 |" in out.read_text()
+    assert main(["results", "--exp-dir", *runs]) == 1  # --out is required
+    assert main(["results", "--exp-dir", runs[0], runs[0], "--out", str(out)]) == 1
+    (tmp_path / "unscored").mkdir()
+    assert main(["results", "--exp-dir", runs[0], str(tmp_path / "unscored"), "--out", str(out)]) == 1
+
+
 @pytest.mark.slow
 def test_plot_layer_weights_of_a_saved_model(tmp_path):
     from uattr.attributes import AttributeConfig

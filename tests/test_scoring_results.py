@@ -8,7 +8,7 @@ import pytest
 from uattr.errors import DataError
 from uattr.scoring.metrics import error_rates
 from uattr.scoring.plots import _thin, plot_det, plot_layer_weights, validate_layer_weights
-from uattr.scoring.results import collect_rows, find_metric_files, flatten_metrics, render_results
+from uattr.scoring.results import aggregate_runs, collect_rows, find_metric_files, flatten_metrics, render_results
 
 SV = {"eer": 1.5, "min_dcf": {"0.01": 0.2, "0.05": 0.1}, "n_target": 10, "n_nontarget": 90}
 RETRIEVAL = {"r@1": 90.0, "r@5": 95.0, "r@10": 99.0, "mrr": 0.93, "xsim": 8.0, "n_query": 100, "n_gallery": 100}
@@ -82,6 +82,46 @@ def test_reference_rows_follow_measured_rows(tmp_path):
     assert rows[1].source == "reference" and rows[1].task == "sv"
     text = render_results(rows)
     assert text.index("| joint |") < text.index("| ECAPA (reference) |")
+
+
+def test_runs_aggregate_to_mean_and_sample_deviation(tmp_path):
+    runs = {}
+    for seed, eer in enumerate([1.0, 2.0, 4.5]):
+        exp = tmp_path / f"exp_seed{seed}"
+        (exp / "joint").mkdir(parents=True)
+        (exp / "joint" / "config.yaml").write_text(f"seed: {seed}\n")
+        files = [dump(exp / "joint/scores/vox/metrics.json", {**SV, "eer": eer})]
+        if seed == 0:  # a row of one run only, e.g. an untrained baseline scored once
+            files.append(dump(exp / "baseline/scores/vox/metrics.json", {"eer": 30.0}))
+        runs[str(exp)] = collect_rows(files)
+    rows = {row.system: row for row in aggregate_runs(runs)}
+    joint = rows["joint"]
+    assert joint.runs == 3 and joint.values["eer"] == pytest.approx(2.5)
+    assert joint.spread["eer"] == pytest.approx(np.std([1.0, 2.0, 4.5], ddof=1))
+    assert joint.spread["n_target"] == 0.0 and len(joint.config_dirs) == 3
+    assert rows["baseline"].runs == 1
+    text = render_results(list(rows.values()), runs=list(runs))
+    assert "mean ± the sample standard deviation over 3 runs" in text
+    assert "| system | condition | runs | EER (%)" in text
+    assert "| joint | – | 3 | 2.50 ± 1.80 | 0.2000 | 0.1000 | 10 | 90 |" in text  # constant metrics: no ±
+    assert "| baseline | – | 1 | 30.00 | – |" in text
+    (digests,) = [line for line in text.splitlines() if line.startswith("| joint | joint/config.yaml |")]
+    assert digests.count(",") == 2  # the three runs' configs differ (their seeds)
+
+
+def test_a_metric_missing_from_some_runs_says_how_many_had_it(tmp_path):
+    first = collect_rows([dump(tmp_path / "a/joint/scores/vox/metrics.json", SV)])
+    second = collect_rows([dump(tmp_path / "b/joint/scores/vox/metrics.json", {"eer": 2.5})])
+    (row,) = aggregate_runs({"a": first, "b": second})
+    assert row.counts["min_dcf/0.01"] == 1
+    assert "| joint | – | 2 | 2.00 ± 0.71 | 0.2000 (1 run) |" in render_results([row], runs=["a", "b"])
+
+
+def test_two_rows_with_the_same_labels_in_one_run_are_refused(tmp_path):
+    rows = collect_rows([dump(tmp_path / "x/joint/scores/vox/metrics.json", SV),
+                         dump(tmp_path / "y/joint/scores/vox/metrics.json", SV)])
+    with pytest.raises(DataError, match="exp: two metrics files give the row sv / joint / vox"):
+        aggregate_runs({"exp": rows})
 
 
 def test_bad_metrics_files(tmp_path):

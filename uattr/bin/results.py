@@ -7,9 +7,12 @@ set / condition, one column per metric, "–" where a row lacks a metric. Rows a
 Also notes the environment (versions, CPU/GPU; no host name) and each system's config.yaml sha256.
 --reference adds rows from JSON files of the same convention ("meta": {"system", "test_set", "task",
 "source"}), or copies a markdown file under "Reference results"; --stage-times adds the recipe's stage times.
+Several --exp-dir (runs of the same recipe, e.g. one per seed) give each metric's mean ± sample standard
+deviation over the runs, with the number of runs per row.
 
-Example:
+Examples:
   uattr results --exp-dir exp --out exp/RESULTS.md --reference conf/paper_results.json
+  uattr results --exp-dir exp exp_seed1 exp_seed2 --out exp/RESULTS_seeds.md
 """
 
 from __future__ import annotations
@@ -21,15 +24,23 @@ from pathlib import Path
 
 from uattr.errors import DataError
 from uattr.fileio import atomic_write
-from uattr.scoring.results import collect_rows, find_metric_files, read_stage_times, render_results
+from uattr.scoring.results import (
+    ResultRow,
+    aggregate_runs,
+    collect_rows,
+    find_metric_files,
+    read_stage_times,
+    render_results,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--exp-dir", required=True, help="experiment directory (searched for scores/**/*.json)")
-    parser.add_argument("--out", help="markdown file to write (default: EXP/RESULTS.md)")
-    parser.add_argument("--metrics", nargs="+", help="metrics files to use instead of searching EXP")
+    parser.add_argument("--exp-dir", required=True, nargs="+",
+                        help="experiment directory (searched for scores/**/*.json); several: mean ± sd over them")
+    parser.add_argument("--out", help="markdown file to write (default: EXP/RESULTS.md; required with several)")
+    parser.add_argument("--metrics", nargs="+", help="metrics files to use instead of searching EXP (one EXP only)")
     parser.add_argument("--reference", nargs="+", default=[], help="reference rows: JSON metrics files or markdown")
     parser.add_argument("--stage-times", help="'stage name seconds' lines recorded by the recipe")
     parser.add_argument("--title", help="document title (default: RESULTS of EXP)")
@@ -38,11 +49,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an image to show (path relative to the current directory); repeatable")
 
 
+def _measured_rows(args: argparse.Namespace) -> list[ResultRow]:
+    """The rows of the one experiment directory, or of several aggregated."""
+    exp_dirs = [Path(path) for path in args.exp_dir]
+    for exp_dir in exp_dirs:
+        if not exp_dir.is_dir():
+            raise DataError(f"{exp_dir}: no such experiment directory")
+    if len(exp_dirs) == 1:
+        return collect_rows(args.metrics or find_metric_files(exp_dirs[0]))
+    if args.metrics:
+        raise DataError("--metrics names the files of one experiment directory; give one --exp-dir with it")
+    if len(set(exp_dirs)) < len(exp_dirs):
+        raise DataError(f"--exp-dir: a directory is named twice in {' '.join(args.exp_dir)}")
+    runs = {str(exp_dir): collect_rows(find_metric_files(exp_dir)) for exp_dir in exp_dirs}
+    for run, rows in runs.items():
+        if not rows:
+            raise DataError(f"{run}: no metrics file under */scores/ (has the recipe scored it?)")
+    return aggregate_runs(runs)
+
+
 def main(args: argparse.Namespace) -> None:
-    exp_dir = Path(args.exp_dir)
-    if not exp_dir.is_dir():
-        raise DataError(f"{exp_dir}: no such experiment directory")
-    metric_files = args.metrics or find_metric_files(exp_dir)
+    if len(args.exp_dir) > 1 and not args.out:
+        raise DataError("--out is required with several --exp-dir (no one experiment directory owns the result)")
+    measured = _measured_rows(args)
     json_references = [path for path in args.reference if Path(path).suffix == ".json"]
     text_references = []
     for path in args.reference:
@@ -50,9 +79,9 @@ def main(args: argparse.Namespace) -> None:
             if not Path(path).is_file():
                 raise DataError(f"{path}: no such reference file")
             text_references.append((path, Path(path).read_text(encoding="utf-8")))
-    rows = collect_rows(metric_files, json_references)
+    rows = measured + collect_rows([], json_references)
     stage_times = read_stage_times(args.stage_times) if args.stage_times and Path(args.stage_times).is_file() else []
-    out = Path(args.out) if args.out else exp_dir / "RESULTS.md"
+    out = Path(args.out) if args.out else Path(args.exp_dir[0]) / "RESULTS.md"
     notes = ""
     if args.notes:
         if not Path(args.notes).is_file():
@@ -64,6 +93,6 @@ def main(args: argparse.Namespace) -> None:
             raise DataError(f"{image}: no such figure")
         figures.append((caption, os.path.relpath(image, out.parent)))
     with atomic_write(out) as handle:
-        handle.write(render_results(rows, args.title or f"RESULTS of {exp_dir}", text_references, stage_times,
-                                    notes, figures))
-    logger.info("%s: %d rows from %d metrics file(s)", out, len(rows), len(metric_files))
+        handle.write(render_results(rows, args.title or f"RESULTS of {' '.join(args.exp_dir)}", text_references,
+                                    stage_times, notes, figures, runs=args.exp_dir))
+    logger.info("%s: %d rows from %d run(s)", out, len(rows), len(args.exp_dir))

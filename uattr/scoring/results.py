@@ -23,6 +23,10 @@ commit, CPU and GPU models; no host name) and the sha256 of each system's ``conf
 paper's numbers, teachers) come from ``--reference`` files: JSON files of the same convention (one object or a
 list; ``meta.source`` says where the numbers come from) join the tables; any other file (markdown) is copied
 under "Reference results".
+
+Given several experiment directories (runs of the same recipe with different seeds, say), ``uattr results``
+aggregates them: one row per task / system / test set / condition, each cell the metric's mean ± its sample
+standard deviation over the runs, and a column with the number of runs.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import os
 import platform
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -74,7 +78,9 @@ def write_metrics(
 
 @dataclass
 class ResultRow:
-    """One table row: where it belongs and its (flattened) metric values."""
+    """One table row: where it belongs and its (flattened) metric values; rows aggregated over several runs
+    (:func:`aggregate_runs`) hold each metric's mean in ``values``, its sample standard deviation in ``spread``
+    and the number of runs that had it in ``counts``."""
 
     task: str
     system: str
@@ -82,7 +88,15 @@ class ResultRow:
     condition: str
     values: dict[str, float]
     source: str = ""
-    config_dir: Path | None = None
+    config_dirs: tuple[Path, ...] = ()
+    runs: int = 1
+    spread: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        """What identifies the row across runs: task, system, test set, condition, source."""
+        return self.task, self.system, self.test_set, self.condition, self.source
 
 
 def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -147,9 +161,10 @@ def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
         raise DataError(f"{path}: no numeric metric in the file")
     task = str(meta.get("task") or _infer_task(values))
     source = str(meta.get("source", "reference" if reference else ""))
+    system_dir = None if reference else _system_dir(path)
     base = ResultRow(
         task, labels.get("system", ""), labels.get("test_set", ""), labels.get("condition", ""), values, source,
-        None if reference else _system_dir(path),
+        (system_dir,) if system_dir is not None else (),
     )
     rows = [base]
     per_lang = data.get("per_lang", {})
@@ -175,6 +190,37 @@ def collect_rows(metric_files: Iterable[PathLike], reference_files: Iterable[Pat
         for item in data if isinstance(data, list) else [data]:
             rows.extend(_rows_of(item, path, reference=True))
     return rows
+
+
+def aggregate_runs(runs: Mapping[str, Sequence[ResultRow]]) -> list[ResultRow]:
+    """Rows of several runs of the same experiment (e.g. one per seed, keyed by the run's name) → one row per
+    task / system / test set / condition / source: each metric's mean, sample standard deviation and count.
+
+    Single runs of a model trained from scratch can differ by more than the changes they compare (the mini
+    recipe's README measures it), so results are reported over seeds; a row that only some runs have (e.g. an
+    untrained baseline scored once) keeps the runs it has, and says how many."""
+    groups: dict[tuple[str, str, str, str, str], list[ResultRow]] = {}
+    for run, rows in runs.items():
+        seen: set[tuple[str, str, str, str, str]] = set()
+        for row in rows:
+            if row.key in seen:
+                labels = " / ".join(part for part in row.key if part)
+                raise DataError(f"{run}: two metrics files give the row {labels}; label them apart to aggregate")
+            seen.add(row.key)
+            groups.setdefault(row.key, []).append(row)
+    aggregated = []
+    for members in groups.values():
+        first = members[0]
+        row = ResultRow(first.task, first.system, first.test_set, first.condition, {}, first.source,
+                        tuple(path for member in members for path in member.config_dirs), len(members))
+        for key in sorted({key for member in members for key in member.values}):
+            values = np.array([member.values[key] for member in members if key in member.values], dtype=float)
+            row.values[key] = float(values.mean())
+            # Equal values give exactly 0 (std's rounding would show "± 0.0000" for a constant count or metric).
+            row.spread[key] = float(values.std(ddof=1)) if np.ptp(values) > 0 else 0.0
+            row.counts[key] = len(values)
+        aggregated.append(row)
+    return aggregated
 
 
 # Column order and headers: (key prefix, header, number format); other keys follow alphabetically.
@@ -210,9 +256,7 @@ def _header(key: str) -> str:
     return header.format(key[len(prefix) :]) if "{}" in header else header
 
 
-def _cell(key: str, value: float | None) -> str:
-    if value is None:
-        return EMPTY
+def _number(key: str, value: float) -> str:
     position = _column_rank(key)[0]
     style = _COLUMNS[position][2] if position < len(_COLUMNS) else "{:.4g}"
     if style == "{:d}":
@@ -220,17 +264,32 @@ def _cell(key: str, value: float | None) -> str:
     return style.format(value)
 
 
-def _table(rows: Sequence[ResultRow]) -> list[str]:
-    """One markdown table of rows that share a task and a test set (so the test set is the section's title)."""
+def _cell(row: ResultRow, key: str) -> str:
+    """The value; ``mean ± sd`` where it varies over runs, and ``(n runs)`` where fewer runs than the row's had it."""
+    if key not in row.values:
+        return EMPTY
+    text = _number(key, row.values[key])
+    if row.spread.get(key):
+        text += f" ± {_number(key, row.spread[key])}"
+    count = row.counts.get(key, row.runs)
+    if count < row.runs:
+        text += f" ({count} run{'s' if count > 1 else ''})"
+    return text
+
+
+def _table(rows: Sequence[ResultRow], aggregated: bool) -> list[str]:
+    """One markdown table of rows that share a task and a test set (so the test set is the section's title);
+    when runs are aggregated, a column gives each row's number of runs."""
     keys = sorted({key for row in rows for key in row.values}, key=_column_rank)
+    header = "| system | condition | " + ("runs | " if aggregated else "")
     lines = [
-        "| system | condition | " + " | ".join(_header(key) for key in keys) + " |",
-        "|---|---|" + "---:|" * len(keys),
+        header + " | ".join(_header(key) for key in keys) + " |",
+        "|---|---|" + ("---:|" if aggregated else "") + "---:|" * len(keys),
     ]
     for row in rows:
         system = f"{row.system} ({row.source})" if row.source else row.system
-        cells = [system or EMPTY, row.condition or EMPTY]
-        cells += [_cell(key, row.values.get(key)) for key in keys]
+        cells = [system or EMPTY, row.condition or EMPTY] + ([str(row.runs)] if aggregated else [])
+        cells += [_cell(row, key) for key in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -281,14 +340,20 @@ def environment() -> dict[str, str]:
 
 
 def config_hashes(rows: Iterable[ResultRow]) -> dict[str, tuple[str, str]]:
-    """system → (``<system dir>/config.yaml``, first 12 hex digits of its sha256) where the file exists."""
-    hashes: dict[str, tuple[str, str]] = {}
+    """system → (``<system dir>/config.yaml``, first 12 hex digits of its sha256, comma-separated over the runs
+    whose configs differ) where the file exists."""
+    digests: dict[str, list[str]] = {}
+    shown: dict[str, str] = {}
     for row in rows:
-        config = row.config_dir / "config.yaml" if row.config_dir is not None else None
-        if config is not None and config.is_file() and row.system not in hashes:
-            shown = f"{config.parent.name}/{config.name}"  # no absolute path: RESULTS.md is shared
-            hashes[row.system] = (shown, hashlib.sha256(config.read_bytes()).hexdigest()[:12])
-    return hashes
+        for config in (directory / "config.yaml" for directory in row.config_dirs):
+            if not config.is_file():
+                continue
+            digest = hashlib.sha256(config.read_bytes()).hexdigest()[:12]
+            # No absolute path: RESULTS.md is shared.
+            shown.setdefault(row.system, f"{config.parent.name}/{config.name}")
+            if digest not in digests.setdefault(row.system, []):
+                digests[row.system].append(digest)
+    return {system: (shown[system], ", ".join(found)) for system, found in digests.items()}
 
 
 def read_stage_times(path: PathLike) -> list[tuple[str, str, str]]:
@@ -312,12 +377,23 @@ def render_results(
     stage_times: Sequence[tuple[str, str, str]] = (),
     notes: str = "",
     figures: Sequence[tuple[str, str]] = (),
+    runs: Sequence[str] = (),
 ) -> str:
-    """The markdown of RESULTS.md: notes, environment, one table per task and test set (measured rows first,
-    then reference rows), reference texts, figures (``(caption, relative path)``) and stage times."""
+    """The markdown of RESULTS.md: notes, the runs aggregated (if several), environment, one table per task and
+    test set (measured rows first, then reference rows), reference texts, figures (``(caption, relative path)``)
+    and stage times."""
     lines = [f"# {title}", ""]
     if notes.strip():
         lines += [notes.strip(), ""]
+    if len(runs) > 1:
+        names = ", ".join(f"`{run}`" for run in runs)
+        lines += [
+            (
+                f"Each number is the mean ± the sample standard deviation over {len(runs)} runs ({names}); "
+                "the column *runs* says how many had the row."
+            ),
+            "",
+        ]
     lines += ["## Environment", ""]
     lines += [f"- {name}: {value}" for name, value in environment().items()]
     hashes = config_hashes(rows)
@@ -334,7 +410,7 @@ def render_results(
                 (row for row in of_task if row.test_set == test_set),
                 key=lambda row: (bool(row.source), row.system, row.condition),
             )
-            lines += ["", f"### {test_set or EMPTY}", ""] + _table(members)
+            lines += ["", f"### {test_set or EMPTY}", ""] + _table(members, aggregated=len(runs) > 1)
     if not rows:
         lines += ["", "No metrics file found."]
     for path, text in reference_texts:
