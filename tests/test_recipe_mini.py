@@ -1,5 +1,6 @@
 """The mini recipe at toy scale through every stage (what `make demo` runs, shrunk): espeak-ng voices in two
-languages, a few units, a few training steps per system; RESULTS.md must have a number in every cell."""
+languages, a few units, a few training steps per system; RESULTS.md must have a number in every cell; another seed
+aggregates with the first."""
 
 from __future__ import annotations
 
@@ -79,3 +80,14 @@ def test_toy_recipe_runs_every_stage_and_fills_results(tmp_path: Path) -> None:
     again = subprocess.run(command, cwd=recipe, env=env, capture_output=True, text=True, timeout=1800)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "trained model exists" in again.stdout + again.stderr
+
+    # Another seed of one system, aggregated with the first run's (local/run_seeds.sh).
+    seeds = ["local/run_seeds.sh", "--systems", "joint", "--train_opts",
+             "--trainer.max_steps 2 --trainer.valid_every 2 --data.num_workers 0", "1"]
+    seeded = subprocess.run(seeds, cwd=recipe, env=env, capture_output=True, text=True, timeout=1800)
+    assert seeded.returncode == 0, seeded.stdout[-3000:] + seeded.stderr[-3000:]
+    aggregated = (recipe / "exp" / "RESULTS_seeds.md").read_text()
+    assert "over 2 runs (`exp`, `exp_seed1`)" in aggregated
+    by_system = {row[0]: row for row in table_rows(aggregated) if len(row) > 4 and row[1] == "sv"}
+    assert by_system["joint"][2] == "2" and by_system["baseline"][2] == "1" and by_system["speaker"][2] == "1"
+    assert re.fullmatch(r"\d+\.\d+( ± \d+\.\d+)?", by_system["joint"][3]), by_system["joint"]
