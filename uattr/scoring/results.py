@@ -342,17 +342,17 @@ def environment() -> dict[str, str]:
 def config_hashes(rows: Iterable[ResultRow]) -> dict[str, tuple[str, str]]:
     """system → (``<system dir>/config.yaml``, first 12 hex digits of its sha256, comma-separated over the runs
     whose configs differ) where the file exists."""
+    # Every test set's row of a system names the same directories: read each config once.
+    configs = dict.fromkeys((row.system, directory / "config.yaml") for row in rows for directory in row.config_dirs)
     digests: dict[str, list[str]] = {}
     shown: dict[str, str] = {}
-    for row in rows:
-        for config in (directory / "config.yaml" for directory in row.config_dirs):
-            if not config.is_file():
-                continue
-            digest = hashlib.sha256(config.read_bytes()).hexdigest()[:12]
-            # No absolute path: RESULTS.md is shared.
-            shown.setdefault(row.system, f"{config.parent.name}/{config.name}")
-            if digest not in digests.setdefault(row.system, []):
-                digests[row.system].append(digest)
+    for system, config in configs:
+        if not config.is_file():
+            continue
+        digest = hashlib.sha256(config.read_bytes()).hexdigest()[:12]
+        shown.setdefault(system, f"{config.parent.name}/{config.name}")  # no absolute path: RESULTS.md is shared
+        if digest not in digests.setdefault(system, []):
+            digests[system].append(digest)
     return {system: (shown[system], ", ".join(found)) for system, found in digests.items()}
 
 
