@@ -9,10 +9,7 @@
 #   6 report    exp/RESULTS.md, layer-weight and DET plots
 set -euo pipefail
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
+. utils/lib/log.sh
 SECONDS=0
 
 # General options

@@ -3,10 +3,6 @@
 # Run from egs/mini/uattr1. Audio is cached in data/wav: a re-run only rewrites the tables.
 set -euo pipefail
 
-log() {
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"
-}
-
 nj=2                 # parallel synthesis jobs
 toy=false            # true: espeak-ng only, en+fr, a few voices and units (CI)
 languages=""         # ISO 639-1 codes to keep (empty: every language of the roster)
@@ -22,6 +18,7 @@ help_message="Usage: $0 [--nj 2] [--toy true|false] [--languages 'en fr'] [--min
        [--seed 0] [--prepare_opts '...']"
 
 MAIN_ROOT=${MAIN_ROOT:-$(cd "$(dirname "$0")/../../../.." && pwd)}
+. "${MAIN_ROOT}/utils/lib/log.sh"
 . "${MAIN_ROOT}/utils/parse_options.sh"
 if [ $# -ne 0 ]; then
   echo "${help_message}" >&2

@@ -6,10 +6,6 @@
 #   local/run_seeds.sh 1 2 3 4
 set -euo pipefail
 
-log() {
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${0##*/}:${BASH_LINENO[0]}) $*"
-}
-
 expdir=exp                        # the seed-0 run; the others go to ${expdir}_seed<N>
 systems="joint semantic speaker"  # the trained systems to repeat (the untrained baselines do not vary)
 train_opts=""                     # more `uattr train` options, for every seed
@@ -17,6 +13,7 @@ train_opts=""                     # more `uattr train` options, for every seed
 help_message="Usage: $0 [--expdir exp] [--systems 'joint semantic speaker'] [--train_opts '...'] <seed> [<seed> ...]"
 
 MAIN_ROOT=${MAIN_ROOT:-$(cd "$(dirname "$0")/../../../.." && pwd)}
+. "${MAIN_ROOT}/utils/lib/log.sh"
 . "${MAIN_ROOT}/utils/parse_options.sh"
 if [ $# -eq 0 ]; then
   echo "${help_message}" >&2

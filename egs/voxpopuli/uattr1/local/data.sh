@@ -4,10 +4,7 @@
 # The logic lives in `uattr prepare-voxpopuli` (tested Python); see its --help.
 set -euo pipefail
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
+. utils/lib/log.sh
 
 . ./db.sh
 root=${VOXPOPULI}      # the corpus folder (default: VOXPOPULI from db.sh)
