@@ -20,7 +20,7 @@ class WeightSchedule:
     rises linearly to the full ``weight`` over ``ramp_steps`` updates (default: full weight from the start).
 
     Why: an encoder trained from scratch learns content features best before a speaker loss reshapes its lower
-    layers (egs/mini/uattr1/README.md: with the speaker loss from update 20, ramped in by 60, the joint model's
+    layers (egs/mini/uattr1/TUNING.md: with the speaker loss from update 20, ramped in by 60, the joint model's
     semantic branch matches the semantic-only model on dev). Validation always uses the full weights.
     """
 

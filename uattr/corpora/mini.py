@@ -361,7 +361,7 @@ def prepare_mini(config: MiniConfig) -> Summary:
         utt2lang = {u.utt_id: u.voice.lang for u in members}
         counts = pair_counts(utt2spk, utt2lang)
         # Every target pair by default: with ~17 voices per set, a sample of 1000 target trials moved an EER by
-        # up to 3.5 points against the full list (README: trials).
+        # up to 3.5 points against the full list (egs/mini/uattr1/TUNING.md: trials).
         balanced = counts[True, False] + counts[True, True]
         if config.num_trials is not None:
             balanced = min(config.num_trials, balanced)

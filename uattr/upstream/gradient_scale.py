@@ -5,7 +5,7 @@ recipe), the upper branch's loss still trains the lower layers through the layer
 competes with the branch that reads those lower layers. ``GradientScale(from_layer=3, scale=0.5)`` halves the
 gradient that encoder layers 3 and above pass down into hidden state 2; hidden states 0–2 keep the full gradient
 of every branch that reads them directly. ``scale`` 0 would cut the upper branches off from the lower layers; 1
-is off. The mini recipe measured it against a heavier loss on the lower branch (egs/mini/uattr1/README.md).
+is off. The mini recipe measured it against a heavier loss on the lower branch (egs/mini/uattr1/TUNING.md).
 """
 
 from __future__ import annotations
