@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from uattr.errors import ConfigError
 from uattr.losses import ClassificationLoss, DistillationLoss, LossConfig, build_loss
@@ -51,6 +52,31 @@ def test_infonce_uses_in_batch_negatives() -> None:
     both_ways = (one_way + sum(columns) / 2) / 2
     assert float(_loss("infonce", temperature=0.5)(student, teacher)) == pytest.approx(float(one_way))
     assert float(_loss("infonce", temperature=0.5, symmetric=True)(student, teacher)) == pytest.approx(float(both_ways))
+
+
+def test_infonce_does_not_contrast_utterances_of_the_same_target() -> None:
+    # Rows 0 and 2 read the same sentence: one teacher vector (up to float noise), so neither is the other's
+    # negative; row 1 (another sentence) stays a negative of both.
+    student = torch.tensor([[1.0, 0.2], [0.3, 1.0], [0.8, 0.5]])
+    teacher = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1e-6]])
+    logits = F.normalize(student, dim=-1) @ F.normalize(teacher, dim=-1).t() / 0.1
+    kept = torch.tensor([[True, True, False], [True, True, True], [False, True, True]])
+    masked = logits.masked_fill(~kept, float("-inf"))
+    rows = sum(-(masked[i, i] - torch.logsumexp(masked[i], 0)) for i in range(3)) / 3
+    columns = sum(-(masked[i, i] - torch.logsumexp(masked[:, i], 0)) for i in range(3)) / 3
+    loss = _loss("infonce", temperature=0.1, symmetric=True, mask_duplicate_targets=True)
+    assert float(loss(student, teacher)) == pytest.approx(float((rows + columns) / 2))
+    # Unmasked (the default), the duplicate is a negative and the loss is higher: it pushes rows 0 and 2 apart.
+    unmasked = _loss("infonce", temperature=0.1, symmetric=True)
+    assert float(unmasked(student, teacher)) > float(loss(student, teacher)) + 0.1
+    trained = student.clone().requires_grad_(True)
+    loss(trained, teacher).backward()
+    assert torch.isfinite(trained.grad).all()  # the masked -inf logits give no NaN gradient
+    # A batch of one sentence only: nothing to contrast, the loss is 0 and finite.
+    same = _loss("infonce", temperature=0.1, mask_duplicate_targets=True)(student, teacher[[0, 0, 0]])
+    assert float(same) == pytest.approx(0.0) and torch.isfinite(same)
+    with pytest.raises(ConfigError, match=r"mask_duplicate_targets must be true or false, got 'false'"):
+        _loss("infonce", mask_duplicate_targets="false")
 
 
 def test_ce_is_cross_entropy_of_the_linear_classifier() -> None:

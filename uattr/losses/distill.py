@@ -9,12 +9,21 @@ from uattr.losses.base import DistillationLoss
 from uattr.registry import LOSSES
 
 _REDUCTIONS = ("sum", "mean")
+# Cosine above 1 − this: the same teacher vector (one text embedded in two batches can differ in the last bits).
+_DUPLICATE_TOLERANCE = 1e-5
 
 
 def _check_reduction(reduction: str) -> str:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(_REDUCTIONS)}, got {reduction!r}")
     return reduction
+
+
+def _check_flag(name: str, value: object) -> bool:
+    # bool("false") is True: a flag given as a string must fail, not silently switch on.
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 @LOSSES.register("cosine")
@@ -48,19 +57,32 @@ class InfoNCELoss(DistillationLoss):
     """Contrastive: each student must pick its own teacher among the batch's (in-batch negatives).
 
     Logits are cosine similarities / temperature; ``symmetric`` also makes each teacher pick its student and
-    averages the two cross-entropies.
+    averages the two cross-entropies. Two utterances of one sentence share one teacher vector (many speakers read
+    the same prompts in Common Voice; every voice reads every unit in the mini recipe). With
+    ``mask_duplicate_targets`` another batch item whose teacher vector equals this one's (cosine ≥ 1 − 1e-5) is
+    not a negative, so the loss does not push apart students that must meet at the same point. It is off by
+    default so that saved experiment configs keep the loss they were trained with; the mini recipe measured it
+    (egs/mini/uattr1/TUNING.md).
     """
 
-    def __init__(self, temperature: float = 0.07, symmetric: bool = False) -> None:
+    def __init__(
+        self, temperature: float = 0.07, symmetric: bool = False, mask_duplicate_targets: bool = False
+    ) -> None:
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = float(temperature)
-        self.symmetric = bool(symmetric)
+        self.symmetric = _check_flag("symmetric", symmetric)
+        self.mask_duplicate_targets = _check_flag("mask_duplicate_targets", mask_duplicate_targets)
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        logits = F.normalize(student, dim=-1) @ F.normalize(teacher.to(student.dtype), dim=-1).t()
+        teacher = F.normalize(teacher.float(), dim=-1)
+        logits = F.normalize(student, dim=-1) @ teacher.to(student.dtype).t()
         logits = logits / self.temperature
+        if self.mask_duplicate_targets:
+            duplicate = (teacher @ teacher.t()) >= 1.0 - _DUPLICATE_TOLERANCE
+            duplicate.fill_diagonal_(False)
+            logits = logits.masked_fill(duplicate, float("-inf"))
         labels = torch.arange(logits.shape[0], device=logits.device)
         loss = F.cross_entropy(logits, labels)
         return (loss + F.cross_entropy(logits.t(), labels)) / 2 if self.symmetric else loss
