@@ -56,6 +56,10 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda d: edit(d / "wav.scp", ".wav\n", ".wav\r\n"),
         "{d}/wav.scp:1: Windows line ending (CR); run dos2unix",
     ),
+    "not UTF-8": (
+        lambda d: (d / "text").write_bytes((d / "text").read_bytes().replace(b"words of spkB-u1", b"caf\xe9")),
+        "{d}/text:3: not UTF-8 text (byte 0xe9 at column 12); convert the file to UTF-8",
+    ),
     "speaker id with whitespace": (
         lambda d: edit(d / "utt2spk", "spkC-u1 spkC", "spkC-u1 spk C"),
         "{d}/utt2spk:5: id 'spkC-u1': expected 1 field(s) after the id, got 2",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from uattr.errors import DataError
-from uattr.fileio import iter_fields, read_json
+from uattr.config import load_yaml
+from uattr.errors import ConfigError
+from uattr.fileio import iter_fields, iter_table, read_json, read_text
 
 
 def test_read_json_and_its_errors(tmp_path) -> None:
@@ -17,8 +19,8 @@ def test_read_json_and_its_errors(tmp_path) -> None:
     path.write_text('{\n  "eer": 0.9,\n  oops\n}\n')
     with pytest.raises(DataError, match=r"metrics\.json:3: invalid JSON: Expecting property name .* \(column 3\)"):
         read_json(path)
-    path.write_bytes(b'{"eer": "\xff"}')
-    with pytest.raises(DataError, match=r"metrics\.json: cannot read: .*utf-8"):
+    path.write_bytes(b'{\n"eer": "\xff"}')
+    with pytest.raises(DataError, match=r"metrics\.json:2: not UTF-8 text \(byte 0xff\)"):
         read_json(path)
 
 
@@ -31,3 +33,21 @@ def test_iter_fields_skips_blank_lines_and_keeps_numbers(tmp_path) -> None:
     ]
     with pytest.raises(DataError, match=r"nope: no such trial list"):
         list(iter_fields(tmp_path / "nope", "trial list"))
+
+
+def test_text_that_is_not_utf8_names_the_file_and_line(tmp_path) -> None:
+    """A Latin-1 file (a common export of spreadsheets) is a DataError naming the line, never a UnicodeDecodeError."""
+    path = tmp_path / "text"
+    path.write_bytes("u1 ok\nu2 caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"text:2: not UTF-8 text \(byte 0xe9 at column 7\)"):
+        list(iter_table(path))
+    with pytest.raises(DataError, match=r"text:2: not UTF-8 text \(byte 0xe9 at column 7\)"):
+        list(iter_fields(path))
+    with pytest.raises(DataError, match=r"text:2: not UTF-8 text \(byte 0xe9\)"):
+        read_text(path)
+    with pytest.raises(DataError, match=r"nope: no such notes file"):
+        read_text(tmp_path / "nope", "notes file")
+    config = tmp_path / "train.yaml"
+    config.write_bytes("# r\u00e9glages\ntrainer: {}\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"train\.yaml:1: not UTF-8 text"):
+        load_yaml(config)

@@ -203,6 +203,14 @@ def test_results_collects_an_experiment(sv_setup, capsys):
     assert "| ECAPA (paper) | – | 0.90 | 0.1104 | – | – | – |" in text
     assert "| ECAPA | 0.90 |" in text and "| 5 | score | 12 |" in text
     assert "joint/config.yaml" in text and "- python:" in text
+    (exp / "stage_times.tsv").unlink()  # stages timed elsewhere: the tables are still written, with a warning
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert f"{exp / 'stage_times.tsv'}: no such stage-times file" in capsys.readouterr().err
+    assert "| 5 | score | 12 |" not in (exp / "RESULTS.md").read_text()
+    (d / "notes.md").write_bytes(b"r\xe9sum\xe9\n")
+    assert main(argv + ["--notes", str(d / "notes.md")]) == 1
+    assert "notes.md:1: not UTF-8 text" in capsys.readouterr().err
 
 
 def test_results_aggregates_runs(tmp_path):

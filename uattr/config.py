@@ -15,8 +15,8 @@ from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 
-from uattr.errors import ConfigError
-from uattr.fileio import atomic_write
+from uattr.errors import ConfigError, DataError
+from uattr.fileio import atomic_write, read_text
 
 T = TypeVar("T")
 
@@ -27,7 +27,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
+    except DataError as error:  # not UTF-8: still a config problem
+        raise ConfigError(str(error)) from error
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}") from error
     if data is None:

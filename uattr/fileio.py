@@ -57,34 +57,62 @@ def atomic_dir(path: PathLike) -> Iterator[Path]:
             shutil.rmtree(old)
 
 
+def read_text(path: PathLike, what: str = "file") -> str:
+    """The whole text of an input file; a missing file or one that is not UTF-8 is a DataError naming it (and the
+    line of the first bad byte)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such {what}")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read: {error}") from error
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(
+            f"{path}:{line}: not UTF-8 text (byte {data[error.start]:#04x}); convert it to UTF-8"
+        ) from error
+
+
+def iter_lines(path: PathLike, what: str = "file") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` of a UTF-8 text file, line ends kept; a missing file or a line that is not
+    UTF-8 is a DataError naming the file (and the line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such {what}")
+    with open(path, "rb") as handle:  # decoded line by line, so an encoding error can name its line
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{path}:{number}: not UTF-8 text (byte {raw[error.start]:#04x} at column {error.start + 1}); "
+                    "convert it to UTF-8"
+                ) from error
+
+
 def iter_table(path: PathLike) -> Iterator[tuple[int, str, str]]:
     """Yield ``(line_number, id, rest)`` of a Kaldi table, skipping blank lines.
 
     ``rest`` is the remainder of the line after the first run of whitespace (possibly empty).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            parts = line.strip().split(maxsplit=1)
-            yield number, parts[0], parts[1] if len(parts) > 1 else ""
+    for number, line in iter_lines(path):
+        line = line.rstrip("\n").rstrip("\r")
+        if not line.strip():
+            continue
+        parts = line.strip().split(maxsplit=1)
+        yield number, parts[0], parts[1] if len(parts) > 1 else ""
 
 
 def iter_fields(path: PathLike, what: str = "file") -> Iterator[tuple[int, str, list[str]]]:
     """Yield ``(line_number, stripped_line, fields)`` of each non-blank line of a list whose every field counts
     (trials, scores); a missing file is a DataError "no such <what>". The line is for messages."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such {what}")
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if fields:
-                yield number, line.strip(), fields
+    for number, line in iter_lines(path, what):
+        fields = line.split()
+        if fields:
+            yield number, line.strip(), fields
 
 
 def read_table(path: PathLike, *, allow_empty_value: bool = False) -> dict[str, str]:
@@ -104,13 +132,9 @@ def read_table(path: PathLike, *, allow_empty_value: bool = False) -> dict[str, 
 def read_json(path: PathLike) -> Any:
     """Parse a JSON file given as input (metrics, metadata, layer weights): a missing, unreadable or malformed file
     is a DataError naming it, and the line and column of a syntax error."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    text = read_text(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read: {error}") from error
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} (column {error.colno})") from error
 

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 from uattr.errors import DataError
-from uattr.fileio import atomic_write
+from uattr.fileio import atomic_write, read_text
 from uattr.scoring.results import (
     ResultRow,
     aggregate_runs,
@@ -76,17 +76,15 @@ def main(args: argparse.Namespace) -> None:
     text_references = []
     for path in args.reference:
         if Path(path).suffix != ".json":
-            if not Path(path).is_file():
-                raise DataError(f"{path}: no such reference file")
-            text_references.append((path, Path(path).read_text(encoding="utf-8")))
+            text_references.append((path, read_text(path, "reference file")))
     rows = measured + collect_rows([], json_references)
-    stage_times = read_stage_times(args.stage_times) if args.stage_times and Path(args.stage_times).is_file() else []
+    stage_times = []
+    if args.stage_times and Path(args.stage_times).is_file():
+        stage_times = read_stage_times(args.stage_times)
+    elif args.stage_times:  # a run whose stages were timed elsewhere (or not at all) still gets its tables
+        logger.warning("%s: no such stage-times file; RESULTS.md will list no stage times", args.stage_times)
     out = Path(args.out) if args.out else Path(args.exp_dir[0]) / "RESULTS.md"
-    notes = ""
-    if args.notes:
-        if not Path(args.notes).is_file():
-            raise DataError(f"{args.notes}: no such notes file")
-        notes = Path(args.notes).read_text(encoding="utf-8")
+    notes = read_text(args.notes, "notes file") if args.notes else ""
     figures = []
     for caption, image in args.figure:
         if not Path(image).is_file():

@@ -105,8 +105,14 @@ class _Validator:
         rows: dict[str, tuple[int, list[str]]] = {}
         fewest, most = _FIELD_COUNTS.get(name, (0 if allows_empty_value(name) else 1, None))
         previous: str | None = None
-        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-            for number, raw in enumerate(handle, start=1):
+        with open(path, "rb") as handle:  # decoded line by line, so each line that is not UTF-8 is reported
+            for number, raw_bytes in enumerate(handle, start=1):
+                try:
+                    raw = raw_bytes.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    self.add(path, number, None, f"not UTF-8 text (byte {raw_bytes[error.start]:#04x} at column "
+                                                 f"{error.start + 1}); convert the file to UTF-8")
+                    raw = raw_bytes.decode("utf-8", errors="replace")
                 line = raw.rstrip("\n")
                 if line.endswith("\r"):
                     self.add(path, number, None, "Windows line ending (CR); run dos2unix")
