@@ -60,8 +60,10 @@ def test_fix_keeps_the_intersection_and_sorts(data):
     assert validate_data_dir(data).ok
     assert "spkZ-u9 ghost" in (data / ".backup" / "text").read_text()
 
-    again = fix_data_dir(data)  # idempotent
+    again = fix_data_dir(data)  # idempotent; the backup of the first fix (the original files) is kept
     assert (again.kept, again.total, again.missing_from) == (4, 4, {})
+    assert "spkZ-u9 ghost" in (data / ".backup" / "text").read_text()
+    assert not [p.name for p in data.iterdir() if p.name.startswith(".") and p.name != ".backup"]
 
 
 def test_fix_with_segments_drops_utterances_of_unknown_recordings(tmp_path):
@@ -110,9 +112,23 @@ def test_subset_errors(data, tmp_path):
         subset_data_dir(data, tmp_path / "x", languages=["de"])
     with pytest.raises(DataError, match="the subset is empty"):
         subset_data_dir(data, tmp_path / "x", utt_list=["nobody"])
+    with pytest.raises(DataError, match=r"subset: --first must be at least 1, got -1"):
+        subset_data_dir(data, tmp_path / "x", first=-1)
+    (data / "utt2lang").write_text("spkA-u1 en\nspkA-u2 fr\n")
+    with pytest.raises(DataError, match=r"utt2lang: no entry for 4 utterance\(s\), e.g. 'spkB-u1'; `uattr fix-data"):
+        subset_data_dir(data, tmp_path / "x", languages=["en"])
     (data / "utt2lang").unlink()
     with pytest.raises(DataError, match=r"utt2lang: no such file, needed by --per-lang"):
         subset_data_dir(data, tmp_path / "x", per_language=1)
+
+
+def test_operations_refuse_utterances_without_a_speaker(data, tmp_path):
+    """utt2spk must cover every utterance (Kaldi's rule): each operation names the file and an utterance."""
+    (data / "utt2spk").write_text((data / "utt2spk").read_text().replace("spkC-u2 spkC\n", ""))
+    for operation in (lambda: subset_data_dir(data, tmp_path / "x", first=1), lambda: split_data_dir(data, 2),
+                      lambda: combine_data_dirs(tmp_path / "y", [data])):
+        with pytest.raises(DataError, match=r"utt2spk: no entry for 1 utterance\(s\), e.g. 'spkC-u2'"):
+            operation()
 
 
 def test_subset_with_segments_keeps_only_used_recordings(tmp_path):

@@ -24,17 +24,32 @@ from uattr.data.kaldi import (
     write_data_dir,
 )
 from uattr.errors import DataError
-from uattr.fileio import iter_table, read_table
+from uattr.fileio import atomic_dir, iter_table, read_table
 
 logger = logging.getLogger(__name__)
 
 Tables = dict[str, dict[str, str]]
 
+BACKUP_DIR = ".backup"
+
 
 def read_tables(path: str | os.PathLike) -> Tables:
     """Every id-keyed table of data dir ``path``, strictly read (duplicate ids and missing values are errors)."""
     path = _data_dir(path)
-    return {name: read_table(path / name, allow_empty_value=allows_empty_value(name)) for name in table_files(path)}
+    tables = {name: read_table(path / name, allow_empty_value=allows_empty_value(name)) for name in table_files(path)}
+    if "utt2spk" in tables:  # every operation looks speakers up through it
+        _check_covers(tables, "utt2spk", path)
+    return tables
+
+
+def _check_covers(tables: Tables, name: str, path: str | os.PathLike) -> None:
+    """A per-utterance table that operations look every utterance up in must have them all."""
+    missing = [utt for utt in utterances_of(tables) if utt not in tables[name]]
+    if missing:
+        raise DataError(
+            f"{path}/{name}: no entry for {len(missing)} utterance(s), e.g. '{missing[0]}'; "
+            f"`uattr fix-data-dir {path}` keeps only the utterances that every file lists"
+        )
 
 
 def _data_dir(path: str | os.PathLike) -> Path:
@@ -101,7 +116,9 @@ def fix_data_dir(path: str | os.PathLike) -> FixReport:
     Keeps the utterances present in every per-utterance file (and whose recording is in ``wav.scp``), the
     recordings and speakers they use; sorts every file; re-derives ``spk2utt``; drops repeated identical lines
     and lines without a value. Two lines with one id and different values cannot be fixed automatically and
-    raise DataError. The original files are copied to ``DIR/.backup/`` first.
+    raise DataError. The original files are copied to ``DIR/.backup/`` first, unless an earlier fix left one
+    there (re-running after an interruption must not back up half-fixed files over the originals; remove
+    ``.backup`` to back up the current files). Fixing is idempotent, so a re-run completes an interrupted fix.
     """
     path = _data_dir(path)
     names = table_files(path)
@@ -126,10 +143,13 @@ def fix_data_dir(path: str | os.PathLike) -> FixReport:
         )
     kept = everyone.difference(*missing_from.values())
 
-    backup = path / ".backup"
-    backup.mkdir(exist_ok=True)
-    for name in names:
-        shutil.copy2(path / name, backup / name)
+    backup = path / BACKUP_DIR
+    if backup.is_dir():  # an earlier (perhaps interrupted) fix: its backup holds the files as they first were
+        logger.info("%s: keeping the backup of an earlier fix", backup)
+    else:
+        with atomic_dir(backup) as staging:
+            for name in names:
+                shutil.copy2(path / name, staging / name)
     write_tables(path, select(tables, kept))
     report = FixReport(
         kept=len(kept),
@@ -183,6 +203,9 @@ def subset_data_dir(
     utterances of each language; the first ``per_speaker`` of each speaker; the first ``first`` overall
     ("first" in sorted id order, so the result is deterministic).
     """
+    for option, count in (("--per-lang", per_language), ("--per-spk", per_speaker), ("--first", first)):
+        if count is not None and count < 1:
+            raise DataError(f"subset: {option} must be at least 1, got {count}")
     tables = read_tables(src)
     utts = utterances_of(tables)
     if utt_list is not None:
@@ -216,6 +239,7 @@ def subset_data_dir(
 def _required(tables: Tables, name: str, src: str | os.PathLike, option: str) -> dict[str, str]:
     if name not in tables:
         raise DataError(f"{src}/{name}: no such file, needed by {option}")
+    _check_covers(tables, name, src)
     return tables[name]
 
 
