@@ -66,6 +66,18 @@ def test_unknown_keys_name_their_dotted_path(section, key) -> None:
         ({"trainer": {"grad_accum": 0}}, r"trainer: grad_accum must be at least 1"),
         ({"data": {"sampling": "gender"}}, r"data\.sampling: 'gender'"),
         ({"trainer": {"max_steps": "many"}}, r"trainer\.max_steps"),
+        ({"trainer": {"max_steps": 0}}, r"trainer: max_steps must be at least 1 \(or null\), got 0"),
+        ({"trainer": {"max_epochs": -5}}, r"trainer: max_epochs must be at least 1 \(or null\), got -5"),
+        ({"trainer": {"valid_every": 0}}, r"trainer: valid_every must be at least 1 \(or null\), got 0"),
+        ({"trainer": {"save_every": 0}}, r"trainer: save_every must be at least 1 \(or null\), got 0"),
+        ({"trainer": {"grad_clip": float("nan")}}, r"trainer\.grad_clip: expected a number, got nan"),
+        ({"trainer": {"grad_clip": float("inf")}}, r"trainer: grad_clip must be a positive number"),
+        ({"data": {"num_workers": -1}}, r"data: num_workers must be at least 0, got -1"),
+        ({"data": {"max_batch_size": 0}}, r"data: max_batch_size must be at least 1, got 0"),
+        ({"data": {"max_batch_seconds": 0}}, r"data: max_batch_seconds must be positive \(or null\), got 0"),
+        ({"data": {"min_seconds": 12}}, r"data: max_seconds \(10.0\) must exceed min_seconds \(12.0\)"),
+        ({"optim": {"upstream": {"optimizer": {"lr": -1}}}}, r"optim\.upstream\.optimizer: lr must be a positive"),
+        ({"optim": {"branches": {"scheduler": {"factor": 2}}}}, r"optim\.branches\.scheduler: factor .* got 2"),
     ],
 )
 def test_bad_values_name_their_key(section, message) -> None:

@@ -165,8 +165,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         value_hint = args[1] if len(args) == 2 else Any
         return {k: _convert(value_hint, v, f"{where}.{k}") for k, v in value.items()}
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        return float(value)  # (value == value rules out NaN, YAML's .nan: no setting means "not a number")
     if hint is float and isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
         return float(value)  # YAML 1.1 (PyYAML) reads "1e-5" (no dot) as a string
     if hint is float:

@@ -9,6 +9,7 @@ authors' public configuration).
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -63,6 +64,15 @@ class DataConfig:
     valid_trials: dict[str, str] = dataclasses.field(default_factory=dict)  # attr → dev trials → EER
     valid_retrieval: dict[str, RetrievalConfig] = dataclasses.field(default_factory=dict)  # attr → R@1
 
+    def __post_init__(self) -> None:
+        _at_least(self, 0, "num_workers", "min_seconds", "alpha")
+        _at_least(self, 1, "max_batch_size")
+        for name in ("max_seconds", "crop_seconds", "max_batch_seconds"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive (or null), got {getattr(self, name)}")
+        if self.max_seconds is not None and self.max_seconds <= self.min_seconds:
+            raise ValueError(f"max_seconds ({self.max_seconds}) must exceed min_seconds ({self.min_seconds})")
+
     def target_table(self, attr: str, split: SplitName) -> Path:
         """The teacher table (``emb.scp`` or its folder) of ``attr`` for the train or valid split."""
         if attr in self.targets:
@@ -84,6 +94,10 @@ class OptimizerConfig:
     lr: float = 1e-5
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+
 
 @dataclasses.dataclass
 class SchedulerConfig:
@@ -98,6 +112,11 @@ class SchedulerConfig:
     threshold: float = 0.0025
     factor: float = 0.5
     patience: int = 0
+
+    def __post_init__(self) -> None:
+        _at_least(self, 0, "warmup_steps", "threshold", "patience")
+        if not 0 < self.factor <= 1:
+            raise ValueError(f"factor (the lr multiplier of an annealing) must be in (0, 1], got {self.factor}")
 
 
 @dataclasses.dataclass
@@ -153,9 +172,12 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.max_steps is None and self.max_epochs is None:
             raise ValueError("set trainer.max_steps or trainer.max_epochs")
-        for name in ("grad_accum", "log_every", "keep_last", "n_best"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        _at_least(self, 1, "grad_accum", "log_every", "keep_last", "n_best")
+        for name in ("max_steps", "max_epochs", "valid_every", "save_every"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 (or null), got {getattr(self, name)}")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise ValueError(f"grad_clip must be a positive number (or null: no clipping), got {self.grad_clip}")
 
     def criterion_mode(self) -> Literal["min", "max"]:
         """Whether a larger or a smaller ``best_criterion`` is better."""
@@ -179,6 +201,14 @@ class ExperimentConfig:
     def model_config(self) -> ModelConfig:
         """The model section as uattr.model.ModelConfig."""
         return ModelConfig(upstream=self.upstream, attributes=self.attributes, loss_weighting=self.loss_weighting)
+
+
+def _at_least(section: object, bound: float, *names: str) -> None:
+    """Each named field of ``section`` must be at least ``bound``; raised as ValueError, which
+    uattr.config.from_dict reports with the section's dotted path."""
+    for name in names:
+        if not getattr(section, name) >= bound:
+            raise ValueError(f"{name} must be at least {bound}, got {getattr(section, name)}")
 
 
 def on_the_fly_attributes(config: ExperimentConfig) -> list[str]:
