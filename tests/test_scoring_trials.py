@@ -90,8 +90,17 @@ def test_label_join_errors(tmp_path):
     trials = read_trials(write(tmp_path / "t", "1 a b\n0 a c\n"))
     with pytest.raises(DataError, match=r"1 scored pair\(s\) not in .*'a d'"):
         attach_labels(read_scores(write(tmp_path / "s", "a b 0.1\na d 0.2\n")), trials)
-    contradicting = read_trials(write(tmp_path / "t2", "1 a b\n0 a b\n"))
-    with pytest.raises(DataError, match=r"t2:2: trial 'a b' contradicts the label of line 1"):
-        attach_labels(read_scores(tmp_path / "s"), contradicting)
     with pytest.raises(DataError, match="no target/nontarget labels"):
         attach_labels(read_scores(tmp_path / "s"), read_trials(write(tmp_path / "t3", "a b\n")))
+
+
+def test_a_pair_labelled_both_ways_is_an_error_and_repeats_are_warned(tmp_path, caplog):
+    path = write(tmp_path / "t", "a b target\na c nontarget\nb a nontarget\n")
+    with pytest.raises(DataError, match=rf"{path}:3: pair 'b a' is labelled nontarget here but target on line 1"):
+        read_trials(path)
+    path = write(tmp_path / "s", "a b 0.9 nontarget\na b 0.9 target\n")
+    with pytest.raises(DataError, match=rf"{path}:2: pair 'a b' is labelled target here but nontarget on line 1"):
+        read_scores(path)
+    trials = read_trials(write(tmp_path / "r", "a b target\na c nontarget\na b target\n"))
+    assert len(trials.enroll) == 3  # scored as listed
+    assert "r: 1 line(s) repeat a pair listed before (e.g. line 3 repeats line 1)" in caplog.text

@@ -12,6 +12,7 @@ into one key. Labels are NumPy booleans (True = target trial).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ import numpy as np
 from uattr.errors import DataError
 from uattr.fileio import PathLike, atomic_write, iter_fields
 from uattr.scoring.embeddings import describe_ids
+
+logger = logging.getLogger(__name__)
 
 _KALDI_LABELS = {"target": True, "nontarget": False}
 _VOXCELEB_LABELS = {"1": True, "0": False}
@@ -96,6 +99,39 @@ def detect_trial_format(fields: list[str]) -> str | None:
     return None
 
 
+class _PairCheck:
+    """The pairs of a trial or score list, unordered (cosine scores are symmetric): a pair labelled target on one
+    line and nontarget on another is an error naming both lines; a pair listed again is scored as listed, with a
+    warning (an EER over a list with repeats weighs those pairs twice)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.first: dict[tuple[str, str], tuple[int, bool | None]] = {}
+        self.repeat: tuple[int, int] | None = None  # (line, its first line) of the first repeat
+        self.repeats = 0
+
+    def add(self, number: int, enroll: str, test: str, label: bool | None) -> None:
+        key = (enroll, test) if enroll <= test else (test, enroll)
+        if key not in self.first:
+            self.first[key] = (number, label)
+            return
+        first_line, first_label = self.first[key]
+        if label is not None and label != first_label:
+            raise DataError(
+                f"{self.path}:{number}: pair '{enroll} {test}' is labelled {_LABEL_NAMES[label]} here but "
+                f"{_LABEL_NAMES[bool(first_label)]} on line {first_line}"
+            )
+        self.repeats += 1
+        self.repeat = self.repeat or (number, first_line)
+
+    def warn_repeats(self) -> None:
+        if self.repeat is not None:
+            logger.warning(
+                "%s: %d line(s) repeat a pair listed before (e.g. line %d repeats line %d); each is scored as listed",
+                self.path, self.repeats, *self.repeat,
+            )
+
+
 def read_trials(path: PathLike) -> Trials:
     """Read a Kaldi or VoxCeleb trial list (format detected from the first line, then enforced)."""
     path = Path(path)
@@ -106,6 +142,7 @@ def read_trials(path: PathLike) -> Trials:
     parse: _Parser | None = None
     described = ""
     first_line = 0
+    pairs = _PairCheck(path)
     for number, line, fields in iter_fields(path, "trial list"):
         if parse is None:
             name = detect_trial_format(fields)
@@ -123,12 +160,14 @@ def read_trials(path: PathLike) -> Trials:
                 f"{path}:{number}: malformed trial line {line!r}; line {first_line} set the format "
                 f"'{described}' for this file"
             ) from None
+        pairs.add(number, enroll_id, test_id, label)
         enroll.append(enroll_id)
         test.append(test_id)
         labels.append(label)
         lines.append(number)
     if not enroll:
         raise DataError(f"{path}: empty trial list")
+    pairs.warn_repeats()
     label_array = None if parse is _parse_unlabelled else np.array(labels, dtype=bool)
     return Trials(enroll, test, label_array, np.array(lines, dtype=np.int64), str(path))
 
@@ -141,6 +180,7 @@ def read_scores(path: PathLike) -> Scores:
     values: list[float] = []
     labels: list[bool] = []
     width = 0
+    pairs = _PairCheck(path)
     for number, line, fields in iter_fields(path, "score file"):
         width = width or len(fields)
         if len(fields) != width or width not in (3, 4) or (width == 4 and fields[3] not in _KALDI_LABELS):
@@ -154,6 +194,7 @@ def read_scores(path: PathLike) -> Scores:
             raise DataError(f"{path}:{number}: score {fields[2]!r} is not a number") from None
         if not math.isfinite(value):
             raise DataError(f"{path}:{number}: score of '{fields[0]} {fields[1]}' is {fields[2]}")
+        pairs.add(number, fields[0], fields[1], _KALDI_LABELS[fields[3]] if width == 4 else None)
         enroll.append(fields[0])
         test.append(fields[1])
         values.append(value)
@@ -161,6 +202,7 @@ def read_scores(path: PathLike) -> Scores:
             labels.append(_KALDI_LABELS[fields[3]])
     if not enroll:
         raise DataError(f"{path}: empty score file")
+    pairs.warn_repeats()
     label_array = np.array(labels, dtype=bool) if width == 4 else None
     return Scores(enroll, test, np.array(values, dtype=np.float64), label_array, str(path))
 
@@ -184,14 +226,9 @@ def attach_labels(scores: Scores, trials: Trials) -> Scores:
     """Labels for each scored pair, looked up by ``(enroll, test)`` in a labelled trial list."""
     if trials.labels is None:
         raise DataError(f"{trials.path}: the trial list has no target/nontarget labels")
-    by_pair: dict[tuple[str, str], int] = {}
+    by_pair: dict[tuple[str, str], int] = {}  # read_trials has checked that repeated pairs agree
     for position, pair in enumerate(zip(trials.enroll, trials.test)):
-        first = by_pair.setdefault(pair, position)
-        if first != position and trials.labels[first] != trials.labels[position]:
-            raise DataError(
-                f"{trials.path}:{trials.lines[position]}: trial '{pair[0]} {pair[1]}' contradicts the label of "
-                f"line {trials.lines[first]}"
-            )
+        by_pair.setdefault(pair, position)
     positions = np.fromiter((by_pair.get(pair, -1) for pair in zip(scores.enroll, scores.test)), dtype=np.int64)
     unknown = np.flatnonzero(positions < 0)
     if unknown.size:
