@@ -126,6 +126,8 @@ def test_invalid_inputs():
     rates = error_rates(np.array([0.0, 1.0]), np.array([False, True]))
     with pytest.raises(ConfigError, match="P_target"):
         min_dcf(rates, 1.0)
+    with pytest.raises(ConfigError, match="C_miss and C_fa must be positive, got nan and 1.0"):
+        min_dcf(rates, 0.01, c_miss=float("nan"))
 
 
 def test_p_target_keys_are_labelled_exactly():

@@ -130,6 +130,8 @@ def test_bad_metrics_files(tmp_path):
         collect_rows([tmp_path / "broken.json"])
     with pytest.raises(DataError, match="no numeric metric"):
         collect_rows([dump(tmp_path / "empty.json", {"meta": {}})])
+    with pytest.raises(DataError, match=r"lang\.json: \"per_lang\" must map each language to an object"):
+        collect_rows([dump(tmp_path / "lang.json", {**SV, "per_lang": {"fr": 0.5}})])
 
 
 def test_flatten_metrics():

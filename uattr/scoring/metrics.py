@@ -18,6 +18,7 @@ normalised (comparison in benchmarks/README.md).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -82,7 +83,7 @@ def min_dcf(rates: ErrorRates, p_target: float, c_miss: float = 1.0, c_fa: float
     """Normalised minimum detection cost for one P_tar (see the module docstring)."""
     if not 0.0 < p_target < 1.0:
         raise ConfigError(f"P_target must lie strictly between 0 and 1, got {p_target}")
-    if c_miss <= 0 or c_fa <= 0:
+    if not (c_miss > 0 and c_fa > 0 and math.isfinite(c_miss) and math.isfinite(c_fa)):
         raise ConfigError(f"C_miss and C_fa must be positive, got {c_miss} and {c_fa}")
     cost = c_miss * p_target * rates.p_miss + c_fa * (1.0 - p_target) * rates.p_fa
     return float(cost.min() / min(c_miss * p_target, c_fa * (1.0 - p_target)))

@@ -168,7 +168,9 @@ def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
     )
     rows = [base]
     per_lang = data.get("per_lang", {})
-    for lang, lang_metrics in sorted(per_lang.items() if isinstance(per_lang, Mapping) else []):
+    if not isinstance(per_lang, Mapping) or not all(isinstance(value, Mapping) for value in per_lang.values()):
+        raise DataError(f"{path}: \"per_lang\" must map each language to an object of metrics")
+    for lang, lang_metrics in sorted(per_lang.items()):
         condition = f"{base.condition} [{lang}]" if base.condition else f"[{lang}]"
         rows.append(ResultRow(task, base.system, base.test_set, condition, flatten_metrics(lang_metrics), source))
     return rows
