@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from data_fixtures import make_data_dir
 from uattr.attributes.base import AttributeConfig
 from uattr.branch import BranchConfig
 from uattr.data.audio import AudioSource
-from uattr.data.tables import read_embedding_table, read_table_meta
+from uattr.data.tables import read_embedding_table, read_table_meta, table_is_complete
 from uattr.extract import extract_embeddings, merge_jobs
 from uattr.bin.main import main as uattr_main
 from uattr.model import ModelConfig, UnifiedEncoder
@@ -129,6 +130,12 @@ def test_split_jobs_and_merge_equal_a_single_job(model_dir: Path, data_dir: Path
         assert sorted(ref) == sorted(got)
         for utt in ref:
             np.testing.assert_allclose(ref[utt], got[utt], atol=1e-6)
+    # Job 2 of the semantic table is run again: only that merged table stops being complete until merged again.
+    shutil.rmtree(tmp_path / "split" / "semantic" / "data" / "split3" / "2")
+    extract_embeddings(model, data_dir, tmp_path / "split", attributes=["semantic"], job=2, num_jobs=3,
+                       show_progress=False)
+    assert not table_is_complete(tmp_path / "split" / "semantic" / "data")
+    assert table_is_complete(tmp_path / "split" / "speaker" / "data")
 
 
 def test_cli_extracts_a_subset_of_attributes_from_an_experiment_dir(

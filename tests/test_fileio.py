@@ -7,7 +7,7 @@ import pytest
 from uattr.errors import DataError
 from uattr.config import load_yaml
 from uattr.errors import ConfigError
-from uattr.fileio import iter_fields, iter_table, read_json, read_text
+from uattr.fileio import atomic_dir, iter_fields, iter_table, read_json, read_text
 
 
 def test_read_json_and_its_errors(tmp_path) -> None:
@@ -51,3 +51,19 @@ def test_text_that_is_not_utf8_names_the_file_and_line(tmp_path) -> None:
     config.write_bytes("# r\u00e9glages\ntrainer: {}\n".encode("latin-1"))
     with pytest.raises(ConfigError, match=r"train\.yaml:1: not UTF-8 text"):
         load_yaml(config)
+
+
+def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path) -> None:
+    model = tmp_path / "model"
+    with atomic_dir(model) as staging:
+        (staging / "weights").write_text("v1")
+    assert (model / "weights").read_text() == "v1"
+    with pytest.raises(RuntimeError):  # interrupted mid-save: the complete old folder stays
+        with atomic_dir(model) as staging:
+            (staging / "weights").write_text("half")
+            raise RuntimeError("interrupted")
+    assert (model / "weights").read_text() == "v1"
+    with atomic_dir(model) as staging:
+        (staging / "config").write_text("v2")
+    assert sorted(path.name for path in model.iterdir()) == ["config"]  # nothing of the old folder is mixed in
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]  # no staging folder is left behind

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import kaldiio
 import numpy as np
 import pytest
@@ -108,6 +110,20 @@ def test_a_complete_table_of_other_utterances_is_removed_to_be_written_again(tmp
     assert not table_is_complete(out) and not (out / "emb.ark").exists()
     write_table(out, [["u-1", "u-2", "u-3"]])
     assert keep_current_table(out, ["u-1", "u-2", "u-3"])
+
+
+def test_part_files_left_by_an_interrupted_close_go_with_a_stale_table(tmp_path):
+    """close() writes meta.json before it drops the part files: if it stopped there and the table is then found
+    stale, a new writer must start afresh, not resume from part files that point into the removed ark."""
+    out = write_table(tmp_path / "t", [["u-1", "u-2"]])
+    (out / "emb.scp.part").write_text((out / "emb.scp").read_text())
+    (out / "meta.json.part").write_text(json.dumps(META))
+    assert not keep_current_table(out, ["u-3"])
+    assert sorted(path.name for path in out.iterdir()) == []
+    with EmbeddingTableWriter(out, meta=META) as writer:
+        assert writer.done_ids == frozenset()
+        writer.write(["u-3"], vectors(["u-3"]))
+    assert list(read_embedding_table(out / "emb.scp")) == ["u-3"]
 
 
 def test_writer_rejects_nan_duplicates_and_dimension_changes(tmp_path):

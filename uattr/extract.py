@@ -25,7 +25,14 @@ from uattr.data.collate import collate_batch
 from uattr.data.dataset import UtteranceDataset
 from uattr.data.kaldi import DataDir
 from uattr.data.sampler import DynamicBatchSampler
-from uattr.data.tables import EmbeddingTableWriter, job_dir, keep_current_table, merge_split, split_ids
+from uattr.data.tables import (
+    EmbeddingTableWriter,
+    drop_merged_table,
+    job_dir,
+    keep_current_table,
+    merge_split,
+    split_ids,
+)
 from uattr.errors import ConfigError
 from uattr.fileio import atomic_write
 from uattr.model import UnifiedEncoder
@@ -107,6 +114,9 @@ def extract_embeddings(
     table_dirs = {attr: job_dir(out_dir / attr / set_name, job, num_jobs) for attr in attributes}
     utt_ids = split_ids(data.utt_ids, job, num_jobs)
     pending = [attr for attr in attributes if not keep_current_table(table_dirs[attr], utt_ids)]
+    if num_jobs:
+        for attr in pending:
+            drop_merged_table(out_dir / attr / set_name)
     writers = {
         attr: EmbeddingTableWriter(
             table_dirs[attr],

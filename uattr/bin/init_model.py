@@ -26,10 +26,13 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from uattr.config import from_dict, load_yaml
+    from uattr.fileio import atomic_dir
     from uattr.model import ModelConfig, UnifiedEncoder
 
     config = from_dict(ModelConfig, load_yaml(args.config))
     torch.manual_seed(args.seed)
-    path = UnifiedEncoder(config).save_pretrained(args.out)
-    logger.info("untrained model saved to %s", path)
+    model = UnifiedEncoder(config)
+    with atomic_dir(args.out) as staging:  # a model dir is whole or absent, whatever interrupts the save
+        model.save_pretrained(staging)
+    logger.info("untrained model saved to %s", args.out)
     return 0

@@ -73,10 +73,18 @@ def keep_current_table(table_dir: PathLike, utt_ids: Iterable[str]) -> bool:
         "%s: written for other utterances (%d missing, %d no longer wanted; e.g. %s); writing it again",
         table_dir, len(missing), len(extra), ", ".join(f"'{key}'" for key in (missing[:1] + extra[:1])),
     )
-    for name in (META_NAME, SCP_NAME, ARK_NAME):  # meta.json first: from then on the table is not complete
-        with contextlib.suppress(FileNotFoundError):
-            (table_dir / name).unlink()
+    # meta.json first: from then on the table is not complete. The part files go too: close() drops them only
+    # after meta.json is written, and a writer would otherwise resume from them into an ark that is gone.
+    for name in (META_NAME, SCP_NAME, ARK_NAME, PART_META_NAME, PART_SCP_NAME):
+        (table_dir / name).unlink(missing_ok=True)
     return False
+
+
+def drop_merged_table(out_dir: PathLike) -> None:
+    """Called by a split job about to write: the merged table of an earlier run points into the arks the jobs
+    rewrite, so it stops being complete (meta.json first) until :func:`merge_split` joins the jobs again."""
+    for name in (META_NAME, SCP_NAME):
+        (Path(out_dir) / name).unlink(missing_ok=True)
 
 
 def table_ids(table_dir: PathLike) -> list[str]:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from uattr.data.audio import AudioSource
 from uattr.data.kaldi import DataDir
-from uattr.data.tables import EmbeddingTableWriter, job_dir, keep_current_table, split_ids
+from uattr.data.tables import EmbeddingTableWriter, drop_merged_table, job_dir, keep_current_table, split_ids
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import PathLike
 from uattr.teachers.base import SAMPLE_RATE, Teacher
@@ -51,6 +51,8 @@ def extract_teacher(
     if keep_current_table(target, utt_ids):
         logger.info("%s: teacher table already complete; nothing to do", target)
         return target
+    if num_jobs:
+        drop_merged_table(out_dir)
     if teacher.input == "audio" and field is not None:
         raise ConfigError(f"teacher '{teacher.name}' reads the audio; an input field ({field}) does not apply")
     field = field or teacher.default_field

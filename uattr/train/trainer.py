@@ -17,10 +17,7 @@ import contextlib
 import json
 import logging
 import math
-import os
 import random
-import shutil
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -35,7 +32,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from uattr.config import save_yaml
 from uattr.data.collate import collate_batch
 from uattr.errors import ConfigError, DataError
-from uattr.fileio import atomic_write
+from uattr.fileio import atomic_dir, atomic_write
 from uattr.log import add_file_handler
 from uattr.model import WEIGHTS_FILE, UnifiedEncoder
 from uattr.train.checkpoint import (
@@ -421,14 +418,8 @@ class Trainer:
                     steps,
                 )
                 self.model.load_state_dict(average_checkpoints([checkpoints[step] for step in steps]))
-            staging = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR}.", dir=self.exp_dir))
-            try:
+            with atomic_dir(target) as staging:  # an older model/ is replaced only by a complete new one
                 self.model.save_pretrained(staging)
-                if target.exists():
-                    shutil.rmtree(target)
-                os.replace(staging, target)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
             logger.info("wrote %s", target)
         self.context.barrier()
         return target
