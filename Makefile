@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml tools/constraints.txt
 	$(BIN)/pip install --disable-pip-version-check -q -c tools/constraints.txt -e '.[offline,test]'
 	touch $@
 
-# System packages: all TTS voices of the mini corpus (demo), or espeak-ng alone (tests); need root, else a note.
+# System packages: all TTS voices of the mini corpus (demo), or espeak-ng and sox (tests); need root, else a note.
 system:
 	bash tools/install_system.sh
 

@@ -81,6 +81,27 @@ def test_parse_options_help_and_config(demo, tmp_path):
     assert result.stdout.strip() == "nj=2 use_gpu=true data_dir=data/train args=z"
 
 
+# ------------------------------------------------------------------------------------------------------ split_opts
+
+
+def test_split_opts_keeps_quoted_values_whole_and_runs_nothing(tmp_path):
+    """The recipe's *_opts strings: quotes group words (a list of languages, a YAML list); $(...) stays text."""
+    script = write_script(tmp_path / "split.sh", f"""#!/usr/bin/env bash
+set -euo pipefail
+. {UTILS}/lib/opts.sh
+split_opts words "$1"
+echo "${{#words[@]}}"
+printf '<%s>' "${{words[@]}}"
+""")
+    opts = "--languages 'fr_fr de_de' --trainer.on_the_fly \"[semantic, speaker]\" --x $(touch pwned)"
+    words = "<--languages><fr_fr de_de><--trainer.on_the_fly><[semantic, speaker]><--x><$(touch><pwned)>"
+    assert run([str(script), opts], tmp_path).stdout == f"7\n{words}"
+    assert not (tmp_path / "pwned").exists()
+    assert run([str(script), ""], tmp_path).stdout == "0\n<>"  # (printf prints its format once even without words)
+    broken = run([str(script), "--languages 'fr_fr"], tmp_path)
+    assert broken.returncode == 2 and "cannot split the options '--languages 'fr_fr' into words" in broken.stderr
+
+
 # ------------------------------------------------------------------------------------------------ data wrappers
 
 

@@ -10,6 +10,7 @@
 set -euo pipefail
 
 . utils/lib/log.sh
+. utils/lib/opts.sh
 SECONDS=0
 
 # General options
@@ -165,11 +166,11 @@ retrieval_tasks() {
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
   stage_start=${SECONDS}
   log "Stage 1: data preparation (local/data.sh ${data_opts})"
-  # shellcheck disable=SC2086
-  local/data.sh ${data_opts}
+  split_opts data_args "${data_opts}"
+  local/data.sh "${data_args[@]}"
+  split_opts validate_args "${validate_opts}"
   for dir in data/*/; do
-    # shellcheck disable=SC2086
-    [ -f "${dir}/wav.scp" ] && uattr validate-data-dir ${validate_opts} "${dir}"
+    [ -f "${dir}/wav.scp" ] && uattr validate-data-dir "${validate_args[@]}" "${dir}"
   done
   stage_done 1 data
 fi
@@ -215,9 +216,11 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     fi
     log "Stage 3: training $1 (${conf}) → ${sysdir}; log: ${sysdir}/train.log"
     mkdir -p "${sysdir}"
+    local train_args
+    split_opts train_args "${train_opts}"
     # shellcheck disable=SC2086
     ${cuda_cmd} --gpu "${ngpu}" --num-nodes "${num_nodes}" "${sysdir}/train.launch.log" \
-      ${launcher} train --config "${conf}" --exp-dir "${sysdir}" --trainer.device "${device}" ${train_opts}
+      ${launcher} train --config "${conf}" --exp-dir "${sysdir}" --trainer.device "${device}" "${train_args[@]}"
   }
   for system in ${systems}; do
     if [ -f "${expdir}/${system}/model/model.safetensors" ]; then
@@ -248,17 +251,19 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
   extract_sets=$(echo "${eval_sets} ${extra_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
   extract_dirs=()
   for set in ${extract_sets}; do extract_dirs+=("data/${set}"); done
+  split_opts extract_args "${extract_opts}"
   for system in ${all_systems}; do
     log "Stage 4: ${system}: embeddings of ${extract_sets}"
-    # shellcheck disable=SC2086
     run_split "${expdir}/${system}/emb/log" extract --model "$(model_dir "${system}")" \
-      --data "${extract_dirs[@]}" --out "${expdir}/${system}/emb" --device "${device}" ${extract_opts}
+      --data "${extract_dirs[@]}" --out "${expdir}/${system}/emb" --device "${device}" "${extract_args[@]}"
   done
   stage_done 4 extract
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
   stage_start=${SECONDS}
+  split_opts score_args "${score_opts}"
+  split_opts sv_cohort_args "${sv_cohort_opts}"
   for system in ${all_systems} teacher; do
     scoredir="${expdir}/${system}/scores"
     for spec in ${sv_sets}; do
@@ -267,17 +272,16 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
       emb=$(emb_scp "${system}" "${sv_attr}" "${set}")
       [ -f "${emb}" ] || { log "Stage 5: ${system}: no ${sv_attr} embeddings of ${set}; no SV"; continue; }
       log "Stage 5: ${system}: speaker verification on $(sv_trials "${spec}")"
-      # shellcheck disable=SC2086
-      uattr score-sv --trials "$(sv_trials "${spec}")" --emb "${emb}" --out "${scoredir}/sv_${name}/scores" ${score_opts}
+      uattr score-sv --trials "$(sv_trials "${spec}")" --emb "${emb}" --out "${scoredir}/sv_${name}/scores" \
+        "${score_args[@]}"
       uattr compute-metrics "${scoredir}/sv_${name}/scores" --p-target 0.01 0.05 \
         --system "${system}" --test-set "${name}" --condition sv --out "${scoredir}/sv_${name}/metrics.json"
       [ -n "${sv_cohort}" ] || continue
       cohort=$(emb_scp "${system}" "${sv_attr}" "${sv_cohort}")
       [ -f "${cohort}" ] || { log "Stage 5: ${system}: no ${sv_attr} embeddings of ${sv_cohort}; no AS-norm"; continue; }
       log "Stage 5: ${system}: AS-norm on $(sv_trials "${spec}") (cohort: speakers of data/${sv_cohort})"
-      # shellcheck disable=SC2086
       uattr score-sv --trials "$(sv_trials "${spec}")" --emb "${emb}" --out "${scoredir}/sv_${name}_asnorm/scores" \
-        --norm asnorm --cohort "${cohort}" --cohort-utt2spk "data/${sv_cohort}/utt2spk" ${sv_cohort_opts}
+        --norm asnorm --cohort "${cohort}" --cohort-utt2spk "data/${sv_cohort}/utt2spk" "${sv_cohort_args[@]}"
       uattr compute-metrics "${scoredir}/sv_${name}_asnorm/scores" --p-target 0.01 0.05 --system "${system}" \
         --test-set "${name}" --condition sv-asnorm --out "${scoredir}/sv_${name}_asnorm/metrics.json"
     done
