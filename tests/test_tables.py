@@ -177,7 +177,10 @@ def test_reader_rejects_mixed_dimensions_and_matrices(tmp_path):
     with pytest.raises(DataError, match="'b' has dimension 4, but 'a' has 3"):
         read_embedding_table(scp)
     scp = save_raw(tmp_path, {"m": np.ones((2, 3), np.float32)})
-    with pytest.raises(DataError, match="'m' is not a vector"):
+    with pytest.raises(DataError, match=r"'m' is not a non-empty vector \(shape \(2, 3\)\)"):
+        read_embedding_table(scp)
+    scp = save_raw(tmp_path, {"e": np.ones(0, np.float32)})
+    with pytest.raises(DataError, match=r"'e' is not a non-empty vector \(shape \(0,\)\)"):
         read_embedding_table(scp)
 
 

@@ -181,6 +181,8 @@ class UnifiedEncoder(nn.Module):
         try:
             # save_model (not save_file) drops tied duplicates and makes tensors contiguous, as safetensors needs.
             safetensors.torch.save_model(self, staging, metadata={"format": "pt", "uattr": __version__})
+            with open(staging, "rb") as written:  # on disk before the rename, as fileio.atomic_write does
+                os.fsync(written.fileno())
             os.replace(staging, directory / WEIGHTS_FILE)
         finally:
             Path(staging).unlink(missing_ok=True)

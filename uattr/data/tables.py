@@ -109,8 +109,8 @@ def read_embedding_table(scp: PathLike) -> dict[str, np.ndarray]:
             vector = np.asarray(kaldiio.load_mat(location), dtype=np.float32)
         except Exception as error:  # kaldiio raises OSError, ValueError, AssertionError, ... on a bad entry
             raise DataError(f"{where}: cannot read the embedding of '{key}' from {location}: {error}") from error
-        if vector.ndim != 1:
-            raise DataError(f"{where}: the entry of '{key}' is not a vector (shape {vector.shape})")
+        if vector.ndim != 1 or vector.size == 0:
+            raise DataError(f"{where}: the entry of '{key}' is not a non-empty vector (shape {vector.shape})")
         if first_dim is None:
             first_dim = (key, vector.shape[0])
         elif vector.shape[0] != first_dim[1]:
