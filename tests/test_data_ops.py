@@ -122,6 +122,17 @@ def test_subset_errors(data, tmp_path):
         subset_data_dir(data, tmp_path / "x", per_language=1)
 
 
+def test_malformed_segments_are_refused_not_copied(tmp_path):
+    write_data_dir(tmp_path / "d", wav_scp={"r1": "r1.wav"}, utt2spk={"a": "s", "b": "s"},
+                   segments={"a": Segment("r1", 0, 1), "b": Segment("r1", 1, 2)})
+    segments = tmp_path / "d" / "segments"
+    segments.write_text(segments.read_text().replace("b r1 1", "b r1 3"))  # ends before it starts
+    for operation in (lambda: fix_data_dir(tmp_path / "d"), lambda: split_data_dir(tmp_path / "d", 1),
+                      lambda: subset_data_dir(tmp_path / "d", tmp_path / "x", first=1)):
+        with pytest.raises(DataError, match=r"d/segments: id 'b': end time 2(\.0)? is not after start time 3"):
+            operation()
+
+
 def test_operations_refuse_utterances_without_a_speaker(data, tmp_path):
     """utt2spk must cover every utterance (Kaldi's rule): each operation names the file and an utterance."""
     (data / "utt2spk").write_text((data / "utt2spk").read_text().replace("spkC-u2 spkC\n", ""))

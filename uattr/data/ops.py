@@ -19,6 +19,7 @@ from uattr.data.kaldi import (
     allows_empty_value,
     format_number,
     key_kind,
+    parse_segment,
     read_spk2utt,
     table_files,
     write_data_dir,
@@ -39,7 +40,14 @@ def read_tables(path: str | os.PathLike) -> Tables:
     tables = {name: read_table(path / name, allow_empty_value=allows_empty_value(name)) for name in table_files(path)}
     if "utt2spk" in tables:  # every operation looks speakers up through it
         _check_covers(tables, "utt2spk", path)
+    _check_segments(tables, path)
     return tables
+
+
+def _check_segments(tables: Tables, path: str | os.PathLike) -> None:
+    """Values are copied as text, but a malformed ``segments`` line would be copied into every output dir."""
+    for utt, value in tables.get("segments", {}).items():
+        parse_segment(value, f"{path}/segments: id '{utt}'")
 
 
 def _check_covers(tables: Tables, name: str, path: str | os.PathLike) -> None:
@@ -129,6 +137,7 @@ def fix_data_dir(path: str | os.PathLike) -> FixReport:
         tables[name], duplicates[name], malformed[name] = _read_leniently(path / name)
     if "utt2spk" not in tables and "spk2utt" in tables:
         tables["utt2spk"] = {utt: spk for spk, utts in read_spk2utt(path / "spk2utt").items() for utt in utts}
+    _check_segments(tables, path)  # a wrong time cannot be fixed automatically
 
     utterance_tables = {
         name: table
