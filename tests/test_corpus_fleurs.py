@@ -6,9 +6,11 @@ import pytest
 
 from corpus_layouts import (
     assert_valid_data_dirs,
+    copy_recipe,
     make_fleurs,
     prepare_in_recipe_copy,
     retrieval_task_lines,
+    run_recipe_script,
     write_lines,
 )
 from uattr.corpora.fleurs import prepare_fleurs
@@ -89,3 +91,14 @@ def test_tsv_errors_name_the_line(tmp_path):
     write_lines(root / "fr_fr" / "test.tsv", lines[:1] + [lines[1].replace("2002.wav", "9999.wav")])
     with pytest.raises(DataError, match=r"fr_fr/test.tsv:2: audio file .*9999.wav not found"):
         prepare_fleurs(root, tmp_path / "data", splits=["test"])
+
+
+def test_run_sh_passes_a_quoted_language_list_through_data_opts(tmp_path):
+    """The README's form: --data_opts "--languages 'fr_fr de_de'" reaches local/data.sh as one list of two."""
+    root = make_fleurs(tmp_path / "fleurs")
+    recipe = copy_recipe("fleurs", tmp_path / "checkout")
+    done = run_recipe_script(recipe, "run.sh", "--stop_stage", "1",
+                             "--data_opts", f"--root {root} --languages 'fr_fr de_de' --splits test")
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in (recipe / "data").iterdir() if path.is_dir()) == [
+        "test_de_de", "test_en_us", "test_en_us_text", "test_fr_fr"]
