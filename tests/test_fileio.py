@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from uattr.errors import DataError
 from uattr.config import load_yaml
-from uattr.errors import ConfigError
+from uattr.errors import ConfigError, DataError
 from uattr.fileio import atomic_dir, iter_fields, iter_table, read_json, read_text
 
 

@@ -119,7 +119,7 @@ def test_part_files_left_by_an_interrupted_close_go_with_a_stale_table(tmp_path)
     (out / "emb.scp.part").write_text((out / "emb.scp").read_text())
     (out / "meta.json.part").write_text(json.dumps(META))
     assert not keep_current_table(out, ["u-3"])
-    assert sorted(path.name for path in out.iterdir()) == []
+    assert list(out.iterdir()) == []
     with EmbeddingTableWriter(out, meta=META) as writer:
         assert writer.done_ids == frozenset()
         writer.write(["u-3"], vectors(["u-3"]))
