@@ -206,6 +206,7 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     log "Stage 3: ${system}: untrained model from conf/model_${system}.yaml"
     uattr init-model --config "conf/model_${system}.yaml" --out "${expdir}/${system}/model"
   done
+  split_opts train_args "${train_opts}"
   train_system() {  # system
     local conf="conf/train_$1.yaml" sysdir="${expdir}/$1" launcher="uattr"
     if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
@@ -216,8 +217,6 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     fi
     log "Stage 3: training $1 (${conf}) → ${sysdir}; log: ${sysdir}/train.log"
     mkdir -p "${sysdir}"
-    local train_args
-    split_opts train_args "${train_opts}"
     # shellcheck disable=SC2086
     ${cuda_cmd} --gpu "${ngpu}" --num-nodes "${num_nodes}" "${sysdir}/train.launch.log" \
       ${launcher} train --config "${conf}" --exp-dir "${sysdir}" --trainer.device "${device}" "${train_args[@]}"
