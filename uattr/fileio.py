@@ -87,10 +87,12 @@ def iter_lines(path: PathLike, what: str = "file") -> Iterator[tuple[int, str]]:
             try:
                 yield number, raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise DataError(
-                    f"{path}:{number}: not UTF-8 text (byte {raw[error.start]:#04x} at column {error.start + 1}); "
-                    "convert it to UTF-8"
-                ) from error
+                raise DataError(f"{path}:{number}: {describe_bad_utf8(raw, error)}; convert it to UTF-8") from error
+
+
+def describe_bad_utf8(line: bytes, error: UnicodeDecodeError) -> str:
+    """``not UTF-8 text (byte 0xe9 at column 7)`` for a line that failed to decode (readers and the validator)."""
+    return f"not UTF-8 text (byte {line[error.start]:#04x} at column {error.start + 1})"
 
 
 def iter_table(path: PathLike) -> Iterator[tuple[int, str, str]]:

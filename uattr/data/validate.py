@@ -18,6 +18,7 @@ from typing import Callable
 
 from uattr.data.audio import MAX_SEGMENT_OVERSHOOT_S, AudioError, AudioInfo, audio_info
 from uattr.data.kaldi import allows_empty_value, key_kind, table_files
+from uattr.fileio import describe_bad_utf8
 
 _FIELD_SEPARATOR = re.compile(r"[ \t]+")
 # Threads reading audio headers: the work waits on the disk (or on pipe commands), not on Python.
@@ -110,8 +111,8 @@ class _Validator:
                 try:
                     raw = raw_bytes.decode("utf-8")
                 except UnicodeDecodeError as error:
-                    self.add(path, number, None, f"not UTF-8 text (byte {raw_bytes[error.start]:#04x} at column "
-                                                 f"{error.start + 1}); convert the file to UTF-8")
+                    problem = describe_bad_utf8(raw_bytes, error)
+                    self.add(path, number, None, f"{problem}; convert the file to UTF-8")
                     raw = raw_bytes.decode("utf-8", errors="replace")
                 line = raw.rstrip("\n")
                 if line.endswith("\r"):
