@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 from data_fixtures import make_data_dir
@@ -43,8 +44,11 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture()
 def data_dir(tmp_path: Path) -> Path:
-    # Different lengths, so batches are padded.
-    return make_data_dir(tmp_path, speakers=("spkA", "spkB", "spkC", "spkD"), utts_per_speaker=2, seconds=0.6)
+    data = make_data_dir(tmp_path, speakers=("spkA", "spkB", "spkC", "spkD"), utts_per_speaker=2, seconds=0.6)
+    for index, wav in enumerate(sorted((tmp_path / "wav").glob("*.wav"))):  # different lengths: batches are padded
+        audio, rate = soundfile.read(wav)
+        soundfile.write(wav, audio[: len(audio) - 1100 * index], rate)
+    return data
 
 
 def _one_by_one(model: UnifiedEncoder, data_dir: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -73,6 +77,25 @@ def test_batched_extraction_equals_one_utterance_at_a_time(model_dir: Path, data
     weights = json.loads((tmp_path / "emb" / "layer_weights.json").read_text())
     assert weights["speaker"]["layers"] == [2]
     assert abs(sum(weights["semantic"]["weights"]) - 1.0) < 1e-6
+
+
+def test_an_encoder_that_padding_changes_is_extracted_one_utterance_at_a_time(data_dir: Path, tmp_path: Path) -> None:
+    """A group-normed wav2vec 2.0 normalises over the padded waveform: batched, its embeddings would depend on
+    their batch, so extraction gives each utterance its own batch and equals it alone."""
+    from uattr.upstream.create import create_upstream
+
+    encoder = create_upstream(
+        "wav2vec2", tmp_path / "encoder", hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=32, conv_dim=[16] * 7, feat_extract_norm="group", num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+    )
+    torch.manual_seed(0)
+    model = UnifiedEncoder(ModelConfig(UpstreamConfig(name=f"hf:{encoder}"), {"semantic": AttributeConfig(dim=8)}))
+    assert not model.upstream.padding_invariant
+    table_dir = extract_embeddings(model, data_dir, tmp_path / "emb", show_progress=False)["semantic"]
+    expected = _one_by_one(model, data_dir)["semantic"]
+    for utt, vector in read_embedding_table(table_dir / "emb.scp").items():
+        np.testing.assert_allclose(vector, expected[utt], atol=1e-5, err_msg=utt)
 
 
 def test_interrupted_extraction_resumes_to_the_same_tables(

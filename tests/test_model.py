@@ -29,6 +29,8 @@ class FakeUpstream(Upstream):
     """Each 80-sample frame goes through a fixed random map per layer, so hidden states depend on the input frame
     by frame (padding cannot change a valid frame) and frame lengths are exact."""
 
+    padding_invariant = True
+
     def __init__(self, num_layers: int = 4, hidden_size: int = 8) -> None:
         super().__init__()
         self.num_layers, self.hidden_size, self.downsample_rate = num_layers, hidden_size, SAMPLES_PER_FRAME
@@ -168,6 +170,28 @@ def test_embed_equals_each_utterance_alone_and_restores_training_mode() -> None:
         for name in batched:
             torch.testing.assert_close(batched[name][index], alone[name][0], atol=1e-5, rtol=1e-5)
     assert not batched["speaker"].requires_grad
+
+
+class PaddingSensitiveUpstream(FakeUpstream):
+    """Removes the mean of the whole padded input first, as a GroupNorm front end does: padding shifts it."""
+
+    padding_invariant = False
+
+    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return super().forward(wavs - wavs.mean(dim=1, keepdim=True), wav_lens)
+
+
+def test_embed_encodes_each_utterance_alone_when_padding_would_change_it() -> None:
+    torch.manual_seed(0)
+    model = UnifiedEncoder(_config(), upstream=PaddingSensitiveUpstream())
+    waves = [wave + 0.5 for wave in _waves([1600, 400, 1000])]  # a DC offset, so padding moves the mean
+    batched = model.embed(waves, sample_rate=16000)
+    padded = model(*model._pad(waves, 16000))
+    assert not torch.allclose(padded["semantic"][1], batched["semantic"][1], atol=1e-3)  # what batching would give
+    for index, wave in enumerate(waves):
+        alone = model.embed([wave], sample_rate=16000)
+        for name in batched:
+            torch.testing.assert_close(batched[name][index], alone[name][0])
 
 
 def test_embed_resamples_audio_at_another_rate() -> None:

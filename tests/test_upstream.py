@@ -104,8 +104,44 @@ def test_s3prl_hf_custom_loads_local_folder(models: dict[str, Path], s3prl_name:
     for _ in range(2):
         hidden, frame_lens = upstream(wavs, wav_lens)
         assert hidden.shape[:2] == (3, 3) and hidden.shape[3] == 32
-        assert frame_lens.tolist() == [(n - 1) // 320 + 1 for n in WAV_LENS]  # s3prl's hidden_states_lens
+        # The CNN's real output lengths, not s3prl's ceil(n / 320), which counts 1-2 frames the CNN never made.
+        assert frame_lens.tolist() == [conv_frames(n) for n in WAV_LENS]
     assert trainable(upstream) and not any("feature_extractor" in name for name in trainable(upstream))
+    upstream.eval()
+    with torch.no_grad():
+        hidden, frame_lens = upstream(wavs, wav_lens)
+        for row, length in enumerate(WAV_LENS):
+            alone, alone_lens = upstream(wavs[row : row + 1, :length], wav_lens[row : row + 1])
+            assert alone.shape[2] == int(alone_lens[0]) == int(frame_lens[row])
+            torch.testing.assert_close(alone[:, 0], hidden[:, row, : alone.shape[2]], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("name", "arch", "norm", "invariant"),
+    [
+        ("hf:{}", "w2v-bert", None, True),
+        ("hf:{}", "wav2vec2", "layer", True),
+        ("hf:{}", "wav2vec2", "group", False),  # GroupNorm over the padded waveform, no attention mask
+        ("s3prl:hf_wav2vec2_custom", "wav2vec2", "layer", True),
+        ("s3prl:hf_wav2vec2_custom", "wav2vec2", "group", False),
+    ],
+)
+def test_padding_invariance_is_known_per_encoder(
+    tmp_path: Path, name: str, arch: str, norm: str | None, invariant: bool
+) -> None:
+    """An encoder said to be padding-invariant gives the same hidden states alone and batched; the others do
+    not, which is why embed() and extraction encode them one utterance at a time."""
+    overrides = TINY if norm is None else {**TINY_WAVEFORM, "feat_extract_norm": norm}
+    folder = create_upstream(arch, tmp_path / arch, **overrides)
+    path = str(folder) if name.startswith("s3prl") else None
+    upstream = build_upstream(UpstreamConfig(name=name.format(folder), path=path)).eval()
+    assert upstream.padding_invariant is invariant
+    wavs, wav_lens = padded_batch()
+    with torch.no_grad():
+        hidden, frame_lens = upstream(wavs, wav_lens)
+        alone, _ = upstream(wavs[2:, : WAV_LENS[2]], wav_lens[2:])
+    valid = int(frame_lens[2])
+    assert torch.allclose(alone[:, 0, :valid], hidden[:, 2, :valid], atol=1e-4) is invariant
 
 
 def test_torch_fbank_matches_seamless_feature_extractor() -> None:
@@ -247,6 +283,10 @@ def test_too_short_utterance_is_a_data_error(models: dict[str, Path]) -> None:
     wav_lens[1] = 500  # one fbank frame: no 20 ms output frame
     with pytest.raises(DataError, match="batch item 1 has 500 samples"):
         upstream(wavs, wav_lens)
+    s3prl = build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(models["wav2vec2"])))
+    wav_lens[1] = 700  # one CNN frame, but s3prl would zero-pad a batch this short to 800 samples of "audio"
+    with pytest.raises(DataError, match="batch item 1 has 700 samples; s3prl upstreams need at least 800"):
+        s3prl(wavs, wav_lens)
 
 
 def test_create_upstream_is_seeded_atomic_and_rerunnable(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 Output layout: ``<out>/<attr>/<set>/emb.{ark,scp}`` + ``meta.json`` per attribute, and ``<out>/layer_weights.json``.
 Utterances are batched by duration (little padding; padding never changes an embedding because every pooling is
-masked), audio is read in DataLoader workers, and each attribute's table is written through the resumable
+masked; an encoder that is not ``padding_invariant`` gets one utterance per batch), audio is read in DataLoader
+workers, and each attribute's table is written through the resumable
 :class:`~uattr.data.tables.EmbeddingTableWriter`: an interrupted run resumes where it stopped. Utterances that
 occur in several data dirs of one run (retrieval queries and galleries cut from an evaluation set) are encoded
 once (:class:`RepeatedUtterances`).
@@ -136,6 +137,9 @@ def extract_embeddings(
         copied = _write_remembered(todo, keys, repeated, writers, already_done)
         todo = [utt for utt in todo if utt not in copied]
     if todo:
+        if not model.upstream.padding_invariant and max_batch_size > 1:
+            logger.info("%s: its hidden states depend on padding; one utterance per batch", model.upstream.name)
+            max_batch_size = 1
         durations = audio.durations()
         dataset = UtteranceDataset(todo, audio, {})
         sampler = DynamicBatchSampler(

@@ -144,14 +144,18 @@ class UnifiedEncoder(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Embeddings of raw audio, in eval mode: a [B, S] tensor or a list of 1-D arrays (any lengths).
 
-        Audio at another rate is resampled to the encoder's; the batch is padded with its lengths, so each
-        embedding equals the one of the utterance alone.
+        Audio at another rate is resampled to the encoder's. Each embedding equals the one of the utterance alone:
+        the batch is padded with its lengths, or, for an encoder that is not ``padding_invariant``, each utterance
+        is encoded by itself.
         """
-        wavs, wav_lens = self._pad(_as_waveform_list(waveforms), sample_rate)
+        waveforms = _as_waveform_list(waveforms)
         was_training = self.training
         self.eval()
         try:
-            return self(wavs, wav_lens, attributes)
+            if self.upstream.padding_invariant or len(waveforms) <= 1:
+                return self(*self._pad(waveforms, sample_rate), attributes)
+            alone = [self(*self._pad([wav], sample_rate), attributes) for wav in waveforms]
+            return {attr: torch.cat([embeddings[attr] for embeddings in alone]) for attr in alone[0]}
         finally:
             self.train(was_training)
 

@@ -68,6 +68,10 @@ class Upstream(nn.Module):
     downsample_rate: int  # input samples per output frame
     frozen: bool = False  # set by the "frozen" fine-tuning policy: eval mode and no autograd graph
     saves_architecture: bool = False  # whether save_architecture() can write files to rebuild it without weights
+    # Whether an utterance's valid hidden states are the same alone and in a padded batch (to float noise). Not so
+    # for encoders that normalise over the padded input (a GroupNorm front end) or attend to it (no attention
+    # mask): UnifiedEncoder.embed() and extraction then encode one utterance at a time.
+    padding_invariant: bool = False
 
     @property
     def frame_rate(self) -> float:

@@ -10,6 +10,8 @@ Two input kinds behind the one :class:`~uattr.upstream.base.Upstream` interface:
 
 With an attention mask, an utterance's hidden states do not depend on the padding around it in a batch, except
 for Data2Vec-audio: its stacked positional convolutions carry padding into the last frames (a model property).
+Those and the group-normed models are not ``padding_invariant``: embed() and extraction encode them one utterance
+at a time.
 
 An encoder's architecture files are its ``config.json`` (as run: options applied, layerdrop off) and
 ``preprocessor_config.json``; with ``upstream.architecture`` the model is built from them by ``from_config``, with
@@ -110,6 +112,7 @@ class HFWaveformUpstream(HFUpstream):
         self.normalize = bool(getattr(feature_extractor, "do_normalize", False))
         self.padding_value = float(getattr(feature_extractor, "padding_value", 0.0))
         self.use_attention_mask = getattr(model.config, "feat_extract_norm", "layer") == "layer"
+        self.padding_invariant = self.use_attention_mask and model.config.model_type != "data2vec-audio"
         self.downsample_rate = math.prod(model.config.conv_stride)
 
     def frame_lengths(self, wav_lens: torch.Tensor) -> torch.Tensor:
@@ -134,6 +137,8 @@ class HFWaveformUpstream(HFUpstream):
 
 class HFFbankUpstream(HFUpstream):
     """w2v-BERT 2.0: stacked 160-d fbank, 20 ms frames; "frozen_frontend" freezes its feature projection."""
+
+    padding_invariant = True
 
     def __init__(self, name: str, model: Any, feature_extractor: Any) -> None:
         super().__init__(name, model, feature_extractor)

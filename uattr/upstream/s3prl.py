@@ -3,7 +3,13 @@
 Names ending in ``_local``, ``_url`` or ``_custom`` load the checkpoint given as ``upstream.path``. The Hugging
 Face ones (``hf_wav2vec2_custom``, ``hf_hubert_custom``) need a ``preprocessor_config.json`` in a local folder:
 without one s3prl silently falls back to a hub model's feature extractor, so a missing file is an error here.
-Frame lengths are s3prl's own hidden-state lengths. s3prl is imported on first use (it takes seconds).
+s3prl is imported on first use (it takes seconds).
+
+Frame lengths: s3prl reports ``ceil(samples / stride)`` frames and fills the one or two frames a CNN front end does
+not produce by repeating the last one (alone) or with outputs at padded positions (in a batch). Masked pooling would
+count those, and an embedding would depend on its batch; so where the front end is a stack of 1-D convolutions
+(wav2vec 2.0, HuBERT, WavLM, data2vec, XLS-R), the lengths are the convolutions' real output lengths. s3prl also pads
+a batch whose longest utterance is under 0.05 s with zeros it treats as audio, so shorter utterances are refused.
 
 Architecture files (``upstream.architecture``) exist for the Hugging Face names only: their ``config.json`` and
 ``preprocessor_config.json``, from which the model is built with random weights. The other names build from a
@@ -20,15 +26,17 @@ from unittest import mock
 
 import torch
 import transformers
+from torch import nn
 
-from uattr.errors import ConfigError
+from uattr.errors import ConfigError, DataError
 from uattr.registry import UPSTREAMS
-from uattr.upstream.base import Upstream, UpstreamConfig, disable_layerdrop
+from uattr.upstream.base import Upstream, UpstreamConfig, disable_layerdrop, require_frames
 from uattr.upstream.finetune import apply_finetune_policy
 from uattr.upstream.hf import architecture_folder, require_hf_folder, save_hf_architecture
 
 CHECKPOINT_SUFFIXES = ("_local", "_url", "_custom")
 SAMPLE_RATE = 16000  # every s3prl upstream takes 16 kHz audio
+MIN_SAMPLES = 800  # s3prl.nn.upstream.MIN_SECOND × 16 kHz: a shorter batch is zero-padded to it as if it were audio
 # s3prl's Hugging Face experts, each with the transformers model class as its expert module names it.
 HF_EXPERTS = {
     "hf_wav2vec2_custom": "s3prl.upstream.hf_wav2vec2.expert.Wav2Vec2Model",
@@ -62,6 +70,21 @@ class S3PRLHubUpstream(Upstream):
             )
         self.hidden_size = upstream.hidden_sizes[0]
         self.downsample_rate = upstream.downsample_rates[0]
+        self.convolutions = conv_geometry(self)
+        # s3prl's experts pass a padding mask to the transformer; a GroupNorm in the CNN still sees the padding.
+        self.padding_invariant = self.convolutions is not None and not any(
+            isinstance(module, nn.GroupNorm) for module in self.frontend_module().modules()
+        )
+
+    def frame_lengths(self, wav_lens: torch.Tensor, reported: torch.Tensor) -> torch.Tensor:
+        """Frames the CNN front end really produces (``reported``, s3prl's count, where it is not a CNN)."""
+        if self.convolutions is None:
+            return reported
+        lens = wav_lens
+        for kernel, stride, padding, dilation in self.convolutions:
+            span = dilation * (kernel - 1) + 1
+            lens = (torch.div(lens + 2 * padding - span, stride, rounding_mode="floor") + 1).clamp(min=0)
+        return torch.minimum(lens, reported)
 
     def save_architecture(self, directory: Path) -> None:
         if not self.saves_architecture:
@@ -70,8 +93,30 @@ class S3PRLHubUpstream(Upstream):
         save_hf_architecture(expert.model.config, expert.extracter, directory)
 
     def _forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden, lens = self.upstream(wavs, wav_lens.to(wavs.device))
-        return torch.stack(hidden), lens[0]
+        wav_lens = wav_lens.to(wavs.device)
+        short = (wav_lens < MIN_SAMPLES).nonzero().flatten().tolist()
+        if short:
+            raise DataError(
+                f"upstream {self.name}: batch item {short[0]} has {int(wav_lens[short[0]])} samples; s3prl upstreams "
+                f"need at least {MIN_SAMPLES} (0.05 s); drop utterances this short from the data"
+            )
+        hidden, lens = self.upstream(wavs, wav_lens)
+        frame_lens = self.frame_lengths(wav_lens, lens[0])
+        require_frames(frame_lens, wav_lens, self.name)
+        return torch.stack(hidden)[:, :, : int(frame_lens.max())], frame_lens
+
+
+def conv_geometry(upstream: Upstream) -> list[tuple[int, int, int, int]] | None:
+    """(kernel, stride, padding, dilation) of each 1-D convolution of the front end, in order; None where the
+    front end is not such a stack (no ``feature_extractor``, or one without plain numeric convolutions)."""
+    try:
+        frontend = upstream.frontend_module()
+    except ConfigError:
+        return None
+    convolutions = [module for module in frontend.modules() if isinstance(module, nn.Conv1d)]
+    if not convolutions or any(isinstance(conv.padding, str) for conv in convolutions):
+        return None
+    return [(conv.kernel_size[0], conv.stride[0], conv.padding[0], conv.dilation[0]) for conv in convolutions]
 
 
 @UPSTREAMS.register("s3prl")
