@@ -130,6 +130,43 @@ def test_interrupted_extraction_resumes_to_the_same_tables(
             np.testing.assert_array_equal(ref[utt], got[utt])
 
 
+def test_tables_of_a_model_retrained_into_the_same_folder_are_written_again(
+    model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither a complete table nor an interrupted one of the old weights survives: no resume mixes the vectors
+    of two models."""
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    old = UnifiedEncoder.from_pretrained(folder)
+    extract_embeddings(old, data_dir, tmp_path / "complete", show_progress=False)
+    from uattr.data import tables
+
+    original_write = tables.EmbeddingTableWriter.write
+
+    def interrupted(self, ids, vectors):
+        original_write(self, ids, vectors)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tables.EmbeddingTableWriter, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        extract_embeddings(old, data_dir, tmp_path / "partial", max_batch_size=2, show_progress=False)
+    monkeypatch.setattr(tables.EmbeddingTableWriter, "write", original_write)
+
+    with torch.no_grad():  # "retrained": other weights, saved into the same folder
+        for parameter in old.parameters():
+            parameter.add_(0.1)
+    old.save_pretrained(folder)
+    new = UnifiedEncoder.from_pretrained(folder)
+    expected = _one_by_one(new, data_dir)
+    digest = new.weights_sha256()
+    assert digest is not None and digest != UnifiedEncoder.from_pretrained(model_dir).weights_sha256()
+    for out in ("complete", "partial"):
+        table_dir = extract_embeddings(new, data_dir, tmp_path / out, show_progress=False)["semantic"]
+        assert read_table_meta(table_dir)["model_sha256"] == digest
+        for utt, vector in read_embedding_table(table_dir / "emb.scp").items():
+            np.testing.assert_allclose(vector, expected["semantic"][utt], atol=1e-5, err_msg=f"{out}/{utt}")
+
+
 def test_a_data_dir_rebuilt_with_more_utterances_is_extracted_again(model_dir: Path, tmp_path: Path) -> None:
     model = UnifiedEncoder.from_pretrained(model_dir)
     small = make_data_dir(tmp_path / "v1", speakers=("spkA", "spkB"), utts_per_speaker=2, seconds=0.6)

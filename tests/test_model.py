@@ -392,6 +392,16 @@ def test_loading_a_folder_without_a_model_is_a_config_error(tmp_path: Path) -> N
         UnifiedEncoder.from_pretrained(tmp_path)
 
 
+@pytest.mark.parametrize("keep_bytes", [0, 100])
+def test_truncated_weights_are_a_config_error(tiny_encoder_dir: Path, tmp_path: Path, keep_bytes: int) -> None:
+    upstream = UpstreamConfig(name=f"hf:{tiny_encoder_dir}")
+    UnifiedEncoder(ModelConfig(upstream, {"speaker": AttributeConfig(dim=8)})).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:keep_bytes])
+    with pytest.raises(ConfigError, match="model.safetensors: cannot read it .*; is it truncated"):
+        UnifiedEncoder.from_pretrained(tmp_path)
+
+
 def test_weights_that_do_not_match_the_config_are_a_config_error(tiny_encoder_dir: Path, tmp_path: Path) -> None:
     upstream = UpstreamConfig(name=f"hf:{tiny_encoder_dir}")
     UnifiedEncoder(ModelConfig(upstream, {"speaker": AttributeConfig(dim=8)})).save_pretrained(tmp_path)

@@ -114,7 +114,8 @@ def extract_embeddings(
     out_dir = Path(out_dir)
     table_dirs = {attr: job_dir(out_dir / attr / set_name, job, num_jobs) for attr in attributes}
     utt_ids = split_ids(data.utt_ids, job, num_jobs)
-    pending = [attr for attr in attributes if not keep_current_table(table_dirs[attr], utt_ids)]
+    made_by = {"model_sha256": model.weights_sha256()}
+    pending = [attr for attr in attributes if not keep_current_table(table_dirs[attr], utt_ids, made_by)]
     if num_jobs:
         for attr in pending:
             drop_merged_table(out_dir / attr / set_name)
@@ -122,7 +123,7 @@ def extract_embeddings(
         attr: EmbeddingTableWriter(
             table_dirs[attr],
             meta={"attribute": attr, "dim": model.embedding_dim(attr), "normalized": model.is_normalized(attr),
-                  "data": str(data.path), "model": model_name},
+                  "data": str(data.path), "model": model_name, **made_by},
         )
         for attr in pending
     }

@@ -11,6 +11,7 @@ goes through the original checkpoint (s3prl's cache or a download) before this m
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ import numpy as np
 import safetensors.torch
 import torch
 import torchaudio
+from safetensors import SafetensorError
 from torch import nn
 
 from uattr import __version__
@@ -64,6 +66,7 @@ class UnifiedEncoder(nn.Module):
         _check_attributes(config)
         self.config = config
         self.source: str | None = None  # the folder from_pretrained() read, for provenance in outputs
+        self._weights_sha256: str | None = None
         if upstream is None:
             from uattr.upstream import build_upstream  # the loaders import transformers/s3prl: only when needed
 
@@ -167,6 +170,14 @@ class UnifiedEncoder(nn.Module):
         wavs = nn.utils.rnn.pad_sequence(waveforms, batch_first=True).to(device)
         return wavs, wav_lens
 
+    def weights_sha256(self) -> str | None:
+        """SHA-256 of the model.safetensors this model was loaded from (None if not loaded from a folder): what
+        tells embeddings of a retrained model from those of the one it replaced in the same folder."""
+        if self.source is not None and self._weights_sha256 is None:
+            with open(Path(self.source) / WEIGHTS_FILE, "rb") as weights:
+                self._weights_sha256 = hashlib.file_digest(weights, "sha256").hexdigest()
+        return self._weights_sha256
+
     def layer_weights(self) -> dict[str, dict[str, list]]:
         """Each branch's mixing weights: ``{attr: {"layers": [int, ...], "weights": [float, ...]}}``."""
         return {
@@ -240,6 +251,10 @@ class UnifiedEncoder(nn.Module):
         except RuntimeError as error:
             raise ConfigError(
                 f"{directory / WEIGHTS_FILE}: does not match {directory / CONFIG_FILE}: {error}"
+            ) from None
+        except (SafetensorError, OSError) as error:
+            raise ConfigError(
+                f"{directory / WEIGHTS_FILE}: cannot read it ({error}); is it truncated? save the model again"
             ) from None
         model.source = str(directory)
         return model.to(device).eval()

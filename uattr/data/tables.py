@@ -54,14 +54,21 @@ def table_is_complete(table_dir: PathLike) -> bool:
     return (table_dir / SCP_NAME).is_file() and (table_dir / META_NAME).is_file()
 
 
-def keep_current_table(table_dir: PathLike, utt_ids: Iterable[str]) -> bool:
+def keep_current_table(table_dir: PathLike, utt_ids: Iterable[str], made_by: Mapping[str, Any] | None = None) -> bool:
     """Keep a complete table of exactly ``utt_ids`` (True: nothing to write); remove one of other utterances.
 
     A complete table of other utterances was written for an earlier version of its data (e.g. a corpus rebuilt
     with other options): it is removed, with a warning, so that the caller writes it again rather than leaving
-    stale vectors that look complete.
+    stale vectors that look complete. With ``made_by`` (metadata such as the digest of the model's weights), a
+    table, complete or partial, whose metadata differs on those keys was made by something else (a model
+    retrained into the same folder): it is removed too, so no resume mixes the vectors of two models.
     """
     table_dir = Path(table_dir)
+    differing = _differing_metadata(table_dir, made_by or {})
+    if differing:
+        logger.warning("%s: made with other %s; writing it again", table_dir, ", ".join(differing))
+        _remove_table(table_dir)
+        return False
     if not table_is_complete(table_dir):
         return False
     held = set(table_ids(table_dir))
@@ -73,11 +80,24 @@ def keep_current_table(table_dir: PathLike, utt_ids: Iterable[str]) -> bool:
         "%s: written for other utterances (%d missing, %d no longer wanted; e.g. %s); writing it again",
         table_dir, len(missing), len(extra), ", ".join(f"'{key}'" for key in (missing[:1] + extra[:1])),
     )
+    _remove_table(table_dir)
+    return False
+
+
+def _differing_metadata(table_dir: Path, made_by: Mapping[str, Any]) -> list[str]:
+    """The keys of ``made_by`` on which the metadata of the table (or of its partial table) differs."""
+    for name in (META_NAME, PART_META_NAME):
+        if made_by and (table_dir / name).is_file():
+            meta = read_json(table_dir / name)
+            return sorted(key for key, value in _plain_json(made_by).items() if meta.get(key) != value)
+    return []
+
+
+def _remove_table(table_dir: Path) -> None:
     # meta.json first: from then on the table is not complete. The part files go too: close() drops them only
     # after meta.json is written, and a writer would otherwise resume from them into an ark that is gone.
     for name in (META_NAME, SCP_NAME, ARK_NAME, PART_META_NAME, PART_SCP_NAME):
         (table_dir / name).unlink(missing_ok=True)
-    return False
 
 
 def drop_merged_table(out_dir: PathLike) -> None:
