@@ -330,13 +330,14 @@ def test_create_upstream_command(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_gradient_scale_scales_only_what_the_upper_layers_send_down(
     models: dict[str, Path], name: str, arch: str
 ) -> None:
-    def gradients(scale: float, read: int) -> dict[str, torch.Tensor]:
-        """Encoder gradients of a loss on hidden state ``read``, with the layer-2 input's gradient scaled."""
+    def gradients(scale: float, read: int, from_layer: int = 2) -> dict[str, torch.Tensor]:
+        """Encoder gradients of a loss on hidden state ``read``, with the gradient of layer ``from_layer``'s input
+        scaled."""
         config = UpstreamConfig(
             name=name.format(models[arch]), path=str(models[arch]), finetune="full",
             options={"mask_time_prob": 0.0} if name.startswith("hf:") else {},
         )
-        config.gradient_scale.from_layer, config.gradient_scale.scale = 2, scale
+        config.gradient_scale.from_layer, config.gradient_scale.scale = from_layer, scale
         upstream = build_upstream(config)
         upstream.eval()  # no dropout: the two runs must differ by the scale alone
         hidden, frame_lens = upstream(*padded_batch())
@@ -354,6 +355,12 @@ def test_gradient_scale_scales_only_what_the_upper_layers_send_down(
     # A loss on hidden state 1 never passes through layer 2: nothing is scaled.
     direct_full, direct_scaled = gradients(1.0, read=1), gradients(0.0, read=1)
     assert [key for key in direct_full if ".layers.0." in key]
+    for key in direct_full:
+        torch.testing.assert_close(direct_scaled[key], direct_full[key])
+    # Nor does a loss on hidden state 0, the input of layer 1 itself (the hidden state the encoder records for it
+    # must be the unscaled tensor).
+    direct_full, direct_scaled = gradients(1.0, read=0, from_layer=1), gradients(0.0, read=0, from_layer=1)
+    assert direct_full
     for key in direct_full:
         torch.testing.assert_close(direct_scaled[key], direct_full[key])
 

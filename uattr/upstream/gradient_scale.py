@@ -10,6 +10,7 @@ is off. The mini recipe measured it against a heavier loss on the lower branch (
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import torch
@@ -35,7 +36,7 @@ _WHERE = "upstream.gradient_scale"
 
 
 def apply_gradient_scale(upstream: Upstream, config: GradientScale) -> None:
-    """Hook the input of encoder layer ``config.from_layer`` so its gradient is scaled (no-op when off)."""
+    """Scale the gradient of encoder layer ``config.from_layer``'s input (no-op when off)."""
     if config.from_layer == 0:
         return
     if config.scale < 0:
@@ -48,11 +49,15 @@ def apply_gradient_scale(upstream: Upstream, config: GradientScale) -> None:
             f"{_WHERE}.from_layer: {config.from_layer} is not between 1 and the {len(layers)} layers of {upstream.name}"
         )
 
-    def scale_input(_module: torch.nn.Module, args: tuple) -> tuple:
-        # The layer's own input only: the hidden-state list the branches read keeps the unscaled tensor. Every
-        # supported encoder (HF wav2vec2/HuBERT/WavLM/w2v-BERT, s3prl) passes that input as the first argument.
+    # The layer's own computation only, so its forward is wrapped rather than given a pre-hook: hooks see the
+    # unscaled input, and the encoders that record a hidden state by hooking the layer it enters (transformers 5
+    # does for hidden state 0) keep the unscaled tensor for the branches that read it. Every supported encoder
+    # (HF wav2vec2/HuBERT/WavLM/w2v-BERT, s3prl) passes that input as the first argument. A bound method, so a
+    # copied model's layer calls its own forward.
+    def forward_with_scaled_input(layer: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
         if not args:
             raise RuntimeError(f"{_WHERE}: {upstream.name}'s layer {config.from_layer} got no positional input")
-        return (_ScaledGradient.apply(args[0], config.scale), *args[1:])
+        return type(layer).forward(layer, _ScaledGradient.apply(args[0], config.scale), *args[1:], **kwargs)
 
-    layers[config.from_layer - 1].register_forward_pre_hook(scale_input)
+    layer = layers[config.from_layer - 1]
+    layer.forward = types.MethodType(forward_with_scaled_input, layer)
