@@ -174,8 +174,11 @@ class UnifiedEncoder(nn.Module):
         """SHA-256 of the model.safetensors this model was loaded from (None if not loaded from a folder): what
         tells embeddings of a retrained model from those of the one it replaced in the same folder."""
         if self.source is not None and self._weights_sha256 is None:
+            digest = hashlib.sha256()
             with open(Path(self.source) / WEIGHTS_FILE, "rb") as weights:
-                self._weights_sha256 = hashlib.file_digest(weights, "sha256").hexdigest()
+                for block in iter(lambda: weights.read(1 << 20), b""):
+                    digest.update(block)
+            self._weights_sha256 = digest.hexdigest()
         return self._weights_sha256
 
     def layer_weights(self) -> dict[str, dict[str, list]]:
