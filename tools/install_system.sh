@@ -22,7 +22,7 @@ done
 
 packages=(espeak-ng sox)
 if ! $minimal; then
-  # MBROLA voices: different real speakers (DESIGN.md §6; it, es3, es4, nl1, de8 are broken and left out).
+  # MBROLA voices: different real speakers (the Italian ones, es3, es4, nl1 and de8 are broken and left out).
   mbrola_voices=(us1 us2 us3 en1 fr1 fr2 fr3 fr4 fr5 fr6 fr7 de1 de2 de3 de4 de5 es1 es2 mx1 vz1 nl2 br1 br2 br3)
   packages+=(flite mbrola libttspico-utils festival festvox-italp16k festvox-itapc16k festvox-ellpc11k)
   packages+=(rhvoice rhvoice-english rhvoice-russian rhvoice-ukrainian rhvoice-polish rhvoice-brazilian-portuguese)

@@ -48,8 +48,9 @@ def group_balanced_weights(
 def language_balanced_weights(utt_ids: Sequence[str], utt2lang: Mapping[str, str], alpha: float = 0.05) -> np.ndarray:
     """Per-utterance weights ∝ p_l^alpha / p_l (p_l = share of utterances in language l).
 
-    The paper's sampling (DESIGN.md §1, alpha 0.05): Common Voice is dominated by a few languages, and this
-    makes languages near-uniformly likely so the semantic space is not tuned to English alone.
+    The paper's sampling (alpha 0.05, as egs/commonvoice/uattr1/conf/train_sem_spk_w2vbert.yaml sets it): Common
+    Voice is dominated by a few languages, and this makes languages near-uniformly likely so the semantic space
+    is not tuned to English alone.
     """
     return group_balanced_weights(utt_ids, utt2lang, alpha, "language")
 
