@@ -18,6 +18,7 @@ from uattr.data.audio import AudioSource
 from uattr.data.tables import read_embedding_table, read_table_meta, table_is_complete
 from uattr.extract import extract_embeddings, merge_jobs
 from uattr.bin.main import main as uattr_main
+from uattr.errors import DataError
 from uattr.model import ModelConfig, UnifiedEncoder
 from uattr.upstream.base import UpstreamConfig
 
@@ -96,6 +97,12 @@ def test_an_encoder_that_padding_changes_is_extracted_one_utterance_at_a_time(da
     expected = _one_by_one(model, data_dir)["semantic"]
     for utt, vector in read_embedding_table(table_dir / "emb.scp").items():
         np.testing.assert_allclose(vector, expected[utt], atol=1e-5, err_msg=utt)
+
+
+def test_audio_too_short_for_the_encoder_is_an_error_naming_the_utterance(model_dir: Path, tmp_path: Path) -> None:
+    data = make_data_dir(tmp_path, speakers=("spkA",), utts_per_speaker=1, seconds=0.02)  # 320 samples: no frame
+    with pytest.raises(DataError, match=r"data: batch items \(0: 'spkA-u1'\): upstream .* has 320 samples"):
+        extract_embeddings(UnifiedEncoder.from_pretrained(model_dir), data, tmp_path / "emb", show_progress=False)
 
 
 def test_interrupted_extraction_resumes_to_the_same_tables(
