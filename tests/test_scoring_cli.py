@@ -99,6 +99,15 @@ def test_score_sv_with_asnorm_enrolment_and_mean(sv_setup):
     assert (np.argmax(scores, axis=1) == np.arange(SPEAKERS)).mean() >= 0.8
 
 
+def test_top_k_without_asnorm_is_reported(sv_setup, capsys):
+    d = sv_setup["dir"]
+    argv = ["score-sv", "--trials", str(d / "trials"), "--emb", sv_setup["emb"], "--cohort", sv_setup["cohort"]]
+    assert main(argv + ["--out", str(d / "s"), "--norm", "snorm", "--top-k", "3"]) == 0
+    assert "--top-k 3 applies to --norm asnorm only; ignored with --norm snorm" in capsys.readouterr().err
+    assert main(argv + ["--out", str(d / "s"), "--norm", "snorm"]) == 0
+    assert "--top-k" not in capsys.readouterr().err
+
+
 def test_user_errors_are_reported_without_traceback(sv_setup, capsys):
     d = sv_setup["dir"]
     (d / "bad_trials").write_text("1 spk0-utt0 spk0-utt1\nspk0-utt0 spk0-utt2 target\n")
@@ -161,6 +170,27 @@ def test_score_retrieval_json(retrieval_setup, capsys):
     saved = json.loads((d / "m.json").read_text())
     assert saved["meta"]["task"] == "retrieval" and saved["meta"]["margin"] == "ratio"
     assert saved["r@1"] == metrics["r@1"]
+
+
+def test_each_language_is_scored_on_its_own(tmp_path, capsys):
+    """The gallery side of the ratio margin must not pool languages: fr's row is that of an fr-only run."""
+    rng = np.random.default_rng(3)
+    gallery = rng.normal(size=(40, DIM))
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    noise = {"fr": 0.9, "de": 0.3}  # de queries sit close to the gallery and would dominate its k-NN means
+    queries = {f"{lang}-s{i}": (gallery[i] + scale * rng.normal(size=DIM)).astype(np.float32)
+               for lang, scale in noise.items() for i in range(40)}
+    (tmp_path / "query2ref").write_text("".join(f"{key} s{key.split('-s')[1]}\n" for key in sorted(queries)))
+    (tmp_path / "utt2lang").write_text("".join(f"{key} {key.split('-')[0]}\n" for key in sorted(queries)))
+    fr_only = {key: value for key, value in queries.items() if key.startswith("fr-")}
+    argv = ["score-retrieval", "--gallery", save_table(tmp_path / "g" / "emb.scp", {
+        f"s{i}": vector.astype(np.float32) for i, vector in enumerate(gallery)})]
+    argv += ["--query2ref", str(tmp_path / "query2ref"), "--json"]
+    both = run_json(capsys, argv + ["--query", save_table(tmp_path / "q" / "emb.scp", queries),
+                                    "--utt2lang", str(tmp_path / "utt2lang")])
+    alone = run_json(capsys, argv + ["--query", save_table(tmp_path / "fr" / "emb.scp", fr_only)])
+    assert both["per_lang"]["fr"] == alone  # pooled with de, fr's xSIM error would be 87.5%, not 90%
+    assert both["per_lang"]["fr"]["n_gallery"] == 40 and both["per_lang"]["fr"]["n_query"] == 40
 
 
 def test_score_retrieval_same_id_errors(retrieval_setup, capsys):

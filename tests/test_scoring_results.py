@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from uattr.errors import DataError
-from uattr.scoring.metrics import error_rates
-from uattr.scoring.plots import _thin, plot_det, plot_layer_weights, validate_layer_weights
+from scipy.stats import norm
+
+from uattr.scoring.metrics import equal_error_rate, error_rates
+from uattr.scoring.plots import _probit, _thin, det_limits, plot_det, plot_layer_weights, validate_layer_weights
 from uattr.scoring.results import aggregate_runs, collect_rows, find_metric_files, flatten_metrics, render_results
 
 SV = {"eer": 1.5, "min_dcf": {"0.01": 0.2, "0.05": 0.1}, "n_target": 10, "n_nontarget": 90}
@@ -153,6 +155,23 @@ def test_plot_det_of_a_large_list(tmp_path):
     curves = [("good", error_rates(scores, labels)), ("chance", error_rates(rng.normal(size=100), np.arange(100) < 50))]
     plot_det(curves, tmp_path / "det.pdf")
     assert (tmp_path / "det.pdf").read_bytes()[:4] == b"%PDF"
+
+
+@pytest.mark.parametrize("n_small", [1, 2])
+@pytest.mark.parametrize("small_class", ["target", "nontarget"])
+def test_det_axes_keep_a_range_when_a_class_has_one_or_two_trials(tmp_path, n_small, small_class):
+    """Half a trial of a class of 1 or 2 is 50% or 25%: the axes must still span a range the curve crosses."""
+    scores = np.array([0.9, 0.8][:n_small] + [0.1, 0.2, 0.95, 0.3, 0.4, 0.5])
+    labels = np.arange(scores.size) < n_small
+    rates = error_rates(scores, labels if small_class == "target" else ~labels)
+    floor, top = det_limits([("sys", rates)], [equal_error_rate(rates)])
+    assert floor < top
+    low, high = norm.ppf([floor, top])
+    assert high - low >= 1.0  # at least one probit unit (e.g. 5% to 50%)
+    x, y = _probit(rates.p_fa, floor), _probit(rates.p_miss, floor)
+    inside = (x >= low) & (x <= high) & (y >= low) & (y <= high)
+    assert len(set(zip(x[inside], y[inside]))) >= 2  # a curve, not a dot
+    plot_det([("sys", rates)], tmp_path / "det.png")
 
 
 def test_layer_weights_validation_and_plot(tmp_path):

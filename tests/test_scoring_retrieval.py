@@ -1,5 +1,8 @@
 """R@k, MRR and xSIM against brute force, in blocks smaller than the query count, with ties and many-to-one."""
 
+import logging
+import warnings
+
 import numpy as np
 import pytest
 
@@ -14,6 +17,7 @@ from uattr.scoring.retrieval import (
     relevance_by_id,
     relevance_from_map,
     retrieval_metrics,
+    select_queries,
 )
 
 
@@ -169,6 +173,17 @@ def test_relevance_map_errors(tmp_path):
             relevance_from_map(tmp_path / "query2ref", queries, gallery)
 
 
+def test_map_lines_of_other_queries_are_not_checked_against_the_gallery(tmp_path, caplog):
+    """A line for a query outside this query table is ignored, so its references need not be in this gallery."""
+    gallery = EmbeddingSet(["g1", "g2", "g3"], np.eye(3, dtype=np.float32), source="gallery")
+    queries = EmbeddingSet(["q1", "q2"], np.eye(3, dtype=np.float32)[:2], source="queries")
+    (tmp_path / "query2ref").write_text("q1 g1\nq_other g_elsewhere\nq2 g2 g3\n")
+    with caplog.at_level(logging.INFO):
+        relevance = relevance_from_map(tmp_path / "query2ref", queries, gallery)
+    assert relevance.offsets.tolist() == [0, 1, 3] and relevance.items.tolist() == [0, 1, 2]
+    assert "1 line(s) name queries absent from queries (ignored)" in caplog.text
+
+
 def test_same_id_relevance():
     gallery = EmbeddingSet(["b", "a", "c"], np.eye(3, dtype=np.float32))
     queries = EmbeddingSet(["a", "c"], np.eye(3, dtype=np.float32)[[1, 2]])
@@ -178,14 +193,36 @@ def test_same_id_relevance():
         relevance_by_id(EmbeddingSet(["a", "z"], np.eye(3, dtype=np.float32)[:2]), gallery)
 
 
-def test_per_language_selection_and_bad_options():
+def test_select_queries_keeps_their_relevant_items_in_order():
+    relevance = relevance_from_groups([[0], [1, 2], [3], [4, 5, 6]])
+    part = select_queries(relevance, np.array([3, 1]))
+    assert part.offsets.tolist() == [0, 3, 5] and part.items.tolist() == [4, 5, 6, 1, 2]
+    empty = select_queries(relevance, np.array([], dtype=np.int64))
+    assert empty.offsets.tolist() == [0] and empty.items.size == 0
+
+
+def test_ratio_margin_with_a_nonpositive_bias_warns_and_never_picks_nan(caplog):
+    """Cosines [[0, .5], [-.5, .5]], k = 2: query 0's bias against g0 is 0 (0/0), query 1's is negative."""
+    queries = np.array([[0.0, 0.5, np.sqrt(0.75)], [-0.5, 0.5, np.sqrt(0.5)]], np.float32)
+    gallery = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+    relevance = relevance_from_groups([[1], [1]])
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("error")  # no numpy divide/invalid RuntimeWarning either
+        outcome = evaluate_retrieval(
+            queries, gallery, relevance, "ratio", xsim_k=2, query_ids=["qa", "qb"], gallery_ids=["g0", "g1"]
+        )
+    assert not outcome.xsim_wrong[0]  # the 0/0 candidate g0 did not win over g1
+    assert "≤ 0 for 2 query(s) ('qa', 'qb') against 1 gallery item(s) ('g0')" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        evaluate_retrieval(queries, gallery, relevance, "distance", xsim_k=2)
+        evaluate_retrieval(np.abs(queries), gallery, relevance, "ratio", xsim_k=2)
+    assert caplog.text == ""
+
+
+def test_bad_options():
     rng = np.random.default_rng(15)
     queries, gallery = unit_rows(rng, 10), unit_rows(rng, 10)
-    outcome = evaluate_retrieval(queries, gallery, relevance_from_groups([[i] for i in range(10)]), "absolute")
-    select = np.arange(10) < 4
-    part = retrieval_metrics(outcome, (1,), select=select)
-    assert part["n_query"] == 4
-    assert part["r@1"] == pytest.approx(100 * np.mean(outcome.ranks[:4] == 1))
     relevance = Relevance(np.arange(11), np.arange(10))
     with pytest.raises(ConfigError, match="unknown margin"):
         evaluate_retrieval(queries, gallery, relevance, "cosine")

@@ -1,5 +1,7 @@
 """Embedding tables, cosine trial scoring, enrolment models, mean subtraction and S-norm/AS-norm."""
 
+import logging
+
 import kaldiio
 import numpy as np
 import pytest
@@ -111,6 +113,37 @@ def test_asnorm_with_k_of_the_whole_cohort_equals_snorm(tmp_path):
     np.testing.assert_allclose(score_trials(trials, emb, norm=ScoreNorm(cohort, 100)).scores, snorm)
     with pytest.raises(ConfigError, match="at least 2"):
         ScoreNorm(cohort, 1)
+
+
+def test_a_cohort_of_fewer_than_two_speakers_is_a_config_error():
+    rng = np.random.default_rng(4)
+    one = EmbeddingSet(["c0"], unit(rng.normal(size=(1, 8))).astype(np.float32), source="cohort.scp")
+    for top_k in (None, 300):
+        with pytest.raises(ConfigError, match=r"at least 2 speakers.*cohort.scp has 1"):
+            ScoreNorm(one, top_k)
+
+
+def test_a_cohort_holding_trial_utterances_is_reported(tmp_path, caplog):
+    rng = np.random.default_rng(7)
+    emb = embedding_set(rng, ["a", "b", "c", "d"])
+    cohort = embedding_set(rng, [f"s{i}" for i in range(10)])
+    (tmp_path / "trials").write_text("a b target\nc d nontarget\n")
+    trials = read_trials(tmp_path / "trials")
+    with caplog.at_level(logging.WARNING):
+        score_trials(trials, emb, norm=ScoreNorm(cohort, 3))
+    assert caplog.text == ""
+    leaky = EmbeddingSet(["b", "d"] + cohort.ids, np.vstack([emb.vectors[[1, 3]], cohort.vectors]), source="leaky")
+    with caplog.at_level(logging.WARNING):
+        score_trials(trials, emb, norm=ScoreNorm(leaky, 3))
+    assert "cohort leaky contains 2 trial id(s) (enrol/test): 'b', 'd'" in caplog.text
+    # Grouped by speaker, the cohort's ids are speakers: its utterances are checked when it is loaded.
+    caplog.clear()
+    raw = {key: rng.normal(size=4).astype(np.float32) for key in ("a", "x", "y")}
+    scp = save_table(tmp_path / "cohort.scp", raw)
+    (tmp_path / "utt2spk").write_text("a s1\nx s1\ny s2\n")
+    with caplog.at_level(logging.WARNING):
+        load_cohort(scp, tmp_path / "utt2spk", trial_ids={"a", "b"})
+    assert "contains 1 trial id(s) (enrol/test): 'a'" in caplog.text
 
 
 def test_cohort_grouped_by_speaker(tmp_path):

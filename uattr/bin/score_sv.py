@@ -4,7 +4,9 @@ Trials are Kaldi ("enroll test target|nontarget" or "enroll test") or VoxCeleb (
 detected per file. Embeddings (kaldiio emb.scp) are centred with --mean-emb's mean vector if given, then
 L2-normalised. With --enroll-spk2utt, the trials' enrol ids are models whose vector is the renormalised mean
 of their enrolment utterances. AS-norm: s' = ½[(s−μ_e)/σ_e + (s−μ_t)/σ_t] over each side's top-K cohort
-scores (S-norm: the whole cohort). Output: "enroll test score [target|nontarget]" lines, in trial order.
+scores (S-norm: the whole cohort; --top-k is then ignored, with a warning). The cohort needs at least 2
+speakers and should share no id with the trials (a warning names any it shares). Output: "enroll test score
+[target|nontarget]" lines, in trial order. Definitions: docs/METRICS.md.
 
 Example:
   uattr score-sv --trials data/test/trials --emb exp/joint/emb/speaker/test/emb.scp \\
@@ -23,6 +25,8 @@ from uattr.scoring.trials import read_trials, write_scores
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_TOP_K = 300
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", required=True, help="trial list (Kaldi or VoxCeleb format)")
@@ -34,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norm", choices=("none", "snorm", "asnorm"), default="none", help="score normalisation")
     parser.add_argument("--cohort", help="cohort embeddings for --norm (emb.scp)")
     parser.add_argument("--cohort-utt2spk", help="group the cohort by speaker (one mean per speaker)")
-    parser.add_argument("--top-k", type=int, default=300, help="AS-norm: top cohort scores per side (default 300)")
+    parser.add_argument("--top-k", type=int, help=f"AS-norm: top cohort scores per side (default {DEFAULT_TOP_K})")
     parser.add_argument("--skip-missing", action="store_true", help="drop trials whose ids have no embedding")
 
 
@@ -43,6 +47,8 @@ def main(args: argparse.Namespace) -> None:
         raise ConfigError(f"--norm {args.norm} needs --cohort")
     if args.norm == "none" and (args.cohort or args.cohort_utt2spk):
         raise ConfigError("--cohort/--cohort-utt2spk given without --norm snorm|asnorm")
+    if args.top_k is not None and args.norm != "asnorm":
+        logger.warning("--top-k %d applies to --norm asnorm only; ignored with --norm %s", args.top_k, args.norm)
     trials = read_trials(args.trials)
     mean = table_mean(args.mean_emb) if args.mean_emb else None
     test = load_embedding_set(args.emb, mean)
@@ -51,8 +57,11 @@ def main(args: argparse.Namespace) -> None:
         enroll = enrolment_models(args.enroll_spk2utt, enroll, skip_missing=args.skip_missing)
     norm = None
     if args.norm != "none":
-        top_k = args.top_k if args.norm == "asnorm" else None
-        norm = ScoreNorm(load_cohort(args.cohort, args.cohort_utt2spk, mean), top_k)
+        top_k = None
+        if args.norm == "asnorm":
+            top_k = DEFAULT_TOP_K if args.top_k is None else args.top_k
+        trial_ids = set(trials.enroll) | set(trials.test)
+        norm = ScoreNorm(load_cohort(args.cohort, args.cohort_utt2spk, mean, trial_ids), top_k)
     scores = score_trials(trials, test, enroll, norm=norm, skip_missing=args.skip_missing)
     write_scores(args.out, scores)
     logger.info("%s: %d trial scores (%s)", args.out, len(scores), args.norm)

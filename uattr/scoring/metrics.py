@@ -1,6 +1,6 @@
 """Speaker-verification metrics: error-rate sweep, EER and normalised minDCF.
 
-Definitions (DESIGN.md §4). A trial is rejected when its score s ≤ θ, and θ sweeps −∞ and every distinct score:
+Definitions (docs/METRICS.md). A trial is rejected when its score s ≤ θ, and θ sweeps −∞ and every distinct score:
 
     P_miss(θ) = |{target ≤ θ}| / N_tar,    P_fa(θ) = |{nontarget > θ}| / N_non
 

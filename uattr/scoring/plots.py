@@ -23,6 +23,7 @@ DET_TICKS = (
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999
 )
 _DET_RESOLUTION = 0.005  # probit units: sweep points closer than this to the previous one are not drawn
+_DET_MAX_FLOOR = 0.05  # the axes always span at least 5%–50%, however few trials a class has
 
 
 def save_figure(figure: Figure, path: PathLike) -> None:
@@ -47,14 +48,24 @@ def _thin(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.unique(np.concatenate(([0], changed, [len(x) - 1])))
 
 
+def det_limits(curves: Sequence[tuple[str, ErrorRates]], eers: Sequence[float]) -> tuple[float, float]:
+    """The rates (floor, top) both DET axes span: floor < 0.5 ≤ top, so a curve is always drawn.
+
+    The floor is the finest resolvable rate, half a trial of the smaller class (≥ 0.1%), but at most 5%: with a
+    class of one or two trials it would otherwise reach 50% and the axes would shrink to a point. The top is
+    50%, or 1 − floor when a system is worse than 25% EER.
+    """
+    finest = min(0.5 / min(rates.n_target, rates.n_nontarget) for _, rates in curves)
+    floor = min(_DET_MAX_FLOOR, max(DET_TICKS[0], finest))
+    return floor, 0.5 if max(eers) <= 0.25 else 1.0 - floor
+
+
 def plot_det(curves: Sequence[tuple[str, ErrorRates]], out: PathLike, title: str = "DET") -> None:
     """DET curves of several systems on probit axes (P_fa vs P_miss), each with its EER point marked."""
     if not curves:
         raise DataError("plot_det: no curve to draw")
-    # Axes from the finest resolvable rate (≥ 0.1%) to 50%, or further when a system is worse than 25% EER.
-    floor = max(DET_TICKS[0], min(0.5 / min(rates.n_target, rates.n_nontarget) for _, rates in curves))
     eers = [equal_error_rate(rates) for _, rates in curves]
-    top = 0.5 if max(eers) <= 0.25 else 1.0 - floor
+    floor, top = det_limits(curves, eers)
     figure = Figure(figsize=(6, 6))
     axes = figure.add_subplot()
     for (label, rates), eer in zip(curves, eers):

@@ -1,4 +1,4 @@
-"""Retrieval metrics of query embeddings against a gallery: R@k, MRR and xSIM (DESIGN.md §4).
+"""Retrieval metrics of query embeddings against a gallery: R@k, MRR and xSIM (definitions: docs/METRICS.md).
 
 Similarity is the cosine of L2-normalised embeddings. Each query has a set of relevant gallery items: by
 default the item with the same id, or those a query→reference map names (``qid gid1 gid2 ...``: several
@@ -13,6 +13,11 @@ recordings of one sentence, FLEURS-style).
   cosines over the gallery, avg_k NN(y_j) that of y_j over the queries. As in LASER's ``xsim.py``, the
   candidates are the query's k nearest gallery items by cosine (ties in gallery order) and the absolute margin
   takes the nearest item, so with one relevant item per query xSIM error (absolute) = 100 − R@1.
+- The ratio margin assumes a positive denominator (k-NN bias). Where it is ≤ 0 (neighbours of negative mean
+  cosine), cos / bias inverts the order of the candidates: a warning names the queries and gallery items
+  concerned, and a 0/0 margin never wins (the distance margin has no such case).
+- The gallery side's avg_k NN is taken over the queries of the call, so a per-language result must come from a
+  call with only that language's queries (as LASER scores each language pair on its own).
 
 The Q×G similarity matrix is never built: queries are processed in blocks sized to a memory budget. A first
 pass (only for a margin that needs it) collects both sides' k-NN averages and each query's k nearest items,
@@ -77,15 +82,19 @@ def relevance_by_id(queries: EmbeddingSet, gallery: EmbeddingSet) -> Relevance:
 
 
 def relevance_from_map(path: PathLike, queries: EmbeddingSet, gallery: EmbeddingSet) -> Relevance:
-    """Relevant items from ``qid gid1 gid2 ...`` lines; every query needs a line, every gid a gallery item."""
+    """Relevant items from ``qid gid1 gid2 ...`` lines; every query needs a line, every gid of a query in
+    ``queries`` a gallery item (lines of other queries are ignored, so one map can serve several subsets)."""
     mapped: dict[str, list[int]] = {}
     first_line: dict[str, int] = {}
     for number, query, rest in iter_table(path):
-        if query in mapped:
+        if query in first_line:
             raise DataError(f"{path}:{number}: duplicate query id '{query}' (first seen on line {first_line[query]})")
+        first_line[query] = number
         references = rest.split()
         if not references:
             raise DataError(f"{path}:{number}: query '{query}' has no reference id")
+        if query not in queries.index:
+            continue
         rows = gallery.rows(references)
         if (rows < 0).any():
             unknown = [ref for ref, row in zip(references, rows) if row < 0]
@@ -93,16 +102,23 @@ def relevance_from_map(path: PathLike, queries: EmbeddingSet, gallery: Embedding
                 f"{path}:{number}: reference id(s) not in the gallery {gallery.source}: {describe_ids(unknown)}"
             )
         mapped[query] = rows.tolist()
-        first_line[query] = number
     unmapped = [key for key in queries.ids if key not in mapped]
     if unmapped:
         raise DataError(
             f"{path}: no line for {len(unmapped)} query id(s) of {queries.source}: {describe_ids(unmapped)}"
         )
-    unused = len(mapped) - len(queries)
+    unused = len(first_line) - len(mapped)
     if unused:
         logger.info("%s: %d line(s) name queries absent from %s (ignored)", path, unused, queries.source)
     return relevance_from_groups([mapped[key] for key in queries.ids])
+
+
+def select_queries(relevance: Relevance, rows: np.ndarray) -> Relevance:
+    """The relevance of queries ``rows`` only, in that order (to score a subset, e.g. one language, alone)."""
+    counts = np.diff(relevance.offsets)[rows]
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    positions = np.repeat(relevance.offsets[rows] - offsets[:-1], counts) + np.arange(offsets[-1])
+    return Relevance(offsets, relevance.items[positions])
 
 
 class _ScoreBlocks:
@@ -200,10 +216,41 @@ def knn_means(
     return hood.query_means, hood.gallery_means
 
 
-def _margin_choice(hood: _Neighbourhoods, margin: Margin) -> np.ndarray:
+def _labels(ids: Sequence[str] | None, rows: np.ndarray) -> list[str]:
+    """Ids of some rows for a message, or ``row N`` when the caller gave no ids."""
+    return [f"row {row}" for row in rows] if ids is None else [ids[row] for row in rows]
+
+
+def _warn_nonpositive_bias(
+    bias: np.ndarray, candidates: np.ndarray, query_ids: Sequence[str] | None, gallery_ids: Sequence[str] | None
+) -> None:
+    """Say which queries and gallery items a ratio margin with a denominator ≤ 0 makes meaningless."""
+    bad = bias <= 0
+    if not bad.any():
+        return
+    queries = np.flatnonzero(bad.any(axis=1))
+    items = np.unique(candidates[bad])
+    logger.warning(
+        "xSIM ratio margin: the k-NN bias (avg_k NN(x) + avg_k NN(y)) / 2 is ≤ 0 for %d query(s) (%s) against "
+        "%d gallery item(s) (%s): cos / bias inverts their candidates' order (0/0 never wins); "
+        "the distance margin has no such case",
+        queries.size, describe_ids(_labels(query_ids, queries), 5),
+        items.size, describe_ids(_labels(gallery_ids, items), 5),
+    )
+
+
+def _margin_choice(
+    hood: _Neighbourhoods, margin: Margin, query_ids: Sequence[str] | None, gallery_ids: Sequence[str] | None
+) -> np.ndarray:
     """LASER's xSIM decision: of each query's k nearest gallery items, the one with the highest margin."""
     bias = (hood.query_means[:, None] + hood.gallery_means[hood.candidates]) / 2
-    margins = hood.cosines / bias if margin == "ratio" else hood.cosines - bias
+    if margin == "distance":
+        margins = hood.cosines - bias
+    else:
+        _warn_nonpositive_bias(bias, hood.candidates, query_ids, gallery_ids)
+        with np.errstate(divide="ignore", invalid="ignore"):  # reported above
+            margins = hood.cosines / bias
+        margins[np.isnan(margins)] = -np.inf
     return hood.candidates[np.arange(len(margins)), np.argmax(margins, axis=1)]
 
 
@@ -236,8 +283,13 @@ def evaluate_retrieval(
     margin: Margin = "ratio",
     xsim_k: int = 4,
     block_bytes: int = DEFAULT_BLOCK_BYTES,
+    query_ids: Sequence[str] | None = None,
+    gallery_ids: Sequence[str] | None = None,
 ) -> RetrievalOutcome:
-    """Rank of the best relevant item and the xSIM decision of every query (unit-norm float32 rows in)."""
+    """Rank of the best relevant item and the xSIM decision of every query (unit-norm float32 rows in).
+
+    The ids only name rows in warnings (default: row numbers).
+    """
     if margin not in MARGINS:
         raise ConfigError(f"unknown margin '{margin}'; choices: {', '.join(MARGINS)}")
     if xsim_k < 1:
@@ -247,7 +299,7 @@ def evaluate_retrieval(
     blocks = _ScoreBlocks(queries, gallery, block_bytes)
     choice = np.empty(len(queries), dtype=np.int64)
     if margin != "absolute":
-        choice = _margin_choice(_neighbourhoods(blocks, xsim_k), margin)
+        choice = _margin_choice(_neighbourhoods(blocks, xsim_k), margin, query_ids, gallery_ids)
     ranks = np.empty(len(queries), dtype=np.int64)
     for start, stop, scores in blocks:
         ranks[start:stop] = _ranks(scores, blocks.flags[: stop - start], *_block_relevance(relevance, start, stop))
@@ -258,12 +310,12 @@ def evaluate_retrieval(
     return RetrievalOutcome(ranks, wrong)
 
 
-def retrieval_metrics(
-    outcome: RetrievalOutcome, ks: Sequence[int] = (1, 5, 10), select: np.ndarray | None = None
-) -> dict:
-    """``{"r@k": %, ..., "mrr": mean 1/rank, "xsim": % error, "n_query": n}`` over all or the selected queries."""
-    ranks = outcome.ranks if select is None else outcome.ranks[select]
-    wrong = outcome.xsim_wrong if select is None else outcome.xsim_wrong[select]
+def retrieval_metrics(outcome: RetrievalOutcome, ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """``{"r@k": %, ..., "mrr": mean 1/rank, "xsim": % error, "n_query": n}`` over the outcome's queries.
+
+    No subset selection: xSIM depends on which queries were scored together (module docstring).
+    """
+    ranks, wrong = outcome.ranks, outcome.xsim_wrong
     if ranks.size == 0:
         raise DataError("no query to evaluate")
     metrics: dict = {f"r@{k}": 100.0 * float(np.mean(ranks <= k)) for k in ks}

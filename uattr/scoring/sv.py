@@ -4,14 +4,15 @@
   then L2-normalised, so a score is the cosine similarity ``e·t``.
 - Enrolment by utterance (trial enrol ids are utterances) or by model (``spk2utt``: a model's vector is the
   mean of its enrolment utterances' unit vectors, renormalised).
-- Score normalisation (DESIGN.md §4), with statistics over a cohort of speakers (one vector per speaker, the
-  renormalised mean of its utterances, or one cohort entry per speaker):
+- Score normalisation (definitions: docs/METRICS.md), with statistics over a cohort of at least 2 speakers (one
+  vector per speaker, the renormalised mean of its utterances, or one cohort entry per speaker):
 
       AS-norm: s' = ½[(s − μ_e)/σ_e + (s − μ_t)/σ_t]
 
   μ_e, σ_e: mean and standard deviation (population, ddof = 0) of the enrol side's top-K cohort scores, and
   μ_t, σ_t the same for the test side; S-norm uses the whole cohort. Top-K *values* are unique even with
-  tied scores, so the result is deterministic.
+  tied scores, so the result is deterministic. A cohort must be disjoint from the trials: a trial utterance in
+  it scores 1 against itself, which shifts its side's μ and σ; such overlap is reported as a warning.
 
 Scoring is vectorised: ids are resolved to matrix rows once, and trials are scored in chunks of row-wise dot
 products, cohort statistics once per distinct enrol/test id.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Collection, Iterable
 
 import numpy as np
 
@@ -44,6 +46,11 @@ class ScoreNorm:
     top_k: int | None = None
 
     def __post_init__(self) -> None:
+        if len(self.cohort) < 2:
+            raise ConfigError(
+                f"score normalisation needs a cohort of at least 2 speakers (a standard deviation); "
+                f"{self.cohort.source} has {len(self.cohort)}"
+            )
         if self.top_k is not None and self.top_k < 2:
             raise ConfigError(f"AS-norm top-K must be at least 2 (a standard deviation), got {self.top_k}")
 
@@ -53,7 +60,9 @@ def trial_scores(
 ) -> np.ndarray:
     """Cosine score of each trial (enroll row ``enroll_rows[i]`` vs test row ``test_rows[i]``), as float64."""
     if enroll.dim != test.dim:
-        raise DataError(f"enrolment embeddings ({enroll.source}) are {enroll.dim}-d, test ({test.source}) {test.dim}-d")
+        raise DataError(
+            f"enrolment embeddings ({enroll.source}) are {enroll.dim}-d, test ({test.source}) {test.dim}-d"
+        )
     scores = np.empty(enroll_rows.size, dtype=np.float64)
     for start in range(0, enroll_rows.size, TRIAL_CHUNK):
         block = slice(start, start + TRIAL_CHUNK)
@@ -91,6 +100,17 @@ def _side_statistics(embeddings: EmbeddingSet, rows: np.ndarray, norm: ScoreNorm
     return means[inverse], stds[inverse]
 
 
+def warn_cohort_overlap(cohort_ids: Iterable[str], trial_ids: Collection[str], cohort_source: str) -> None:
+    """Warn when cohort entries are trial ids: such a cohort shifts the normalised scores of those trials."""
+    shared = [key for key in cohort_ids if key in trial_ids]
+    if shared:
+        logger.warning(
+            "the score-normalisation cohort %s contains %d trial id(s) (enrol/test): %s; "
+            "use a cohort disjoint from the trials",
+            cohort_source, len(shared), describe_ids(shared, 5),
+        )
+
+
 def normalise_scores(
     scores: np.ndarray,
     enroll: EmbeddingSet,
@@ -102,6 +122,9 @@ def normalise_scores(
     """S-norm / AS-norm of trial scores (formula in the module docstring)."""
     if norm.cohort.dim != enroll.dim:
         raise DataError(f"cohort ({norm.cohort.source}) is {norm.cohort.dim}-d, embeddings {enroll.dim}-d")
+    trial_ids = {enroll.ids[row] for row in np.unique(enroll_rows)}
+    trial_ids.update(test.ids[row] for row in np.unique(test_rows))
+    warn_cohort_overlap(norm.cohort.ids, trial_ids, norm.cohort.source)
     if norm.top_k is not None and norm.top_k > len(norm.cohort):
         logger.warning("AS-norm top-K %d exceeds the cohort's %d speakers: using all", norm.top_k, len(norm.cohort))
     mean_e, std_e = _side_statistics(enroll, enroll_rows, norm)
@@ -179,12 +202,20 @@ def enrolment_models(
 
 
 def load_cohort(
-    scp: PathLike, utt2spk: PathLike | None = None, mean: np.ndarray | None = None
+    scp: PathLike,
+    utt2spk: PathLike | None = None,
+    mean: np.ndarray | None = None,
+    trial_ids: Collection[str] = frozenset(),
 ) -> EmbeddingSet:
-    """The cohort: one vector per speaker (mean of its utterances via ``utt2spk``), or each entry a speaker."""
+    """The cohort: one vector per speaker (mean of its utterances via ``utt2spk``), or each entry a speaker.
+
+    Grouping hides the utterance ids, so grouped entries that are ``trial_ids`` are reported here (ungrouped
+    ones by :func:`normalise_scores`).
+    """
     entries = load_embedding_set(scp, mean)
     if utt2spk is None:
         return entries
+    warn_cohort_overlap(entries.ids, trial_ids, str(scp))
     speaker_of = read_table(utt2spk)
     unassigned = [key for key in entries.ids if key not in speaker_of]
     if unassigned:
