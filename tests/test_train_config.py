@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -147,36 +148,48 @@ def test_cli_trains_with_overrides_and_refuses_bad_ones(experiment, tmp_path, ca
     assert "unknown config key 'trainer.max_stepz'" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_torchrun_two_processes_on_cpu(experiment, tmp_path) -> None:
-    """DDP (gloo): two ranks train a few steps; rank 0's checkpoint and model load; each rank's RNG is saved."""
-    config = write_config(tmp_path / "conf.yaml", experiment)
-    exp = tmp_path / "exp"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "uattr",
-        "train",
-        "--config",
-        str(config),
-        "--exp-dir",
-        str(exp),
-        "--trainer.max_steps",
-        "3",
-    ]
+def torchrun_train(config: Path, exp: Path, *overrides: str) -> None:
+    """``uattr train`` in two processes (DDP, gloo on CPU)."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "uattr", "train", "--config", str(config), "--exp-dir", str(exp), *overrides]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(experiment, tmp_path) -> None:
+    """DDP (gloo): two ranks train a few steps; rank 0's checkpoint and model load; each rank's RNG is saved.
+    Learned loss weights, used by the loss only, train with find_unused_parameters on."""
+    config = write_config(tmp_path / "conf.yaml", experiment)
+    exp = tmp_path / "exp"
+    overrides = ["--loss_weighting", "uncertainty", "--trainer.find_unused_parameters", "true"]
+    torchrun_train(config, exp, "--trainer.max_steps", "3", *overrides)
     checkpoints = list_checkpoints(exp / "checkpoints")
     assert 3 in checkpoints
     state = load_checkpoint(checkpoints[3])
     assert len(state["rng"]) == 2 and not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
     assert state["sampler"]["num_replicas"] == 2
+    assert torch.count_nonzero(state["model"]["loss_log_vars.speaker"]) == 1  # it learned
     model = UnifiedEncoder.from_pretrained(exp / "model")
     assert set(model.attributes) == {"semantic", "speaker"}
     assert (exp / "train.log").read_text().count("step 3 validation") == 1  # rank 0 alone validates and logs
+
+
+@pytest.mark.slow
+def test_torchrun_resume_is_exact_with_dropout_and_the_unused_parameter_probe(experiment, tmp_path) -> None:
+    """Two ranks: 6 steps in one go == the same run resumed from its step-3 checkpoint, with dropout on and
+    ``find_unused_parameters: auto`` probing (a training-mode forward) in the resumed run too."""
+    data = copy.deepcopy(experiment)
+    data["upstream"]["options"] = {"hidden_dropout": 0.1}
+    config = write_config(tmp_path / "conf.yaml", data)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    torchrun_train(config, straight)
+    # What a run killed after its step-3 checkpoint leaves behind.
+    shutil.copytree(straight, resumed, ignore=shutil.ignore_patterns("ckpt-6.pt", "model", "valid_metrics.json"))
+    torchrun_train(config, resumed)
+    assert "resumed from" in (resumed / "train.log").read_text()
+    final = [load_checkpoint(list_checkpoints(exp / "checkpoints")[6]) for exp in (straight, resumed)]
+    for key, value in final[0]["model"].items():
+        assert torch.equal(value, final[1]["model"][key]), key
+    assert final[0]["history"] == final[1]["history"]

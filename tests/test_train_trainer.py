@@ -1,10 +1,13 @@
-"""The trainer end to end on a tiny w2v-BERT: resume equivalence, both optimisers stepping, validation metrics,
-n-best averaging, on-the-fly teachers, and the files of an experiment dir."""
+"""The trainer end to end on a tiny w2v-BERT: resume equivalence and the changes a resume refuses, both optimisers
+stepping, gradient accumulation, validation metrics, n-best averaging, on-the-fly teachers, and the files of an
+experiment dir."""
 
 from __future__ import annotations
 
 import copy
 import json
+import random
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -13,19 +16,26 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from train_fixtures import make_experiment, one_thread, run_until_killed  # noqa: F401  (autouse fixture)
+from train_fixtures import (  # noqa: F401  (one_thread: autouse fixture)
+    SEMANTIC_DIM,
+    SPEAKER_DIM,
+    make_experiment,
+    one_thread,
+    run_until_killed,
+)
 from uattr.config import from_dict, load_yaml
 from uattr.errors import ConfigError
 from uattr.model import UnifiedEncoder
 from uattr.scoring.metrics import sv_metrics
 from uattr.scoring.trials import read_trials
 from uattr.teachers.base import Teacher, register_teacher
+from uattr.data.sampler import DynamicBatchSampler
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
-from uattr.train.config import ExperimentConfig
+from uattr.train.config import ExperimentConfig, TrainerConfig
 from uattr.train.data import build_split
 from uattr.train.distributed import DistributedContext
-from uattr.train.trainer import Trainer
-from uattr.train.validate import load_tasks, validate
+from uattr.train.trainer import Trainer, total_updates
+from uattr.train.validate import ValidationTasks, load_tasks, validate
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +133,9 @@ class LookupModel(nn.Module):
             for attr, table in self.by_length.items()
         }
 
+    def expert(self, attr: str) -> SimpleNamespace:
+        return SimpleNamespace(loss_fn=SimpleNamespace(reduction="sum"))
+
     def compute_loss(self, embeddings, targets) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         losses = {
             attr: 50 * (1 - nn.functional.cosine_similarity(e, targets[attr])).sum() for attr, e in embeddings.items()
@@ -152,6 +165,30 @@ def test_validation_metrics_on_a_tiny_dev_set(experiment, tmp_path) -> None:
     expected = sv_metrics(scores, trials.labels, p_targets=(0.01,))
     assert metrics["valid/speaker/eer"] == pytest.approx(expected["eer"])
     assert metrics["valid/speaker/min_dcf_0.01"] == pytest.approx(expected["min_dcf"]["0.01"])
+
+
+@pytest.mark.parametrize(("loss", "weighting"), [("cosine", "fixed"), ("mse", "fixed"), ("cosine", "uncertainty")])
+def test_validation_loss_does_not_depend_on_the_dev_batch_size(experiment, loss, weighting) -> None:
+    """The mean per dev utterance, whether the loss sums (cosine) or averages (mse) over a batch, and with a learned
+    log-variance added once per loss term."""
+    data = copy.deepcopy(experiment)
+    data["loss_weighting"] = weighting
+    for attr, dim in (("semantic", SEMANTIC_DIM), ("speaker", SPEAKER_DIM)):
+        data["attributes"][attr].update(loss={"name": loss}, dim=dim)
+    config = from_dict(ExperimentConfig, data)
+    torch.manual_seed(0)
+    model = UnifiedEncoder(config.model_config())
+    if weighting == "uncertainty":
+        with torch.no_grad():
+            model.loss_log_vars["semantic"].fill_(0.5)
+    found = []
+    for size in (1, 2, 3, 6):
+        config.data.max_batch_size = size
+        dev = build_split(config.data, "valid", ["semantic", "speaker"], 16000, 0, DistributedContext())
+        metrics = validate(model, dev.loader, torch.device("cpu"), ValidationTasks())
+        found.append({name: value for name, value in metrics.items() if name.endswith("loss")})
+    for metrics in found[1:]:
+        assert metrics == pytest.approx(found[0], rel=1e-5)
 
 
 def test_experiment_dir_and_n_best_average(experiment, tmp_path) -> None:
@@ -229,3 +266,116 @@ def test_mixed_precision_is_forced_off_on_cpu(experiment, tmp_path, caplog) -> N
         trainer = Trainer(config, tmp_path / "exp")
     assert trainer.amp_dtype is None and trainer.scaler is None
     assert "trainer.amp bf16 is forced off on cpu" in caplog.text
+
+
+def test_the_ddp_probe_leaves_every_rng_state_alone(experiment, tmp_path) -> None:
+    """``find_unused_parameters: auto`` probes with a training-mode forward (dropout); a resumed run must still
+    find the RNG states its checkpoint restored."""
+    data = copy.deepcopy(experiment)
+    data["upstream"]["options"] = {"hidden_dropout": 0.1}
+    trainer = Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp")
+    trainer.context = DistributedContext(world_size=2)  # a DDP run probes
+    before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    assert trainer._find_unused_parameters() is False
+    after = (torch.get_rng_state(), np.random.get_state()[1], random.getstate())
+    assert torch.equal(before[0], after[0]) and np.array_equal(before[1], after[1]) and before[2] == after[2]
+
+
+class RecordingWriter:
+    """Stands in for the TensorBoard writer: ``{tag: {step: value}}``."""
+
+    def __init__(self) -> None:
+        self.scalars: dict[str, dict[int, float]] = {}
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.setdefault(tag, {})[step] = float(value)
+
+    def close(self) -> None:
+        pass
+
+
+def test_gradient_accumulation_averages_over_the_micro_batches_of_each_update(experiment, tmp_path) -> None:
+    """grad_accum 4 over an epoch of 5 batches: updates of 4 and 1 micro-batches. Each update's gradient and logged
+    loss are means over its own micro-batches; the logged loss weight is the one the update used."""
+    data = copy.deepcopy(experiment)
+    data["upstream"]["options"] = {"conformer_conv_dropout": 0.0}  # no dropout: a gradient can be recomputed
+    data["attributes"]["speaker"]["weight_schedule"] = {"start_step": 1}
+    data["trainer"].update(max_steps=2, grad_accum=4, log_every=1, valid_every=None, grad_clip=None)
+    trainer = Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp")
+    trainer.writer = RecordingWriter()
+    batches, losses, gradients, expected = [], [], [], []
+    real_forward_backward, real_update = trainer._forward_backward, trainer._update
+
+    def forward_backward(batch, *args, **kwargs):
+        batches.append(batch)
+        result = real_forward_backward(batch, *args, **kwargs)
+        losses.append(float(result["loss"]))
+        return result
+
+    def update():
+        gradients.append(torch.cat([p.grad.flatten() for p in trainer.parameters if p.grad is not None]))
+        if len(batches) == 5:  # the epoch's lone last micro-batch: its own loss's gradient
+            saved = [p.grad for p in trainer.parameters]
+            trainer.optimizers["upstream"].zero_grad(), trainer.optimizers["branches"].zero_grad()
+            batch = trainer._to_device(batches[4])
+            embeddings = trainer.model(batch["wavs"], batch["wav_lens"])
+            trainer.model.compute_loss(embeddings, batch["targets"], step=trainer.step)[0].backward()
+            expected.append(torch.cat([p.grad.flatten() for p in trainer.parameters if p.grad is not None]))
+            for parameter, grad in zip(trainer.parameters, saved):
+                parameter.grad = grad
+        return real_update()
+
+    trainer._forward_backward, trainer._update = forward_backward, update
+    trainer.run()
+    assert len(losses) == 5
+    logged = trainer.writer.scalars
+    assert logged["train/loss"] == pytest.approx({1: sum(losses[:4]) / 4, 2: losses[4]})
+    torch.testing.assert_close(gradients[1], expected[0])
+    assert logged["loss_weight/speaker"] == {1: 0.0, 2: 1.0}
+
+
+def test_resume_refuses_a_config_its_state_cannot_honour(experiment, tmp_path, monkeypatch) -> None:
+    """A new lr or best criterion is refused by name (config.yaml keeps the run's own); a longer run is not."""
+    config = build_config(experiment)
+    exp = tmp_path / "exp"
+    run_until_killed(config, exp, monkeypatch, step=3)
+    changed = build_config(experiment, trainer={"best_criterion": "valid/semantic/r@1"})
+    changed.optim.branches.optimizer.lr = 0.1
+    with pytest.raises(ConfigError) as refused:
+        Trainer(changed, exp)
+    message = str(refused.value)
+    assert "changed in optim.branches.optimizer.lr, trainer.best_criterion," in message and "--exp-dir" in message
+    assert "checkpoints" in message.rsplit("--exp-dir", 1)[1]
+    assert load_yaml(exp / "config.yaml")["optim"]["branches"]["optimizer"]["lr"] == 1.5
+
+    longer = build_config(
+        experiment, trainer={"max_steps": 7, "log_every": 1, "keep_last": 3}, data={"num_workers": 1}
+    )
+    trainer = Trainer(longer, exp)
+    assert trainer.step == 3 and trainer.total_steps == 7
+    assert load_yaml(exp / "config.yaml")["trainer"]["max_steps"] == 7
+
+
+def test_total_updates_adds_up_every_epochs_own_batch_plan() -> None:
+    """Duration buckets and weighted draws give each epoch its own number of batches; planning them leaves the
+    training sampler where it was."""
+    rng = np.random.default_rng(0)
+    durations, weights = rng.uniform(1, 10, 300), rng.uniform(0.1, 1, 300)
+    sampler = DynamicBatchSampler(durations, max_batch_seconds=40, max_batch_size=8, bucket_size=2, weights=weights)
+    per_epoch = []
+    for epoch in range(4):
+        sampler.set_epoch(epoch)
+        per_epoch.append(len(sampler))
+    assert len(set(per_epoch)) > 1
+    sampler.set_epoch(1)
+    first = next(iter(sampler))
+    sampler.set_epoch(1)
+
+    def total(**settings: Any) -> int:
+        return total_updates(TrainerConfig(**settings), sampler)
+
+    assert total(max_epochs=4) == sum(per_epoch)
+    assert total(max_epochs=4, grad_accum=3) == sum(-(-n // 3) for n in per_epoch)
+    assert total(max_epochs=4, max_steps=per_epoch[0] + 1) == per_epoch[0] + 1
+    assert total(max_epochs=None, max_steps=5) == 5
+    assert sampler.epoch == 1 and next(iter(sampler)) == first

@@ -2,8 +2,8 @@
 
 The model's own fields (``upstream``, ``attributes``, ``loss_weighting``) sit at the top level, so a recipe
 config reads like the paper's table. Every section is a strict dataclass (uattr.config.from_dict): an
-unknown key is an error naming its dotted path. Defaults are the paper's settings (DESIGN.md §1, from the
-authors' public configuration).
+unknown key is an error naming its dotted path. Defaults are the paper's settings (from the authors' public
+configuration; egs/commonvoice/uattr1/conf/train_sem_spk_w2vbert.yaml maps each to its key).
 """
 
 from __future__ import annotations

@@ -1,19 +1,22 @@
 """The training loop of ``uattr train``.
 
-One update = ``grad_accum`` micro-batches (fewer at the end of an epoch), gradient clipping over every
-trainable parameter, then a step of each group's optimiser (encoder and branches) and of its lr schedule.
+One update = ``grad_accum`` micro-batches (fewer at the end of an epoch; the gradient is their mean either way),
+gradient clipping over every trainable parameter, then a step of each group's optimiser (encoder and branches)
+and of its lr schedule.
 Every ``valid_every`` updates (or at each epoch's end) rank 0 validates on the dev set, NewBob sees the
 dev loss, the n-best list is updated and a checkpoint is written; all other ranks wait.
 
 Experiment dir: ``config.yaml`` (resolved), ``train.log``, ``tensorboard/``, ``checkpoints/ckpt-<step>.pt``,
 ``valid_metrics.json`` (history) and ``model/`` (``save_pretrained``; the mean of the n best checkpoints
 with ``average_best``, else the best one). A run that finds a checkpoint continues from it exactly: on CPU with
-``num_workers: 0`` the final parameters are bit-identical to those of an uninterrupted run.
+``num_workers: 0`` the final parameters are bit-identical to those of an uninterrupted run. So it refuses a config
+that changed in anything but the loop's length and bookkeeping (:data:`RESUMABLE_CHANGES`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import math
@@ -21,7 +24,7 @@ import random
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, ContextManager, Literal
+from typing import Any, Callable, ContextManager, Literal
 
 import numpy as np
 import torch
@@ -31,6 +34,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from uattr.config import save_yaml
 from uattr.data.collate import collate_batch
+from uattr.data.sampler import DynamicBatchSampler
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import atomic_dir, atomic_write
 from uattr.log import add_file_handler
@@ -47,7 +51,13 @@ from uattr.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from uattr.train.config import ExperimentConfig, experiment_dict, fill_target_shapes, on_the_fly_attributes
+from uattr.train.config import (
+    ExperimentConfig,
+    TrainerConfig,
+    experiment_dict,
+    fill_target_shapes,
+    on_the_fly_attributes,
+)
 from uattr.train.data import SplitData, build_split
 from uattr.train.distributed import (
     DistributedContext,
@@ -67,6 +77,22 @@ ResumeMode = Literal["auto", "never"]
 MODEL_DIR = "model"
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "valid_metrics.json"
+# Config keys a resumed run may change: they set how long it trains and what it logs or keeps, and nothing that
+# the checkpoint's model, optimiser, schedule, n-best or sampler state was made with.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "trainer.max_steps",
+        "trainer.max_epochs",
+        "trainer.log_every",
+        "trainer.valid_every",
+        "trainer.save_every",
+        "trainer.keep_last",
+        "trainer.average_best",
+        "trainer.device",
+        "trainer.find_unused_parameters",
+        "data.num_workers",
+    }
+)
 
 
 def seed_everything(seed: int) -> None:
@@ -95,8 +121,6 @@ class Trainer:
         on_the_fly = on_the_fly_attributes(config)
         teachers = build_teachers(config.attributes, on_the_fly, self.device)
         self.config = fill_target_shapes(config, {attr: teacher.dim for attr, teacher in teachers.items()})
-        if self.context.is_main:
-            save_yaml(experiment_dict(self.config), self.exp_dir / "config.yaml")
 
         self.model = UnifiedEncoder(self.config.model_config()).to(self.device)
         self.targets = OnTheFlyTargets(teachers, self.model.sample_rate)
@@ -108,9 +132,7 @@ class Trainer:
             self.valid_data = build_split(data, "valid", cached, self.model.sample_rate, settings.seed, self.context)
             self.tasks = load_tasks(data, list(self.config.attributes))
 
-        self.steps_per_epoch = math.ceil(len(self.train_data.sampler) / settings.grad_accum)
-        limits = [settings.max_steps, settings.max_epochs and settings.max_epochs * self.steps_per_epoch]
-        self.total_steps = min(limit for limit in limits if limit is not None)
+        self.total_steps = total_updates(settings, self.train_data.sampler)
         groups = split_parameters(self.model)
         self.parameters = [p for name in GROUPS for p in groups[name]]
         if not self.parameters:
@@ -126,21 +148,30 @@ class Trainer:
             else:
                 logger.info("no trainable %s parameters: optim.%s is not used", name, name)
         self.amp_dtype, self.scaler = amp_settings(settings.amp, self.device)
+        self.model_loss = ModelLoss(self.model, self._autocast)
 
         self.best = BestCheckpoints(settings.n_best, settings.criterion_mode())
         self.step = 0
         self.epoch = 0
         self.batches_in_epoch = 0  # training batches of the current epoch already in an update
         self.history: list[dict[str, Any]] = []
-        resumed = self._resume(resume)
+        # Before the resume: the checkpoint's state then replaces whatever the probe's training-mode forward
+        # changed in the model (e.g. BatchNorm statistics).
         find_unused = self._find_unused_parameters()
-        self.wrapped = wrap_model(self.model, self.context, find_unused)
+        resumed = self._resume(resume)
+        if self.context.is_main:  # only now: a refused resume leaves the config.yaml of the run it belongs to
+            save_yaml(experiment_dict(self.config), self.exp_dir / "config.yaml")
+        self.wrapped = wrap_model(self.model_loss, self.context, find_unused)
         self.writer = self._tensorboard(purge_step=self.step if resumed else None)
 
     # ----------------------------------------------------------------------------------------------- set-up
 
     def _resume(self, mode: ResumeMode) -> bool:
-        """Load the latest checkpoint (``auto``), or refuse to mix a fresh run with old checkpoints (``never``)."""
+        """Load the latest checkpoint (``auto``), or refuse to mix a fresh run with old checkpoints (``never``).
+
+        A config that changed beyond :data:`RESUMABLE_CHANGES` is refused: the restored state would silently
+        keep the old values (the optimiser's lr, the n-best list's criterion, the sampler's plan).
+        """
         path = latest_checkpoint(self.checkpoint_dir)
         if path is None:
             return False
@@ -149,15 +180,16 @@ class Trainer:
                 f"{self.checkpoint_dir} holds checkpoints but --resume is 'never'; remove them or use another --exp-dir"
             )
         state = load_checkpoint(path)  # on the CPU: load_state_dict() copies each tensor to its parameter's device
-        missing = sorted(set(self.optimizers) ^ set(state["optimizers"]))
-        if missing:
-            raise ConfigError(
-                f"{path}: its optimiser groups ({', '.join(state['optimizers'])}) differ from this config's "
-                f"({', '.join(self.optimizers)}): the fine-tuning policy changed; start a new --exp-dir"
-            )
         changed = changed_keys(state["config"], experiment_dict(self.config))
+        refused = [key for key in changed if key not in RESUMABLE_CHANGES]
+        if refused:
+            raise ConfigError(
+                f"{path}: the config changed in {', '.join(refused)}, which a resumed run cannot honour (its "
+                f"model, optimiser, schedule, n-best and sampler state keep the old values); set them back, or "
+                f"train afresh in a new --exp-dir (or after removing {self.checkpoint_dir})"
+            )
         if changed:
-            logger.warning("resuming with a changed config: %s", ", ".join(changed))
+            logger.info("resuming with a changed %s", ", ".join(changed))
         self.model.load_state_dict(state["model"])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
@@ -169,26 +201,29 @@ class Trainer:
         self.batches_in_epoch = state["batches_in_epoch"]
         self.best.load_state_dict(state["best"])
         self.history = list(state["history"])
-        rng_states = state["rng"]
-        if len(rng_states) != self.context.world_size:
-            logger.warning(
-                "%s was written by %d processes, this run has %d", path, len(rng_states), self.context.world_size
-            )
-        set_rng_state(rng_states[self.context.rank % len(rng_states)])
+        set_rng_state(state["rng"][self.context.rank])  # same world size: the sampler's settings include it
         logger.info("resumed from %s (step %d, epoch %d)", path, self.step, self.epoch)
         return True
 
     def _find_unused_parameters(self) -> bool:
-        """DDP's ``find_unused_parameters``: only when some trainable parameter gets no gradient (costly)."""
+        """DDP's ``find_unused_parameters``: only when some trainable parameter gets no gradient (costly).
+
+        The probe is a training-mode forward whose dropout draws random numbers: every RNG state is put back
+        after it, so that the run is the same with ``auto`` as with the value it finds.
+        """
         setting = self.config.trainer.find_unused_parameters
         if setting != "auto":
             return setting
         if not self.context.enabled:
             return False
         dataset = self.train_data.dataset
-        batch = self._to_device(self.targets(collate_batch([dataset[i] for i in range(min(2, len(dataset)))])))
-        total, _ = self.model.compute_loss(self.model(batch["wavs"], batch["wav_lens"]), batch["targets"])
-        unused = unused_parameters(self.model, total)
+        saved = rng_state()
+        try:
+            batch = self._to_device(self.targets(collate_batch([dataset[i] for i in range(min(2, len(dataset)))])))
+            total, _ = self.model_loss(batch["wavs"], batch["wav_lens"], batch["targets"])
+            unused = unused_parameters(self.model, total)
+        finally:
+            set_rng_state(saved)
         if unused:
             logger.info("DDP: %d trainable parameters get no gradient (e.g. %s)", len(unused), unused[0])
         return bool(unused)
@@ -240,13 +275,16 @@ class Trainer:
         self.train_data.set_epoch(self.epoch)
         epoch_batches = len(self.train_data.sampler)
         running: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
-        micro = 0
+        micro = micro_batches = 0
         started = time.monotonic()
         for batch in self.train_data.loader:
+            if micro == 0:  # a new update: grad_accum micro-batches, or the fewer left in the epoch
+                micro_batches = min(settings.grad_accum, epoch_batches - self.batches_in_epoch)
             micro += 1
-            update = micro == settings.grad_accum or self.batches_in_epoch + micro == epoch_batches
-            for name, value in self._forward_backward(batch, sync=update).items():
+            update = micro == micro_batches
+            for name, value in self._forward_backward(batch, micro_batches, sync=update).items():
                 running[name] += value
+            running["micro_batches"] += 1
             if not update:
                 continue
             self.batches_in_epoch += micro
@@ -255,7 +293,7 @@ class Trainer:
             self.step += 1
             running["updates"] += 1
             progress.update(1)
-            progress.set_postfix(loss=f"{float(running['loss']) / float(running['updates']):.4g}", refresh=False)
+            progress.set_postfix(loss=f"{float(running['loss'] / running['micro_batches']):.4g}", refresh=False)
             if self.step % settings.log_every == 0:
                 self._log_training(running, grad_norm, time.monotonic() - started)
                 running.clear()
@@ -280,16 +318,14 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _forward_backward(self, batch: dict[str, Any], sync: bool) -> dict[str, torch.Tensor]:
-        """Loss and gradients of one micro-batch; DDP all-reduces only on the micro-batch that ends an update."""
+    def _forward_backward(self, batch: dict[str, Any], micro_batches: int, sync: bool) -> dict[str, torch.Tensor]:
+        """Loss and gradients of one of the ``micro_batches`` of an update (the gradient is their mean); DDP
+        all-reduces only on the micro-batch that ends the update."""
         batch = self._to_device(self.targets(batch))
         no_sync = self.wrapped.no_sync() if self.context.enabled and not sync else contextlib.nullcontext()
         with no_sync:
-            with self._autocast():
-                embeddings = self.wrapped(batch["wavs"], batch["wav_lens"])
-            embeddings = {attr: embedding.float() for attr, embedding in embeddings.items()}
-            total, losses = self.model.compute_loss(embeddings, batch["targets"], step=self.step)
-            scaled = total / self.config.trainer.grad_accum
+            total, losses = self.wrapped(batch["wavs"], batch["wav_lens"], batch["targets"], step=self.step)
+            scaled = total / micro_batches
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
         return {"loss": total.detach(), **{f"{attr}/loss": loss.detach() for attr, loss in losses.items()}}
 
@@ -318,8 +354,10 @@ class Trainer:
     # ------------------------------------------------------------------------------------ logging, validation
 
     def _log_training(self, running: dict[str, torch.Tensor], grad_norm: float | None, seconds: float) -> None:
+        """Losses as means per micro-batch of the updates since the last log line."""
         updates = float(running.pop("updates"))
-        means = {name: float(total) / updates for name, total in running.items()}
+        micro_batches = float(running.pop("micro_batches"))
+        means = {name: float(total) / micro_batches for name, total in running.items()}
         lrs = {name: schedule.current_lrs()[0] for name, schedule in self.schedules.items()}
         attributes = ", ".join(
             f"{name.removesuffix('/loss')} {value:.4g}" for name, value in means.items() if name != "loss"
@@ -342,8 +380,8 @@ class Trainer:
         self.writer.add_scalar("train/grad_norm", grad_norm, self.step)
         for name, lr in lrs.items():
             self.writer.add_scalar(f"lr/{name}", lr, self.step)
-        for attr, attribute in self.model.config.attributes.items():
-            weight = attribute.weight * attribute.weight_schedule.factor(self.step)
+        for attr, attribute in self.model.config.attributes.items():  # the weight the last update used
+            weight = attribute.weight * attribute.weight_schedule.factor(self.step - 1)
             self.writer.add_scalar(f"loss_weight/{attr}", weight, self.step)
         for attr, entry in self.model.layer_weights().items():
             for layer, weight in zip(entry["layers"], entry["weights"]):
@@ -423,6 +461,41 @@ class Trainer:
             logger.info("wrote %s", target)
         self.context.barrier()
         return target
+
+
+class ModelLoss(nn.Module):
+    """The model's forward and its training loss as one module, the one DDP wraps: the parameters that only the
+    loss uses (learned loss weights, a classifier's) are then used inside the wrapped forward, which DDP's
+    ``find_unused_parameters`` needs to mark each parameter ready once per backward."""
+
+    def __init__(self, model: UnifiedEncoder, autocast: Callable[[], ContextManager]) -> None:
+        super().__init__()
+        self.model = model
+        self.autocast = autocast
+
+    def forward(
+        self, wavs: torch.Tensor, wav_lens: torch.Tensor, targets: dict[str, torch.Tensor], step: int | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``model.compute_loss`` of the batch: the encoder under autocast, the losses in float32."""
+        with self.autocast():
+            embeddings = self.model(wavs, wav_lens)
+        embeddings = {attr: embedding.float() for attr, embedding in embeddings.items()}
+        return self.model.compute_loss(embeddings, targets, step=step)
+
+
+def total_updates(settings: TrainerConfig, sampler: DynamicBatchSampler) -> int:
+    """Updates until ``max_steps`` or the end of ``max_epochs``, from each epoch's own batch plan (bucketing by
+    duration, and weighted sampling, make the number of batches differ from epoch to epoch)."""
+    if settings.max_epochs is None:
+        return settings.max_steps
+    plans = copy.copy(sampler)  # planning other epochs here leaves the training sampler's plan and position alone
+    total = 0
+    for epoch in range(settings.max_epochs):
+        if settings.max_steps is not None and total >= settings.max_steps:
+            break
+        plans.set_epoch(epoch)
+        total += math.ceil(len(plans) / settings.grad_accum)
+    return total if settings.max_steps is None else min(total, settings.max_steps)
 
 
 def changed_keys(old: Any, new: Any, where: str = "") -> list[str]:

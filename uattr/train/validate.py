@@ -66,7 +66,8 @@ def validate(
 ) -> dict[str, float]:
     """Run ``model`` (unwrapped, not DDP) over the dev ``batches`` (with targets) and compute every metric.
 
-    Losses are the training losses averaged over the dev utterances (each batch's loss weighted by its size).
+    Losses are the training losses (full weights) averaged over the dev utterances, the same however the dev
+    set is batched (see :func:`_utterance_sums`).
     """
     was_training = model.training
     model.eval()
@@ -79,12 +80,11 @@ def validate(
                 embeddings = model(batch["wavs"].to(device), batch["wav_lens"].to(device))
             embeddings = {attr: embedding.float() for attr, embedding in embeddings.items()}
             targets = {attr: target.to(device) for attr, target in batch["targets"].items()}
-            total, losses = model.compute_loss(embeddings, targets)
-            size = len(batch["ids"])
-            count += size
-            sums["valid/loss"] += float(total) * size
-            for attr, loss in losses.items():
-                sums[f"valid/{attr}/loss"] += float(loss) * size
+            count += len(batch["ids"])
+            for attr, embedding in embeddings.items():
+                weighted, loss = _utterance_sums(model, attr, embedding, targets)
+                sums["valid/loss"] += weighted
+                sums[f"valid/{attr}/loss"] += loss
             for attr, (ids, vectors) in collected.items():
                 ids.extend(batch["ids"])
                 vectors.append(embeddings[attr].cpu().numpy())
@@ -96,6 +96,28 @@ def validate(
         student = EmbeddingSet(ids, normalise_rows(np.concatenate(vectors).astype(np.float64), ids, source), source)
         metrics.update(_task_metrics(attr, student, tasks))
     return metrics
+
+
+def _utterance_sums(
+    model: torch.nn.Module, attr: str, embedding: torch.Tensor, targets: dict[str, torch.Tensor]
+) -> tuple[float, float]:
+    """``attr``'s weighted loss (its term of the total) and its plain loss, each summed over the batch's utterances.
+
+    A sum-reduced loss (the paper's cosine loss) sums the utterances' losses, but its weighted term may add a
+    constant once per batch (a learned log-variance), so its utterances are scored one at a time. Any other loss
+    is a batch mean (or, as InfoNCE's, a batch-level value) that counts once for each utterance.
+    """
+    size = len(embedding)
+    if getattr(model.expert(attr).loss_fn, "reduction", "mean") != "sum":
+        total, losses = model.compute_loss({attr: embedding}, targets)
+        return float(total) * size, float(losses[attr]) * size
+    weighted = plain = 0.0
+    for index in range(size):
+        total, losses = model.compute_loss(
+            {attr: embedding[index : index + 1]}, {key: value[index : index + 1] for key, value in targets.items()}
+        )
+        weighted, plain = weighted + float(total), plain + float(losses[attr])
+    return weighted, plain
 
 
 def _task_metrics(attr: str, student: EmbeddingSet, tasks: ValidationTasks) -> dict[str, float]:
