@@ -24,12 +24,12 @@ from train_fixtures import (  # noqa: F401  (one_thread: autouse fixture)
     run_until_killed,
 )
 from uattr.config import from_dict, load_yaml
+from uattr.data.sampler import DynamicBatchSampler
 from uattr.errors import ConfigError
 from uattr.model import UnifiedEncoder
 from uattr.scoring.metrics import sv_metrics
 from uattr.scoring.trials import read_trials
 from uattr.teachers.base import Teacher, register_teacher
-from uattr.data.sampler import DynamicBatchSampler
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
 from uattr.train.config import ExperimentConfig, TrainerConfig
 from uattr.train.data import build_split
