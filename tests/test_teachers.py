@@ -15,13 +15,21 @@ import soundfile
 import torch
 
 from uattr.bin.main import main as uattr_main
-from uattr.data.tables import read_embedding_table, read_table_meta, table_is_complete
+from uattr.data.audio import AudioSource
+from uattr.data.tables import (
+    EmbeddingTableWriter,
+    merge_split,
+    read_embedding_table,
+    read_table_meta,
+    split_ids,
+    table_is_complete,
+)
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import write_table
 from uattr.teachers import Teacher, build_teacher, resolve_model
-from uattr.data.audio import AudioSource
-from uattr.data.tables import merge_split, split_ids, table_is_complete
 from uattr.teachers.extract import extract_teacher
+from uattr.train.config import DataConfig
+from uattr.train.data import read_targets
 
 SAMPLE_RATE = 16000
 # utterance id -> (speaker, language, seconds, transcript, English translation)
@@ -424,3 +432,72 @@ def test_cli_several_data_dirs_share_one_teacher_load(data_dir, tmp_path, capfd,
                  "--out", str(tmp_path / "x" / "{set}")]
     assert uattr_main(same_name) == 1
     assert "two data dirs share a name" in capfd.readouterr().err
+
+
+# --- what made a table, and inputs no teacher can embed -------------------------------------------------------
+
+
+def test_a_table_made_with_another_field_or_model_is_written_again(data_dir, tmp_path, caplog):
+    out = tmp_path / "sem"
+    extract_teacher(ToyTextTeacher(), data_dir, out, field="text.en", show_progress=False)
+    from_english = load(out)
+    extract_teacher(ToyTextTeacher(), data_dir, out, field="text", show_progress=False)
+    assert "made with other field; writing it again" in caplog.text
+    assert read_table_meta(out)["field"] == "text"
+    assert not np.array_equal(load(out)["spkA-u1"], from_english["spkA-u1"])
+    other_model = ToyTextTeacher()
+    other_model.model = "toy-v2"
+    extract_teacher(other_model, data_dir, out, field="text", show_progress=False)
+    assert read_table_meta(out)["model"] == "toy-v2"
+
+
+def test_cli_labels_of_later_sets_use_the_classes_of_the_first(tmp_path, capfd, restore_logging):
+    """Stage 2 runs train alone, then train and dev: dev (French only here) must index train's classes, even
+    though train's table is complete and skipped; a dev table made with its own classes is written again."""
+    train = make_data_dir(tmp_path / "train")
+    dev_utts = {utt: value for utt, value in UTTERANCES.items() if value[1] == "fr"}
+    dev = make_data_dir(tmp_path / "dev", dev_utts)
+    (tmp_path / "dev" / "data").rename(tmp_path / "dev" / "dev")
+    dev = tmp_path / "dev" / "dev"
+    out = str(tmp_path / "lang" / "{set}")
+    assert uattr_main(["extract-teacher", "-q", "--teacher", "labels", "--data", str(train), "--out", out]) == 0
+    alone = ["extract-teacher", "-q", "--teacher", "labels", "--data", str(dev), "--out", out]
+    assert uattr_main(alone) == 0  # an earlier run that gave dev its own classes
+    assert read_table_meta(tmp_path / "lang" / "dev")["classes"] == ["fr"]
+    both = ["extract-teacher", "-q", "--teacher", "labels", "--data", str(train), str(dev), "--out", out]
+    assert uattr_main(both) == 0
+    assert read_table_meta(tmp_path / "lang" / "dev")["classes"] == ["de", "fr"]
+    assert {float(v[0]) for v in load(tmp_path / "lang" / "dev").values()} == {1.0}
+
+
+def test_blank_text_is_a_data_error_naming_the_utterances(tmp_path):
+    data = make_data_dir(tmp_path)
+    texts = {u: v[4] for u, v in UTTERANCES.items()}
+    texts["spkA-u2"], texts["spkB-u1"] = "", " \t "
+    write_table(data / "text.en", texts)
+    with pytest.raises(DataError, match=r"text\.en: empty text for 2 utterance\(s\): spkA-u2, spkB-u1"):
+        extract_teacher(ToyTextTeacher(), data, tmp_path / "sem", field="text.en", show_progress=False)
+
+
+def test_resemblyzer_refuses_digital_silence_naming_the_utterance(tmp_path):
+    data = make_data_dir(tmp_path)
+    soundfile.write(tmp_path / "wav" / "spkA-u3.wav", np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
+    with pytest.raises(DataError, match=r"spkA-u3.*digital silence"):
+        extract_teacher(build_teacher("resemblyzer"), data, tmp_path / "spk", show_progress=False)
+
+
+def test_model_specs_that_cannot_load_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="name the package after 'pkg:'"):
+        resolve_model("pkg:")
+    with pytest.raises(ConfigError, match=r"sentence-transformers model '.*no_such_folder': cannot load it"):
+        build_teacher("sentence-transformers", model=str(tmp_path / "no_such_folder"))
+
+
+def test_training_refuses_dev_label_indices_of_other_classes(tmp_path):
+    for name, classes in (("train", ["de", "fr"]), ("dev", ["fr"])):
+        with EmbeddingTableWriter(tmp_path / "lang" / name, meta={"classes": classes}) as writer:
+            writer.write(["spkA-u1"], np.zeros((1, 1), dtype=np.float32))
+    config = DataConfig(train="data/train", valid="data/dev", target_pattern=str(tmp_path / "{attr}" / "{set}"))
+    assert read_targets(config, ["lang"], "train") == {"lang": {"spkA-u1": 0}}
+    with pytest.raises(DataError, match=r"lang/dev: its label indices stand for the classes \['fr'\].*--classes-from"):
+        read_targets(config, ["lang"], "valid")

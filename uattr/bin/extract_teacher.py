@@ -2,9 +2,10 @@
 
 Writes <out>/emb.ark, emb.scp and meta.json (teacher, model, dimension, normalisation, input field, library
 versions; label tables also list their classes). Resumable: an interrupted run continues where it stopped, a
-complete table of the same utterances is left alone, and one of other utterances (the data dir changed) is
-written again. Split work: run `--job I --num-jobs N` for I = 1..N (each writes <out>/splitN/I/), then
-`--merge N` to join them into <out>.
+complete table of the same utterances is left alone, and one of other utterances (the data dir changed) or made
+by another teacher, model, field or class list is written again. A labels teacher given several --data dirs
+takes its classes from the first (train), also when that table is already complete. Split work: run `--job I
+--num-jobs N` for I = 1..N (each writes <out>/splitN/I/), then `--merge N` to join them into <out>.
 
 Examples:
   uattr extract-teacher --teacher sentence-transformers --model BAAI/bge-m3 --field text.en \\
@@ -44,9 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     # Imported here so `uattr --help` stays fast.
     from uattr.data.kaldi import DataDir
-    from uattr.data.tables import job_dir, keep_current_table, merge_split, split_ids
-    from uattr.teachers.base import build_teacher
+    from uattr.data.tables import job_dir, keep_current_table, merge_split, split_ids, table_is_complete
+    from uattr.teachers.base import build_teacher, teacher_identity
     from uattr.teachers.extract import extract_teacher
+    from uattr.teachers.labels import classes_of
 
     outputs = table_dirs(args.out, args.data)
     if args.merge is not None:
@@ -57,12 +59,19 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if not args.teacher or not args.data:
         raise ConfigError("--teacher and --data are required (unless --merge)")
+    first_table = job_dir(next(iter(outputs.values())), args.job, args.num_jobs)
+    if args.teacher == "labels" and args.classes_from is None and len(outputs) > 1 and table_is_complete(first_table):
+        # The first set (train) fixed the classes when its table was made: later sets must index them the same way.
+        args.classes_from = str(first_table)
+    classes = classes_of(args.classes_from) if args.classes_from else None
+    identity = teacher_identity(args.teacher, args.model, args.field, classes)
     # Checked before the (slow) teacher is loaded.
     pending = {
         data: out
         for data, out in outputs.items()
         if not keep_current_table(
-            job_dir(out, args.job, args.num_jobs), split_ids(DataDir.load(data).utt_ids, args.job, args.num_jobs)
+            job_dir(out, args.job, args.num_jobs), split_ids(DataDir.load(data).utt_ids, args.job, args.num_jobs),
+            identity,
         )
     }
     for data in outputs.keys() - pending.keys():

@@ -89,11 +89,33 @@ def build_teacher(name: str, **options: Any) -> Teacher:
     return cls(**options)
 
 
+# The metadata keys that say what made a teacher table: a complete or partial table that differs on one of them
+# was made by another teacher, model, input or class list, and is written again (keep_current_table's made_by).
+IDENTITY_KEYS = ("teacher", "model", "field", "classes")
+
+
+def teacher_identity(
+    name: str, model: str | None = None, field: str | None = None, classes: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """The identity keys of the tables teacher ``name`` would write, from its options alone (it is not built, which
+    can take long): the model and field default as the teacher's own; ``classes`` only for a label teacher."""
+    cls = TEACHERS.get(name)
+    parameters = inspect.signature(cls).parameters
+    if model is None and "model" in parameters:
+        model = parameters["model"].default
+    identity = {"teacher": name, "model": model, "field": field or cls.default_field}
+    if classes is not None:
+        identity["classes"] = list(classes)
+    return identity
+
+
 def resolve_model(spec: str) -> str:
     """Turn a model spec into what the library loads: ``pkg:<module>`` → that package's model folder."""
     if not spec.startswith(PACKAGE_MODEL_PREFIX):
         return spec
     module_name = spec[len(PACKAGE_MODEL_PREFIX) :]
+    if not module_name:
+        raise ConfigError(f"model '{spec}': name the package after '{PACKAGE_MODEL_PREFIX}'")
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

@@ -54,7 +54,7 @@ class EcapaTeacher(Teacher):
             padded, relative = padded.to(device), relative.to(device)
             # EncoderClassifier.encode_batch, plus one step: it leaves padded frames at log(0) energy, and those
             # leak through the TDNN convolutions into the last real frames (cos ≈ 0.9 to the unpadded
-            # embedding). Zeroing them (the sentence mean after normalisation) keeps cos > 0.9999.
+            # embedding). Zeroing them (the sentence mean after normalisation) brings it to ≥ 0.998.
             feats = mods.compute_features(padded)
             feats = mods.mean_var_norm(feats, relative)
             frames = feats.shape[1]

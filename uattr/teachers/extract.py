@@ -20,7 +20,7 @@ from uattr.data.kaldi import DataDir
 from uattr.data.tables import EmbeddingTableWriter, drop_merged_table, job_dir, keep_current_table, split_ids
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import PathLike
-from uattr.teachers.base import SAMPLE_RATE, Teacher
+from uattr.teachers.base import IDENTITY_KEYS, SAMPLE_RATE, Teacher
 
 logger = logging.getLogger(__name__)
 
@@ -48,19 +48,19 @@ def extract_teacher(
     target = job_dir(out_dir, job, num_jobs)
     data = DataDir.load(data_dir)
     utt_ids = split_ids(data.utt_ids, job, num_jobs)
-    if keep_current_table(target, utt_ids):
+    if teacher.input == "audio" and field is not None:
+        raise ConfigError(f"teacher '{teacher.name}' reads the audio; an input field ({field}) does not apply")
+    field = field or teacher.default_field
+    inputs = _read_inputs(data, field, teacher.input) if teacher.input != "audio" else None
+    if inputs is not None:
+        teacher.prepare(inputs, source=str(data.path / field))
+    meta = {**teacher.metadata(), "field": field, "data": str(data_dir)}
+    if keep_current_table(target, utt_ids, {key: meta[key] for key in IDENTITY_KEYS if key in meta}):
         logger.info("%s: teacher table already complete; nothing to do", target)
         return target
     if num_jobs:
         drop_merged_table(out_dir)
-    if teacher.input == "audio" and field is not None:
-        raise ConfigError(f"teacher '{teacher.name}' reads the audio; an input field ({field}) does not apply")
-    field = field or teacher.default_field
-    inputs = _read_inputs(data, field) if teacher.input != "audio" else None
-    if inputs is not None:
-        teacher.prepare(inputs, source=str(data.path / field))
 
-    meta = {**teacher.metadata(), "field": field, "data": str(data_dir)}
     writer = EmbeddingTableWriter(target, meta=meta)
     stale = sorted(writer.done_ids - set(utt_ids))
     if stale:
@@ -80,21 +80,34 @@ def extract_teacher(
         for start in range(0, len(todo), batch_size):
             batch_ids = todo[start : start + batch_size]
             batch: list[Any] = [audio.load(u) for u in batch_ids] if audio else [inputs[u] for u in batch_ids]
-            writer.write(batch_ids, teacher.embed(batch))
+            try:
+                vectors = teacher.embed(batch)
+            except DataError as error:  # e.g. digital silence for a speaker teacher: say which utterances
+                raise DataError(f"{data.path}: batch of {', '.join(batch_ids)}: {error}") from None
+            writer.write(batch_ids, vectors)
             bar.update(len(batch_ids))
     writer.close()
     logger.info("%s: wrote %d %s vectors of dimension %s", target, len(utt_ids), teacher.name, teacher.dim)
     return target
 
 
-def _read_inputs(data: DataDir, field: str | None) -> dict[str, str]:
-    """The ``field`` table restricted to the data dir's utterances; missing entries are a DataError."""
+def _read_inputs(data: DataDir, field: str | None, kind: str) -> dict[str, str]:
+    """The ``field`` table restricted to the data dir's utterances; missing entries (or, for a text teacher,
+    blank ones, which every text model would embed as one constant target) are a DataError."""
     if field is None:
         raise ConfigError("this teacher needs an input field (e.g. --field text.en)")
     table = data.table(field)
     missing = [utt for utt in data.utt_ids if utt not in table]
     if missing:
-        more = f", ... ({len(missing) - _SHOWN_IDS} more)" if len(missing) > _SHOWN_IDS else ""
-        shown = ", ".join(missing[:_SHOWN_IDS]) + more
-        raise DataError(f"{data.path / field}: no entry for {len(missing)} of {len(data.utt_ids)} utterances: {shown}")
+        raise DataError(f"{data.path / field}: no entry for {len(missing)} of {len(data.utt_ids)} utterances: "
+                        f"{_shown(missing)}")
+    blank = [utt for utt in data.utt_ids if kind == "text" and not table[utt].strip()]
+    if blank:
+        raise DataError(f"{data.path / field}: empty text for {len(blank)} utterance(s): {_shown(blank)}; "
+                        f"drop them from the data dir (uattr subset-data-dir) or give them a text")
     return {utt: table[utt] for utt in data.utt_ids}
+
+
+def _shown(ids: list[str]) -> str:
+    more = f", ... ({len(ids) - _SHOWN_IDS} more)" if len(ids) > _SHOWN_IDS else ""
+    return ", ".join(ids[:_SHOWN_IDS]) + more

@@ -33,7 +33,7 @@ class LabelTeacher(Teacher):
         if classes is not None and classes_from is not None:
             raise ConfigError("labels teacher: give classes or classes_from, not both")
         if classes_from is not None:
-            classes = _classes_of(classes_from)
+            classes = classes_of(classes_from)
         self.classes: list[str] | None = None
         if classes is not None:
             self._set_classes(list(classes), where="labels teacher classes")
@@ -74,7 +74,8 @@ class LabelTeacher(Teacher):
         self._index = {label: index for index, label in enumerate(classes)}
 
 
-def _classes_of(table: str | Path) -> list[str]:
+def classes_of(table: str | Path) -> list[str]:
+    """The class list a labels table was made with (its meta.json's ``classes``)."""
     meta = read_table_meta(table)
     classes = meta.get("classes")
     if not isinstance(classes, list) or not classes:

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from uattr.errors import DataError
 from uattr.teachers.base import Teacher, register_teacher
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class ResemblyzerTeacher(Teacher):
     def preprocess(self, wav: np.ndarray) -> np.ndarray:
         """Volume-normalised, long silences trimmed (resemblyzer's preprocess_wav)."""
         # 16 kHz is resemblyzer's own rate, so no source_sr.
+        if not np.any(wav):  # resemblyzer's volume normalisation would turn it into NaN
+            raise DataError("resemblyzer: the audio is digital silence (all zeros): it has no speaker to embed")
         processed = self._preprocess(wav)
         if len(processed) == 0:
             # The VAD found no voice (noise, music): embed the whole, volume-normalised waveform instead.

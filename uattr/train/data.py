@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -45,15 +46,29 @@ class SplitData:
 
 
 def read_targets(config: DataConfig, attributes: Sequence[str], split: SplitName) -> dict[str, Mapping[str, Any]]:
-    """Each attribute's cached teacher table; label tables (their meta.json lists classes) become int indices."""
+    """Each attribute's cached teacher table; label tables (their meta.json lists classes) become int indices,
+    which must mean the same classes as in the train table."""
     targets: dict[str, Mapping[str, Any]] = {}
     for attr in attributes:
         scp, table_dir = table_files(config.target_table(attr, split))
         table = read_embedding_table(scp)
-        if read_table_meta(table_dir).get("classes") is not None:
+        classes = read_table_meta(table_dir).get("classes")
+        if classes is not None:
+            if split != "train":
+                _require_train_classes(config, attr, classes, table_dir)
             table = {utt: int(vector[0]) for utt, vector in table.items()}
         targets[attr] = table
     return targets
+
+
+def _require_train_classes(config: DataConfig, attr: str, classes: list[str], table_dir: Path) -> None:
+    _, train_dir = table_files(config.target_table(attr, "train"))
+    train_classes = read_table_meta(train_dir).get("classes")
+    if classes != train_classes:
+        raise DataError(
+            f"{table_dir}: its label indices stand for the classes {classes}, the train table's ({train_dir}) for "
+            f"{train_classes}; extract it again with --classes-from {train_dir}"
+        )
 
 
 def sampling_weights(config: DataConfig, data: DataDir, utt_ids: Sequence[str]) -> np.ndarray | None:
