@@ -6,6 +6,7 @@ import pytest
 
 from corpus_layouts import (
     CV_CLIENTS,
+    CV_NEW_HEADER,
     assert_valid_data_dirs,
     copy_recipe,
     make_commonvoice,
@@ -101,6 +102,49 @@ def test_list_errors_name_the_line(tmp_path):
     write_lines(root / "de" / "dev.tsv", ["client_id\tsentence", "x\ty"])
     with pytest.raises(DataError, match=r"de/dev.tsv:1: missing column\(s\) path"):
         prepare_commonvoice(root, tmp_path / "data", languages=["de"], nj=1)
+
+
+def _append_row(path, client: str, clip: str, sentence: str, encoding: str = "utf-8") -> None:
+    """One more new-format row (line 10 of fr/validated.tsv), in ``encoding``."""
+    values = {"client_id": client, "path": clip, "sentence_id": "s9", "sentence": sentence}
+    with open(path, "ab") as handle:
+        handle.write(("\t".join(values.get(column, "") for column in CV_NEW_HEADER) + "\n").encode(encoding))
+
+
+def test_non_utf8_list_names_the_line(tmp_path):
+    root = make_commonvoice(tmp_path / "cv")
+    _append_row(root / "fr" / "validated.tsv", CV_CLIENTS["C"], "common_voice_fr_5.mp3", "Très bien.", "latin-1")
+    with pytest.raises(DataError, match=r"fr/validated.tsv:10: not UTF-8 text \(byte 0xe8 at column \d+\)"):
+        prepare_commonvoice(root, tmp_path / "data", languages=["fr"], nj=1)
+
+
+def test_byte_order_mark_before_the_header_is_ignored(tmp_path):
+    root = make_commonvoice(tmp_path / "cv")
+    for name in ("validated.tsv", "dev.tsv", "clip_durations.tsv"):
+        path = root / "fr" / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())  # what "utf-8-sig" writers leave
+    prepare_commonvoice(root, tmp_path / "data", languages=["fr"], nj=1)
+    assert read_table(tmp_path / "data" / "train" / "text") == {
+        utt: text for utt, (text, _) in TRAIN.items() if "_fr_" in utt
+    }
+    assert read_table(tmp_path / "data" / "train" / "utt2dur")[f"{A}-common_voice_fr_1"] == "1"  # the table's
+    dev = read_table(tmp_path / "data" / "dev" / "text")
+    assert dev == {"dddddddddddddddd-common_voice_fr_6": "Une phrase de dev."}
+
+
+def test_empty_client_id_names_the_line(tmp_path):
+    root = make_commonvoice(tmp_path / "cv")
+    _append_row(root / "fr" / "validated.tsv", " ", "common_voice_fr_1.mp3", "Bonjour à tous.")
+    with pytest.raises(DataError, match=r"fr/validated.tsv:10: client_id ' ' is empty or contains whitespace"):
+        prepare_commonvoice(root, tmp_path / "data", languages=["fr"], nj=1)
+
+
+def test_clip_listed_under_two_client_ids_is_refused(tmp_path):
+    root = make_commonvoice(tmp_path / "cv")
+    _append_row(root / "fr" / "validated.tsv", CV_CLIENTS["F"], "common_voice_fr_1.mp3", "Bonjour à tous.")
+    with pytest.raises(DataError, match=r"fr/validated.tsv:10: clip common_voice_fr_1.mp3 listed twice "
+                                        r"\(first: .*fr/validated.tsv:2\)"):
+        prepare_commonvoice(root, tmp_path / "data", languages=["fr"], nj=1)
 
 
 def test_run_sh_stage_1_validates_the_mp3_dirs(tmp_path):

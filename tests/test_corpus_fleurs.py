@@ -93,6 +93,17 @@ def test_tsv_errors_name_the_line(tmp_path):
         prepare_fleurs(root, tmp_path / "data", splits=["test"])
 
 
+def test_list_encoding_byte_order_mark_and_bad_bytes(tmp_path):
+    root = make_fleurs(tmp_path / "fleurs")
+    german = root / "de_de" / "test.tsv"
+    german.write_bytes(b"\xef\xbb\xbf" + german.read_bytes())  # before the first id of a headerless list
+    prepare_fleurs(root, tmp_path / "data", splits=["test"])
+    assert sorted(read_table(tmp_path / "data" / "test_de_de" / "text")) == ["de_de-101-3001", "de_de-103-3002"]
+    german.write_bytes(german.read_bytes().replace("ü".encode(), b"\xfc"))  # line 2: "Flüsse fließen ins Meer."
+    with pytest.raises(DataError, match=r"de_de/test.tsv:2: not UTF-8 text \(byte 0xfc at column 16\)"):
+        prepare_fleurs(root, tmp_path / "data", splits=["test"])
+
+
 def test_run_sh_passes_a_quoted_language_list_through_data_opts(tmp_path):
     """The README's form: --data_opts "--languages 'fr_fr de_de'" reaches local/data.sh as one list of two."""
     root = make_fleurs(tmp_path / "fleurs")

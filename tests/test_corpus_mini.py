@@ -24,7 +24,7 @@ from uattr.corpora.mini import (
     toy_config,
 )
 from uattr.corpora.trials import make_trials, pair_counts
-from uattr.corpora.udhr import UDHR_FILES, align_units, load_units, parse_declaration, read_paragraphs
+from uattr.corpora.udhr import UDHR_FILES, align_units, extract, load_units, parse_declaration, read_paragraphs
 from uattr.data.validate import validate_data_dir
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import read_table
@@ -116,6 +116,18 @@ def test_parse_roster_errors_name_the_line(tmp_path, line, message):
     roster = _write(tmp_path / "voices.txt", f"v0 en espeak en+m1\n{line}\n")
     with pytest.raises(ConfigError, match=message):
         tts.parse_roster(roster)
+
+
+def test_roster_and_declarations_that_are_not_utf8_name_the_line(tmp_path):
+    roster = tmp_path / "voices.txt"
+    roster.write_bytes("v0 en espeak en+m1\nv1 fr espeak fr # Amélie\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"voices.txt:2: not UTF-8 text \(byte 0xe9"):
+        tts.parse_roster(roster)
+    declaration = tmp_path / "udhr" / f"{UDHR_FILES['en']}.html"
+    declaration.parent.mkdir()
+    declaration.write_bytes(b"<html>\n<p>caf\xe9</p>\n")
+    with pytest.raises(DataError, match=rf"{UDHR_FILES['en']}.html:2: not UTF-8 text"):
+        extract(tmp_path / "udhr", tmp_path / "out", ["en"])
 
 
 def _only_programs(monkeypatch, present: set[str]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from corpus_layouts import assert_valid_data_dirs, make_mtedx, prepare_in_recipe_copy, retrieval_task_lines, write_lines
@@ -76,3 +78,65 @@ def test_misaligned_text_is_an_error(tmp_path):
         prepare_mtedx(root, tmp_path / "data", splits=["test"])
     with pytest.raises(DataError, match="must look like <src>-<tgt>"):
         prepare_mtedx(root, tmp_path / "data", pairs=["iten"])
+
+
+def _test_txt(root, name: str):
+    return root / "it-en" / "data" / "test" / "txt" / name
+
+
+def test_non_utf8_text_names_the_line(tmp_path):
+    root = make_mtedx(tmp_path / "mtedx")
+    italian = _test_txt(root, "test.it")
+    italian.write_bytes(italian.read_text().encode("latin-1"))  # line 4: "La musica è universale."
+    with pytest.raises(DataError, match=r"test.it:4: not UTF-8 text \(byte 0xe8 at column 11\)"):
+        prepare_mtedx(root, tmp_path / "data", splits=["test"])
+    italian.write_bytes(b"\xef\xbb\xbf" + italian.read_text(encoding="latin-1").encode())  # a BOM: not text
+    prepare_mtedx(root, tmp_path / "data", splits=["test"])
+    assert read_table(tmp_path / "data" / "test_it_en" / "text")["CqQ4d8SzQDc_0000"] == "Buongiorno a tutti."
+    yaml_path = _test_txt(root, "test.yaml")
+    yaml_path.write_bytes(yaml_path.read_bytes().replace(b"0.75", b"0.7\xb5"))
+    with pytest.raises(DataError, match=r"test.yaml:2: not UTF-8 text"):
+        prepare_mtedx(root, tmp_path / "data", splits=["test"])
+
+
+def test_offset_that_is_not_a_number_names_the_line(tmp_path):
+    root = make_mtedx(tmp_path / "mtedx")
+    yaml_path = _test_txt(root, "test.yaml")
+    yaml_path.write_text(yaml_path.read_text().replace("offset: 3.0", "offset: n/a"))
+    with pytest.raises(DataError, match=r"test.yaml:2: offset 'n/a' / duration '0.75' are not numbers"):
+        prepare_mtedx(root, tmp_path / "data", splits=["test"])
+    yaml_path.write_text(yaml_path.read_text().replace("offset: n/a", "offset: nan"))
+    with pytest.raises(DataError, match=r"test.yaml:2: offset nan / duration 0.75 invalid"):
+        prepare_mtedx(root, tmp_path / "data", splits=["test"])
+
+
+def test_segments_with_empty_text_are_left_out_with_a_warning(tmp_path, caplog):
+    root = make_mtedx(tmp_path / "mtedx")
+    english, italian = _test_txt(root, "test.en"), _test_txt(root, "test.it")
+    lines = english.read_text().splitlines()
+    write_lines(english, [" "] + lines[1:4] + [""])  # CqQ4d8SzQDc_0000 and 0u7tTptBo9I_0001
+    lines = italian.read_text().splitlines()
+    write_lines(italian, lines[:2] + ["\t"] + lines[3:])  # CqQ4d8SzQDc_0001
+    with caplog.at_level(logging.WARNING, logger="uattr.corpora.mtedx"):
+        prepare_mtedx(root, tmp_path / "data", splits=["test"])
+    kept = ["0u7tTptBo9I_0000", "CqQ4d8SzQDc_0002"]  # the others keep their ids (numbered before the cut)
+    for name in ("test_it_en", "test_it_en_text"):
+        assert sorted(read_table(tmp_path / "data" / name / "segments")) == kept
+    assert (tmp_path / "data" / "test_it_en" / "query2ref").read_text().splitlines() == [f"{u} {u}" for u in kept]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert any(m.endswith("test.en:1: empty text; segment CqQ4d8SzQDc_0000 left out") for m in warnings)
+    assert any(m.endswith("test.it:3: empty text; segment CqQ4d8SzQDc_0001 left out") for m in warnings)
+    assert any(m.endswith("test.en:5: empty text; segment 0u7tTptBo9I_0001 left out") for m in warnings)
+    assert any(m.endswith("test.yaml: 3 of 5 segments left out for an empty transcript or translation")
+               for m in warnings)
+
+
+def test_speaker_other_than_the_talk_prefixes_the_ids(tmp_path):
+    root = make_mtedx(tmp_path / "mtedx")
+    yaml_path = _test_txt(root, "test.yaml")
+    yaml_path.write_text(yaml_path.read_text().replace("speaker_id: CqQ4d8SzQDc", "speaker_id: spk.7"))
+    prepare_mtedx(root, tmp_path / "data", splits=["test"])
+    utt2spk = (tmp_path / "data" / "test_it_en" / "utt2spk").read_text().splitlines()
+    assert utt2spk[2:] == [f"spk.7-CqQ4d8SzQDc_000{i} spk.7" for i in range(3)]
+    rows = [line.split() for line in utt2spk]
+    assert rows == sorted(rows, key=lambda row: (row[1], row[0]))  # Kaldi: sorted by speaker as well

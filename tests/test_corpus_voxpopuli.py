@@ -16,10 +16,10 @@ from uattr.corpora.voxpopuli import prepare_voxpopuli
 from uattr.errors import DataError
 from uattr.fileio import read_table
 
-TEST_SOURCES = [
-    "20180313-0900-PLENARY-15-fr_20180313-15:26:37_3",
-    "20180313-0900-PLENARY-15-fr_20180313-15:30:02_1",
-    "20190115-0900-PLENARY-7-fr_20190115-10:02:11_0",
+TEST_SOURCES = [  # <speaker>-<segment id>: Kaldi wants utterances prefixed by their speaker
+    "124737-20180313-0900-PLENARY-15-fr_20180313-15:26:37_3",
+    "124737-20190115-0900-PLENARY-7-fr_20190115-10:02:11_0",
+    "96781-20180313-0900-PLENARY-15-fr_20180313-15:30:02_1",
 ]
 
 
@@ -40,23 +40,25 @@ def test_pairs_follow_the_split_of_their_source(prepared):
     data, root = prepared
     assert sorted(read_table(data / "test_fr_en_source" / "wav.scp")) == TEST_SOURCES  # not the train pair
     assert read_table(data / "dev_fr_en_source" / "wav.scp") == {
-        "20190115-0900-PLENARY-7-fr_20190115-10:05:40_2":
+        "28260-20190115-0900-PLENARY-7-fr_20190115-10:05:40_2":
             str(root / "transcribed_data/fr/2019/20190115-0900-PLENARY-7-fr_20190115-10:05:40_2.ogg"),
     }
     assert read_table(data / "test_fr_en_target" / "wav.scp")["20180313-0900-PLENARY-15-en_20180313-15:26:37_3"] == (
         str(root / "transcribed_data/fr/en/2018/20180313-0900-PLENARY-15-en_20180313-15:26:37_3.ogg")
     )
-    assert read_table(data / "test_fr_en_source" / "text")[TEST_SOURCES[1]] == "Nous devons agir « maintenant »."
-    assert read_table(data / "test_fr_en_source" / "utt2spk")[TEST_SOURCES[0]] == "124737"
+    assert read_table(data / "test_fr_en_source" / "text")[TEST_SOURCES[2]] == "Nous devons agir « maintenant »."
+    utt2spk = [line.split() for line in (data / "test_fr_en_source" / "utt2spk").read_text().splitlines()]
+    assert utt2spk == [[utt, utt.split("-")[0]] for utt in TEST_SOURCES]
+    assert utt2spk == sorted(utt2spk, key=lambda row: (row[1], row[0]))  # Kaldi's validate_data_dir.sh checks it
     assert not (data / "test_fr_en_target" / "text").exists()  # the targets have no human transcript
 
 
 def test_query2ref_maps_each_source_to_its_interpretation(prepared):
     data, _ = prepared
     assert (data / "test_fr_en_source" / "query2ref").read_text().splitlines() == [
-        "20180313-0900-PLENARY-15-fr_20180313-15:26:37_3 20180313-0900-PLENARY-15-en_20180313-15:26:37_3",
-        "20180313-0900-PLENARY-15-fr_20180313-15:30:02_1 20180313-0900-PLENARY-15-en_20180313-15:30:02_1",
-        "20190115-0900-PLENARY-7-fr_20190115-10:02:11_0 20190115-0900-PLENARY-7-en_20190115-10:02:11_0",
+        f"{TEST_SOURCES[0]} 20180313-0900-PLENARY-15-en_20180313-15:26:37_3",
+        f"{TEST_SOURCES[1]} 20190115-0900-PLENARY-7-en_20190115-10:02:11_0",
+        f"{TEST_SOURCES[2]} 20180313-0900-PLENARY-15-en_20180313-15:30:02_1",
     ]
     tasks = retrieval_task_lines(data)
     assert tasks == [

@@ -79,16 +79,18 @@ def read_clips(root: PathLike, lang: str, split: str) -> list[Clip]:
         audio = lang_dir / "clips" / row["path"]
         if not audio.is_file():
             raise DataError(f"{where}: clip {audio} not found")
+        client = row["client_id"].strip()
+        if not client or any(c.isspace() for c in client):
+            raise DataError(f"{where}: client_id {row['client_id']!r} is empty or contains whitespace")
         sentence = clean_text(row["sentence"])
         key = row.fields.get("sentence_id", "").strip() or sentence
-        clips.append(Clip(lang, row["client_id"].strip(), absolute(audio), sentence, key, where))
+        clips.append(Clip(lang, client, absolute(audio), sentence, key, where))
     return clips
 
 
 def speaker_ids(clients: set[str], digits: int = SPEAKER_DIGITS) -> dict[str, str]:
-    """client_id → its shortest prefix of at least ``digits`` characters that no other client_id shares."""
-    if any(not client or any(c.isspace() for c in client) for client in clients):
-        raise DataError("a client_id is empty or contains whitespace")
+    """client_id → its shortest prefix of at least ``digits`` characters that no other client_id shares (the ids
+    are non-empty and without whitespace: :func:`read_clips` checks them where it can name the line)."""
     ordered = sorted(clients)
     shortened = {}
     for position, client in enumerate(ordered):
@@ -123,7 +125,8 @@ def measure_durations(audio: Mapping[str, str], nj: int) -> dict[str, float]:
 
     utts = sorted(audio)
     with ThreadPoolExecutor(max(nj, 1)) as pool:
-        seconds = list(tqdm(pool.map(measure, utts), total=len(utts), desc="clip durations", unit="clip", disable=None))
+        progress = tqdm(pool.map(measure, utts), total=len(utts), desc="clip durations", unit="clip", disable=None)
+        seconds = list(progress)
     return dict(zip(utts, seconds))
 
 
@@ -194,13 +197,13 @@ def prepare_commonvoice(
     speakers = speaker_ids(clients)
 
     def by_utt(clips: Sequence[Clip]) -> dict[str, Clip]:
-        table: dict[str, Clip] = {}
+        """Utterance id → clip; a clip listed twice is an error, under any client_id (one recording, one utt)."""
+        first: dict[str, Clip] = {}
         for clip in clips:
-            utt = f"{speakers[clip.client]}-{Path(clip.audio).stem}"
-            if utt in table:
-                raise DataError(f"{clip.where}: clip {Path(clip.audio).name} listed twice (first: {table[utt].where})")
-            table[utt] = clip
-        return table
+            seen = first.setdefault(clip.audio, clip)
+            if seen is not clip:
+                raise DataError(f"{clip.where}: clip {Path(clip.audio).name} listed twice (first: {seen.where})")
+        return {f"{speakers[clip.client]}-{Path(clip.audio).stem}": clip for clip in clips}
 
     held_clips = {clip.audio for clips in held_out.values() for clip in clips}
     held_speakers = {clip.client for clips in held_out.values() for clip in clips}
@@ -220,7 +223,9 @@ def prepare_commonvoice(
     sets = {
         split: by_utt([
             clip for lang in languages
-            for clip in _subsample([c for c in held_out[lang, split] if c.sentence], limits[split], seed, lang + split)
+            for clip in _subsample(
+                [c for c in held_out[lang, split] if c.sentence], limits[split], seed, lang + split
+            )
         ])
         for split in HELD_OUT
     }
@@ -240,7 +245,8 @@ def prepare_commonvoice(
         if not clips:
             raise DataError(f"{root}: {split}.tsv lists no clip with a transcript in {', '.join(languages)}")
         path = _write_split(out, split, clips, speakers, seconds)
-        write_query2ref(path / "query2ref", relevant_by_text({utt: (c.lang, c.sentence) for utt, c in clips.items()}))
+        texts = {utt: (clip.lang, clip.sentence) for utt, clip in clips.items()}
+        write_query2ref(path / "query2ref", relevant_by_text(texts))
         tasks.append(RetrievalTask(f"commonvoice_{split}_s2t", "semantic", split, "teacher", split,
                                    str(path / "query2ref")))
         counts[split] = len(clips)

@@ -7,7 +7,6 @@ Problems in those lists raise :class:`DataError` naming the file and line.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import re
@@ -16,9 +15,10 @@ from typing import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 
 from uattr.data.validate import validate_data_dir
 from uattr.errors import DataError
-from uattr.fileio import PathLike, atomic_write, write_table
+from uattr.fileio import PathLike, atomic_write, iter_lines, write_table
 
 _WHITESPACE = re.compile(r"\s+")
+_BOM = "\ufeff"
 # Problems quoted in the error of check_data_dir (the full list comes from `uattr validate-data-dir`).
 _SHOWN_PROBLEMS = 5
 
@@ -34,35 +34,39 @@ class Row:
         return self.fields[column]
 
 
+def iter_release_lines(path: PathLike) -> Iterator[tuple[int, str]]:
+    """:func:`uattr.fileio.iter_lines` without a UTF-8 byte-order mark at the start ("utf-8-sig"): spreadsheet
+    tools save lists with one, and it would otherwise stick to the first column name or the first transcript."""
+    for number, line in iter_lines(path):
+        yield number, line.removeprefix(_BOM) if number == 1 else line
+
+
 def iter_tsv(
     path: PathLike, *, required: Sequence[str] = (), columns: Sequence[str] | None = None
 ) -> Iterator[Row]:
     """Rows of a tab-separated list, one at a time (Common Voice's lists hold millions of rows).
 
-    The first line is the header unless ``columns`` names the columns. Quotes are ordinary characters
-    (QUOTE_NONE): Common Voice and FLEURS sentences contain unbalanced ones. Blank lines are skipped. A missing
-    ``required`` column or a row with the wrong number of fields raises DataError naming file:line.
+    The first line is the header unless ``columns`` names the columns. Quotes are ordinary characters (no CSV
+    quoting): Common Voice and FLEURS sentences contain unbalanced ones. Blank lines are skipped. A missing
+    ``required`` column, a row with the wrong number of fields or bytes that are not UTF-8 raise DataError naming
+    file:line.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        names = list(columns) if columns is not None else next(reader, [])
-        missing = [name for name in required if name not in names]
-        if missing:
+    rows = ((number, line.rstrip("\r\n").split("\t")) for number, line in iter_release_lines(path))
+    names = list(columns) if columns is not None else next(rows, (1, []))[1]
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise DataError(
+            f"{path}:1: missing column(s) {', '.join(missing)}; the header has: {', '.join(names) or '(nothing)'}"
+        )
+    for number, fields in rows:
+        if not any(field.strip() for field in fields):
+            continue
+        if len(fields) != len(names):
             raise DataError(
-                f"{path}:1: missing column(s) {', '.join(missing)}; the header has: {', '.join(names) or '(nothing)'}"
+                f"{path}:{number}: expected {len(names)} tab-separated fields ({', '.join(names)}), "
+                f"got {len(fields)}"
             )
-        for fields in reader:
-            if not any(field.strip() for field in fields):
-                continue
-            if len(fields) != len(names):
-                raise DataError(
-                    f"{path}:{reader.line_num}: expected {len(names)} tab-separated fields "
-                    f"({', '.join(names)}), got {len(fields)}"
-                )
-            yield Row(reader.line_num, dict(zip(names, fields)))
+        yield Row(number, dict(zip(names, fields)))
 
 
 def read_tsv(path: PathLike, *, required: Sequence[str] = (), columns: Sequence[str] | None = None) -> list[Row]:

@@ -44,7 +44,7 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from uattr.errors import ConfigError, DataError
-from uattr.fileio import PathLike, atomic_write
+from uattr.fileio import PathLike, atomic_write, iter_lines
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ def parse_roster(path: PathLike) -> list[Voice]:
         raise ConfigError(f"{path}: roster file not found")
     voices: list[Voice] = []
     seen: dict[tuple[str, str], int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in iter_lines(path, "roster file"):  # bytes that are not UTF-8: a DataError naming the line
         fields = line.split("#", 1)[0].split()
         if not fields:
             continue

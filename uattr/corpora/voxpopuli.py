@@ -4,7 +4,7 @@ Public layout: what the release's own scripts write (github.com/facebookresearch
 (ASR) Data" then "Speech-to-Speech Interpretation Data": ``voxpopuli.get_asr_data --lang <src>``, then
 ``voxpopuli.get_s2s_data --source-lang <src> --target-lang <tgt>``)::
 
-    <root>/transcribed_data/<src>/asr_<split>.tsv        id, raw_text, normalized_text, speaker_id, split, gender, ...
+    <root>/transcribed_data/<src>/asr_<split>.tsv        id, raw_text, normalized_text, speaker_id, split, ...
     <root>/transcribed_data/<src>/<year>/<id>.ogg        source speech segments (16 kHz Ogg Vorbis)
     <root>/transcribed_data/<src>/<tgt>/s2s.tsv          src_id, src_text, src_speaker_id, tgt_id, tgt_text
     <root>/transcribed_data/<src>/<tgt>/<year>/<tgt_id>.ogg   the simultaneous interpretation of each segment
@@ -13,12 +13,12 @@ Public layout: what the release's own scripts write (github.com/facebookresearch
 their own: a pair belongs to the split (dev, test) of its source segment in ``asr_<split>.tsv``. Per pair and
 split, written under ``out``:
 
-- ``<split>_<src>_<tgt>_source``: the queries (source speech; ``text``, ``utt2spk`` = the ASR speaker id,
-  ``utt2lang``);
+- ``<split>_<src>_<tgt>_source``: the queries (source speech; ids ``<speaker>-<id>``, as Kaldi wants utterances
+  prefixed by their speaker, ``utt2spk`` = the ASR speaker id, ``text``, ``utt2lang``);
 - ``<split>_<src>_<tgt>_target``: the gallery (interpreted speech; ids = ``tgt_id``; interpreters are not
   identified, so each utterance is its own speaker; ``text`` only when every target has a transcript, i.e. with
   ``--use-annotated-target`` at preparation time);
-- ``<split>_<src>_<tgt>_source/query2ref``: source segment → its interpretation (one-to-one);
+- ``<split>_<src>_<tgt>_source/query2ref``: source utterance → its interpretation (one-to-one);
 - ``retrieval_tasks``: ``voxpopuli_<split>_<src>_<tgt>_s2s`` (gallery kind "speech").
 """
 
@@ -58,9 +58,10 @@ def _segment_audio(folder: Path, segment_id: str, listed_in: Path, line: int) ->
 
 
 def read_pairs(root: PathLike, src: str, tgt: str, split: str) -> tuple[dict[str, dict[str, str]], dict[str, dict]]:
-    """The split's source segments and their interpretations: ``(sources, targets)`` by segment id.
+    """The split's source segments and their interpretations: ``(sources, targets)``.
 
-    ``sources[src_id]`` = {audio, text, speaker, target}; ``targets[tgt_id]`` = {audio, text}.
+    ``sources["<speaker>-<src_id>"]`` = {audio, text, speaker, target} (``src_id`` alone, and its own speaker,
+    when asr_<split>.tsv names no speaker); ``targets[tgt_id]`` = {audio, text}.
     """
     src_dir = Path(root) / "transcribed_data" / src
     layout = (f"<root>/transcribed_data/{src}/asr_{split}.tsv, .../{src}/<year>/<id>.ogg, "
@@ -70,17 +71,20 @@ def read_pairs(root: PathLike, src: str, tgt: str, split: str) -> tuple[dict[str
     in_split = {row["id"]: row for row in read_tsv(asr_tsv, required=ASR_COLUMNS)}
     sources: dict[str, dict[str, str]] = {}
     targets: dict[str, dict] = {}
+    paired: set[str] = set()
     for row in read_tsv(s2s_tsv, required=S2S_COLUMNS):
         src_id, tgt_id = row["src_id"], row["tgt_id"]
         if src_id not in in_split:
             continue
-        if src_id in sources or tgt_id in targets:
+        if src_id in paired or tgt_id in targets:
             raise DataError(f"{s2s_tsv}:{row.line}: segment '{src_id}' or '{tgt_id}' is listed twice")
+        paired.add(src_id)
         asr = in_split[src_id]
-        sources[src_id] = {
+        speaker = asr["speaker_id"].strip() or src_id
+        sources[src_id if speaker == src_id else f"{speaker}-{src_id}"] = {
             "audio": _segment_audio(src_dir, src_id, asr_tsv, asr.line),
             "text": clean_text(asr["raw_text"]),
-            "speaker": asr["speaker_id"].strip() or src_id,
+            "speaker": speaker,
             "target": tgt_id,
         }
         targets[tgt_id] = {"audio": _segment_audio(src_dir / tgt, tgt_id, s2s_tsv, row.line),
