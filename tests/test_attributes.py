@@ -82,6 +82,9 @@ def test_label_targets_must_be_class_indices() -> None:
     hidden, frame_lens = _hidden()
     with pytest.raises(DataError, match="attribute 'lang'.*int class indices"):
         expert.loss(expert(hidden, frame_lens), torch.randn(3, 2))
+    for outside in (2, -1):  # ce would raise a bare IndexError, aam a RuntimeError (a device assert on CUDA)
+        with pytest.raises(DataError, match=f"attribute 'lang': class index {outside} is outside the 2 classes"):
+            expert.loss(expert(hidden, frame_lens), torch.tensor([0, outside, 1]))
 
 
 @pytest.mark.parametrize(
@@ -178,3 +181,18 @@ def test_an_installed_package_registers_through_its_entry_point(
     expert = _expert(dim=3, loss=LossConfig("ep_l1"))
     value = expert.loss(torch.zeros(2, 3), torch.ones(2, 3))
     assert float(value) == pytest.approx(1.0)
+
+
+def test_a_plug_in_that_fails_to_import_is_named(
+    isolated_registries: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    dist_info = tmp_path / "uattr_broken_plugin-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: uattr-broken-plugin\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text("[uattr.plugins]\nbroken = not_there_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    message = r"plug-in 'broken' \(not_there_plugin, from uattr-broken-plugin\) failed to load: ModuleNotFoundError"
+    for _ in range(2):  # not loaded the first time: a later lookup tries again and says so again
+        with pytest.raises(ConfigError, match=message):
+            ATTRIBUTE_EXPERTS.get("distill")

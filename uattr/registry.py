@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Callable, Generic, Iterator, TypeVar
 
 from uattr.errors import ConfigError
@@ -37,12 +37,29 @@ def load_plugins() -> None:
     global _plugins_loaded
     if _plugins_loaded:
         return
-    _plugins_loaded = True
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        logger.debug("loading uattr plug-in %s (%s)", entry.name, entry.value)
+    _plugins_loaded = True  # first: a plug-in that looks a component up while it is imported must not recurse
+    try:
+        for module in _BUILTIN_MODULES:
+            importlib.import_module(module)
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            logger.debug("loading uattr plug-in %s (%s)", entry.name, entry.value)
+            _load_plugin(entry)
+    except BaseException:
+        _plugins_loaded = False  # a later lookup tries again rather than missing the plug-ins after this one
+        raise
+
+
+def _load_plugin(entry: EntryPoint) -> None:
+    try:
         entry.load()
+    except ConfigError:  # e.g. a name already taken: the registry's message names both components
+        raise
+    except Exception as error:  # whatever the plug-in's import raises: name the plug-in, not just the error
+        package = entry.dist.name if entry.dist is not None else "an unknown package"
+        raise ConfigError(
+            f"uattr plug-in '{entry.name}' ({entry.value}, from {package}) failed to load: "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 class Registry(Generic[T]):
@@ -59,7 +76,7 @@ class Registry(Generic[T]):
             if name in self._items and self._items[name] is not component:
                 raise ConfigError(
                     f"{self.kind} '{name}' is already registered (by {_describe(self._items[name])}); "
-                    f"choose another name"
+                    f"{_describe(component)} must choose another name"
                 )
             self._items[name] = component
             return component

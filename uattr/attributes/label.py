@@ -40,3 +40,9 @@ class LabelExpert(AttributeExpert):
                 self, f"expected int class indices of shape ({embedding.shape[0]},), got {target.dtype} "
                 f"{tuple(target.shape)}"
             )
+        outside = target[(target < 0) | (target >= len(self.classes))]
+        if outside.numel():
+            raise target_error(
+                self, f"class index {int(outside[0])} is outside the {len(self.classes)} classes "
+                f"({', '.join(self.classes)}); was its table made with other classes?"
+            )
