@@ -29,6 +29,8 @@ def _fake_train(folder: Path) -> Path:
 
 def _run_stage3(tmp_path: Path, systems: str) -> tuple[int, str, list[list[str]]]:
     recipe = copy_recipe("voxceleb1", tmp_path / "checkout")
+    for system in systems.split():  # checked before stage 3 starts; the fake train does not read them
+        (recipe / "conf" / f"train_{system}.yaml").write_text("{}\n")
     calls = tmp_path / "calls.txt"
     calls.touch()
     fake = _fake_train(tmp_path / "fake_bin")
@@ -55,5 +57,6 @@ def test_a_failed_system_stops_the_recipe_and_is_named(tmp_path: Path) -> None:
     status, output, calls = _run_stage3(tmp_path, "a broken c")
     assert status != 0
     assert "broken: training failed" in output
+    assert "see exp/broken/train.launch.log" in output  # the fake never wrote a train.log
     assert sorted(call[1] for call in calls if call[0] == "end") == ["a", "broken", "c"]  # the others finish
     assert "Stage 3 (train) done" not in output

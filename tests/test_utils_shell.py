@@ -81,6 +81,18 @@ def test_parse_options_help_and_config(demo, tmp_path):
     assert result.stdout.strip() == "nj=2 use_gpu=true data_dir=data/train args=z"
 
 
+def test_parse_options_help_function_shows_the_options_parsed_before_help(tmp_path):
+    script = write_script(tmp_path / "helpfn.sh", f"""#!/usr/bin/env bash
+set -euo pipefail
+nj=4
+print_help() {{ echo "Usage: helpfn.sh [--nj N] (default: ${{nj}})"; }}
+. {UTILS}/parse_options.sh
+echo "nj=$nj"
+""")
+    result = run([str(script), "--nj", "8", "--help", "--nj", "9"], tmp_path)
+    assert (result.returncode, result.stdout.strip()) == (0, "Usage: helpfn.sh [--nj N] (default: 8)")
+
+
 # ------------------------------------------------------------------------------------------------------ split_opts
 
 

@@ -9,8 +9,9 @@
 # "--opt value" and "--opt=value" set the shell variable "opt" (dashes become underscores), only if the script
 # defined it: an unknown option is an error. A variable that held true/false only accepts true/false.
 # "--config FILE" sources FILE (shell assignments) before the other options, so the command line wins.
-# "--help" (or -h) prints $help_message and exits 0. Parsing stops at the first non-option argument or at "--";
-# the remaining positional arguments are left in "$@".
+# "--help" (or -h) prints $help_message, or runs the script's print_help function if it defines one (so that the
+# defaults it shows are those set by the options before --help), and exits 0. Parsing stops at the first
+# non-option argument or at "--"; the remaining positional arguments are left in "$@".
 
 _po_die() {
   echo "$0: $*" >&2
@@ -45,7 +46,11 @@ done
 while [ $# -gt 0 ]; do
   case "$1" in
     --help | -h)
-      printf '%s\n' "${help_message:-No help found for $0.}"
+      if declare -F print_help > /dev/null; then
+        print_help  # built now, so its defaults include the options parsed so far
+      else
+        printf '%s\n' "${help_message:-No help found for $0.}"
+      fi
       exit 0
       ;;
     --)

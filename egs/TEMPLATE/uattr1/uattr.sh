@@ -53,7 +53,10 @@ extract_opts=""        # extra `uattr extract` options
 results_notes=""       # a markdown file shown at the top of RESULTS.md (what the systems are)
 reference_results=""   # a markdown file of reference rows (e.g. the paper's numbers) added to RESULTS.md
 
-help_message=$(cat << EOF
+# The help text is built when --help is met (utils/parse_options.sh calls print_help), so that its defaults are
+# those in force then: run.sh's options, which come before the user's, are applied.
+print_help() {
+  cat << EOF
 Usage: $0 [options]
 
 General options:
@@ -67,8 +70,9 @@ General options:
   --expdir         # experiments dir (default: ${expdir})
   --validate_opts  # extra uattr validate-data-dir options (default: "${validate_opts}")
 Data:
-  --train_set      # training set (default: ${train_set})
-  --valid_set      # validation set, used for model selection (default: ${valid_set})
+  --train_set      # training set: uattr train --data.train data/<train_set> (default: ${train_set})
+  --valid_set      # validation set (model selection), --data.valid data/<valid_set>; "": the YAML's
+                   # data.valid (default: ${valid_set})
   --test_sets      # evaluation sets (default: "${test_sets}")
   --teacher_conf   # teacher table spec (default: ${teacher_conf})
 Training:
@@ -90,12 +94,12 @@ Evaluation:
   --results_notes  # markdown shown at the top of RESULTS.md (default: "${results_notes}")
   --reference_results # markdown rows to show beside ours (default: "${reference_results}")
 EOF
-)
+}
 
 log "$0 $*"
 . utils/parse_options.sh
 if [ $# -ne 0 ]; then
-  log "${help_message}"
+  log "$(print_help)"
   log "Error: no positional arguments are required."
   exit 2
 fi
@@ -112,14 +116,35 @@ if [ -n "${external_model}" ]; then
   [ "$(wc -w <<< "${systems}")" -eq 1 ] || { log "Error: --external_model names one system, got '${systems}'"; exit 2; }
 fi
 all_systems="${systems} ${untrained_systems}"
+# Stage 3's config files are checked before anything runs, not after other systems have trained.
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -z "${external_model}" ]; then
+  missing=""
+  for system in ${systems}; do
+    [ -f "${expdir}/${system}/model/model.safetensors" ] && continue  # trained: its config is not read again
+    [ -f "conf/train_${system}.yaml" ] || missing+=" conf/train_${system}.yaml (--systems ${system})"
+  done
+  for system in ${untrained_systems}; do
+    [ -f "conf/model_${system}.yaml" ] || missing+=" conf/model_${system}.yaml (--untrained_systems ${system})"
+  done
+  for spec in ${init_upstreams}; do
+    [ -f "${spec#*:}" ] || missing+=" ${spec#*:} (--init_upstreams ${spec})"
+  done
+  if [ -n "${missing}" ]; then
+    log "Error: stage 3 needs these config files, which do not exist (in $(pwd)):${missing}"
+    exit 2
+  fi
+fi
 eval_sets=$(echo "${valid_set} ${test_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 mkdir -p "${expdir}"
 timing="${expdir}/stage_times.tsv"
 
 # Record each stage's wall time for RESULTS.md.
-stage_done() {  # the latest run of each stage is kept
+stage_times_with() {  # stage name out: the stage times with this stage's row (the latest run of each is kept)
   { [ -f "${timing}" ] && awk -F'\t' -v stage="$1" '$1 != stage' "${timing}"
-    printf '%s\t%s\t%d\n' "$1" "$2" "$(( SECONDS - stage_start ))"; } | sort -n > "${timing}.tmp"
+    printf '%s\t%s\t%d\n' "$1" "$2" "$(( SECONDS - stage_start ))"; } | sort -n > "$3"
+}
+stage_done() {  # stage name
+  stage_times_with "$1" "$2" "${timing}.tmp"
   mv "${timing}.tmp" "${timing}"
   log "Stage $1 ($2) done in $(( SECONDS - stage_start )) s"
 }
@@ -178,7 +203,7 @@ fi
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   stage_start=${SECONDS}
   log "Stage 2: teacher embeddings (${teacher_conf})"
-  while read -r attr sets opts; do
+  while read -r attr sets opts || [ -n "${attr:-}" ]; do  # a last line without its newline too
     case "${attr}" in ''|'#'*) continue ;; esac
     # One call per attribute: the teacher is loaded once for all of its sets.
     data_dirs=()
@@ -206,7 +231,12 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     log "Stage 3: ${system}: untrained model from conf/model_${system}.yaml"
     uattr init-model --config "conf/model_${system}.yaml" --out "${expdir}/${system}/model"
   done
-  split_opts train_args "${train_opts}"
+  # The recipe's sets come first so that --train_opts (e.g. --data.valid null) can still override them.
+  train_args=()
+  [ -n "${train_set}" ] && train_args+=(--data.train "data/${train_set}")
+  [ -n "${valid_set}" ] && train_args+=(--data.valid "data/${valid_set}")
+  split_opts user_train_args "${train_opts}"
+  train_args+=("${user_train_args[@]}")
   train_system() {  # system
     local conf="conf/train_$1.yaml" sysdir="${expdir}/$1" launcher="uattr"
     if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
@@ -236,7 +266,9 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   wait  # a job's success is judged by its model below, not by the race-prone exit statuses of `wait -n`
   for system in ${systems}; do
     [ -f "${expdir}/${system}/model/model.safetensors" ] && continue
-    log "Error: ${system}: training failed (no ${expdir}/${system}/model); see ${expdir}/${system}/train.log"
+    train_log="${expdir}/${system}/train.log"  # written by uattr train; the launcher's log when it never started
+    [ -f "${train_log}" ] || train_log="${expdir}/${system}/train.launch.log"
+    log "Error: ${system}: training failed (no ${expdir}/${system}/model); see ${train_log}"
     exit 1
   done
   stage_done 3 train
@@ -269,7 +301,11 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
       set=$(sv_set "${spec}")
       name=$(sv_name "${spec}")
       emb=$(emb_scp "${system}" "${sv_attr}" "${set}")
-      [ -f "${emb}" ] || { log "Stage 5: ${system}: no ${sv_attr} embeddings of ${set}; no SV"; continue; }
+      if [ ! -f "${emb}" ]; then  # scores of an earlier run would show in RESULTS.md as if current
+        log "Stage 5: ${system}: no ${sv_attr} embeddings of ${set}; no SV"
+        rm -rf "${scoredir:?}/sv_${name}" "${scoredir:?}/sv_${name}_asnorm"
+        continue
+      fi
       log "Stage 5: ${system}: speaker verification on $(sv_trials "${spec}")"
       uattr score-sv --trials "$(sv_trials "${spec}")" --emb "${emb}" --out "${scoredir}/sv_${name}/scores" \
         "${score_args[@]}"
@@ -277,7 +313,11 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         --system "${system}" --test-set "${name}" --condition sv --out "${scoredir}/sv_${name}/metrics.json"
       [ -n "${sv_cohort}" ] || continue
       cohort=$(emb_scp "${system}" "${sv_attr}" "${sv_cohort}")
-      [ -f "${cohort}" ] || { log "Stage 5: ${system}: no ${sv_attr} embeddings of ${sv_cohort}; no AS-norm"; continue; }
+      if [ ! -f "${cohort}" ]; then
+        log "Stage 5: ${system}: no ${sv_attr} embeddings of ${sv_cohort}; no AS-norm"
+        rm -rf "${scoredir:?}/sv_${name}_asnorm"
+        continue
+      fi
       log "Stage 5: ${system}: AS-norm on $(sv_trials "${spec}") (cohort: speakers of data/${sv_cohort})"
       uattr score-sv --trials "$(sv_trials "${spec}")" --emb "${emb}" --out "${scoredir}/sv_${name}_asnorm/scores" \
         --norm asnorm --cohort "${cohort}" --cohort-utt2spk "data/${sv_cohort}/utt2spk" "${sv_cohort_args[@]}"
@@ -291,11 +331,13 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
       gallery=$(emb_scp "${gallery_owner}" "${attr}" "${gallery_set}")
       if [ ! -f "${query}" ] || [ ! -f "${gallery}" ]; then
         log "Stage 5: ${system}: no ${attr} embeddings for ${name}; skipped"
+        rm -rf "${scoredir:?}/${name:?}"
         continue
       fi
       if [ "$(table_dim "${query}")" != "$(table_dim "${gallery}")" ]; then
         # e.g. an untrained baseline's hidden-state means against a text teacher's sentence embeddings
         log "Stage 5: ${system}: ${name}: its ${attr} space is not the gallery's (dimensions differ); skipped"
+        rm -rf "${scoredir:?}/${name:?}"
         continue
       fi
       log "Stage 5: ${system}: retrieval ${name}"
@@ -309,7 +351,8 @@ fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   stage_start=${SECONDS}
   log "Stage 6: plots and RESULTS.md"
-  report_args=(--stage-times "${timing}")
+  # RESULTS.md lists this stage's time too, but the stage is recorded done only once `uattr results` succeeds.
+  report_args=(--stage-times "${timing}.report")
   [ -n "${reference_results}" ] && report_args+=(--reference "${reference_results}")
   [ -n "${results_notes}" ] && report_args+=(--notes "${results_notes}")
   for system in ${systems}; do  # trained systems: an untrained baseline's weights are its initial ones
@@ -329,8 +372,18 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     uattr plot-det "${det_inputs[@]}" --labels "${det_labels[@]}" --out "${expdir}/det_${last_sv_set}.png"
     report_args+=(--figure "DET curves, speaker verification on ${last_sv_set}" "${expdir}/det_${last_sv_set}.png")
   fi
-  stage_done 6 report
-  uattr results --exp-dir "${expdir}" --out "${expdir}/RESULTS.md" "${report_args[@]}"
+  stage_times_with 6 report "${timing}.report"
+  if ! uattr results --exp-dir "${expdir}" --out "${expdir}/RESULTS.md" "${report_args[@]}"; then
+    rm -f "${timing}.report"
+    if [ -f "${timing}" ]; then  # an earlier run's stage 6 row would say the report is current
+      awk -F'\t' '$1 != 6' "${timing}" > "${timing}.tmp"
+      mv "${timing}.tmp" "${timing}"
+    fi
+    log "Error: stage 6: uattr results failed; ${expdir}/RESULTS.md is not up to date"
+    exit 1
+  fi
+  mv "${timing}.report" "${timing}"
+  log "Stage 6 (report) done in $(( SECONDS - stage_start )) s"
 fi
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,156 @@
+"""The TEMPLATE's stages driven by a stand-in `uattr`: what each stage runs, skips, removes and records."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from corpus_layouts import copy_recipe, run_recipe_script
+
+# Logs every call; fails the subcommand named by $FAIL_SUB; `train` saves a model, `compute-metrics` and
+# `score-retrieval` write their --out, `results` copies the --stage-times file it is given into its --out.
+FAKE_UATTR = """\
+    #!/usr/bin/env bash
+    echo "$*" >> "${UATTR_CALLS}"
+    [ "$1" = "${FAIL_SUB:-}" ] && { echo "fake failure of $1" >&2; exit 3; }
+    sub=$1
+    while [ $# -gt 0 ]; do
+      case "$1" in --exp-dir) exp=$2 ;; --out) out=$2 ;; --stage-times) times=$2 ;; esac
+      shift
+    done
+    case "${sub}" in
+      train) mkdir -p "${exp}/model" && touch "${exp}/model/model.safetensors" ;;
+      compute-metrics|score-retrieval) mkdir -p "$(dirname "${out}")" && echo '{}' > "${out}" ;;
+      results) cat "${times}" > "${out}" ;;
+    esac
+    exit 0
+    """
+
+
+def _recipe(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    recipe = copy_recipe("mini", tmp_path / "checkout")
+    fake = tmp_path / "fake_bin"
+    fake.mkdir()
+    (fake / "uattr").write_text(textwrap.dedent(FAKE_UATTR))
+    (fake / "uattr").chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    calls.touch()
+    return recipe, {"PATH": f"{fake}:/usr/bin:/bin", "UATTR_CALLS": str(calls)}
+
+
+def _run(recipe: Path, env: dict[str, str], *args: str, **extra_env: str) -> tuple[int, str, list[str]]:
+    done = run_recipe_script(recipe, "run.sh", *args, env={**env, **extra_env})
+    calls = Path(env["UATTR_CALLS"]).read_text().splitlines()
+    return done.returncode, done.stdout + done.stderr, calls
+
+
+def _stages(recipe: Path) -> list[str]:
+    times = recipe / "exp" / "stage_times.tsv"
+    return [line.split("\t")[0] for line in times.read_text().splitlines()] if times.exists() else []
+
+
+def test_teacher_conf_last_line_without_newline_is_read(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    teachers = "# comment\nspeaker train,dev --teacher a\nsemantic dev --teacher b"  # no final newline
+    (recipe / "conf" / "teachers.txt").write_text(teachers)
+    status, output, calls = _run(recipe, env, "--stage", "2", "--stop_stage", "2")
+    assert status == 0, output
+    teachers = [call for call in calls if call.startswith("extract-teacher")]
+    assert len(teachers) == 2, calls
+    assert "--teacher b --data data/dev" in teachers[1]
+
+
+def test_failing_results_leaves_stage_6_not_done(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    (recipe / "exp").mkdir()
+    (recipe / "exp" / "stage_times.tsv").write_text("5\tscore\t3\n6\treport\t1\n")
+    status, output, _ = _run(recipe, env, "--stage", "6", "--stop_stage", "6", FAIL_SUB="results")
+    assert status != 0
+    assert "uattr results failed" in output
+    assert "Stage 6 (report) done" not in output
+    assert _stages(recipe) == ["5"]  # the earlier run's stage 6 row is gone too
+    assert not (recipe / "exp" / "stage_times.tsv.report").exists()
+
+    status, output, _ = _run(recipe, env, "--stage", "6", "--stop_stage", "6")
+    assert status == 0, output
+    assert "Stage 6 (report) done" in output
+    assert _stages(recipe) == ["5", "6"]
+    # RESULTS.md's stage-times table (here: the file `uattr results` was given) includes stage 6.
+    assert [line.split("\t")[0] for line in (recipe / "exp" / "RESULTS.md").read_text().splitlines()] == ["5", "6"]
+
+
+def _table(folder: Path, dim: int) -> None:
+    folder.mkdir(parents=True)
+    (folder / "emb.scp").write_text("u1 emb.ark:4\n")
+    (folder / "meta.json").write_text(json.dumps({"dim": dim}))
+
+
+def test_skipped_scoring_removes_the_scores_of_an_earlier_run(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    scores = recipe / "exp" / "joint" / "scores"
+    stale = ["sv_dev", "sv_dev_asnorm", "sv_test_asnorm", "no_query", "dim_mismatch"]
+    for name in stale:
+        (scores / name).mkdir(parents=True)
+        (scores / name / "metrics.json").write_text('{"stale": true}')
+    _table(recipe / "exp" / "joint" / "emb" / "speaker" / "test", 4)  # dev and the cohort: no embeddings
+    _table(recipe / "exp" / "joint" / "emb" / "semantic" / "q2", 8)
+    _table(recipe / "dump" / "teacher" / "semantic" / "g2", 4)
+    (recipe / "data").mkdir()
+    (recipe / "data" / "retrieval_tasks").write_text(
+        "no_query semantic q1 teacher g2 data/q1/map\ndim_mismatch semantic q2 teacher g2 data/q2/map\n")
+    status, output, calls = _run(recipe, env, "--stage", "5", "--stop_stage", "5", "--systems", "joint",
+                                 "--untrained_systems", "", "--sv_sets", "dev test", "--sv_cohort", "cohort")
+    assert status == 0, output
+    assert not [name for name in stale if (scores / name).exists()]
+    assert (scores / "sv_test" / "metrics.json").read_text() == "{}\n"  # scored now
+    assert not [call for call in calls if call.startswith("score-retrieval")]
+    assert _stages(recipe) == ["5"]
+
+
+def test_training_reads_the_recipes_sets_before_the_users_overrides(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    status, output, calls = _run(
+        recipe, env, "--stage", "3", "--stop_stage", "3", "--systems", "joint", "--untrained_systems", "",
+        "--init_upstreams", "", "--train_set", "tr", "--valid_set", "dv", "--train_opts", "--data.valid null")
+    assert status == 0, output
+    (train,) = [call for call in calls if call.startswith("train")]
+    assert "--data.train data/tr --data.valid data/dv --data.valid null" in train
+
+    recipe, env = _recipe(tmp_path / "no_valid")
+    status, output, calls = _run(
+        recipe, env, "--stage", "3", "--stop_stage", "3", "--systems", "joint", "--untrained_systems", "",
+        "--init_upstreams", "", "--valid_set", "")
+    assert status == 0, output
+    (train,) = [call for call in calls if call.startswith("train")]
+    assert "--data.train data/train" in train and "--data.valid" not in train  # the YAML's data.valid
+
+
+def test_missing_configs_stop_the_recipe_before_stage_3_runs(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    status, output, calls = _run(recipe, env, "--stage", "3", "--stop_stage", "4", "--systems", "joint nosuch",
+                                 "--untrained_systems", "baseline nobase")
+    assert status == 2
+    assert "conf/train_nosuch.yaml (--systems nosuch)" in output
+    assert "conf/model_nobase.yaml (--untrained_systems nobase)" in output
+    assert "train_joint" not in output and "model_baseline.yaml" not in output
+    assert calls == []
+    assert not (recipe / "exp" / "joint").exists()
+
+    # Not checked when stage 3 does not run, nor for a system already trained.
+    status, output, _ = _run(recipe, env, "--stage", "6", "--systems", "nosuch", "--untrained_systems", "")
+    assert status == 0, output
+    (recipe / "exp" / "done" / "model").mkdir(parents=True)
+    (recipe / "exp" / "done" / "model" / "model.safetensors").touch()
+    status, output, _ = _run(recipe, env, "--stage", "3", "--stop_stage", "3", "--systems", "done joint",
+                             "--untrained_systems", "")
+    assert status == 0, output
+
+
+def test_help_shows_the_defaults_run_sh_sets(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    status, output, calls = _run(recipe, env, "--help")
+    assert status == 0, output
+    assert "--train_jobs     # systems trained at the same time on this machine (default: 2)" in output  # run.sh's
+    assert '(default: "joint_s3prl_wav2vec2 joint semantic speaker")' in output
+    assert calls == []
