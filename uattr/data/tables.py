@@ -54,7 +54,9 @@ def table_is_complete(table_dir: PathLike) -> bool:
     return (table_dir / SCP_NAME).is_file() and (table_dir / META_NAME).is_file()
 
 
-def keep_current_table(table_dir: PathLike, utt_ids: Iterable[str], made_by: Mapping[str, Any] | None = None) -> bool:
+def keep_current_table(
+    table_dir: PathLike, utt_ids: Iterable[str], made_by: Mapping[str, Any] | None = None
+) -> bool:
     """Keep a complete table of exactly ``utt_ids`` (True: nothing to write); remove one of other utterances.
 
     A complete table of other utterances was written for an earlier version of its data (e.g. a corpus rebuilt
