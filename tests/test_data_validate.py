@@ -72,6 +72,10 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda d: edit(d / "spk2utt", "spkC spkC-u1 spkC-u2", "spkC spkC-u1"),
         "{d}/utt2spk:6: id 'spkC-u2': not listed in spk2utt under speaker 'spkC'",
     ),
+    "utterance ids not led by their speaker": (
+        lambda d: edit(d / "utt2spk", "spkA-u2 spkA", "spkA-u2 spkZ"),
+        "{d}/utt2spk:3: id 'spkB-u1': speaker 'spkB' sorts before 'spkZ' of the preceding utterance 'spkA-u2'",
+    ),
     "spk2utt missing": (
         lambda d: (d / "spk2utt").unlink(),
         "{d}/spk2utt: missing (utt2spk exists); run utils/fix_data_dir.sh",

@@ -2,7 +2,8 @@
 
 Unlike :meth:`DataDir.load`, which stops at the first syntax error, validation reads each file leniently (fields
 separated by spaces or tabs, as Kaldi does) and collects all problems: unsorted or duplicate ids, empty ids or
-ids holding other whitespace, malformed lines, ``utt2spk``/``spk2utt`` disagreements, ids missing from or unknown
+ids holding other whitespace, malformed lines, ``utt2spk``/``spk2utt`` disagreements, a ``utt2spk`` that is not
+also sorted by speaker (Kaldi's rule: utterance ids start with their speaker's), ids missing from or unknown
 to the utterance list (``segments`` if present, else ``wav.scp``), segments that reference unknown recordings or
 run past their end, and unreadable audio or a wrong sample rate.
 """
@@ -197,6 +198,20 @@ class _Validator:
         for utt, (number, (speaker,)) in utt2spk.rows.items():
             if utt not in listed:
                 self.add(utt2spk.path, number, utt, f"not listed in spk2utt under speaker '{speaker}'")
+        self.check_speaker_order(utt2spk)
+
+    def check_speaker_order(self, utt2spk: _Table) -> None:
+        """Kaldi's rule: utt2spk sorted by utterance is also sorted by speaker (as when every utterance id starts
+        with its speaker id), so that per-speaker tools can stream it; reported once, at the first break."""
+        previous: tuple[str, str] | None = None
+        for utt, (number, (speaker,)) in sorted(utt2spk.rows.items(), key=lambda row: row[0].encode()):
+            if previous is not None and speaker.encode() < previous[1].encode():
+                self.add(utt2spk.path, number, utt,
+                         f"speaker '{speaker}' sorts before '{previous[1]}' of the preceding utterance "
+                         f"'{previous[0]}': sorted by utterance, utt2spk must also be sorted by speaker (Kaldi); "
+                         f"start each utterance id with its speaker id")
+                return
+            previous = (utt, speaker)
 
     def check_audio(self, wav_scp: _Table, sample_rate: int | None) -> dict[str, AudioInfo]:
         """Read every recording's header; report unreadable audio and wrong sample rates."""
