@@ -88,8 +88,10 @@ def keep_current_table(
 
 def _differing_metadata(table_dir: Path, made_by: Mapping[str, Any]) -> list[str]:
     """The keys of ``made_by`` on which the metadata of the table (or of its partial table) differs."""
+    if not made_by:
+        return []
     for name in (META_NAME, PART_META_NAME):
-        if made_by and (table_dir / name).is_file():
+        if (table_dir / name).is_file():
             meta = read_json(table_dir / name)
             return sorted(key for key, value in _plain_json(made_by).items() if meta.get(key) != value)
     return []

@@ -70,10 +70,14 @@ class S3PRLHubUpstream(Upstream):
             )
         self.hidden_size = upstream.hidden_sizes[0]
         self.downsample_rate = upstream.downsample_rates[0]
-        self.convolutions = conv_geometry(self)
+        try:
+            frontend: nn.Module | None = self.frontend_module()
+        except ConfigError:  # not a CNN front end s3prl exposes as ``feature_extractor``
+            frontend = None
+        self.convolutions = conv_geometry(frontend)
         # s3prl's experts pass a padding mask to the transformer; a GroupNorm in the CNN still sees the padding.
         self.padding_invariant = self.convolutions is not None and not any(
-            isinstance(module, nn.GroupNorm) for module in self.frontend_module().modules()
+            isinstance(module, nn.GroupNorm) for module in frontend.modules()
         )
 
     def frame_lengths(self, wav_lens: torch.Tensor, reported: torch.Tensor) -> torch.Tensor:
@@ -106,12 +110,10 @@ class S3PRLHubUpstream(Upstream):
         return torch.stack(hidden)[:, :, : int(frame_lens.max())], frame_lens
 
 
-def conv_geometry(upstream: Upstream) -> list[tuple[int, int, int, int]] | None:
+def conv_geometry(frontend: nn.Module | None) -> list[tuple[int, int, int, int]] | None:
     """(kernel, stride, padding, dilation) of each 1-D convolution of the front end, in order; None where the
-    front end is not such a stack (no ``feature_extractor``, or one without plain numeric convolutions)."""
-    try:
-        frontend = upstream.frontend_module()
-    except ConfigError:
+    front end is not such a stack (none found, or one without plain numeric convolutions)."""
+    if frontend is None:
         return None
     convolutions = [module for module in frontend.modules() if isinstance(module, nn.Conv1d)]
     if not convolutions or any(isinstance(conv.padding, str) for conv in convolutions):
