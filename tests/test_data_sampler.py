@@ -168,6 +168,21 @@ def test_ddp_drop_last_gives_disjoint_equal_shards():
     assert len(used) == len(set(used))
 
 
+@pytest.mark.parametrize("replicas", [2, 3, 7])
+def test_uneven_shards_use_every_batch_exactly_once(replicas):
+    """Evaluation: the ranks' shares are the unsharded plan's batches, each once, with no padding."""
+    durations = random_durations()
+    whole = list(DynamicBatchSampler(durations, max_batch_seconds=20.0, shuffle=False))
+    samplers, per_rank = shards(durations, replicas, shuffle=False, uneven=True)
+    assert sorted(tuple(b) for rank in per_rank for b in rank) == sorted(tuple(b) for b in whole)
+    assert [len(s) for s in samplers] == [len(b) for b in per_rank]
+    assert max(map(len, per_rank)) - min(map(len, per_rank)) == (len(whole) % replicas > 0)
+    _, few = shards(np.array([1.0, 2.0]), 4, max_batch_size=1, uneven=True)
+    assert [len(b) for b in few] == [1, 1, 0, 0]
+    with pytest.raises(ConfigError, match="exclude each other"):
+        DynamicBatchSampler(durations, max_batch_seconds=20.0, drop_last=True, uneven=True)
+
+
 def test_ddp_with_fewer_batches_than_ranks_still_gives_every_rank_a_step():
     _, per_rank = shards(np.array([1.0, 2.0]), 4)
     assert [len(b) for b in per_rank] == [1, 1, 1, 1]

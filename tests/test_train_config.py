@@ -22,7 +22,9 @@ from uattr.errors import ConfigError
 from uattr.model import UnifiedEncoder
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
 from uattr.train.config import ExperimentConfig, load_experiment_config, on_the_fly_attributes
-from uattr.train.validate import load_tasks
+from uattr.train.data import build_split
+from uattr.train.distributed import DistributedContext
+from uattr.train.validate import load_tasks, validate
 
 MINIMAL = {"upstream": {"name": "hf:/nowhere"}, "attributes": {"semantic": {}, "speaker": {}}}
 
@@ -173,7 +175,18 @@ def test_torchrun_two_processes_on_cpu(experiment, tmp_path) -> None:
     assert torch.count_nonzero(state["model"]["loss_log_vars.speaker"]) == 1  # it learned
     model = UnifiedEncoder.from_pretrained(exp / "model")
     assert set(model.attributes) == {"semantic", "speaker"}
-    assert (exp / "train.log").read_text().count("step 3 validation") == 1  # rank 0 alone validates and logs
+    assert (exp / "train.log").read_text().count("step 3 validation") == 1  # rank 0 alone logs
+    # Each rank validated its share of the dev batches (3 batches of 2: one rank got one, the other two); rank 0's
+    # metrics are those of the same weights validated in one process.
+    saved = load_experiment_config(exp / "config.yaml")
+    alone = UnifiedEncoder(saved.model_config())
+    alone.load_state_dict(state["model"])
+    attributes = ["semantic", "speaker"]
+    dev = build_split(saved.data, "valid", attributes, 16000, 0, DistributedContext())
+    expected = validate(alone, dev.loader, torch.device("cpu"), load_tasks(saved.data, attributes))
+    assert len(dev.sampler) == 3
+    assert f"{saved.data.valid}: 6 utterances, 2 batches per epoch on this rank" in (exp / "train.log").read_text()
+    assert {name: state["history"][-1][name] for name in expected} == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.mark.slow

@@ -73,6 +73,8 @@ class DynamicBatchSampler(Sampler[list[int]]):
 
     DDP: every rank builds the same global batch list; rank r takes batches r, r+R, ...; the list is padded
     by repeating its first batches (or cut, with ``drop_last``) so that every rank runs the same number of steps.
+    With ``uneven`` (evaluation) every batch is used exactly once and a rank may get one batch fewer: only for
+    loops whose steps hold no collective.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class DynamicBatchSampler(Sampler[list[int]]):
         num_replicas: int = 1,
         rank: int = 0,
         drop_last: bool = False,
+        uneven: bool = False,
     ) -> None:
         self.durations = np.asarray(durations, dtype=np.float64)
         if self.durations.ndim != 1:
@@ -104,6 +107,8 @@ class DynamicBatchSampler(Sampler[list[int]]):
             raise ConfigError(f"bucket_size must be at least 1, not {bucket_size}")
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ConfigError(f"rank {rank} is not within num_replicas {num_replicas}")
+        if drop_last and uneven:
+            raise ConfigError("drop_last and uneven exclude each other (cut the batch list, or keep every batch)")
         if weights is None and num_samples is not None:
             raise ConfigError("num_samples only applies to weighted sampling; give weights too")
         self.probabilities = None if weights is None else self._probabilities(weights)
@@ -118,6 +123,7 @@ class DynamicBatchSampler(Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.drop_last = drop_last
+        self.uneven = uneven
         self.epoch = 0
         self.batches_done = 0
         self._resume_at: int | None = None
@@ -190,6 +196,8 @@ class DynamicBatchSampler(Sampler[list[int]]):
             total = len(starts)
             if self.drop_last:
                 batch_ids = np.arange(total - total % self.num_replicas)
+            elif self.uneven:
+                batch_ids = np.arange(total)
             else:
                 padded = -(-total // self.num_replicas) * self.num_replicas
                 batch_ids = np.resize(np.arange(total), padded) if total else np.arange(0)
@@ -233,6 +241,7 @@ class DynamicBatchSampler(Sampler[list[int]]):
             "shuffle": self.shuffle,
             "num_replicas": self.num_replicas,
             "drop_last": self.drop_last,
+            "uneven": self.uneven,
         }
 
     def state_dict(self, batches_done: int | None = None) -> dict[str, Any]:

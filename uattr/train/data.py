@@ -115,8 +115,9 @@ def build_split(
         shuffle=training,
         seed=seed,
         weights=sampling_weights(config, data, utt_ids) if training else None,
-        num_replicas=context.world_size if training else 1,
-        rank=context.rank if training else 0,
+        num_replicas=context.world_size,
+        rank=context.rank,
+        uneven=not training,  # dev: every batch once, shared out among the ranks
     )
     loader = DataLoader(
         dataset,

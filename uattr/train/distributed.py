@@ -58,6 +58,15 @@ class DistributedContext:
         dist.all_gather_object(gathered, obj)
         return gathered
 
+    def gather_to_main(self, obj: Any) -> list[Any] | None:
+        """Every rank's ``obj`` in rank order on rank 0, None elsewhere (picklable data; only rank 0 holds them
+        all, as a dev set's embeddings need)."""
+        if not self.enabled:
+            return [obj]
+        gathered: list[Any] | None = [None] * self.world_size if self.is_main else None
+        dist.gather_object(obj, gathered, dst=0)
+        return gathered
+
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     """``auto`` → the local GPU when there is one, else the CPU; ``cuda`` → ``cuda:<local rank>``."""

@@ -3,8 +3,8 @@
 One update = ``grad_accum`` micro-batches (fewer at the end of an epoch; the gradient is their mean either way),
 gradient clipping over every trainable parameter, then a step of each group's optimiser (encoder and branches)
 and of its lr schedule.
-Every ``valid_every`` updates (or at each epoch's end) rank 0 validates on the dev set, NewBob sees the
-dev loss, the n-best list is updated and a checkpoint is written; all other ranks wait.
+Every ``valid_every`` updates (or at each epoch's end) each rank validates its share of the dev set, rank 0
+computes the metrics, NewBob sees the dev loss, the n-best list is updated and a checkpoint is written.
 
 Experiment dir: ``config.yaml`` (resolved), ``train.log``, ``tensorboard/``, ``checkpoints/ckpt-<step>.pt``,
 ``valid_metrics.json`` (history) and ``model/`` (``save_pretrained``; the mean of the n best checkpoints
@@ -128,7 +128,7 @@ class Trainer:
         data = self.config.data
         self.train_data = build_split(data, "train", cached, self.model.sample_rate, settings.seed, self.context)
         self.valid_data: SplitData | None = None
-        if data.valid is not None and self.context.is_main:
+        if data.valid is not None:
             self.valid_data = build_split(data, "valid", cached, self.model.sample_rate, settings.seed, self.context)
             self.tasks = load_tasks(data, list(self.config.attributes))
 
@@ -388,12 +388,12 @@ class Trainer:
                 self.writer.add_scalar(f"layer_weights/{attr}/layer_{layer:02d}", weight, self.step)
 
     def _validate_and_save(self) -> None:
-        """Validate on rank 0, share the metrics, feed NewBob and the n-best list, write a checkpoint."""
+        """Validate (each rank its share), share the metrics, feed NewBob and the n-best list, write a checkpoint."""
         metrics = None
         if self.valid_data is not None:
             self.valid_data.set_epoch(0)
             batches = (self.targets(batch) for batch in self.valid_data.loader)
-            metrics = validate(self.model, batches, self.device, self.tasks, self._autocast)
+            metrics = validate(self.model, batches, self.device, self.tasks, self._autocast, self.context)
         metrics = self.context.broadcast(metrics)
         if metrics is not None:
             criterion = self.config.trainer.best_criterion

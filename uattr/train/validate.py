@@ -22,6 +22,7 @@ from uattr.scoring.retrieval import evaluate_retrieval, relevance_by_id, relevan
 from uattr.scoring.sv import score_trials
 from uattr.scoring.trials import Trials, read_trials
 from uattr.train.config import DataConfig, table_files
+from uattr.train.distributed import DistributedContext
 
 
 @dataclasses.dataclass
@@ -63,12 +64,16 @@ def validate(
     device: torch.device,
     tasks: ValidationTasks,
     autocast: Callable[[], ContextManager] = contextlib.nullcontext,
-) -> dict[str, float]:
+    context: DistributedContext | None = None,
+) -> dict[str, float] | None:
     """Run ``model`` (unwrapped, not DDP) over the dev ``batches`` (with targets) and compute every metric.
 
-    Losses are the training losses (full weights) averaged over the dev utterances, the same however the dev
-    set is batched (see :func:`_utterance_sums`).
+    In a DDP run each rank passes its share of the dev batches: rank 0 gathers the loss sums and embeddings
+    and returns the metrics, the other ranks None (a dev set thus takes 1/world of the time, well within the
+    process group's timeout). Losses are the training losses (full weights) averaged over the dev utterances,
+    the same however the dev set is batched or shared out (see :func:`_utterance_sums`).
     """
+    context = context or DistributedContext()
     was_training = model.training
     model.eval()
     sums: dict[str, float] = defaultdict(float)
@@ -90,8 +95,21 @@ def validate(
                 vectors.append(embeddings[attr].cpu().numpy())
     finally:
         model.train(was_training)
-    metrics = {name: value / max(count, 1) for name, value in sums.items()}
-    for attr, (ids, vectors) in collected.items():
+    shares = context.gather_to_main((dict(sums), count, collected))
+    if shares is None:
+        return None
+    totals: dict[str, float] = defaultdict(float)
+    count = 0
+    merged: dict[str, tuple[list[str], list[np.ndarray]]] = {attr: ([], []) for attr in tasks.attributes}
+    for share_sums, share_count, share_collected in shares:
+        count += share_count
+        for name, value in share_sums.items():
+            totals[name] += value
+        for attr, (ids, vectors) in share_collected.items():
+            merged[attr][0].extend(ids)
+            merged[attr][1].extend(vectors)
+    metrics = {name: value / max(count, 1) for name, value in totals.items()}
+    for attr, (ids, vectors) in merged.items():
         source = f"dev '{attr}' embeddings"
         student = EmbeddingSet(ids, normalise_rows(np.concatenate(vectors).astype(np.float64), ids, source), source)
         metrics.update(_task_metrics(attr, student, tasks))
