@@ -34,7 +34,7 @@ from uattr.data.tables import (
     merge_split,
     split_ids,
 )
-from uattr.errors import ConfigError, DataError
+from uattr.errors import ConfigError, naming_batch
 from uattr.fileio import atomic_write
 from uattr.model import UnifiedEncoder
 
@@ -154,11 +154,8 @@ def extract_embeddings(
         progress = tqdm(total=len(todo), desc=f"extract {set_name}", unit="utt", disable=not show_progress)
         with torch.inference_mode():
             for batch in loader:
-                try:
+                with naming_batch(data.path, batch["ids"]):  # e.g. audio too short for one frame
                     embeddings = model(batch["wavs"].to(device), batch["wav_lens"].to(device), list(writers))
-                except DataError as error:  # e.g. audio too short for one frame: say which utterances
-                    items = ", ".join(f"{index}: '{utt}'" for index, utt in enumerate(batch["ids"]))
-                    raise DataError(f"{data.path}: batch items ({items}): {error}") from None
                 for attr, writer in writers.items():
                     vectors = embeddings[attr].float().cpu().numpy()
                     keep = [i for i, utt in enumerate(batch["ids"]) if utt not in already_done[attr]]

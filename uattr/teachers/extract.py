@@ -18,7 +18,7 @@ from tqdm import tqdm
 from uattr.data.audio import AudioSource
 from uattr.data.kaldi import DataDir
 from uattr.data.tables import EmbeddingTableWriter, drop_merged_table, job_dir, keep_current_table, split_ids
-from uattr.errors import ConfigError, DataError
+from uattr.errors import ConfigError, DataError, naming_batch
 from uattr.fileio import PathLike
 from uattr.teachers.base import IDENTITY_KEYS, SAMPLE_RATE, Teacher
 
@@ -80,10 +80,8 @@ def extract_teacher(
         for start in range(0, len(todo), batch_size):
             batch_ids = todo[start : start + batch_size]
             batch: list[Any] = [audio.load(u) for u in batch_ids] if audio else [inputs[u] for u in batch_ids]
-            try:
+            with naming_batch(data.path, batch_ids):  # e.g. digital silence for a speaker teacher
                 vectors = teacher.embed(batch)
-            except DataError as error:  # e.g. digital silence for a speaker teacher: say which utterances
-                raise DataError(f"{data.path}: batch of {', '.join(batch_ids)}: {error}") from None
             writer.write(batch_ids, vectors)
             bar.update(len(batch_ids))
     writer.close()
