@@ -1,12 +1,16 @@
-"""uattr.fileio readers: blank lines skipped with line numbers kept, each problem a DataError naming the file."""
+"""uattr.fileio: readers (blank lines skipped, line numbers kept, each problem a DataError naming the file) and
+atomic writers."""
 
 from __future__ import annotations
 
+import stat
+
 import pytest
 
+from uattr import fileio
 from uattr.config import load_yaml
 from uattr.errors import ConfigError, DataError
-from uattr.fileio import atomic_dir, iter_fields, iter_table, read_json, read_text
+from uattr.fileio import atomic_dir, atomic_path, atomic_write, iter_fields, iter_table, read_json, read_text
 
 
 def test_read_json_and_its_errors(tmp_path) -> None:
@@ -66,3 +70,29 @@ def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path) -> None:
         (staging / "config").write_text("v2")
     assert sorted(path.name for path in model.iterdir()) == ["config"]  # nothing of the old folder is mixed in
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]  # no staging folder is left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_outputs_get_the_permissions_of_new_files(tmp_path, umask, monkeypatch) -> None:
+    """Temporary files and folders are private (0600, 0700); what they become follows the umask, as a file opened
+    for writing would, so that the other users of a shared cluster can read data lists, tables and models."""
+    monkeypatch.setattr(fileio, "_umask", lambda: umask)
+    with atomic_write(tmp_path / "wav.scp") as handle:
+        handle.write("u1 a.wav\n")
+    with atomic_path(tmp_path / "model.safetensors") as staging:
+        staging.write_bytes(b"weights")
+    with atomic_dir(tmp_path / "model") as staging:
+        (staging / "config.yaml").write_text("{}")
+    assert stat.S_IMODE((tmp_path / "wav.scp").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o777 & ~umask
+
+
+def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "model.safetensors") as staging:
+            staging.write_bytes(b"ha")
+            raise RuntimeError("interrupted")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.safetensors"]
+    assert (tmp_path / "model.safetensors").read_bytes() == b"old"

@@ -7,6 +7,7 @@ writer goes through :func:`atomic_write`, so an interrupted stage never leaves a
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -19,23 +20,45 @@ from uattr.errors import DataError
 PathLike = str | os.PathLike
 
 
+@functools.cache
+def _umask() -> int:
+    """The process umask (read once: setting it to read it back is not thread-safe)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish(path: PathLike, directory: bool = False) -> None:
+    """Give a temporary file (folder) the permissions of a new one under the umask: mkstemp and mkdtemp make them
+    private (0600, 0700), which would hide every output from the other users of a shared cluster."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temporary file beside ``path`` and rename it over ``path`` only if the block succeeds."""
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """A temporary name beside ``path`` for a writer that takes a file name; renamed over ``path`` only if the
+    block succeeds, once its data is on disk."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        with open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield Path(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        _publish(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` and rename it over ``path`` only if the block succeeds."""
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
+        yield handle
 
 
 @contextlib.contextmanager
@@ -47,6 +70,7 @@ def atomic_dir(path: PathLike) -> Iterator[Path]:
     old = None
     try:
         yield staging
+        _publish(staging, directory=True)
         if path.exists():  # moved aside, not deleted first, so a failed rename loses nothing
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, old / path.name)

@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -31,7 +30,7 @@ from uattr import __version__
 from uattr.attributes import AttributeConfig, AttributeExpert, build_expert
 from uattr.config import from_dict, load_yaml, save_yaml
 from uattr.errors import ConfigError, DataError
-from uattr.fileio import atomic_dir, atomic_write
+from uattr.fileio import atomic_dir, atomic_path, atomic_write
 from uattr.upstream.base import Upstream, UpstreamConfig
 
 __all__ = ["AttributeConfig", "ModelConfig", "UnifiedEncoder"]
@@ -194,16 +193,9 @@ class UnifiedEncoder(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         architecture = self._save_architecture(directory)
-        fd, staging = tempfile.mkstemp(prefix=f".{WEIGHTS_FILE}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        try:
+        with atomic_path(directory / WEIGHTS_FILE) as staging:
             # save_model (not save_file) drops tied duplicates and makes tensors contiguous, as safetensors needs.
-            safetensors.torch.save_model(self, staging, metadata={"format": "pt", "uattr": __version__})
-            with open(staging, "rb") as written:  # on disk before the rename, as fileio.atomic_write does
-                os.fsync(written.fileno())
-            os.replace(staging, directory / WEIGHTS_FILE)
-        finally:
-            Path(staging).unlink(missing_ok=True)
+            safetensors.torch.save_model(self, str(staging), metadata={"format": "pt", "uattr": __version__})
         upstream = dataclasses.replace(self.config.upstream, architecture=architecture)
         save_yaml(dataclasses.replace(self.config, upstream=upstream), directory / CONFIG_FILE)
         with atomic_write(directory / CARD_FILE) as handle:
