@@ -10,7 +10,9 @@ import pytest
 
 from data_fixtures import make_data_dir, tone, write_audio
 from uattr.bin.main import main as uattr_main
+from uattr.data.audio import AudioSource
 from uattr.data.validate import Problem, validate_data_dir
+from uattr.errors import DataError
 
 
 @pytest.fixture
@@ -111,7 +113,30 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
         "{d}/wav.scp:5: id 'spkC-u1': sample rate is 8000 Hz, expected 16000 Hz",
     ),
     "no wav.scp": (lambda d: (d / "wav.scp").unlink(), "{d}/wav.scp: missing: every data dir needs wav.scp"),
+    "byte-order mark": (
+        lambda d: (d / "utt2spk").write_bytes(b"\xef\xbb\xbf" + (d / "utt2spk").read_bytes()),
+        "{d}/utt2spk:1: starts with a UTF-8 byte-order mark; remove it",
+    ),
+    "speaker files without utt2spk": (
+        lambda d: (d / "utt2spk").unlink(),
+        "{d}/utt2spk: missing (spk2utt exists)",
+    ),
 }
+
+
+def test_a_byte_order_mark_is_reported_once_not_as_a_foreign_id(data):
+    BROKEN["byte-order mark"][0](data)
+    assert [problem.message for problem in validate_data_dir(data).problems] == [
+        "starts with a UTF-8 byte-order mark; remove it (Kaldi reads it as part of the first id)"
+    ]
+
+
+def test_wav_scp_entries_are_probed_as_written(data):
+    """Runs of spaces inside a path (or a command) are part of the entry, not field separators."""
+    wav = data.parent / "wav"
+    (wav / "spkA-u1.wav").rename(wav / "my  file.wav")
+    edit(data / "wav.scp", f"{wav}/spkA-u1.wav", f"{wav}/my  file.wav")
+    assert validate_data_dir(data).ok
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
@@ -123,6 +148,7 @@ def test_each_rule_reports_file_line_and_id(data, case):
 
 
 def segment_dir(tmp_path: Path, segments: str) -> Path:
+    tmp_path.mkdir(exist_ok=True)
     rec = write_audio(tmp_path / "rec.wav", np.zeros(16000, dtype=np.float32), 16000)
     data = tmp_path / "data"
     data.mkdir()
@@ -135,17 +161,25 @@ def segment_dir(tmp_path: Path, segments: str) -> Path:
 
 
 def test_segment_rules(tmp_path):
+    """The rules loading applies: finite times, a known recording, samples within it (an end at most 0.5 s past)."""
     data = segment_dir(tmp_path, "a rec 0 0.5\nb nope 0 1\nc rec 0.5 0.2\nd rec -1 0.2\ne rec x 1\nf rec 0.2 3\n"
-                                 "g rec 0.5 -1\nh rec 0.1\n")
+                                 "g rec 0.5 -1\nh rec 0.1\ni rec nan 1\nj rec 1.2 1.4\n")
     assert [str(p) for p in validate_data_dir(data).problems] == [
         f"{data}/segments:8: id 'h': expected 3 field(s) after the id, got 2",
         f"{data}/segments:2: id 'b': recording 'nope' is not in wav.scp",
         f"{data}/segments:3: id 'c': end time 0.2 is not after start time 0.5",
         f"{data}/segments:4: id 'd': start time -1 is negative",
-        f"{data}/segments:5: id 'e': start/end 'x 1' are not numbers",
+        f"{data}/segments:5: id 'e': start/end 'x 1' are not finite numbers",
+        f"{data}/segments:9: id 'i': start/end 'nan 1' are not finite numbers",
         f"{data}/utt2spk:8: id 'h': not in segments",
-        f"{data}/segments:6: id 'f': ends at 3 s, past the end of recording 'rec' (1.000 s)",
+        f"{data}/segments:6: id 'f': segment end 3 s is past the end of recording 'rec' (1.000 s long)",
+        f"{data}/segments:10: id 'j': segment [1.2, 1.4] s is empty in recording 'rec' (1.000 s long)",
     ]
+    source = AudioSource(segment_dir(tmp_path / "measured", "f rec 0.2 3\ng rec 0.5 -1\nj rec 1.2 1.4\n"))
+    for utt in ("f", "j"):  # what compute-durations measures is what loading reads
+        with pytest.raises(DataError, match=f"utterance '{utt}': segment"):
+            source.measure(utt)
+    assert source.measure("g") == (0.5, 8000)
 
 
 def test_no_audio_skips_the_audio_checks(data):

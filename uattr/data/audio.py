@@ -91,7 +91,7 @@ def load_audio(
         # Seek in the file so that a short segment of a long recording decodes only its own samples.
         with _open_file(entry, utt_id) as handle:
             info = _header(handle, entry, utt_id)
-            first, last = _segment_frames(info, start, end, entry, utt_id)
+            first, last = segment_frames(info, start, end, entry, utt_id)
             try:
                 handle.seek(first)
                 samples = handle.read(last - first, dtype="float32", always_2d=True)
@@ -100,7 +100,7 @@ def load_audio(
     else:
         whole, rate = _decode(entry, utt_id)
         info = AudioInfo(rate, whole.shape[0], whole.shape[1])
-        first, last = _segment_frames(info, start, end, entry, utt_id)
+        first, last = segment_frames(info, start, end, entry, utt_id)
         samples = whole[first:last]
     return _resample(_select_channel(samples, channel, entry, utt_id), info.sample_rate, sample_rate)
 
@@ -173,7 +173,7 @@ def _read_ark(entry: str, utt_id: str) -> tuple[np.ndarray, int]:
     return (samples[:, None] if samples.ndim == 1 else samples), int(rate)
 
 
-def _segment_frames(info: AudioInfo, start: float, end: float | None, entry: str, utt_id: str) -> tuple[int, int]:
+def segment_frames(info: AudioInfo, start: float, end: float | None, entry: str, utt_id: str) -> tuple[int, int]:
     """Frame range of ``[start, end)``; an end slightly past the recording is clipped, as Kaldi does."""
     duration = info.duration
     if end is not None and end > duration + MAX_SEGMENT_OVERSHOOT_S:
@@ -251,12 +251,12 @@ class AudioSource:
         return self._info_cache[entry]
 
     def measure(self, utt_id: str) -> tuple[float, int]:
-        """``(duration in seconds, number of samples at the recording's own rate)`` from headers and segments."""
-        _, start, end = self.locate(utt_id)
-        info = self.info(utt_id)
-        last = info.num_frames if end is None else min(round(end * info.sample_rate), info.num_frames)
-        frames = max(last - round(start * info.sample_rate), 0)
-        return frames / info.sample_rate, frames
+        """``(duration in seconds, number of samples at the recording's own rate)`` from headers and segments: the
+        samples :meth:`load` reads, so a segment that cannot be loaded is an AudioError here too."""
+        entry, start, end = self.locate(utt_id)
+        first, last = segment_frames(self.info(utt_id), start, end, entry, utt_id)
+        frames = last - first
+        return frames / self.info(utt_id).sample_rate, frames
 
     def measure_all(self, num_threads: int = 8) -> dict[str, tuple[float, int]]:
         """:meth:`measure` of every utterance; recordings are probed once each, ``num_threads`` at a time."""

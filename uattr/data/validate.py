@@ -2,22 +2,24 @@
 
 Unlike :meth:`DataDir.load`, which stops at the first syntax error, validation reads each file leniently (fields
 separated by spaces or tabs, as Kaldi does) and collects all problems: unsorted or duplicate ids, empty ids or
-ids holding other whitespace, malformed lines, ``utt2spk``/``spk2utt`` disagreements, a ``utt2spk`` that is not
-also sorted by speaker (Kaldi's rule: utterance ids start with their speaker's), ids missing from or unknown
-to the utterance list (``segments`` if present, else ``wav.scp``), segments that reference unknown recordings or
-run past their end, and unreadable audio or a wrong sample rate.
+ids holding other whitespace, a byte-order mark, malformed lines, ``utt2spk``/``spk2utt`` disagreements (or speaker
+files without ``utt2spk``), a ``utt2spk`` that is not also sorted by speaker (Kaldi's rule: utterance ids start
+with their speaker's), ids missing from or unknown to the utterance list (``segments`` if present, else
+``wav.scp``), segments that reference unknown recordings or hold no samples of them (the rule loading applies),
+and unreadable audio or a wrong sample rate.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from uattr.data.audio import MAX_SEGMENT_OVERSHOOT_S, AudioError, AudioInfo, audio_info
+from uattr.data.audio import AudioError, AudioInfo, audio_info, segment_frames
 from uattr.data.kaldi import allows_empty_value, key_kind, table_files
 from uattr.fileio import describe_bad_utf8
 
@@ -74,6 +76,7 @@ class _Table:
 
     path: Path
     rows: dict[str, tuple[int, list[str]]]
+    values: dict[str, str]  # each id's value as written (a wav.scp entry may hold runs of spaces)
 
     def line(self, key: str) -> int:
         return self.rows[key][0]
@@ -105,6 +108,7 @@ class _Validator:
         """Read ``name`` line by line, reporting syntax problems and keeping the first line of each id."""
         path = self.path / name
         rows: dict[str, tuple[int, list[str]]] = {}
+        values: dict[str, str] = {}
         fewest, most = _FIELD_COUNTS.get(name, (0 if allows_empty_value(name) else 1, None))
         previous: str | None = None
         with open(path, "rb") as handle:  # decoded line by line, so each line that is not UTF-8 is reported
@@ -116,6 +120,10 @@ class _Validator:
                     self.add(path, number, None, f"{problem}; convert the file to UTF-8")
                     raw = raw_bytes.decode("utf-8", errors="replace")
                 line = raw.rstrip("\n")
+                if number == 1 and line.startswith("\ufeff"):
+                    self.add(path, number, None, "starts with a UTF-8 byte-order mark; remove it (Kaldi reads it as "
+                             "part of the first id)")
+                    line = line[1:]
                 if line.endswith("\r"):
                     self.add(path, number, None, "Windows line ending (CR); run dos2unix")
                     line = line.rstrip("\r")
@@ -125,7 +133,8 @@ class _Validator:
                 if line[0] in " \t":
                     self.add(path, number, None, "line starts with whitespace (empty id)")
                     continue
-                key, *fields = _FIELD_SEPARATOR.split(line.rstrip(" \t"))
+                content = line.rstrip(" \t")
+                key, *fields = _FIELD_SEPARATOR.split(content)
                 odd = next((char for char in key if char.isspace()), None)
                 if odd is not None:
                     self.add(path, number, key, f"id contains the whitespace character U+{ord(odd):04X}")
@@ -140,7 +149,8 @@ class _Validator:
                     self.add(path, number, key, f"expected {expected} field(s) after the id, got {len(fields)}")
                     continue
                 rows[key] = (number, fields)
-        return _Table(path, rows)
+                values[key] = content[len(key) :].lstrip(" \t")
+        return _Table(path, rows, values)
 
     def check_numbers(self, table: _Table, convert: Callable[[str], float], what: str) -> None:
         for key, (number, fields) in table.rows.items():
@@ -158,7 +168,9 @@ class _Validator:
             try:
                 start, end = float(start_text), float(end_text)
             except ValueError:
-                self.add(segments.path, number, utt, f"start/end '{start_text} {end_text}' are not numbers")
+                start = end = math.nan
+            if not (math.isfinite(start) and math.isfinite(end)):
+                self.add(segments.path, number, utt, f"start/end '{start_text} {end_text}' are not finite numbers")
                 continue
             if recording not in wav_scp.rows:
                 self.add(segments.path, number, utt, f"recording '{recording}' is not in wav.scp")
@@ -218,7 +230,7 @@ class _Validator:
 
         def probe(recording: str) -> AudioInfo | AudioError:
             try:
-                return audio_info(" ".join(wav_scp.rows[recording][1]), utt_id=recording)
+                return audio_info(wav_scp.values[recording], utt_id=recording)
             except AudioError as error:
                 return error
 
@@ -238,12 +250,14 @@ class _Validator:
         return infos
 
     def check_segment_ends(self, segment_table: _Table, segments: _Segments, infos: dict[str, AudioInfo]) -> None:
-        """Segments may end at most Kaldi's overshoot tolerance past the end of their recording."""
-        for utt, (recording, _, end) in segments.items():
-            info = infos.get(recording)
-            if info is not None and end is not None and end > info.duration + MAX_SEGMENT_OVERSHOOT_S:
-                self.add(segment_table.path, segment_table.line(utt), utt,
-                         f"ends at {end:g} s, past the end of recording '{recording}' ({info.duration:.3f} s)")
+        """A segment must hold samples of its recording and end at most Kaldi's overshoot tolerance past its end:
+        the rule loading applies."""
+        for utt, (recording, start, end) in segments.items():
+            if recording in infos:
+                try:
+                    segment_frames(infos[recording], start, end, f"recording '{recording}'", utt)
+                except AudioError as error:
+                    self.add(segment_table.path, segment_table.line(utt), utt, error.reason)
 
 
 def validate_data_dir(path: str | os.PathLike, *, check_audio: bool = True, sample_rate: int | None = 16000) -> Report:
@@ -276,6 +290,10 @@ def validate_data_dir(path: str | os.PathLike, *, check_audio: bool = True, samp
             for key, (number, _) in table.rows.items():
                 if key not in speakers:
                     validator.add(table.path, number, key, "speaker not in utt2spk")
+    speaker_tables = [name for name in tables if key_kind(name) == "speaker"]
+    if speaker_tables and "utt2spk" not in tables:
+        validator.add(path / "utt2spk", None, None, f"missing ({', '.join(speaker_tables)} exists); every speaker "
+                      f"file is checked against it")
     if "utt2spk" in tables:
         if "spk2utt" in tables:
             validator.check_speakers(tables["utt2spk"], tables["spk2utt"])
