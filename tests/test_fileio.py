@@ -10,7 +10,16 @@ import pytest
 from uattr import fileio
 from uattr.config import load_yaml
 from uattr.errors import ConfigError, DataError
-from uattr.fileio import atomic_dir, atomic_path, atomic_write, iter_fields, iter_table, read_json, read_text
+from uattr.fileio import (
+    atomic_dir,
+    atomic_path,
+    atomic_write,
+    iter_fields,
+    iter_table,
+    read_json,
+    read_table,
+    read_text,
+)
 
 
 def test_read_json_and_its_errors(tmp_path) -> None:
@@ -96,3 +105,14 @@ def test_atomic_path_leaves_nothing_when_the_writer_fails(tmp_path) -> None:
             raise RuntimeError("interrupted")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model.safetensors"]
     assert (tmp_path / "model.safetensors").read_bytes() == b"old"
+
+
+def test_a_byte_order_mark_at_the_start_is_not_text(tmp_path) -> None:
+    """Saved by spreadsheet tools and some editors: it would otherwise stick to the first id."""
+    table = tmp_path / "utt2spk"
+    table.write_bytes(b"\xef\xbb\xbfu1 s\nu2 s\n")
+    assert read_table(table) == {"u1": "s", "u2": "s"}
+    (tmp_path / "m.json").write_bytes(b'\xef\xbb\xbf{"eer": 1.5}')
+    assert read_json(tmp_path / "m.json") == {"eer": 1.5}
+    table.write_bytes(b"u1 s\n\xef\xbb\xbfu2 s\n")  # only at the start: elsewhere it is a character of the text
+    assert list(read_table(table)) == ["u1", "\ufeffu2"]

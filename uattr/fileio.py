@@ -18,6 +18,8 @@ from typing import IO, Any, Iterator, Mapping
 from uattr.errors import DataError
 
 PathLike = str | os.PathLike
+# UTF-8 that drops a byte-order mark at the start of the text (and only there).
+_UTF8_MAYBE_BOM = "utf-8-sig"
 
 
 @functools.cache
@@ -92,7 +94,7 @@ def read_text(path: PathLike, what: str = "file") -> str:
     except OSError as error:
         raise DataError(f"{path}: cannot read: {error}") from error
     try:
-        return data.decode("utf-8")
+        return data.decode(_UTF8_MAYBE_BOM)
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise DataError(
@@ -102,16 +104,18 @@ def read_text(path: PathLike, what: str = "file") -> str:
 
 def iter_lines(path: PathLike, what: str = "file") -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` of a UTF-8 text file, line ends kept; a missing file or a line that is not
-    UTF-8 is a DataError naming the file (and the line)."""
+    UTF-8 is a DataError naming the file (and the line). A byte-order mark at the start (as spreadsheet tools and
+    some editors save) is no part of the text: it would stick to the first id, column name or transcript."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such {what}")
     with open(path, "rb") as handle:  # decoded line by line, so an encoding error can name its line
         for number, raw in enumerate(handle, start=1):
             try:
-                yield number, raw.decode("utf-8")
+                line = raw.decode(_UTF8_MAYBE_BOM if number == 1 else "utf-8")
             except UnicodeDecodeError as error:
                 raise DataError(f"{path}:{number}: {describe_bad_utf8(raw, error)}; convert it to UTF-8") from error
+            yield number, line
 
 
 def describe_bad_utf8(line: bytes, error: UnicodeDecodeError) -> str:

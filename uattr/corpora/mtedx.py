@@ -37,7 +37,6 @@ from uattr.corpora.release import (
     absolute,
     check_data_dir,
     clean_text,
-    iter_release_lines,
     prepare_pair_splits,
     relevant_by_text,
     require_file,
@@ -45,7 +44,7 @@ from uattr.corpora.release import (
 )
 from uattr.data.kaldi import Segment, write_data_dir
 from uattr.errors import DataError
-from uattr.fileio import PathLike, read_text
+from uattr.fileio import PathLike, iter_lines, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ def _span(yaml_path: Path, line: int, item: dict[str, str]) -> tuple[float, floa
 
 
 def _read_lines(path: Path, expected: int, yaml_path: Path) -> list[str]:
-    lines = [clean_text(line) for _, line in iter_release_lines(path)]
+    lines = [clean_text(line) for _, line in iter_lines(path)]
     if len(lines) != expected:
         raise DataError(
             f"{path}: {len(lines)} lines, but {yaml_path} lists {expected} segments (line i = segment i)"

@@ -18,7 +18,6 @@ from uattr.errors import DataError
 from uattr.fileio import PathLike, atomic_write, iter_lines, write_table
 
 _WHITESPACE = re.compile(r"\s+")
-_BOM = "\ufeff"
 # Problems quoted in the error of check_data_dir (the full list comes from `uattr validate-data-dir`).
 _SHOWN_PROBLEMS = 5
 
@@ -34,13 +33,6 @@ class Row:
         return self.fields[column]
 
 
-def iter_release_lines(path: PathLike) -> Iterator[tuple[int, str]]:
-    """:func:`uattr.fileio.iter_lines` without a UTF-8 byte-order mark at the start ("utf-8-sig"): spreadsheet
-    tools save lists with one, and it would otherwise stick to the first column name or the first transcript."""
-    for number, line in iter_lines(path):
-        yield number, line.removeprefix(_BOM) if number == 1 else line
-
-
 def iter_tsv(
     path: PathLike, *, required: Sequence[str] = (), columns: Sequence[str] | None = None
 ) -> Iterator[Row]:
@@ -51,7 +43,7 @@ def iter_tsv(
     ``required`` column, a row with the wrong number of fields or bytes that are not UTF-8 raise DataError naming
     file:line.
     """
-    rows = ((number, line.rstrip("\r\n").split("\t")) for number, line in iter_release_lines(path))
+    rows = ((number, line.rstrip("\r\n").split("\t")) for number, line in iter_lines(path))
     names = list(columns) if columns is not None else next(rows, (1, []))[1]
     missing = [name for name in required if name not in names]
     if missing:
