@@ -20,7 +20,7 @@ from uattr.data.ops import (
     subset_data_dir,
 )
 from uattr.data.validate import validate_data_dir
-from uattr.errors import DataError
+from uattr.errors import ConfigError, DataError
 
 UTTS = ["spkA-u1", "spkA-u2", "spkB-u1", "spkB-u2", "spkC-u1", "spkC-u2"]
 
@@ -82,6 +82,29 @@ def test_fix_rebuilds_utt2spk_from_spk2utt(tmp_path):
     assert (tmp_path / "utt2spk").read_text() == "a s1\nb s1\n"
 
 
+def test_fix_refuses_to_empty_the_dir(data):
+    """As Kaldi's fix_data_dir.sh: when no utterance is in every file, nothing is written or backed up."""
+    text = (data / "text").read_text()
+    (data / "text").write_text(text.upper())  # SPKA-U1 ...: no id of wav.scp
+    before = {name: (data / name).read_text() for name in ("wav.scp", "utt2spk", "text")}
+    with pytest.raises(DataError, match=r"no utterance is in every file \(6 not in text, e\.g\. 'spkA-u1'.*nothing changed"):
+        fix_data_dir(data)
+    assert {name: (data / name).read_text() for name in before} == before
+    assert not (data / ".backup").exists()
+
+
+def test_a_speaker_or_language_of_two_fields_is_refused(data, tmp_path, capsys):
+    """"u1 spk1 extra" would make 'spk1 extra' a speaker, and spk2utt list 'extra' as an utterance."""
+    (data / "utt2spk").write_text((data / "utt2spk").read_text().replace("spkB-u1 spkB", "spkB-u1 spkB extra"))
+    for read in (lambda: DataDir.load(data), lambda: subset_data_dir(data, tmp_path / "s", first=1)):
+        with pytest.raises(DataError, match=r"utt2spk:3: id 'spkB-u1': expected one speaker after the id, got"):
+            read()
+    assert uattr_main(["utt2spk-to-spk2utt", str(data / "utt2spk")]) == 1
+    assert "utt2spk:3: id 'spkB-u1': expected one speaker" in capsys.readouterr().err
+    report = fix_data_dir(data)  # fixing drops the line, and says so
+    assert report.malformed_lines == {"utt2spk": 1} and report.kept == 5
+
+
 def test_fix_refuses_conflicting_duplicates(data):
     (data / "utt2spk").write_text((data / "utt2spk").read_text() + "spkA-u1 spkB\n")
     with pytest.raises(DataError, match=r"utt2spk:7: id 'spkA-u1' has a different value on line 1"):
@@ -129,7 +152,7 @@ def test_malformed_segments_are_refused_not_copied(tmp_path):
     segments.write_text(segments.read_text().replace("b r1 1", "b r1 3"))  # ends before it starts
     for operation in (lambda: fix_data_dir(tmp_path / "d"), lambda: split_data_dir(tmp_path / "d", 1),
                       lambda: subset_data_dir(tmp_path / "d", tmp_path / "x", first=1)):
-        with pytest.raises(DataError, match=r"d/segments: id 'b': end time 2(\.0)? is not after start time 3"):
+        with pytest.raises(DataError, match=r"d/segments(:2)?: id 'b': end time 2(\.0)? is not after start time 3"):
             operation()
 
 
@@ -190,6 +213,36 @@ def test_combine_shared_recordings_must_agree(tmp_path):
         combine_data_dirs(tmp_path / "ac", [tmp_path / "a", tmp_path / "c"])
 
 
+def test_outputs_replace_an_earlier_data_dir_whole(data, tmp_path):
+    """Writing into an existing data dir would keep its other tables (utt2dur, segments) of other utterances."""
+    out = tmp_path / "out"
+    subset_data_dir(data, out, first=4)
+    compute_durations(out)
+    (out / "split2").mkdir()
+    (data / "utt2gender").unlink()
+    subset_data_dir(data, tmp_path / "a", utt_list=UTTS[:2])
+    subset_data_dir(data, tmp_path / "b", utt_list=UTTS[4:])
+    for write in (lambda: combine_data_dirs(out, [tmp_path / "a", tmp_path / "b"]),
+                  lambda: subset_data_dir(data, out, utt_list=UTTS[:2] + UTTS[4:])):
+        write()
+        assert sorted(path.name for path in out.iterdir()) == ["spk2utt", "text", "text.en", "utt2lang", "utt2spk",
+                                                                 "wav.scp"]
+        assert validate_data_dir(out).ok
+
+
+def test_outputs_refuse_to_replace_an_input_or_what_is_not_a_data_dir(data, tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(DataError, match=r"notes: exists and is not a data dir \(no wav\.scp\); refusing"):
+        subset_data_dir(data, tmp_path / "notes", first=1)
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep me"
+    with pytest.raises(DataError, match="the output dir is also an input"):
+        subset_data_dir(data, data, first=1)
+    with pytest.raises(DataError, match="the output dir is also an input"):
+        combine_data_dirs(data, [tmp_path / "x", data])
+    assert read_ids(data / "wav.scp") == UTTS
+
+
 # ---------------------------------------------------------------------------------------------------------- split
 
 
@@ -201,6 +254,16 @@ def test_split_by_speaker_keeps_speakers_whole(tmp_path):
     assert speakers == [{"s1", "s2", "s3"}, {"s4", "s5"}]
     assert sorted(read_ids(parts[0] / "wav.scp") + read_ids(parts[1] / "wav.scp")) == read_ids(data / "wav.scp")
     assert all(validate_data_dir(part, check_audio=False).ok for part in parts)
+
+
+def test_a_split_again_leaves_no_table_of_the_earlier_split(tmp_path):
+    data = make_data_dir(tmp_path, speakers=("s1", "s2"), utts_per_speaker=2)
+    compute_durations(data)
+    split_data_dir(data, 2)
+    (data / "utt2dur").unlink()
+    (data / "utt2num_samples").unlink()
+    for part in split_data_dir(data, 2):
+        assert not (part / "utt2dur").exists()
 
 
 def test_split_by_utterance(data):
@@ -240,6 +303,16 @@ def test_compute_durations_from_headers_and_segments(tmp_path):
                          segments={"a": Segment("r", 0.25, 0.5), "b": Segment("r", 0.75, None)})
     assert compute_durations(seg) == {"a": 0.25, "b": 0.25}
     assert (seg / "utt2num_samples").read_text() == "a 4000\nb 4000\n"
+
+
+def test_compute_durations_replaces_a_broken_utt2dur_and_checks_its_options(tmp_path):
+    data = make_data_dir(tmp_path)
+    (data / "utt2dur").write_text("spkA-u1 abc\nspkA-u1 1\n")  # its own output, broken: recomputed, not an error
+    assert compute_durations(data) == dict.fromkeys(UTTS, 0.25)
+    (data / "utt2dur").write_text("spkA-u1 abc\n")
+    assert compute_durations(data, force=True) == dict.fromkeys(UTTS, 0.25)
+    with pytest.raises(ConfigError, match="number of threads must be at least 1, got 0"):
+        compute_durations(data, force=True, num_threads=0)
 
 
 def test_compute_durations_skips_when_complete(tmp_path):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from uattr.data.kaldi import format_value, utt2spk_to_spk2utt
-from uattr.fileio import read_table, write_table
+from uattr.data.kaldi import ONE_TOKEN_FILES, format_value, read_token_table, utt2spk_to_spk2utt
+from uattr.fileio import write_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    spk2utt = utt2spk_to_spk2utt(read_table(args.utt2spk))
+    spk2utt = utt2spk_to_spk2utt(read_token_table(args.utt2spk, ONE_TOKEN_FILES["utt2spk"]))
     if args.spk2utt:
         write_table(args.spk2utt, spk2utt)
     else:

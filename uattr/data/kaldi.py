@@ -25,6 +25,8 @@ _FREE_TEXT = ("text",)
 _RECORDING_FILES = ("wav.scp", "reco2file_and_channel", "reco2dur", "reco2num_samples")
 _SPEAKER_FILES = ("spk2utt", "spk2gender", "cmvn.scp")
 _UTTERANCE_FILES = ("segments", "text", "feats.scp", "vad.scp")
+# Files whose every value is one token, and what that token is.
+ONE_TOKEN_FILES = {"utt2spk": "speaker", "utt2lang": "language"}
 
 
 class Segment(NamedTuple):
@@ -124,15 +126,24 @@ def read_spk2utt(path: str | os.PathLike) -> dict[str, list[str]]:
     return {spk: value.split() for spk, value in read_table(path).items()}
 
 
+def read_token_table(path: str | os.PathLike, what: str = "value") -> dict[str, str]:
+    """Read a table whose values are one token each (``utt2spk``, ``utt2lang``): a second field would otherwise
+    become part of the speaker or language (``spk1 extra``) and corrupt every table derived from it."""
+    return {key: value for _, key, value in _iter_tokens(path, what)}
+
+
 def read_float_table(path: str | os.PathLike) -> dict[str, float]:
     """Read a numeric table such as ``utt2dur``; every value must be one finite number."""
-    table: dict[str, float] = {}
+    return {key: parse_number(value, f"{path}:{number}: id '{key}'", "value") for number, key, value in
+            _iter_tokens(path, "number")}
+
+
+def _iter_tokens(path: str | os.PathLike, what: str) -> Iterator[tuple[int, str, str]]:
+    """:func:`_iter_unique` of a table whose values must be one field each."""
     for number, key, value in _iter_unique(path):
-        where = f"{path}:{number}: id '{key}'"
         if len(value.split()) != 1:
-            raise DataError(f"{where}: expected one number, got '{value}'")
-        table[key] = parse_number(value, where, "value")
-    return table
+            raise DataError(f"{path}:{number}: id '{key}': expected one {what} after the id, got '{value}'")
+        yield number, key, value
 
 
 def _iter_unique(path: str | os.PathLike) -> Iterator[tuple[int, str, str]]:
@@ -162,8 +173,9 @@ class DataDir:
     utt2dur: dict[str, float] | None = None
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> DataDir:
-        """Read the data dir at ``path``; the other common tables are optional.
+    def load(cls, path: str | os.PathLike, *, durations: bool = True) -> DataDir:
+        """Read the data dir at ``path``; the other common tables are optional (``utt2dur`` is left unread without
+        ``durations``).
 
         A speech data dir has ``wav.scp``; a text-only one (e.g. a retrieval gallery of sentences that a text
         teacher embeds) has ``text`` instead, and its ids come from there.
@@ -186,11 +198,11 @@ class DataDir:
             utt_ids=sorted(ids),
             wav_scp=wav_scp,
             segments=segments,
-            utt2spk=optional("utt2spk", read_table),
+            utt2spk=optional("utt2spk", lambda p: read_token_table(p, ONE_TOKEN_FILES["utt2spk"])),
             spk2utt=optional("spk2utt", read_spk2utt),
             text=text,
-            utt2lang=optional("utt2lang", read_table),
-            utt2dur=optional("utt2dur", read_float_table),
+            utt2lang=optional("utt2lang", lambda p: read_token_table(p, ONE_TOKEN_FILES["utt2lang"])),
+            utt2dur=optional("utt2dur", read_float_table) if durations else None,
         )
 
     def has(self, name: str) -> bool:

@@ -3,7 +3,8 @@
 Every operation works on all id-keyed tables of a dir, whatever their name (``text.en``, ``utt2gender``, ...),
 by what their ids are (see :func:`uattr.data.kaldi.key_kind`): selecting utterances also selects their
 recordings (through ``segments``) and speakers (through ``utt2spk``). ``spk2utt`` is always re-derived from
-``utt2spk``. Values are copied as text, so nothing is reformatted on the way. Outputs are written atomically.
+``utt2spk``. Values are copied as text, so nothing is reformatted on the way. Subset, combine and split write a
+new dir that replaces an earlier one whole, once complete; fix rewrites its dir in place, each file atomically.
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from uattr.data.kaldi import (
+    ONE_TOKEN_FILES,
+    DataDir,
     allows_empty_value,
     format_number,
     key_kind,
     parse_segment,
+    read_float_table,
+    read_segments,
     read_spk2utt,
+    read_token_table,
     table_files,
     write_data_dir,
 )
-from uattr.errors import DataError
+from uattr.errors import ConfigError, DataError
 from uattr.fileio import atomic_dir, iter_table, read_table
 
 logger = logging.getLogger(__name__)
@@ -37,15 +43,22 @@ BACKUP_DIR = ".backup"
 def read_tables(path: str | os.PathLike) -> Tables:
     """Every id-keyed table of data dir ``path``, strictly read (duplicate ids and missing values are errors)."""
     path = _data_dir(path)
-    tables = {name: read_table(path / name, allow_empty_value=allows_empty_value(name)) for name in table_files(path)}
+    tables = {name: _read_strictly(path / name) for name in table_files(path)}
     if "utt2spk" in tables:  # every operation looks speakers up through it
         _check_covers(tables, "utt2spk", path)
-    _check_segments(tables, path)
+    if "segments" in tables:  # values are copied as text: a malformed line would reach every output dir
+        read_segments(path / "segments")
     return tables
 
 
+def _read_strictly(path: Path) -> dict[str, str]:
+    if path.name in ONE_TOKEN_FILES:
+        return read_token_table(path, ONE_TOKEN_FILES[path.name])
+    return read_table(path, allow_empty_value=allows_empty_value(path.name))
+
+
 def _check_segments(tables: Tables, path: str | os.PathLike) -> None:
-    """Values are copied as text, but a malformed ``segments`` line would be copied into every output dir."""
+    """A wrong time in ``segments`` (read leniently by :func:`fix_data_dir`) cannot be fixed automatically."""
     for utt, value in tables.get("segments", {}).items():
         parse_segment(value, f"{path}/segments: id '{utt}'")
 
@@ -89,8 +102,27 @@ def select(tables: Mapping[str, Mapping[str, str]], utts: Iterable[str]) -> Tabl
 
 
 def write_tables(path: str | os.PathLike, tables: Mapping[str, Mapping[str, str]]) -> Path:
-    """Write the tables as a data dir (``spk2utt`` derived from ``utt2spk``)."""
+    """Write the tables into a data dir (``spk2utt`` derived from ``utt2spk``), each file atomically."""
     return write_data_dir(path, tables={name: table for name, table in tables.items() if name != "spk2utt"})
+
+
+def write_new_data_dir(path: str | os.PathLike, tables: Mapping[str, Mapping[str, str]]) -> Path:
+    """Write the tables as the whole data dir ``path``, swapped in only when complete.
+
+    A data dir already at ``path`` is replaced, not written into: its other tables (an ``utt2dur``, a
+    ``segments``) would describe other utterances, as Kaldi's combine_data.sh avoids by removing it first. Anything
+    else at ``path`` (a file, a folder that is not a data dir) is refused rather than replaced.
+    """
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and (_is_data_dir(path) or not any(path.iterdir()))):
+        raise DataError(f"{path}: exists and is not a data dir (no wav.scp); refusing to replace it")
+    with atomic_dir(path) as staging:
+        write_tables(staging, tables)
+    return path
+
+
+def _is_data_dir(path: Path) -> bool:
+    return (path / "wav.scp").is_file() or (path / "text").is_file()
 
 
 # ----------------------------------------------------------------------------------------------------------- fix
@@ -114,7 +146,7 @@ class FixReport:
         for name, count in sorted(self.duplicate_lines.items()):
             lines.append(f"  {name}: removed {count} repeated line(s)")
         for name, count in sorted(self.malformed_lines.items()):
-            lines.append(f"  {name}: removed {count} line(s) without a value")
+            lines.append(f"  {name}: removed {count} line(s) without a value (or with more than one)")
         return "\n".join(lines)
 
 
@@ -151,6 +183,10 @@ def fix_data_dir(path: str | os.PathLike) -> FixReport:
             utt for utt, value in tables["segments"].items() if value.split()[0] not in tables["wav.scp"]
         )
     kept = everyone.difference(*missing_from.values())
+    if not kept:  # as Kaldi's fix_data_dir.sh: emptying the dir would fix nothing
+        lacking = "; ".join(f"{len(ids)} not in {name}, e.g. '{ids[0]}'" for name, ids in sorted(missing_from.items())
+                            if ids)
+        raise DataError(f"{path}: no utterance is in every file ({lacking}); nothing changed")
 
     backup = path / BACKUP_DIR
     if backup.is_dir():  # an earlier (perhaps interrupted) fix: its backup holds the files as they first were
@@ -172,13 +208,15 @@ def fix_data_dir(path: str | os.PathLike) -> FixReport:
 
 
 def _read_leniently(path: Path) -> tuple[dict[str, str], int, int]:
-    """Read a table tolerating repeated identical lines and value-less lines (counted, not kept)."""
+    """Read a table tolerating repeated identical lines and lines without a value, or with more than one where one
+    token belongs (counted, not kept)."""
     table: dict[str, str] = {}
     first_line: dict[str, int] = {}
     duplicates = malformed = 0
     needs_value = not allows_empty_value(path.name)
+    one_token = path.name in ONE_TOKEN_FILES
     for number, key, value in iter_table(path):
-        if needs_value and not value:
+        if (needs_value and not value) or (one_token and len(value.split()) > 1):
             malformed += 1
         elif key in table:
             if table[key] != value:
@@ -215,6 +253,7 @@ def subset_data_dir(
     for option, count in (("--per-lang", per_language), ("--per-spk", per_speaker), ("--first", first)):
         if count is not None and count < 1:
             raise DataError(f"subset: {option} must be at least 1, got {count}")
+    _require_other_dir(dst, [src])
     tables = read_tables(src)
     utts = utterances_of(tables)
     if utt_list is not None:
@@ -240,9 +279,16 @@ def subset_data_dir(
         utts = utts[:first]
     if not utts:
         raise DataError(f"{src}: the subset is empty; nothing written to {dst}")
-    write_tables(dst, select(tables, utts))
+    write_new_data_dir(dst, select(tables, utts))
     logger.info("wrote %d of %d utterances of %s to %s", len(utts), len(utterances_of(tables)), src, dst)
     return utts
+
+
+def _require_other_dir(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike]) -> None:
+    """The output replaces ``dst`` whole: it must not be one of the inputs."""
+    for src in srcs:
+        if Path(dst).resolve() == Path(src).resolve():
+            raise DataError(f"{dst}: the output dir is also an input; write to another dir")
 
 
 def _required(tables: Tables, name: str, src: str | os.PathLike, option: str) -> dict[str, str]:
@@ -276,6 +322,7 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike])
     """
     if not srcs:
         raise DataError("combine: no source data dirs given")
+    _require_other_dir(dst, srcs)
     sources = [(Path(src), read_tables(src)) for src in srcs]
     if any("segments" in tables for _, tables in sources):
         for _, tables in sources:
@@ -301,7 +348,7 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike])
                 merged[key] = value
                 origin[key] = src
         combined[name] = merged
-    write_tables(dst, combined)
+    write_new_data_dir(dst, combined)
     logger.info("combined %d data dirs into %s (%d utterances)", len(srcs), dst, len(utterances_of(combined)))
     return Path(dst)
 
@@ -339,7 +386,7 @@ def split_data_dir(src: str | os.PathLike, num_parts: int, *, per_utterance: boo
     parts = []
     for index, (begin, end) in enumerate(_balanced_runs([len(group) for group in groups], num_parts), start=1):
         part = src / split_dir_name(num_parts, per_utterance) / str(index)
-        write_tables(part, select(tables, [utt for group in groups[begin:end] for utt in group]))
+        write_new_data_dir(part, select(tables, [utt for group in groups[begin:end] for utt in group]))
         parts.append(part)
     logger.info("split %s into %d parts under %s", src, num_parts, parts[0].parent)
     return parts
@@ -377,11 +424,14 @@ def compute_durations(path: str | os.PathLike, *, force: bool = False, num_threa
     """
     from uattr.data.audio import AudioSource
 
+    if num_threads < 1:
+        raise ConfigError(f"compute-durations: the number of threads must be at least 1, got {num_threads}")
     path = _data_dir(path)
-    source = AudioSource(path)
+    # Without utt2dur: it is this tool's output, which --force must be able to replace when it is broken.
+    source = AudioSource(DataDir.load(path, durations=False))
     if not force and _covers(path / "utt2dur", source.ids) and _covers(path / "utt2num_samples", source.ids):
         logger.info("%s/utt2dur and utt2num_samples are complete; skipping (--force recomputes)", path)
-        return {utt: float(value) for utt, value in read_table(path / "utt2dur").items()}
+        return read_float_table(path / "utt2dur")
     measured = source.measure_all(num_threads)
     write_data_dir(
         path,
@@ -394,4 +444,8 @@ def compute_durations(path: str | os.PathLike, *, force: bool = False, num_threa
 
 
 def _covers(path: Path, ids: Sequence[str]) -> bool:
-    return path.is_file() and sorted(read_table(path)) == sorted(ids)
+    """Whether the numeric table ``path`` holds exactly ``ids`` (a malformed one does not: it is recomputed)."""
+    try:
+        return path.is_file() and sorted(read_float_table(path)) == sorted(ids)
+    except DataError:
+        return False
