@@ -332,6 +332,16 @@ def test_merge_refuses_an_unfinished_job(data_dir, tmp_path):
         merge_split(tmp_path, 2)
 
 
+def test_a_merge_of_the_wrong_number_of_jobs_leaves_the_merged_table_alone(data_dir, tmp_path):
+    for job in (1, 2):
+        extract_teacher(ToyTextTeacher(), data_dir, tmp_path, job=job, num_jobs=2, show_progress=False)
+    merge_split(tmp_path, 2)
+    merged = load(tmp_path)
+    with pytest.raises(DataError, match=r"split3/1: table is not complete .*\(3 of 3 job tables are not\)"):
+        merge_split(tmp_path, 3)
+    assert table_is_complete(tmp_path) and sorted(load(tmp_path)) == sorted(merged)
+
+
 def test_missing_text_entries_are_listed(tmp_path):
     data = make_data_dir(tmp_path)
     write_table(data / "text.en", {u: v[4] for u, v in UTTERANCES.items() if u not in ("spkA-u2", "spkB-u3")})

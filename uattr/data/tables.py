@@ -390,7 +390,13 @@ def merge_split(out_dir: PathLike, num_jobs: int) -> Path:
     """Join the tables of jobs ``1..num_jobs`` (``<out>/split<N>/<i>``) into ``out_dir``."""
     out_dir = Path(out_dir)
     parts = [job_dir(out_dir, job, num_jobs) for job in range(1, num_jobs + 1)]
-    part_ids = [key for part in parts if table_is_complete(part) for key in table_ids(part)]
+    unfinished = [part for part in parts if not table_is_complete(part)]
+    if unfinished:  # before anything is compared with the merged table: a wrong N must not discard it
+        raise DataError(
+            f"{unfinished[0]}: table is not complete (no {SCP_NAME} + {META_NAME}); did its job finish? "
+            f"({len(unfinished)} of {num_jobs} job tables are not)"
+        )
+    part_ids = [key for part in parts for key in table_ids(part)]
     if keep_current_table(out_dir, part_ids):
         logger.info("%s: merged table already complete; nothing to do", out_dir)
         return out_dir
