@@ -146,7 +146,7 @@ def time_steps(trainer: Trainer, batches: list[dict[str, Any]], warmup: int) -> 
     for index, batch in enumerate(batches):
         synchronize(trainer.device)
         started = time.perf_counter()
-        trainer._forward_backward(batch, sync=True)
+        trainer._forward_backward(batch, micro_batches=1, sync=True)
         trainer._update()
         synchronize(trainer.device)
         if index >= warmup:
