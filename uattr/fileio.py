@@ -41,7 +41,9 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """A temporary name beside ``path`` for a writer that takes a file name; renamed over ``path`` only if the
     block succeeds, once its data is on disk."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():  # else the rename at the end fails, naming the temporary file
+        raise DataError(f"{path}: is a directory; give the output a file name")
+    _make_parent(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -56,6 +58,13 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         raise
 
 
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise DataError(f"{path}: cannot make its folder, {error.filename} is a file") from None
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside ``path`` and rename it over ``path`` only if the block succeeds."""
@@ -67,7 +76,7 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: str | None = "utf-8"
 def atomic_dir(path: PathLike) -> Iterator[Path]:
     """Yield an empty folder beside ``path`` to fill; it replaces ``path`` (whole) only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     old = None
     try:
@@ -81,6 +90,14 @@ def atomic_dir(path: PathLike) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old)
+
+
+def require_replaceable(path: PathLike, marker: str, what: str) -> None:
+    """An output that replaces the folder ``path`` whole (:func:`atomic_dir`) may replace an earlier one of its
+    kind (which holds ``marker``) or an empty folder, nothing else: a mistyped output path must not delete data."""
+    path = Path(path)
+    if path.exists() and not (path.is_dir() and ((path / marker).is_file() or not any(path.iterdir()))):
+        raise DataError(f"{path}: exists and is not a {what} (no {marker}); refusing to replace it")
 
 
 def read_text(path: PathLike, what: str = "file") -> str:

@@ -18,7 +18,10 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="YAML with upstream, attributes (and loss_weighting)")
-    parser.add_argument("--out", required=True, help="model dir to write (config.yaml, model.safetensors, README.md)")
+    parser.add_argument(
+        "--out", required=True, help="model dir to write (config.yaml, model.safetensors, README.md); replaces an "
+        "earlier model dir, nothing else"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the branches' initialisation (default: 0)")
 
 
@@ -26,9 +29,10 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from uattr.config import from_dict, load_yaml
-    from uattr.fileio import atomic_dir
-    from uattr.model import ModelConfig, UnifiedEncoder
+    from uattr.fileio import atomic_dir, require_replaceable
+    from uattr.model import WEIGHTS_FILE, ModelConfig, UnifiedEncoder
 
+    require_replaceable(args.out, WEIGHTS_FILE, "model dir")
     config = from_dict(ModelConfig, load_yaml(args.config))
     torch.manual_seed(args.seed)
     model = UnifiedEncoder(config)

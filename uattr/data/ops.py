@@ -31,7 +31,7 @@ from uattr.data.kaldi import (
     write_data_dir,
 )
 from uattr.errors import ConfigError, DataError
-from uattr.fileio import atomic_dir, iter_table, read_table
+from uattr.fileio import atomic_dir, iter_table, read_table, require_replaceable
 
 logger = logging.getLogger(__name__)
 
@@ -113,16 +113,10 @@ def write_new_data_dir(path: str | os.PathLike, tables: Mapping[str, Mapping[str
     ``segments``) would describe other utterances, as Kaldi's combine_data.sh avoids by removing it first. Anything
     else at ``path`` (a file, a folder that is not a data dir) is refused rather than replaced.
     """
-    path = Path(path)
-    if path.exists() and not (path.is_dir() and (_is_data_dir(path) or not any(path.iterdir()))):
-        raise DataError(f"{path}: exists and is not a data dir (no wav.scp); refusing to replace it")
+    require_replaceable(path, "wav.scp", "data dir")
     with atomic_dir(path) as staging:
         write_tables(staging, tables)
-    return path
-
-
-def _is_data_dir(path: Path) -> bool:
-    return (path / "wav.scp").is_file() or (path / "text").is_file()
+    return Path(path)
 
 
 # ----------------------------------------------------------------------------------------------------------- fix
