@@ -227,6 +227,12 @@ def test_cli_rejects_a_directory_without_a_model(tmp_path: Path, data_dir: Path)
     assert uattr_main(["extract", "--model", str(tmp_path), "--data", str(data_dir), "--out", str(tmp_path / "e")]) == 1
 
 
+def test_cli_names_a_device_it_cannot_use(model_dir: Path, data_dir: Path, tmp_path: Path, capsys) -> None:
+    argv = ["extract", "--model", str(model_dir), "--data", str(data_dir), "--out", str(tmp_path / "e")]
+    assert uattr_main([*argv, "--device", "gpu0"]) == 1
+    assert "ERROR: --device 'gpu0': " in capsys.readouterr().err
+
+
 def test_utterances_shared_by_several_data_dirs_are_encoded_once(
     model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

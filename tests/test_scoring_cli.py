@@ -125,6 +125,23 @@ def test_user_errors_are_reported_without_traceback(sv_setup, capsys):
     assert "both classes" in capsys.readouterr().err
 
 
+def test_unwritable_outputs_are_one_line_errors(sv_setup, capsys):
+    """A folder where the output file goes, or a file where its folder goes: the path and the reason, exit 1."""
+    d = sv_setup["dir"]
+    (d / "afile").write_text("")
+    trials, emb = str(d / "trials"), sv_setup["emb"]
+    for out in (d / "afile" / "scores", d):
+        capsys.readouterr()
+        assert main(["score-sv", "--trials", trials, "--emb", emb, "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and f"{out}: " in err, err
+    main(["score-sv", "--trials", trials, "--emb", emb, "--out", str(d / "scores")])
+    capsys.readouterr()
+    assert main(["plot-det", str(d / "scores"), "--out", str(d / "det.xyz")]) == 1
+    assert "det.xyz: cannot write a .xyz image; formats: " in capsys.readouterr().err
+    assert not (d / "det.xyz").exists()
+
+
 def test_plot_det(sv_setup):
     d = sv_setup["dir"]
     main(["score-sv", "--trials", str(d / "trials"), "--emb", sv_setup["emb"], "--out", str(d / "a")])
@@ -197,6 +214,20 @@ def test_score_retrieval_same_id_errors(retrieval_setup, capsys):
     argv = ["score-retrieval", "--query", retrieval_setup["query"], "--gallery", retrieval_setup["gallery"]]
     assert main(argv) == 1
     assert "not in the gallery" in capsys.readouterr().err
+
+
+def test_score_retrieval_checks_its_inputs_before_scoring(retrieval_setup, capsys, monkeypatch):
+    import uattr.bin.score_retrieval as command
+
+    d = retrieval_setup["dir"]
+    monkeypatch.setattr(command, "evaluate_retrieval", lambda *args, **kwargs: pytest.fail("scored first"))
+    argv = ["score-retrieval", "--query", retrieval_setup["query"], "--gallery", retrieval_setup["gallery"]]
+    argv += ["--query2ref", str(d / "query2ref")]
+    assert main(argv + ["--utt2lang", str(d / "nowhere")]) == 1
+    assert "nowhere: no such file" in capsys.readouterr().err
+    small = save_table(d / "g8" / "emb.scp", {f"s{i}": np.ones(8, dtype=np.float32) for i in range(10)})
+    assert main(argv[:3] + ["--gallery", small, "--query2ref", str(d / "query2ref")]) == 1
+    assert f"{retrieval_setup['query']}: 16-d queries, but {small} holds 8-d vectors" in capsys.readouterr().err
 
 
 def test_plot_layer_weights(tmp_path):
@@ -274,8 +305,10 @@ def test_plot_layer_weights_of_a_saved_model(tmp_path):
         "semantic": AttributeConfig(dim=8),
         "speaker": AttributeConfig(dim=4, branch=BranchConfig(layer_start=2)),
     }
-    UnifiedEncoder(ModelConfig(UpstreamConfig(name=f"hf:{upstream}"), attributes)).save_pretrained(tmp_path / "model")
-    argv = ["plot-layer-weights", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "lw.png")]
+    model = UnifiedEncoder(ModelConfig(UpstreamConfig(name=f"hf:{upstream}"), attributes))
+    model.save_pretrained(tmp_path / "exp" / "model")
+    # An experiment dir, as `uattr extract --model` takes it.
+    argv = ["plot-layer-weights", "--model", str(tmp_path / "exp"), "--out", str(tmp_path / "lw.png")]
     assert main(argv + ["--json-out", str(tmp_path / "lw.json")]) == 0
     weights = json.loads((tmp_path / "lw.json").read_text())
     assert weights["speaker"]["layers"] == [2, 3] and weights["speaker"]["weights"] == pytest.approx([0.5, 0.5])

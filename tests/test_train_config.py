@@ -150,6 +150,18 @@ def test_cli_trains_with_overrides_and_refuses_bad_ones(experiment, tmp_path, ca
     assert "unknown config key 'trainer.max_stepz'" in capsys.readouterr().err
 
 
+def test_a_quiet_run_still_records_everything_in_train_log(experiment, tmp_path, capsys) -> None:
+    """-q quiets the console (no progress bar, no INFO lines); EXP/train.log is the run's record all the same."""
+    config = write_config(tmp_path / "conf.yaml", experiment)
+    exp = tmp_path / "exp"
+    capsys.readouterr()
+    assert uattr_main(["train", "-q", "--config", str(config), "--exp-dir", str(exp), "--trainer.max_steps", "2"]) == 0
+    console = capsys.readouterr()
+    assert "INFO" not in console.err and "train:" not in console.err, console.err
+    log = (exp / "train.log").read_text()
+    assert "INFO" in log and "step 2 validation" in log
+
+
 def torchrun_train(config: Path, exp: Path, *overrides: str) -> None:
     """``uattr train`` in two processes (DDP, gloo on CPU)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]

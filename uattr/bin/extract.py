@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="padded audio seconds per batch (default: 200)")
     parser.add_argument("--max-batch-size", type=int, default=64, help="utterances per batch (default: 64)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers reading audio (default: 0)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
     parser.add_argument("--job", type=int, help="this job's number, 1..--num-jobs")
     parser.add_argument("--num-jobs", type=int, help="number of split jobs")
     parser.add_argument("--merge", type=int, metavar="N", help="join the tables of N finished split jobs")
@@ -42,6 +42,7 @@ def main(args: argparse.Namespace) -> int:
     from uattr.errors import ConfigError
     from uattr.extract import RepeatedUtterances, extract_embeddings, merge_jobs, resolve_model_dir
     from uattr.model import UnifiedEncoder
+    from uattr.train.distributed import resolve_device
 
     model_dir = resolve_model_dir(args.model)
     if args.set_name and len(args.data) > 1:
@@ -54,13 +55,14 @@ def main(args: argparse.Namespace) -> int:
         for set_name in set_names:
             merge_jobs(args.out, set_name, attributes, args.merge)
         return 0
-    model = UnifiedEncoder.from_pretrained(model_dir, device=args.device)
+    device = resolve_device(args.device, option="--device")  # a device this machine lacks: a ConfigError
+    model = UnifiedEncoder.from_pretrained(model_dir, device=device)
     repeated = RepeatedUtterances(args.data) if len(args.data) > 1 else None
     for data, set_name in zip(args.data, set_names):
         tables = extract_embeddings(
             model, data, args.out, set_name=set_name, attributes=args.attributes, job=args.job,
             num_jobs=args.num_jobs, model_name=str(model_dir), max_batch_seconds=args.max_batch_seconds,
-            max_batch_size=args.max_batch_size, num_workers=args.num_workers, device=args.device,
+            max_batch_size=args.max_batch_size, num_workers=args.num_workers, device=device,
             show_progress=not args.quiet, repeated=repeated,
         )
         for attr, table in tables.items():

@@ -92,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UattrError as error:
         logger.error("%s", error)
         return 1
+    except OSError as error:  # a path the command cannot write or read: a file where a folder must be, a full disk
+        logger.error("%s%s", f"{error.filename}: " if error.filename else "", error.strerror or error)
+        return 1
     except KeyboardInterrupt:
         logger.error("interrupted")
         return 130

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from uattr.errors import ConfigError, DataError
 from uattr.scoring.metrics import error_rates
-from uattr.scoring.plots import plot_det
+from uattr.scoring.plots import image_format, plot_det
 from uattr.scoring.trials import attach_labels, read_scores, read_trials
 
 
@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
+    image_format(args.out)
     names = args.labels or [str(Path(path)) for path in args.scores]
     if len(names) != len(args.scores):
         raise ConfigError(f"{len(args.scores)} score files but {len(names)} --labels")

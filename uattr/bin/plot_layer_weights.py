@@ -14,12 +14,12 @@ import argparse
 import json
 
 from uattr.fileio import atomic_write
-from uattr.scoring.plots import plot_layer_weights, read_layer_weights, validate_layer_weights
+from uattr.scoring.plots import image_format, plot_layer_weights, read_layer_weights, validate_layer_weights
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="model directory written by save_pretrained")
+    source.add_argument("--model", help="model dir (written by save_pretrained), or an experiment dir with model/")
     source.add_argument("--json", help="layer-weight JSON file")
     parser.add_argument("--out", help="image file (.png, .pdf, .svg)")
     parser.add_argument("--json-out", help="write the weights as JSON")
@@ -28,12 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def model_layer_weights(model_dir: str) -> dict[str, dict[str, list]]:
     """The weights of a saved model (imported lazily: torch and the model code load only when needed)."""
+    from uattr.extract import resolve_model_dir
     from uattr.model import UnifiedEncoder
 
-    return validate_layer_weights(UnifiedEncoder.from_pretrained(model_dir).layer_weights(), f"{model_dir} (model)")
+    model = UnifiedEncoder.from_pretrained(resolve_model_dir(model_dir))
+    return validate_layer_weights(model.layer_weights(), f"{model_dir} (model)")
 
 
 def main(args: argparse.Namespace) -> None:
+    if args.out:
+        image_format(args.out)
     weights = model_layer_weights(args.model) if args.model else read_layer_weights(args.json)
     text = json.dumps(weights, indent=2, ensure_ascii=False) + "\n"
     if args.json_out:

@@ -87,12 +87,17 @@ def main(args: argparse.Namespace) -> None:
         raise ConfigError(f"--block-mb must be positive, got {args.block_mb}")
     queries = load_embedding_set(args.query)
     gallery = load_embedding_set(args.gallery)
+    if queries.vectors.shape[1] != gallery.vectors.shape[1]:
+        raise DataError(
+            f"{args.query}: {queries.vectors.shape[1]}-d queries, but {args.gallery} holds "
+            f"{gallery.vectors.shape[1]}-d vectors; score embeddings of one space"
+        )
     relevance = (
         relevance_from_map(args.query2ref, queries, gallery) if args.query2ref else relevance_by_id(queries, gallery)
     )
+    languages = _languages(args.utt2lang, queries.ids) if args.utt2lang else None  # read before the long scoring
     metrics = _metrics(queries.ids, queries.vectors, gallery, relevance, args)
-    if args.utt2lang:
-        languages = _languages(args.utt2lang, queries.ids)
+    if languages is not None:
         metrics["per_lang"] = {}
         for lang in sorted(set(languages)):
             rows = np.flatnonzero(languages == lang)

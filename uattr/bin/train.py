@@ -34,5 +34,5 @@ def main(args: argparse.Namespace) -> int:
     from uattr.train.trainer import train
 
     config = load_experiment_config(args.config, parse_overrides(args.overrides))
-    train(config, args.exp_dir, args.resume)
+    train(config, args.exp_dir, args.resume, show_progress=not args.quiet)
     return 0

@@ -4,7 +4,8 @@ Each problem is printed as FILE:LINE: id 'X': what is wrong. Checked: ids sorted
 and free of whitespace; the number of fields on each line; utt2spk and spk2utt agree; every id of every
 per-utterance file is an utterance of segments (or of wav.scp when there is no segments file) and every
 utterance is in every per-utterance file; segments name recordings of wav.scp, start >= 0, start < end
-(end -1 = to the end of the recording), and do not run past the recording; durations are positive numbers;
+(end -1 = to the end of the recording), and hold samples of the recording, ending at most 0.5 s past it;
+durations are positive numbers;
 every recording's audio header is readable and has the expected sample rate (ark:offset and pipe entries
 are decoded to check them; skip all audio checks with --no-audio).
 A clean dir prints a one-line summary and exits 0.
@@ -17,13 +18,20 @@ import argparse
 from uattr.data.validate import validate_data_dir
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", help="the data dir to check")
     parser.add_argument("--no-audio", action="store_true", help="do not open the audio (no header/rate checks)")
     parser.add_argument(
         "--sample-rate", type=int, default=16000, help="expected sample rate in Hz; 0 accepts any (default 16000)"
     )
-    parser.add_argument("--max-report", type=int, default=50, help="print at most this many problems (default 50)")
+    parser.add_argument("--max-report", type=_count, default=50, help="print at most this many problems (default 50)")
 
 
 def main(args: argparse.Namespace) -> int:

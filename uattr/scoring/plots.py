@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy.stats import norm
 
-from uattr.errors import DataError
+from uattr.errors import ConfigError, DataError
 from uattr.fileio import PathLike, atomic_write, read_json
 from uattr.scoring.metrics import ErrorRates, equal_error_rate
 
@@ -26,12 +26,22 @@ _DET_RESOLUTION = 0.005  # probit units: sweep points closer than this to the pr
 _DET_MAX_FLOOR = 0.05  # the axes always span at least 5%–50%, however few trials a class has
 
 
+def image_format(path: PathLike) -> str:
+    """The image format of ``path``'s extension (none: png); one the Agg canvas cannot write is a ConfigError, so
+    that a CLI can refuse it before the work of the figure."""
+    suffix = Path(path).suffix.lstrip(".").lower() or "png"
+    supported = FigureCanvasAgg.get_supported_filetypes()
+    if suffix not in supported:
+        raise ConfigError(f"{path}: cannot write a .{suffix} image; formats: {', '.join(sorted(supported))}")
+    return suffix
+
+
 def save_figure(figure: Figure, path: PathLike) -> None:
     """Render with the Agg canvas and write atomically (format from the file extension)."""
-    path = Path(path)
+    image = image_format(path)
     FigureCanvasAgg(figure)
     with atomic_write(path, "wb") as handle:
-        figure.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=150, bbox_inches="tight")
+        figure.savefig(handle, format=image, dpi=150, bbox_inches="tight")
 
 
 def _probit(p: np.ndarray, floor: float) -> np.ndarray:

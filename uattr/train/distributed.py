@@ -68,18 +68,19 @@ class DistributedContext:
         return gathered
 
 
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` → the local GPU when there is one, else the CPU; ``cuda`` → ``cuda:<local rank>``."""
+def resolve_device(spec: str, local_rank: int = 0, option: str = "trainer.device") -> torch.device:
+    """``auto`` → the local GPU when there is one, else the CPU; ``cuda`` → ``cuda:<local rank>``. A device this
+    machine lacks, or no device at all, is a ConfigError naming ``option``."""
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device '{spec}': CUDA is not available on this machine")
+        raise ConfigError(f"{option} '{spec}': CUDA is not available on this machine")
     if spec == "cuda":
         return torch.device("cuda", local_rank)
     try:
         return torch.device(spec)
     except RuntimeError as error:
-        raise ConfigError(f"trainer.device: {error}") from error
+        raise ConfigError(f"{option} '{spec}': {error}") from error
 
 
 def init_distributed(device_spec: str, timeout_minutes: float = 30.0) -> DistributedContext:

@@ -110,8 +110,10 @@ class Trainer:
         exp_dir: str | Path,
         context: DistributedContext | None = None,
         resume: ResumeMode = "auto",
+        show_progress: bool = True,
     ) -> None:
         self.context = context or DistributedContext(device=resolve_device(config.trainer.device))
+        self.show_progress = show_progress and self.context.is_main
         self.exp_dir = Path(exp_dir)
         self.checkpoint_dir = self.exp_dir / CHECKPOINT_DIR
         self.device = self.context.device
@@ -246,9 +248,11 @@ class Trainer:
                 logger.info("training already finished at step %d; %s exists", self.step, target)
                 return target
             bar = tqdm(
-                total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.context.is_main
+                total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.show_progress
             )
-            with bar as progress, logging_redirect_tqdm():
+            # Log lines go around the bar; without a bar the console handlers stay as they are (-q: warnings).
+            redirect = logging_redirect_tqdm() if self.show_progress else contextlib.nullcontext()
+            with bar as progress, redirect:
                 while not self.finished():
                     self._train_epoch(progress)
                     if self.batches_in_epoch < len(self.train_data.sampler):
@@ -520,23 +524,32 @@ def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, to
     return torch.float16, torch.amp.GradScaler("cuda")
 
 
-def train(config: ExperimentConfig, exp_dir: str | Path, resume: ResumeMode = "auto") -> Path:
+def train(
+    config: ExperimentConfig, exp_dir: str | Path, resume: ResumeMode = "auto", show_progress: bool = True
+) -> Path:
     """Set up the process group (torchrun) or a single process, train, and tear down; returns EXP/model.
 
-    Rank 0 logs to the console and ``EXP/train.log``; the other ranks only report warnings and errors.
+    Rank 0 logs to the console (at the verbosity set up before) and ``EXP/train.log`` (always every INFO line: a
+    quiet console must not leave the run without its record); the other ranks only report warnings and errors.
     """
     context = init_distributed(config.trainer.device)
     root = logging.getLogger()
     known_handlers, level = list(root.handlers), root.level
+    handler_levels = {handler: handler.level for handler in known_handlers}
     try:
         if context.is_main:
+            for handler in known_handlers:
+                handler.setLevel(max(handler.level, level))
+            root.setLevel(min(level, logging.INFO))
             add_file_handler(Path(exp_dir) / "train.log")
         else:
             root.setLevel(logging.WARNING)
-        return Trainer(config, exp_dir, context, resume).run()
+        return Trainer(config, exp_dir, context, resume, show_progress).run()
     finally:
         for handler in [h for h in root.handlers if h not in known_handlers]:
             root.removeHandler(handler)
             handler.close()
+        for handler, handler_level in handler_levels.items():
+            handler.setLevel(handler_level)
         root.setLevel(level)
         cleanup_distributed()

@@ -69,7 +69,9 @@ def create_upstream(
         if _read_spec(out_dir) == json.loads(json.dumps(spec)):
             logger.info("%s exists with the same settings; kept", out_dir)
             return out_dir
-        raise ConfigError(f"{out_dir} exists and was not made with these settings; remove it or overwrite it")
+        raise ConfigError(
+            f"{out_dir} exists and was not made with these settings; remove it, or replace it (--overwrite)"
+        )
     architecture = ARCHITECTURES[arch]
     model_overrides = dict(overrides)
     extractor_overrides = model_overrides.pop(FEATURE_EXTRACTOR_KEY, None) or {}
