@@ -177,14 +177,51 @@ def test_local_runner_runs_jobs_in_parallel_and_names_failures(tmp_path):
     assert (tmp_path / "log" / "job.3.log").read_text().splitlines()[-1].startswith("# Ended (code 1)")
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs to run two jobs at once")
+def test_local_runner_runs_a_job_per_cpu_whatever_omp_num_threads_says(tmp_path):
+    """The recipes give each split job OMP_NUM_THREADS = CPUs / jobs, which nproc reports as the CPU count."""
+    env = {**ENV, "OMP_NUM_THREADS": "1"}
+    result = run([str(UTILS / "run.sh"), "JOB=1:4", "log/job.JOB.log", *JOB_COMMAND[:2], JOB_COMMAND[2].replace(
+        "; [ JOB -ne 3 ]", "")], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert max(int((tmp_path / f"count.{i}").read_text()) for i in range(1, 5)) == 2
+
+
 def test_local_runner_single_job_and_shell_words(tmp_path):
-    result = run([str(UTILS / "run.sh"), "--gpu", "1", "log/one.log", "echo", "a  b", "|", "tr", "a-z", "A-Z"],
-                 tmp_path)
+    result = run([str(UTILS / "run.sh"), "log/one.log", "echo", "a  b", "|", "tr", "a-z", "A-Z"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "log" / "one.log").read_text().splitlines()[:3] == [
         "# echo a\\ \\ b | tr a-z A-Z", (tmp_path / "log" / "one.log").read_text().splitlines()[1], "A  B"]
     result = run([str(UTILS / "run.sh"), "log/fail.log", "false"], tmp_path)
     assert result.returncode == 1 and "job 1 failed with exit code 1; see log/fail.log" in result.stderr
+
+
+# A job that holds its GPUs (a folder per GPU) while it runs: a second job given one of them fails its mkdir.
+GPU_JOB_COMMAND = [
+    "bash", "-c",
+    "for d in ${CUDA_VISIBLE_DEVICES//,/ }; do mkdir gpu_$d || exit 1; done; sleep 0.3; "
+    "echo $CUDA_VISIBLE_DEVICES > devices.JOB; for d in ${CUDA_VISIBLE_DEVICES//,/ }; do rmdir gpu_$d; done",
+]
+
+
+@pytest.mark.parametrize(("visible", "per_job"), [("4,5,6", 1), ("0,1,2,3,7", 2)])
+def test_local_gpu_jobs_each_get_gpus_of_their_own(tmp_path, visible, per_job):
+    """Split GPU jobs (extraction, teachers) spread over the visible GPUs, never two on one GPU at a time."""
+    env = {**ENV, "CUDA_VISIBLE_DEVICES": visible}
+    result = run([str(UTILS / "run.sh"), "--gpu", str(per_job), "--max-jobs-run", "9", "JOB=1:7", "log/job.JOB.log",
+                  *GPU_JOB_COMMAND],
+                 tmp_path, env)
+    assert result.returncode == 0, result.stderr + "".join(p.read_text() for p in (tmp_path / "log").iterdir())
+    used = [(tmp_path / f"devices.{job}").read_text().split(",") for job in range(1, 8)]
+    assert all(len(devices) == per_job for devices in used)
+    gpus = visible.split(",")
+    assert {device.strip() for devices in used for device in devices} == set(gpus[: len(gpus) // per_job * per_job])
+
+
+def test_local_gpu_jobs_need_the_gpus_they_ask_for(tmp_path):
+    result = run([str(UTILS / "run.sh"), "--gpu", "2", "log/x.log", "true"], tmp_path,
+                 {**ENV, "CUDA_VISIBLE_DEVICES": "0"})
+    assert result.returncode == 1 and "--gpu 2: only 1 GPU(s) visible on" in result.stderr
 
 
 @pytest.mark.parametrize(
