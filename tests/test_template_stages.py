@@ -8,11 +8,12 @@ from pathlib import Path
 
 from corpus_layouts import copy_recipe, run_recipe_script
 
-# Logs every call; fails the subcommand named by $FAIL_SUB; `train` saves a model, `compute-metrics` and
+# Logs every call (and the GPUs it sees to $UATTR_GPUS, then runs 0.5 s so that jobs overlap); fails the subcommand named by $FAIL_SUB; `train` saves a model, `compute-metrics` and
 # `score-retrieval` write their --out, `results` copies the --stage-times file it is given into its --out.
 FAKE_UATTR = """\
     #!/usr/bin/env bash
     echo "$*" >> "${UATTR_CALLS}"
+    [ -n "${UATTR_GPUS:-}" ] && { echo "${CUDA_VISIBLE_DEVICES-none} $*" >> "${UATTR_GPUS}"; sleep 0.5; }
     [ "$1" = "${FAIL_SUB:-}" ] && { echo "fake failure of $1" >&2; exit 3; }
     sub=$1
     while [ $# -gt 0 ]; do
@@ -59,6 +60,19 @@ def test_teacher_conf_last_line_without_newline_is_read(tmp_path: Path) -> None:
     teachers = [call for call in calls if call.startswith("extract-teacher")]
     assert len(teachers) == 2, calls
     assert "--teacher b --data data/dev" in teachers[1]
+
+
+def test_split_jobs_on_a_gpu_get_one_each(tmp_path: Path) -> None:
+    """A teacher (or extraction) on cuda, split into --nj jobs: each job sees one GPU of its own."""
+    recipe, env = _recipe(tmp_path)
+    (recipe / "conf" / "teachers.txt").write_text("speaker train --teacher a --device cuda\nsemantic train --teacher b\n")
+    seen = tmp_path / "gpus.txt"
+    status, output, _ = _run(recipe, env, "--stage", "2", "--stop_stage", "2", "--nj", "2", UATTR_GPUS=str(seen),
+                             CUDA_VISIBLE_DEVICES="6,7")
+    assert status == 0, output
+    jobs = [line.split(" ", 1) for line in seen.read_text().splitlines() if "--num-jobs" in line]
+    assert sorted(gpus for gpus, call in jobs if "--teacher a" in call) == ["6", "7"]
+    assert [gpus for gpus, call in jobs if "--teacher b" in call] == ["6,7", "6,7"]  # a CPU teacher: untouched
 
 
 def test_failing_results_leaves_stage_6_not_done(tmp_path: Path) -> None:

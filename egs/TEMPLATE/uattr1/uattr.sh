@@ -16,7 +16,7 @@ SECONDS=0
 # General options
 stage=1                # first stage to run
 stop_stage=100         # last stage to run
-nj=2                   # parallel jobs for data preparation, teachers and extraction
+nj=2                   # parallel jobs for teachers and extraction (data preparation: --data_opts "--nj N")
 ngpu=0                 # GPUs per training job (0 = CPU); >1 launches torchrun (DDP)
 num_nodes=1            # nodes per training job (>1 needs a Slurm cmd.sh: srun + torchrun rendezvous)
 data_opts=""           # options passed to local/data.sh
@@ -62,7 +62,7 @@ Usage: $0 [options]
 General options:
   --stage          # first stage (default: ${stage})
   --stop_stage     # last stage (default: ${stop_stage})
-  --nj             # parallel jobs for data, teachers, extraction (default: ${nj})
+  --nj             # parallel jobs for teachers and extraction; a GPU each on cuda (default: ${nj})
   --ngpu           # GPUs per training job; >1 = torchrun DDP (default: ${ngpu})
   --num_nodes      # nodes per training job, Slurm only (default: ${num_nodes})
   --data_opts      # options for local/data.sh (default: "${data_opts}")
@@ -170,17 +170,22 @@ table_dim() {  # emb.scp
 }
 
 # Run a `uattr` subcommand that supports --job/--num-jobs/--merge as ${nj} jobs through ${decode_cmd}
-# (each with its share of the CPU threads), then merge; with nj=1 run it directly.
-run_split() {  # logdir subcommand args...
-  local logdir=$1
-  shift
+# (each with its share of the CPU threads, and a GPU of its own when it runs on one), then merge; with nj=1 run
+# it directly.
+run_split() {  # logdir gpus_per_job subcommand args...
+  local logdir=$1 gpus=$2
+  shift 2
   if [ "${nj}" -le 1 ]; then
     uattr "$@"
   else
     OMP_NUM_THREADS=$(( $(nproc) / nj > 0 ? $(nproc) / nj : 1 )) \
-      ${decode_cmd} JOB=1:"${nj}" "${logdir}/job.JOB.log" uattr "$@" --job JOB --num-jobs "${nj}"
+      ${decode_cmd} --gpu "${gpus}" JOB=1:"${nj}" "${logdir}/job.JOB.log" uattr "$@" --job JOB --num-jobs "${nj}"
     uattr "$@" --merge "${nj}"
   fi
+}
+# 1 when a device option names a GPU (cuda, cuda:N), else 0.
+gpus_for() {  # device
+  if [[ $1 == cuda* ]]; then echo 1; else echo 0; fi
 }
 
 # Fields of the retrieval task list, without comments: "<name> <attr> <query_set> <kind> <gallery_set> <map>".
@@ -209,9 +214,10 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     data_dirs=()
     for set in ${sets//,/ }; do data_dirs+=("data/${set}"); done
     log "  ${attr} (${sets}): uattr extract-teacher ${opts}"
+    teacher_device=$(sed -n 's/.*--device[= ]\([^ ]*\).*/\1/p' <<< "${opts}")
     # shellcheck disable=SC2086
-    run_split "${dumpdir}/teacher/${attr}/log" extract-teacher ${opts} --data "${data_dirs[@]}" \
-      --out "${dumpdir}/teacher/${attr}/{set}"
+    run_split "${dumpdir}/teacher/${attr}/log" "$(gpus_for "${teacher_device}")" extract-teacher ${opts} \
+      --data "${data_dirs[@]}" --out "${dumpdir}/teacher/${attr}/{set}"
   done < "${teacher_conf}"
   stage_done 2 teachers
 fi
@@ -285,7 +291,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
   split_opts extract_args "${extract_opts}"
   for system in ${all_systems}; do
     log "Stage 4: ${system}: embeddings of ${extract_sets}"
-    run_split "${expdir}/${system}/emb/log" extract --model "$(model_dir "${system}")" \
+    run_split "${expdir}/${system}/emb/log" "$(gpus_for "${device}")" extract --model "$(model_dir "${system}")" \
       --data "${extract_dirs[@]}" --out "${expdir}/${system}/emb" --device "${device}" "${extract_args[@]}"
   done
   stage_done 4 extract

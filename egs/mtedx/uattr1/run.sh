@@ -7,7 +7,9 @@
 set -euo pipefail
 
 # The release's FLAC rate is not guaranteed to be 16 kHz: audio is resampled when loaded, so any rate is valid.
+# Extraction on a GPU, as the teachers in conf/teachers.txt (--device cpu runs it on the CPU).
 ./uattr.sh \
+  --device cuda \
   --valid_set "" \
   --test_sets "" \
   --sv_sets "" \

@@ -6,7 +6,9 @@
 #   ./run.sh --external_model ... --stage 4 --sv_sets voxceleb1_test:trials_o --sv_cohort voxceleb1_cohort
 set -euo pipefail
 
+# Extraction on a GPU, as the teachers in conf/teachers.txt (--device cpu runs it on the CPU).
 ./uattr.sh \
+  --device cuda \
   --valid_set "" \
   --test_sets "" \
   --teacher_conf conf/teachers.txt \

@@ -5,7 +5,9 @@
 #   ./run.sh --external_model ../../commonvoice/uattr1/exp/sem_spk_w2vbert/model
 set -euo pipefail
 
+# Extraction on a GPU, as the teachers in conf/teachers.txt (--device cpu runs it on the CPU).
 ./uattr.sh \
+  --device cuda \
   --valid_set "" \
   --test_sets "" \
   --sv_sets "" \
