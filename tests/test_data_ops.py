@@ -191,6 +191,13 @@ def test_combine_rejects_duplicate_utterances(data, tmp_path):
         combine_data_dirs(tmp_path / "all", [tmp_path / "a", tmp_path / "b"])
 
 
+def test_combine_rejects_an_utterance_in_two_sources_even_when_wav_scp_alone_lists_it(tmp_path):
+    for name in ("a", "b"):
+        write_data_dir(tmp_path / name, wav_scp={"u1": "same.wav", f"{name}2": f"{name}2.wav"})
+    with pytest.raises(DataError, match=r"b/wav\.scp: utterance 'u1' is also in .*a/wav\.scp"):
+        combine_data_dirs(tmp_path / "ab", [tmp_path / "a", tmp_path / "b"])
+
+
 def test_combine_mixed_segments_and_partial_files(tmp_path, caplog):
     write_data_dir(tmp_path / "a", wav_scp={"r1": "r1.wav"}, segments={"a1": Segment("r1", 0, 1)},
                    text={"a1": "x"})

@@ -113,6 +113,11 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
         "{d}/wav.scp:5: id 'spkC-u1': sample rate is 8000 Hz, expected 16000 Hz",
     ),
     "no wav.scp": (lambda d: (d / "wav.scp").unlink(), "{d}/wav.scp: missing: every data dir needs wav.scp"),
+    "empty": (
+        lambda d: [(d / name).write_text("") for name in ("wav.scp", "utt2spk", "spk2utt", "text", "text.en",
+                                                           "utt2lang", "utt2gender")],
+        "{d}/wav.scp: no utterance: the data dir is empty",
+    ),
     "byte-order mark": (
         lambda d: (d / "utt2spk").write_bytes(b"\xef\xbb\xbf" + (d / "utt2spk").read_bytes()),
         "{d}/utt2spk:1: starts with a UTF-8 byte-order mark; remove it",

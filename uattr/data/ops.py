@@ -322,6 +322,10 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike])
         for _, tables in sources:
             tables.setdefault("segments", {utt: f"{utt} 0 -1" for utt in tables["wav.scp"]})
     names = sorted(set().union(*(tables for _, tables in sources)) - {"spk2utt"})
+    # Without segments, wav.scp's ids are the utterances: one in two sources is an utterance listed twice.
+    utterance_keyed = {name for name in names if key_kind(name) == "utterance"}
+    if "segments" not in names:
+        utterance_keyed.add("wav.scp")
     combined: Tables = {}
     for name in names:
         lacking = [str(src) for src, tables in sources if name not in tables]
@@ -332,7 +336,7 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike])
         origin: dict[str, Path] = {}
         for src, tables in sources:
             for key, value in tables[name].items():
-                if key in merged and key_kind(name) == "utterance":
+                if key in merged and name in utterance_keyed:
                     raise DataError(
                         f"{src}/{name}: utterance '{key}' is also in {origin[key]}/{name}; "
                         f"utterance ids must be unique across the combined dirs"

@@ -276,6 +276,8 @@ def validate_data_dir(path: str | os.PathLike, *, check_audio: bool = True, samp
     segment_table = tables.get("segments")
     segments = validator.check_segments(segment_table, wav_scp) if segment_table else None
     utterances = segment_table or wav_scp
+    if not utterances.rows:
+        validator.add(utterances.path, None, None, "no utterance: the data dir is empty")
 
     for name, table in tables.items():
         kind = key_kind(name)
