@@ -254,9 +254,9 @@ class AudioSource:
         """``(duration in seconds, number of samples at the recording's own rate)`` from headers and segments: the
         samples :meth:`load` reads, so a segment that cannot be loaded is an AudioError here too."""
         entry, start, end = self.locate(utt_id)
-        first, last = segment_frames(self.info(utt_id), start, end, entry, utt_id)
-        frames = last - first
-        return frames / self.info(utt_id).sample_rate, frames
+        info = self.info(utt_id)
+        first, last = segment_frames(info, start, end, entry, utt_id)
+        return (last - first) / info.sample_rate, last - first
 
     def measure_all(self, num_threads: int = 8) -> dict[str, tuple[float, int]]:
         """:meth:`measure` of every utterance; recordings are probed once each, ``num_threads`` at a time."""
