@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -216,6 +217,25 @@ def test_local_gpu_jobs_each_get_gpus_of_their_own(tmp_path, visible, per_job):
     assert all(len(devices) == per_job for devices in used)
     gpus = visible.split(",")
     assert {device.strip() for devices in used for device in devices} == set(gpus[: len(gpus) // per_job * per_job])
+
+
+def test_local_gpu_jobs_find_the_gpus_with_nvidia_smi(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    write_script(fake / "nvidia-smi", "#!/usr/bin/env bash\nprintf '0\\n1\\n'\n")
+    env = {key: value for key, value in ENV.items() if key != "CUDA_VISIBLE_DEVICES"}
+    env["PATH"] = f"{fake}{os.pathsep}{env['PATH']}"
+    result = run([str(UTILS / "run.sh"), "--gpu", "1", "--max-jobs-run", "9", "JOB=1:4", "log/job.JOB.log",
+                  *GPU_JOB_COMMAND], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert {(tmp_path / f"devices.{job}").read_text().strip() for job in range(1, 5)} == {"0", "1"}
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine lists its GPUs")
+def test_local_gpu_jobs_without_a_gpu_list_see_every_gpu(tmp_path):
+    env = {key: value for key, value in ENV.items() if key != "CUDA_VISIBLE_DEVICES"}
+    result = run([str(UTILS / "run.sh"), "--gpu", "1", "log/x.log", "true"], tmp_path, env)
+    assert result.returncode == 0 and "nvidia-smi lists the GPUs; every job sees every GPU" in result.stderr
 
 
 def test_local_gpu_jobs_need_the_gpus_they_ask_for(tmp_path):

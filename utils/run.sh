@@ -39,14 +39,18 @@ slots=${max_jobs_run}
 if [ "${gpu}" -gt 0 ]; then
   if [ -n "${CUDA_VISIBLE_DEVICES+set}" ]; then
     IFS=, read -r -a gpus <<< "${CUDA_VISIBLE_DEVICES}"
-  else
+  elif command -v nvidia-smi > /dev/null; then
     mapfile -t gpus < <(nvidia-smi --query-gpu=index --format=csv,noheader 2> /dev/null || true)
+  else
+    echo "$0: warning: --gpu ${gpu}: neither CUDA_VISIBLE_DEVICES nor nvidia-smi lists the GPUs; every job sees" \
+      "every GPU" >&2
+    gpu=0
   fi
-  if [ "${#gpus[@]}" -lt "${gpu}" ]; then
+  if [ "${gpu}" -gt 0 ] && [ "${#gpus[@]}" -lt "${gpu}" ]; then
     echo "$0: --gpu ${gpu}: only ${#gpus[@]} GPU(s) visible on $(hostname) (CUDA_VISIBLE_DEVICES or nvidia-smi)" >&2
     exit 1
   fi
-  slots=$(( ${#gpus[@]} / gpu < max_jobs_run ? ${#gpus[@]} / gpu : max_jobs_run ))
+  [ "${gpu}" -gt 0 ] && slots=$(( ${#gpus[@]} / gpu < max_jobs_run ? ${#gpus[@]} / gpu : max_jobs_run ))
 fi
 slot_devices() {  # slot → its comma-separated GPUs
   local first=$(( $1 * gpu ))
