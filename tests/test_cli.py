@@ -39,6 +39,7 @@ def test_python_dash_m_uattr_is_the_command() -> None:
 
 
 def test_init_model_replaces_an_earlier_model_dir_and_nothing_else(tmp_path, capsys) -> None:
+    from uattr.model import safetensors_sha256
     from uattr.upstream.create import create_upstream
 
     upstream = create_upstream(
@@ -50,9 +51,9 @@ def test_init_model_replaces_an_earlier_model_dir_and_nothing_else(tmp_path, cap
     )
     argv = ["init-model", "--config", str(tmp_path / "model.yaml")]
     assert main([*argv, "--out", str(tmp_path / "model")]) == 0
-    weights = (tmp_path / "model" / "model.safetensors").read_bytes()
+    weights = safetensors_sha256(tmp_path / "model" / "model.safetensors")
     assert main([*argv, "--out", str(tmp_path / "model")]) == 0  # a re-run: the same model again
-    assert (tmp_path / "model" / "model.safetensors").read_bytes() == weights
+    assert safetensors_sha256(tmp_path / "model" / "model.safetensors") == weights
     data = tmp_path / "data"
     data.mkdir()
     (data / "wav.scp").write_text("u1 u1.wav\n")

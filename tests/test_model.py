@@ -19,7 +19,7 @@ from uattr.branch import BranchConfig
 from uattr.config import from_dict
 from uattr.errors import ConfigError, DataError
 from uattr.losses import LossConfig
-from uattr.model import ModelConfig, UnifiedEncoder
+from uattr.model import ModelConfig, UnifiedEncoder, safetensors_sha256
 from uattr.upstream.base import Upstream, UpstreamConfig
 
 SAMPLES_PER_FRAME = 80
@@ -313,6 +313,21 @@ def test_save_and_load_round_trip_gives_identical_embeddings(tiny_encoder_dir: P
                      "model: all-MiniLM-L6-v2", f"hf:{tiny_encoder_dir}", "## Layer weights", "from_pretrained",
                      "Encoder architecture: `upstream/`"]:
         assert expected in card
+
+
+def test_the_weights_digest_is_that_of_the_weights_not_of_the_files_bytes(tmp_path: Path) -> None:
+    """safetensors writes its metadata map in a random order: saves of one model differ in bytes now and then,
+    and a digest of the bytes would make extraction redo the tables of a model saved again (init-model re-runs)."""
+    model = _model()
+    digests = set()
+    for save in range(8):
+        model.save_pretrained(tmp_path / f"m{save}")
+        digests.add(safetensors_sha256(tmp_path / f"m{save}" / "model.safetensors"))
+    assert len(digests) == 1
+    with torch.no_grad():
+        next(model.parameters()).add_(1e-3)
+    model.save_pretrained(tmp_path / "changed")
+    assert safetensors_sha256(tmp_path / "changed" / "model.safetensors") not in digests
 
 
 @pytest.mark.parametrize("source", ["hf_folder", "hf_hub_id", "s3prl_hf_custom"])

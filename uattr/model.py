@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import re
@@ -55,6 +56,18 @@ class ModelConfig:
     upstream: UpstreamConfig
     attributes: dict[str, AttributeConfig]
     loss_weighting: Literal["fixed", "uncertainty"] = "fixed"
+
+
+def safetensors_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a safetensors file's header (keys sorted) and tensor data: safetensors writes its metadata map in
+    a random order, so two saves of the same weights may differ in their bytes but never in this digest."""
+    with open(path, "rb") as weights:
+        header_size = int.from_bytes(weights.read(8), "little")
+        header = json.loads(weights.read(header_size))
+        digest = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class UnifiedEncoder(nn.Module):
@@ -173,11 +186,7 @@ class UnifiedEncoder(nn.Module):
         """SHA-256 of the model.safetensors this model was loaded from (None if not loaded from a folder): what
         tells embeddings of a retrained model from those of the one it replaced in the same folder."""
         if self.source is not None and self._weights_sha256 is None:
-            digest = hashlib.sha256()
-            with open(Path(self.source) / WEIGHTS_FILE, "rb") as weights:
-                for block in iter(lambda: weights.read(1 << 20), b""):
-                    digest.update(block)
-            self._weights_sha256 = digest.hexdigest()
+            self._weights_sha256 = safetensors_sha256(Path(self.source) / WEIGHTS_FILE)
         return self._weights_sha256
 
     def layer_weights(self) -> dict[str, dict[str, list]]:
