@@ -4,7 +4,8 @@
 
 An utterance id found in two sources is an error; recording and speaker tables may repeat an id with the same
 value. A file missing from some sources is left out with a warning. When only some sources have segments, the
-others get whole-recording segments (utt utt 0 -1).
+others get whole-recording segments (utt utt 0 -1). The destination replaces an earlier data dir there whole
+(once complete), as Kaldi's script removes it first; anything else there, or a source, is refused.
 """
 
 from __future__ import annotations

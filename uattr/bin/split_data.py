@@ -2,7 +2,7 @@
 
 By default every speaker stays within one part (needs utt2spk); --per-utt splits by utterance, as Kaldi's
 split_data.sh --per-utt does (into DIR/splitNutt/). Parts are contiguous in sorted order and balanced by
-number of utterances. A job then reads DIR/splitN/JOB.
+number of utterances. A job then reads DIR/splitN/JOB; each part replaces the one of an earlier split whole.
 """
 
 from __future__ import annotations

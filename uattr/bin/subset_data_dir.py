@@ -2,7 +2,8 @@
 
 Filters combine, applied in this order: --utt-list, --langs, --per-lang, --per-spk, --first. "First" means in
 sorted id order, so subsets are deterministic. Every per-utterance, per-recording and per-speaker file is
-subset consistently; spk2utt is re-derived.
+subset consistently; spk2utt is re-derived. The output replaces an earlier data dir there whole (once complete);
+anything else there, or the input itself, is refused.
 
   uattr subset-data-dir --per-spk 10 data/train data/train_10perspk
   uattr subset-data-dir --langs en,fr --first 1000 data/train data/train_enfr_1k
