@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from corpus_layouts import (
@@ -14,6 +16,7 @@ from corpus_layouts import (
     retrieval_task_lines,
     run_recipe_script,
     write_lines,
+    write_tone,
 )
 from uattr.corpora.commonvoice import prepare_commonvoice, speaker_ids
 from uattr.errors import DataError
@@ -130,6 +133,27 @@ def test_byte_order_mark_before_the_header_is_ignored(tmp_path):
     assert read_table(tmp_path / "data" / "train" / "utt2dur")[f"{A}-common_voice_fr_1"] == "1"  # the table's
     dev = read_table(tmp_path / "data" / "dev" / "text")
     assert dev == {"dddddddddddddddd-common_voice_fr_6": "Une phrase de dev."}
+
+
+def test_dev_and_test_trials_pair_the_clips_of_each_speaker(tmp_path, caplog):
+    """Every same-speaker pair and as many other pairs; a set without a speaker of two clips gets no list."""
+    root = make_commonvoice(tmp_path / "cv")
+    write_tone(root / "fr" / "clips" / "common_voice_fr_9.mp3", 1.0, 48000, 9)
+    _append_row(root / "fr" / "dev.tsv", CV_CLIENTS["D"], "common_voice_fr_9.mp3", "Encore une phrase.")
+    with caplog.at_level(logging.WARNING):
+        prepare_commonvoice(root, tmp_path / "data", nj=1)
+    d, h = "d" * 16, "9" * 16
+    trials = (tmp_path / "data" / "dev" / "trials").read_text().splitlines()
+    assert len(trials) == 2 and f"{d}-common_voice_fr_6 {d}-common_voice_fr_9 target" in trials
+    nontarget = next(trial.split() for trial in trials if trial.endswith(" nontarget"))
+    assert nontarget[0] == f"{h}-common_voice_de_5"
+    assert nontarget[1] in (f"{d}-common_voice_fr_6", f"{d}-common_voice_fr_9")
+    assert not (tmp_path / "data" / "test" / "trials").exists()  # its two clips are of two speakers
+    assert "data/test: no speaker has two clips, so no trials" in caplog.text
+    dev = root / "fr" / "dev.tsv"
+    write_lines(dev, dev.read_text().splitlines()[:-1])
+    prepare_commonvoice(root, tmp_path / "data", nj=1)
+    assert not (tmp_path / "data" / "dev" / "trials").exists()  # no list of the earlier run's clips
 
 
 def test_empty_client_id_names_the_line(tmp_path):

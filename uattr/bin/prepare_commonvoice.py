@@ -4,8 +4,9 @@ Reads a release folder <root>/<lang>/{validated,dev,test}.tsv, clips/*.mp3 and (
 clip_durations.tsv. train = validated minus clips of dev/test speakers and sentences (--keep-held-out keeps
 them: only the dev/test clips themselves are left out), minus clips of --max-seconds or more; dev and test =
 up to N clips per language of dev.tsv/test.tsv. Each dir gets wav.scp (mp3 paths), text, utt2spk (shortened
-client_id), spk2utt, utt2lang, utt2dur and a query2ref map for speech→text retrieval; OUT/retrieval_tasks lists
-the dev and test retrieval checks.
+client_id), spk2utt, utt2lang, utt2dur and a query2ref map for speech→text retrieval; dev and test also get
+speaker-verification trials (every same-speaker pair, at most --trials-per-kind, and as many others);
+OUT/retrieval_tasks lists the dev and test retrieval checks.
 
 Example:
   uattr prepare-commonvoice --root /corpora/cv-corpus-19.0-2024-09-13 --out data --languages fr de it --nj 16
@@ -33,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-held-out", action="store_true",
         help="train on validated clips of dev/test speakers and sentences too (the literal 'validated' set)",
     )
+    parser.add_argument("--trials-per-kind", type=int, default=10_000,
+                        help="at most this many target (and as many nontarget) dev/test trials (default 10000)")
     parser.add_argument("--nj", type=int, default=4, help="clip headers read in parallel when durations are needed")
     parser.add_argument("--seed", type=int, default=0, help="seed of the dev/test subsampling (default 0)")
 
@@ -41,5 +44,5 @@ def main(args: argparse.Namespace) -> None:
     prepare_commonvoice(
         args.root, args.out, languages=args.languages, max_seconds=args.max_seconds or None,
         dev_per_language=args.dev_per_language, test_per_language=args.test_per_language,
-        exclude_held_out=not args.keep_held_out, nj=args.nj, seed=args.seed,
+        exclude_held_out=not args.keep_held_out, trials_per_kind=args.trials_per_kind, nj=args.nj, seed=args.seed,
     )

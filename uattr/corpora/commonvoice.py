@@ -22,7 +22,10 @@ Speaker = the first 16 hex digits of ``client_id`` (longer if two speakers would
 paths), text, utt2spk, spk2utt, utt2lang (the release's folder name) and utt2dur. ``dev/query2ref`` and
 ``test/query2ref`` map each clip to the clips with the same sentence in the same language (normally itself):
 with the teacher's embeddings of the transcripts as the gallery, speech→text R@1 on dev is a model-selection
-metric. Language-balanced sampling (α = 0.05) is the trainer's job (``data.sampling: language``).
+metric. ``dev/trials`` and ``test/trials`` hold every pair of clips of one speaker (at most ``trials_per_kind``)
+and as many pairs of two speakers: dev EER is the speaker branch's model-selection metric (a subsample rarely
+has no speaker with two clips; then there is no list, with a warning). Language-balanced sampling (α = 0.05) is
+the trainer's job (``data.sampling: language``).
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ from uattr.corpora.release import (
     write_query2ref,
     write_retrieval_tasks,
 )
+from uattr.corpora.trials import make_trials, pair_counts, write_trials
 from uattr.data.audio import audio_info
 from uattr.data.kaldi import format_number, write_data_dir
-from uattr.errors import DataError
+from uattr.errors import ConfigError, DataError
 from uattr.fileio import PathLike
 
 logger = logging.getLogger(__name__)
@@ -169,6 +173,21 @@ def _write_split(
     return path
 
 
+def _write_trials(path: Path, clips: Mapping[str, Clip], speakers: Mapping[str, str], per_kind: int, seed: int) -> None:
+    """``path/trials``: every same-speaker pair of ``clips`` (at most ``per_kind``) and as many other pairs."""
+    utt2spk = {utt: speakers[clip.client] for utt, clip in clips.items()}
+    utt2lang = {utt: clip.lang for utt, clip in clips.items()}
+    counts = pair_counts(utt2spk, utt2lang)
+    targets = min(counts[True, False] + counts[True, True], per_kind)
+    if not targets:
+        (path / "trials").unlink(missing_ok=True)  # an earlier run's list would be of other clips
+        logger.warning("%s: no speaker has two clips, so no trials (more clips per language may give some)", path)
+        return
+    trials = make_trials(utt2spk, utt2lang, num_target=targets, num_nontarget=targets, seed=seed)
+    write_trials(path / "trials", trials)
+    logger.info("%s/trials: %d target and %d nontarget trials", path, targets, len(trials) - targets)
+
+
 def find_languages(root: PathLike) -> list[str]:
     """Every ``<root>/<lang>`` folder with a validated.tsv."""
     return sorted(path.parent.name for path in Path(root).glob("*/validated.tsv"))
@@ -183,10 +202,13 @@ def prepare_commonvoice(
     dev_per_language: int = 100,
     test_per_language: int = 100,
     exclude_held_out: bool = True,
+    trials_per_kind: int = 10_000,
     nj: int = 4,
     seed: int = 0,
 ) -> dict[str, int]:
     """Write train, dev and test as the module docstring says; returns utterances per split."""
+    if trials_per_kind < 1:
+        raise ConfigError(f"trials per kind must be at least 1, got {trials_per_kind}")
     root, out = Path(root), Path(out)
     languages = list(languages) if languages else find_languages(root)
     if not languages:
@@ -245,6 +267,7 @@ def prepare_commonvoice(
         if not clips:
             raise DataError(f"{root}: {split}.tsv lists no clip with a transcript in {', '.join(languages)}")
         path = _write_split(out, split, clips, speakers, seconds)
+        _write_trials(path, clips, speakers, trials_per_kind, seed)
         texts = {utt: (clip.lang, clip.sentence) for utt, clip in clips.items()}
         write_query2ref(path / "query2ref", relevant_by_text(texts))
         tasks.append(RetrievalTask(f"commonvoice_{split}_s2t", "semantic", split, "teacher", split,

@@ -16,6 +16,6 @@ set -euo pipefail
   --systems "sem_spk_w2vbert" \
   --ngpu 8 \
   --nj 16 \
-  --sv_sets "" \
+  --sv_sets "dev test" \
   --retrieval_conf data/retrieval_tasks \
   "$@"
