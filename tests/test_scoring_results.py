@@ -126,6 +126,18 @@ def test_two_rows_with_the_same_labels_in_one_run_are_refused(tmp_path):
         aggregate_runs({"exp": rows})
 
 
+def test_one_experiment_whose_two_files_give_one_row_is_refused(tmp_path, capsys):
+    from uattr.bin.main import main
+
+    dump(tmp_path / "exp/a/joint/scores/vox/metrics.json", SV)
+    dump(tmp_path / "exp/b/joint/scores/vox/metrics.json", {**SV, "eer": 9.0})
+    assert main(["results", "--exp-dir", str(tmp_path / "exp")]) == 1
+    assert "two metrics files give the row sv / joint / vox" in capsys.readouterr().err
+    assert main(["results", "--exp-dir", str(tmp_path / "exp/a"), f"{tmp_path}/exp/b/../a",
+                 "--out", str(tmp_path / "R.md")]) == 1  # one directory, two spellings
+    assert "a directory is named twice" in capsys.readouterr().err
+
+
 def test_bad_metrics_files(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(DataError, match=r"broken\.json:1: invalid JSON"):
@@ -138,6 +150,30 @@ def test_bad_metrics_files(tmp_path):
 
 def test_flatten_metrics():
     assert flatten_metrics({"a": 1, "b": {"c": 2.5}, "d": "x", "e": True}) == {"a": 1, "b/c": 2.5}
+
+
+@pytest.mark.parametrize(
+    "metrics, message",
+    [
+        ({"eer": float("nan")}, r"'eer' is nan, not a finite number"),
+        ({"eer": 1.0, "min_dcf": {"0.01": float("inf")}}, r"'min_dcf/0\.01' is inf, not a finite number"),
+        ({"eer": 10**400}, r"'eer' is 1000.*, not a finite number"),
+        ({"eer": "1.5"}, r"'eer' is '1\.5', not a number"),
+    ],
+)
+def test_a_metric_that_is_not_a_finite_number_names_its_file(tmp_path, metrics, message):
+    """It would print as 'nan', vanish from its table (a string) or turn a mean over runs into NaN."""
+    path = tmp_path / "exp/joint/scores/vox/metrics.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(metrics).replace("NaN", "NaN").replace("Infinity", "Infinity"))
+    with pytest.raises(DataError, match=rf"metrics\.json: {message}"):
+        collect_rows([path])
+
+
+def test_labels_with_pipes_or_line_breaks_keep_the_table_whole(tmp_path):
+    path = dump(tmp_path / "exp/a/scores/vox/metrics.json", {**SV, "meta": {"system": "a|b", "condition": "x\ny"}})
+    table = [line for line in render_results(collect_rows([path]), title="T").splitlines() if line.startswith("| a")]
+    assert table == ["| a\\|b | x y | 1.50 | 0.2000 | 0.1000 | 10 | 90 |"]
 
 
 def test_det_thinning_keeps_the_ends_and_shape():

@@ -31,6 +31,7 @@ from uattr.scoring.results import (
     find_metric_files,
     read_stage_times,
     render_results,
+    require_distinct_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,12 @@ def _measured_rows(args: argparse.Namespace) -> list[ResultRow]:
         if not exp_dir.is_dir():
             raise DataError(f"{exp_dir}: no such experiment directory")
     if len(exp_dirs) == 1:
-        return collect_rows(args.metrics or find_metric_files(exp_dirs[0]))
+        rows = collect_rows(args.metrics or find_metric_files(exp_dirs[0]))
+        require_distinct_rows(rows, str(exp_dirs[0]))
+        return rows
     if args.metrics:
         raise DataError("--metrics names the files of one experiment directory; give one --exp-dir with it")
-    if len(set(exp_dirs)) < len(exp_dirs):
+    if len({exp_dir.resolve() for exp_dir in exp_dirs}) < len(exp_dirs):
         raise DataError(f"--exp-dir: a directory is named twice in {' '.join(args.exp_dir)}")
     runs = {str(exp_dir): collect_rows(find_metric_files(exp_dir)) for exp_dir in exp_dirs}
     for run, rows in runs.items():

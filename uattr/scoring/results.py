@@ -36,8 +36,10 @@ import datetime
 import glob
 import hashlib
 import json
+import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -99,15 +101,31 @@ class ResultRow:
         return self.task, self.system, self.test_set, self.condition, self.source
 
 
-def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """``{"min_dcf": {"0.01": x}}`` → ``{"min_dcf/0.01": x}``; non-numeric leaves (e.g. meta) are dropped."""
+# Keys whose values must be numbers (the metrics uattr writes); other non-numeric leaves are notes, and dropped.
+_METRIC_KEY = re.compile(r"(eer|mrr|xsim|r@\d+|min_dcf/.+|n_\w+)")
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "", source: str = "metrics") -> dict[str, float]:
+    """``{"min_dcf": {"0.01": x}}`` → ``{"min_dcf/0.01": x}``; non-numeric leaves (e.g. meta) are dropped.
+
+    A metric that is not a finite number (NaN, infinity, a string where uattr writes a number) is a DataError
+    naming ``source``: it would print as a value, or vanish from its table, or make a mean over runs NaN.
+    """
     flat: dict[str, float] = {}
     for key, value in metrics.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(flatten_metrics(value, f"{name}/"))
+            flat.update(flatten_metrics(value, f"{name}/", source))
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an int too large for a float
+                finite = False
+            if not finite:
+                raise DataError(f"{source}: '{name}' is {value!r:.40}, not a finite number")
             flat[name] = value
+        elif _METRIC_KEY.fullmatch(name):
+            raise DataError(f"{source}: '{name}' is {value!r:.40}, not a number")
     return flat
 
 
@@ -156,7 +174,7 @@ def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
     labels = {} if reference else _labels_from_path(path)
     labels.update({name: str(meta[name]) for name in META_FIELDS if meta.get(name)})
     metrics = {key: value for key, value in data.items() if key not in ("meta", "per_lang")}
-    values = flatten_metrics(metrics)
+    values = flatten_metrics(metrics, source=str(path))
     if not values:
         raise DataError(f"{path}: no numeric metric in the file")
     task = str(meta.get("task") or _infer_task(values))
@@ -172,7 +190,8 @@ def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
         raise DataError(f"{path}: \"per_lang\" must map each language to an object of metrics")
     for lang, lang_metrics in sorted(per_lang.items()):
         condition = f"{base.condition} [{lang}]" if base.condition else f"[{lang}]"
-        rows.append(ResultRow(task, base.system, base.test_set, condition, flatten_metrics(lang_metrics), source))
+        lang_values = flatten_metrics(lang_metrics, source=f"{path} [{lang}]")
+        rows.append(ResultRow(task, base.system, base.test_set, condition, lang_values, source))
     return rows
 
 
@@ -194,6 +213,16 @@ def collect_rows(metric_files: Iterable[PathLike], reference_files: Iterable[Pat
     return rows
 
 
+def require_distinct_rows(rows: Sequence[ResultRow], run: str) -> None:
+    """Two metrics files of one run that give the same row would show as two rows no reader can tell apart."""
+    seen: set[tuple[str, str, str, str, str]] = set()
+    for row in rows:
+        if row.key in seen:
+            labels = " / ".join(part for part in row.key if part)
+            raise DataError(f"{run}: two metrics files give the row {labels}; label them apart (meta.condition)")
+        seen.add(row.key)
+
+
 def aggregate_runs(runs: Mapping[str, Sequence[ResultRow]]) -> list[ResultRow]:
     """Rows of several runs of the same experiment (e.g. one per seed, keyed by the run's name) → one row per
     task / system / test set / condition / source: each metric's mean, sample standard deviation and count.
@@ -203,12 +232,8 @@ def aggregate_runs(runs: Mapping[str, Sequence[ResultRow]]) -> list[ResultRow]:
     untrained baseline scored once) keeps the runs it has, and says how many."""
     groups: dict[tuple[str, str, str, str, str], list[ResultRow]] = {}
     for run, rows in runs.items():
-        seen: set[tuple[str, str, str, str, str]] = set()
+        require_distinct_rows(rows, run)
         for row in rows:
-            if row.key in seen:
-                labels = " / ".join(part for part in row.key if part)
-                raise DataError(f"{run}: two metrics files give the row {labels}; label them apart to aggregate")
-            seen.add(row.key)
             groups.setdefault(row.key, []).append(row)
     aggregated = []
     for members in groups.values():
@@ -290,10 +315,16 @@ def _table(rows: Sequence[ResultRow], aggregated: bool) -> list[str]:
     ]
     for row in rows:
         system = f"{row.system} ({row.source})" if row.source else row.system
-        cells = [system or EMPTY, row.condition or EMPTY] + ([str(row.runs)] if aggregated else [])
+        cells = [markdown_cell(system) or EMPTY, markdown_cell(row.condition) or EMPTY]
+        cells += [str(row.runs)] if aggregated else []
         cells += [_cell(row, key) for key in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def markdown_cell(text: str) -> str:
+    """``text`` as one table cell: a ``|`` would end the cell and a line break the row."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _version(package: str) -> str:
@@ -401,7 +432,8 @@ def render_results(
     hashes = config_hashes(rows)
     if hashes:
         lines += ["", "## Systems", "", "| system | config | sha256 |", "|---|---|---|"]
-        lines += [f"| {system} | {path} | {digest} |" for system, (path, digest) in sorted(hashes.items())]
+        lines += [f"| {markdown_cell(system)} | {markdown_cell(str(path))} | {digest} |"
+                  for system, (path, digest) in sorted(hashes.items())]
     known = list(_TASK_TITLES)
     tasks = sorted({row.task for row in rows}, key=lambda task: (known.index(task) if task in known else 99, task))
     for task in tasks:
@@ -412,7 +444,7 @@ def render_results(
                 (row for row in of_task if row.test_set == test_set),
                 key=lambda row: (bool(row.source), row.system, row.condition),
             )
-            lines += ["", f"### {test_set or EMPTY}", ""] + _table(members, aggregated=len(runs) > 1)
+            lines += ["", f"### {markdown_cell(test_set) or EMPTY}", ""] + _table(members, aggregated=len(runs) > 1)
     if not rows:
         lines += ["", "No metrics file found."]
     for path, text in reference_texts:
