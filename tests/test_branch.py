@@ -210,6 +210,21 @@ def test_attentive_stats_pools_to_mean_and_std() -> None:
     assert pooling.output_dim == 4
 
 
+@pytest.mark.parametrize(("offset", "spread", "autocast"), [(3.0, 0.05, True), (1000.0, 0.01, False)])
+def test_attentive_stats_std_of_features_far_from_zero(offset: float, spread: float, autocast: bool) -> None:
+    """E[x²] − μ² cancels where the mean dwarfs the spread: in bf16 (trainer.amp) every std was 1e-3 here, and
+    in fp32 at an offset of 1000 some were off by 80×."""
+    torch.manual_seed(0)
+    pooling = POOLINGS.get("attentive_stats")(4)
+    torch.nn.init.zeros_(pooling.score[2].weight)  # equal attention → plain mean and std
+    frames = offset + spread * torch.randn(2, 300, 4)
+    lens = torch.tensor([300, 200])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        pooled = pooling(frames, lens)
+    expected = torch.stack([frames[0].double().std(0, unbiased=False), frames[1, :200].double().std(0, unbiased=False)])
+    torch.testing.assert_close(pooled[:, 4:].double(), expected, rtol=0.02, atol=0)
+
+
 def test_frame_mask_marks_valid_frames() -> None:
     assert frame_mask(torch.tensor([2, 0, 3]), 3).tolist() == [
         [True, True, False], [False, False, False], [True, True, True]

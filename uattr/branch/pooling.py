@@ -80,6 +80,10 @@ class AttentiveStatsPooling(nn.Module):
         mask = frame_mask(frame_lens, frames.shape[1])
         frames = _masked(frames, mask)
         weights = _masked_softmax(self.score(frames).squeeze(-1), mask)
-        mean = _weighted_sum(weights, frames)
-        variance = _weighted_sum(weights, frames.square()) - mean.square()
+        # The statistics in fp32 and in two passes, outside autocast: E[x²] − μ² cancels to nothing in bf16 (and
+        # overflows in fp16) wherever a dimension's mean is large next to its spread, as in raw SSL features.
+        with torch.autocast(frames.device.type, enabled=False):
+            frames, weights = frames.float(), weights.float()
+            mean = _weighted_sum(weights, frames)
+            variance = _weighted_sum(weights, _masked(frames - mean[:, None, :], mask).square())
         return torch.cat([mean, variance.clamp(min=self.eps).sqrt()], dim=-1)
