@@ -100,6 +100,8 @@ def test_aam_adds_the_angular_margin_to_the_true_class_only() -> None:
     with torch.no_grad():
         value = loss(embedding, torch.tensor([0]))
     assert float(value) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ConfigError, match=r"easy_margin must be true or false, got 'false'"):
+        _classifier("aam", easy_margin="false")  # bool("false") switched it on
 
 
 @pytest.mark.parametrize("name", ["ce", "aam"])

@@ -261,6 +261,14 @@ def test_bad_model_configs_name_the_key(attributes: dict, key: str) -> None:
         UnifiedEncoder(ModelConfig(UpstreamConfig(name="fake:"), attributes), upstream=FakeUpstream())
 
 
+def test_a_zero_weight_has_no_uncertainty_to_learn() -> None:
+    """exp(−s)·0 + s: the log-variance would fall without bound; with fixed weights 0 switches an attribute off."""
+    attributes = {"s": AttributeConfig(weight=0.0)}
+    with pytest.raises(ConfigError, match=r"^attributes\.s\.weight: 0 is no weight to learn an uncertainty for"):
+        UnifiedEncoder(ModelConfig(UpstreamConfig(name="fake:"), attributes, "uncertainty"), upstream=FakeUpstream())
+    UnifiedEncoder(ModelConfig(UpstreamConfig(name="fake:"), attributes, "fixed"), upstream=FakeUpstream())
+
+
 @pytest.fixture(scope="module")
 def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from uattr.upstream.create import create_upstream

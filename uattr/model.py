@@ -274,6 +274,10 @@ def _check_attributes(config: ModelConfig) -> None:
             )
         if attribute.weight < 0:
             raise ConfigError(f"attributes.{name}.weight: must be ≥ 0, got {attribute.weight}")
+        if attribute.weight == 0 and config.loss_weighting == "uncertainty":
+            # exp(−s)·0 + s: the learned log-variance s would only ever fall, without bound.
+            raise ConfigError(f"attributes.{name}.weight: 0 is no weight to learn an uncertainty for; drop the "
+                              f"attribute, or use loss_weighting: fixed")
         for key, value in dataclasses.asdict(attribute.weight_schedule).items():
             if value < 0:
                 raise ConfigError(f"attributes.{name}.weight_schedule.{key}: must be ≥ 0, got {value}")

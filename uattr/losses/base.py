@@ -12,6 +12,13 @@ from uattr.errors import ConfigError
 from uattr.registry import LOSSES
 
 
+def check_flag(name: str, value: object) -> bool:
+    """A loss option that must be a boolean: bool("false") is True, so a string must fail, not switch it on."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 @dataclasses.dataclass
 class LossConfig:
     """A registered loss by name; ``options`` are its keyword arguments (e.g. ``{scale: 50, reduction: sum}``)."""

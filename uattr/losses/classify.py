@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uattr.losses.base import ClassificationLoss
+from uattr.losses.base import ClassificationLoss, check_flag
 from uattr.registry import LOSSES
 
 
@@ -40,7 +40,9 @@ class AAMSoftmaxLoss(ClassificationLoss):
 
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
         nn.init.xavier_uniform_(self.weight)
-        self.margin = AdditiveAngularMargin(margin=float(margin), scale=float(scale), easy_margin=bool(easy_margin))
+        self.margin = AdditiveAngularMargin(
+            margin=float(margin), scale=float(scale), easy_margin=check_flag("easy_margin", easy_margin)
+        )
 
     def forward(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         cosine = F.linear(F.normalize(embedding, dim=-1), F.normalize(self.weight, dim=-1))

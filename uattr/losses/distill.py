@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from uattr.losses.base import DistillationLoss
+from uattr.losses.base import DistillationLoss, check_flag
 from uattr.registry import LOSSES
 
 _REDUCTIONS = ("sum", "mean")
@@ -17,13 +17,6 @@ def _check_reduction(reduction: str) -> str:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(_REDUCTIONS)}, got {reduction!r}")
     return reduction
-
-
-def _check_flag(name: str, value: object) -> bool:
-    # bool("false") is True: a flag given as a string must fail, not silently switch on.
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value
 
 
 @LOSSES.register("cosine")
@@ -72,8 +65,8 @@ class InfoNCELoss(DistillationLoss):
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = float(temperature)
-        self.symmetric = _check_flag("symmetric", symmetric)
-        self.mask_duplicate_targets = _check_flag("mask_duplicate_targets", mask_duplicate_targets)
+        self.symmetric = check_flag("symmetric", symmetric)
+        self.mask_duplicate_targets = check_flag("mask_duplicate_targets", mask_duplicate_targets)
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         teacher = F.normalize(teacher.float(), dim=-1)
