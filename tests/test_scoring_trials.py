@@ -86,6 +86,19 @@ def test_labels_joined_by_pair_not_by_order(tmp_path):
     assert attach_labels(scores, trials).labels.tolist() == [True, False, True]
 
 
+def test_labels_join_either_order_and_unscored_trials_are_reported(tmp_path, caplog):
+    """Pairs are unordered, as the lists' checks are; metrics over a subset of the trials say so."""
+    trials = read_trials(write(tmp_path / "t", "1 a b\n0 a c\n0 b c\n"))
+    scores = read_scores(write(tmp_path / "s", "b a 0.9\nc a 0.1\n"))
+    assert attach_labels(scores, trials).labels.tolist() == [True, False]
+    assert "s: 1 of the 3 pairs of" in caplog.text and "have no score; the metrics are over the other 2" in caplog.text
+
+
+def test_an_utterance_paired_with_itself_is_warned(tmp_path, caplog):
+    read_trials(write(tmp_path / "t", "a b target\na a target\n"))
+    assert "t: 1 line(s) pair an utterance with itself (e.g. line 2)" in caplog.text
+
+
 def test_label_join_errors(tmp_path):
     trials = read_trials(write(tmp_path / "t", "1 a b\n0 a c\n"))
     with pytest.raises(DataError, match=r"1 scored pair\(s\) not in .*'a d'"):

@@ -99,19 +99,27 @@ def detect_trial_format(fields: list[str]) -> str | None:
     return None
 
 
+def _unordered(pair: tuple[str, str]) -> tuple[str, str]:
+    return pair if pair[0] <= pair[1] else (pair[1], pair[0])
+
+
 class _PairCheck:
     """The pairs of a trial or score list, unordered (cosine scores are symmetric): a pair labelled target on one
     line and nontarget on another is an error naming both lines; a pair listed again is scored as listed, with a
-    warning (an EER over a list with repeats weighs those pairs twice)."""
+    warning (an EER over a list with repeats weighs those pairs twice), and so is an utterance paired with itself
+    (it scores 1 and is no verification)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.first: dict[tuple[str, str], tuple[int, bool | None]] = {}
         self.repeat: tuple[int, int] | None = None  # (line, its first line) of the first repeat
         self.repeats = 0
+        self.self_pairs: list[int] = []  # lines
 
     def add(self, number: int, enroll: str, test: str, label: bool | None) -> None:
-        key = (enroll, test) if enroll <= test else (test, enroll)
+        if enroll == test:
+            self.self_pairs.append(number)
+        key = _unordered((enroll, test))
         if key not in self.first:
             self.first[key] = (number, label)
             return
@@ -124,12 +132,15 @@ class _PairCheck:
         self.repeats += 1
         self.repeat = self.repeat or (number, first_line)
 
-    def warn_repeats(self) -> None:
+    def warn(self) -> None:
         if self.repeat is not None:
             logger.warning(
                 "%s: %d line(s) repeat a pair listed before (e.g. line %d repeats line %d); each is scored as listed",
                 self.path, self.repeats, *self.repeat,
             )
+        if self.self_pairs:
+            logger.warning("%s: %d line(s) pair an utterance with itself (e.g. line %d); each is scored as listed",
+                           self.path, len(self.self_pairs), self.self_pairs[0])
 
 
 def read_trials(path: PathLike) -> Trials:
@@ -167,7 +178,7 @@ def read_trials(path: PathLike) -> Trials:
         lines.append(number)
     if not enroll:
         raise DataError(f"{path}: empty trial list")
-    pairs.warn_repeats()
+    pairs.warn()
     label_array = None if parse is _parse_unlabelled else np.array(labels, dtype=bool)
     return Trials(enroll, test, label_array, np.array(lines, dtype=np.int64), str(path))
 
@@ -202,7 +213,7 @@ def read_scores(path: PathLike) -> Scores:
             labels.append(_KALDI_LABELS[fields[3]])
     if not enroll:
         raise DataError(f"{path}: empty score file")
-    pairs.warn_repeats()
+    pairs.warn()
     label_array = np.array(labels, dtype=bool) if width == 4 else None
     return Scores(enroll, test, np.array(values, dtype=np.float64), label_array, str(path))
 
@@ -227,11 +238,17 @@ def attach_labels(scores: Scores, trials: Trials) -> Scores:
     if trials.labels is None:
         raise DataError(f"{trials.path}: the trial list has no target/nontarget labels")
     by_pair: dict[tuple[str, str], int] = {}  # read_trials has checked that repeated pairs agree
-    for position, pair in enumerate(zip(trials.enroll, trials.test)):
-        by_pair.setdefault(pair, position)
+    for position, (enroll, test) in enumerate(zip(trials.enroll, trials.test)):
+        by_pair.setdefault((enroll, test), position)
+        by_pair.setdefault((test, enroll), position)  # unordered, as the lists' checks are: cosine is symmetric
     positions = np.fromiter((by_pair.get(pair, -1) for pair in zip(scores.enroll, scores.test)), dtype=np.int64)
     unknown = np.flatnonzero(positions < 0)
     if unknown.size:
         pairs = [f"{scores.enroll[i]} {scores.test[i]}" for i in unknown]
         raise DataError(f"{scores.path}: {unknown.size} scored pair(s) not in {trials.path}: {describe_ids(pairs)}")
+    listed = {_unordered(pair) for pair in zip(trials.enroll, trials.test)}
+    unscored = len(listed - {_unordered(pair) for pair in zip(scores.enroll, scores.test)})
+    if unscored:  # a truncated score file, or one of --skip-missing: the metrics are over a subset
+        logger.warning("%s: %d of the %d pairs of %s have no score; the metrics are over the other %d",
+                       scores.path, unscored, len(listed), trials.path, len(listed) - unscored)
     return Scores(scores.enroll, scores.test, scores.scores, trials.labels[positions], scores.path)
