@@ -122,7 +122,7 @@ def test_user_errors_are_reported_without_traceback(sv_setup, capsys):
     assert "needs --cohort" in capsys.readouterr().err
     (d / "one_class").write_text("spk0-utt0 spk0-utt1 0.5 target\n")
     assert main(["compute-metrics", str(d / "one_class")]) == 1
-    assert "both classes" in capsys.readouterr().err
+    assert f"{d / 'one_class'}: EER/minDCF need both classes" in capsys.readouterr().err
 
 
 def test_unwritable_outputs_are_one_line_errors(sv_setup, capsys):

@@ -220,6 +220,9 @@ def test_layer_weights_validation_and_plot(tmp_path):
         {"a": [0.5]},
         {"a": {"layers": [1], "weights": [float("nan")]}},
         {"a": {"layers": ["x"], "weights": [1]}},
+        {"a": {"layers": "12", "weights": "34"}},  # list("12"): layers 1 and 2
+        {"a": {"layers": [1.7, True], "weights": [0.5, 0.5]}},
+        {"a": {"layers": [1, 1], "weights": [0.5, 0.5]}},
     )
     for bad in bad_inputs:
         with pytest.raises(DataError, match="model"):

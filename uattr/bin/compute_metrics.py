@@ -45,7 +45,10 @@ def main(args: argparse.Namespace) -> None:
         scores = attach_labels(scores, read_trials(args.trials))
     elif args.trials:
         logger.info("%s carries labels; --trials %s is not needed", args.scores, args.trials)
-    metrics = sv_metrics(scores.scores, scores.labels, args.p_target, args.c_miss, args.c_fa)
+    try:
+        metrics = sv_metrics(scores.scores, scores.labels, args.p_target, args.c_miss, args.c_fa)
+    except DataError as error:  # e.g. one class only: say which score file
+        raise DataError(f"{args.scores}: {error}") from None
     if args.out:
         write_metrics(args.out, metrics, "sv", args, scores=str(args.scores), c_miss=args.c_miss, c_fa=args.c_fa)
     if args.json:

@@ -107,17 +107,28 @@ def validate_layer_weights(data: Any, source: str) -> dict[str, dict[str, list]]
     for attr, entry in data.items():
         if not isinstance(entry, Mapping) or set(entry) != {"layers", "weights"}:
             raise DataError(f"{source}: '{attr}' must be a mapping with exactly the keys 'layers' and 'weights'")
-        try:
-            layers = [int(layer) for layer in entry["layers"]]
-            weights = [float(weight) for weight in entry["weights"]]
-        except (TypeError, ValueError) as error:
-            raise DataError(f"{source}: '{attr}': layers must be integers and weights numbers ({error})") from None
+        # Checked, not converted: list("12") and int(1.7) would make layers of a string or of another number.
+        layers = _numbers(entry["layers"], (int, np.integer))
+        weights = _numbers(entry["weights"], (float, int, np.number))
+        if layers is None or weights is None:
+            raise DataError(f"{source}: '{attr}': layers must be a list of integers and weights a list of numbers")
         if len(layers) != len(weights) or not layers:
             raise DataError(f"{source}: '{attr}' has {len(layers)} layers but {len(weights)} weights")
+        if len(set(layers)) < len(layers):
+            raise DataError(f"{source}: '{attr}' lists a layer twice: {layers}")
+        layers, weights = [int(layer) for layer in layers], [float(weight) for weight in weights]
         if not np.isfinite(weights).all():
             raise DataError(f"{source}: '{attr}' has NaN or inf weights")
         checked[str(attr)] = {"layers": layers, "weights": weights}
     return checked
+
+
+def _numbers(values: Any, kinds: tuple[type, ...]) -> list | None:
+    """``values`` as a list when it is a sequence (list, tuple, array) of ``kinds`` (booleans excluded), else None."""
+    if not isinstance(values, (list, tuple, np.ndarray)):
+        return None
+    items = list(values)
+    return items if all(isinstance(x, kinds) and not isinstance(x, (bool, np.bool_)) for x in items) else None
 
 
 def read_layer_weights(path: PathLike) -> dict[str, dict[str, list]]:
