@@ -119,6 +119,18 @@ def test_a_metric_missing_from_some_runs_says_how_many_had_it(tmp_path):
     assert "| joint | – | 2 | 2.00 ± 0.71 | 0.2000 (1 run) |" in render_results([row], runs=["a", "b"])
 
 
+def test_a_spread_below_the_columns_precision_still_shows(tmp_path):
+    runs = {run: collect_rows([dump(tmp_path / run / "joint/scores/vox/metrics.json", {"eer": eer})])
+            for run, eer in (("a", 1.004), ("b", 1.006))}
+    assert "| joint | – | 2 | 1.00 ± 0.0014 |" in render_results(aggregate_runs(runs), runs=list(runs))
+
+
+def test_figure_links_with_spaces_or_brackets_stay_links(tmp_path):
+    row = collect_rows([dump(tmp_path / "exp/joint/scores/vox/metrics.json", SV)])
+    text = render_results(row, title="T", figures=[("DET [test]", "fig dir/det (1).png"), ("plain", "a/b.png")])
+    assert "![DET \\[test\\]](<fig dir/det (1).png>)" in text and "![plain](a/b.png)" in text
+
+
 def test_two_rows_with_the_same_labels_in_one_run_are_refused(tmp_path):
     rows = collect_rows([dump(tmp_path / "x/joint/scores/vox/metrics.json", SV),
                          dump(tmp_path / "y/joint/scores/vox/metrics.json", SV)])

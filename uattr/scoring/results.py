@@ -297,7 +297,10 @@ def _cell(row: ResultRow, key: str) -> str:
         return EMPTY
     text = _number(key, row.values[key])
     if row.spread.get(key):
-        text += f" ± {_number(key, row.spread[key])}"
+        spread = _number(key, row.spread[key])
+        if float(spread) == 0:  # a spread below the column's precision would read as none: two significant digits
+            spread = f"{row.spread[key]:.2g}"
+        text += f" ± {spread}"
     count = row.counts.get(key, row.runs)
     if count < row.runs:
         text += f" ({count} run{'s' if count > 1 else ''})"
@@ -320,6 +323,15 @@ def _table(rows: Sequence[ResultRow], aggregated: bool) -> list[str]:
         cells += [_cell(row, key) for key in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _link_text(text: str) -> str:
+    return text.replace("[", "\\[").replace("]", "\\]")
+
+
+def _link_target(path: str) -> str:
+    """A link's target; one with spaces or parentheses in angle brackets, as CommonMark reads it whole."""
+    return f"<{path}>" if any(char in path for char in " ()") else path
 
 
 def markdown_cell(text: str) -> str:
@@ -452,7 +464,7 @@ def render_results(
     if figures:
         lines += ["", "## Figures"]
         for caption, path in figures:
-            lines += ["", f"![{caption}]({path})", "", f"*{caption}*"]
+            lines += ["", f"![{_link_text(caption)}]({_link_target(path)})", "", f"*{caption}*"]
     if stage_times:
         lines += ["", "## Stage times", "", "| stage | name | seconds |", "|---|---|---:|"]
         lines += [f"| {stage} | {name} | {seconds} |" for stage, name, seconds in stage_times]
