@@ -136,14 +136,18 @@ def test_a_cohort_holding_trial_utterances_is_reported(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         score_trials(trials, emb, norm=ScoreNorm(leaky, 3))
     assert "cohort leaky contains 2 trial id(s) (enrol/test): 'b', 'd'" in caplog.text
-    # Grouped by speaker, the cohort's ids are speakers: its utterances are checked when it is loaded.
+    # Behind a cohort of speaker means and enrolment models of several utterances, the utterances are compared.
     caplog.clear()
-    raw = {key: rng.normal(size=4).astype(np.float32) for key in ("a", "x", "y")}
+    raw = {key: rng.normal(size=emb.dim).astype(np.float32) for key in ("a", "x", "y")}
     scp = save_table(tmp_path / "cohort.scp", raw)
     (tmp_path / "utt2spk").write_text("a s1\nx s1\ny s2\n")
+    speakers = load_cohort(scp, tmp_path / "utt2spk")
+    (tmp_path / "spk2utt").write_text("m1 a c\n")
+    (tmp_path / "model_trials").write_text("m1 b target\n")
+    models = enrolment_models(tmp_path / "spk2utt", emb)
     with caplog.at_level(logging.WARNING):
-        load_cohort(scp, tmp_path / "utt2spk", trial_ids={"a", "b"})
-    assert "contains 1 trial id(s) (enrol/test): 'a'" in caplog.text
+        score_trials(read_trials(tmp_path / "model_trials"), emb, models, norm=ScoreNorm(speakers, 3))
+    assert "contains 1 trial id(s) (enrol/test): 'a'" in caplog.text  # enrolment utterance a of model m1
 
 
 def test_cohort_grouped_by_speaker(tmp_path):

@@ -60,8 +60,7 @@ def main(args: argparse.Namespace) -> None:
         top_k = None
         if args.norm == "asnorm":
             top_k = DEFAULT_TOP_K if args.top_k is None else args.top_k
-        trial_ids = set(trials.enroll) | set(trials.test)
-        norm = ScoreNorm(load_cohort(args.cohort, args.cohort_utt2spk, mean, trial_ids), top_k)
+        norm = ScoreNorm(load_cohort(args.cohort, args.cohort_utt2spk, mean), top_k)
     scores = score_trials(trials, test, enroll, norm=norm, skip_missing=args.skip_missing)
     write_scores(args.out, scores)
     logger.info("%s: %d trial scores (%s)", args.out, len(scores), args.norm)

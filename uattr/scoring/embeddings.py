@@ -39,6 +39,8 @@ class EmbeddingSet:
     ids: list[str]
     vectors: np.ndarray
     source: str = ""
+    # For a set of group means (enrolment models, cohort speakers): the utterance ids behind each entry.
+    members: Mapping[str, Sequence[str]] | None = field(default=None, repr=False, compare=False)
     index: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -50,6 +52,11 @@ class EmbeddingSet:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def utterances(self, rows: Iterable[int]) -> set[str]:
+        """The utterance ids behind ``rows``: their members for group means, else their own ids."""
+        keys = [self.ids[row] for row in rows]
+        return {utt for key in keys for utt in self.members[key]} if self.members is not None else set(keys)
 
     def rows(self, ids: Iterable[str]) -> np.ndarray:
         """Row index of each id, -1 where the id has no embedding."""
@@ -95,7 +102,8 @@ def average_groups(
         if members.size == 0 or (members < 0).any():
             raise DataError(f"{source}: group '{name}' has members without an embedding in {embeddings.source}")
         means[row] = embeddings.vectors[members].mean(axis=0, dtype=np.float64)
-    return EmbeddingSet(names, normalise_rows(means, names, source), source=source)
+    return EmbeddingSet(names, normalise_rows(means, names, source), source=source,
+                        members={name: list(groups[name]) for name in names})
 
 
 def describe_ids(ids: Sequence[str], limit: int = 10) -> str:

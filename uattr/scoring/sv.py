@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Collection, Iterable
+from typing import Collection
 
 import numpy as np
 
@@ -100,14 +100,15 @@ def _side_statistics(embeddings: EmbeddingSet, rows: np.ndarray, norm: ScoreNorm
     return means[inverse], stds[inverse]
 
 
-def warn_cohort_overlap(cohort_ids: Iterable[str], trial_ids: Collection[str], cohort_source: str) -> None:
-    """Warn when cohort entries are trial ids: such a cohort shifts the normalised scores of those trials."""
-    shared = [key for key in cohort_ids if key in trial_ids]
+def warn_cohort_overlap(cohort: EmbeddingSet, trial_utterances: Collection[str]) -> None:
+    """Warn when cohort utterances are trial utterances (behind speaker means and enrolment models too): such a
+    cohort shifts the normalised scores of those trials."""
+    shared = sorted(cohort.utterances(range(len(cohort))) & set(trial_utterances))
     if shared:
         logger.warning(
             "the score-normalisation cohort %s contains %d trial id(s) (enrol/test): %s; "
             "use a cohort disjoint from the trials",
-            cohort_source, len(shared), describe_ids(shared, 5),
+            cohort.source, len(shared), describe_ids(shared, 5),
         )
 
 
@@ -122,9 +123,8 @@ def normalise_scores(
     """S-norm / AS-norm of trial scores (formula in the module docstring)."""
     if norm.cohort.dim != enroll.dim:
         raise DataError(f"cohort ({norm.cohort.source}) is {norm.cohort.dim}-d, embeddings {enroll.dim}-d")
-    trial_ids = {enroll.ids[row] for row in np.unique(enroll_rows)}
-    trial_ids.update(test.ids[row] for row in np.unique(test_rows))
-    warn_cohort_overlap(norm.cohort.ids, trial_ids, norm.cohort.source)
+    trial_utterances = enroll.utterances(np.unique(enroll_rows).tolist())
+    warn_cohort_overlap(norm.cohort, trial_utterances | test.utterances(np.unique(test_rows).tolist()))
     if norm.top_k is not None and norm.top_k > len(norm.cohort):
         logger.warning("AS-norm top-K %d exceeds the cohort's %d speakers: using all", norm.top_k, len(norm.cohort))
     mean_e, std_e = _side_statistics(enroll, enroll_rows, norm)
@@ -201,21 +201,11 @@ def enrolment_models(
     return average_groups(utterances, groups, source=str(spk2utt))
 
 
-def load_cohort(
-    scp: PathLike,
-    utt2spk: PathLike | None = None,
-    mean: np.ndarray | None = None,
-    trial_ids: Collection[str] = frozenset(),
-) -> EmbeddingSet:
-    """The cohort: one vector per speaker (mean of its utterances via ``utt2spk``), or each entry a speaker.
-
-    Grouping hides the utterance ids, so grouped entries that are ``trial_ids`` are reported here (ungrouped
-    ones by :func:`normalise_scores`).
-    """
+def load_cohort(scp: PathLike, utt2spk: PathLike | None = None, mean: np.ndarray | None = None) -> EmbeddingSet:
+    """The cohort: one vector per speaker (mean of its utterances via ``utt2spk``), or each entry a speaker."""
     entries = load_embedding_set(scp, mean)
     if utt2spk is None:
         return entries
-    warn_cohort_overlap(entries.ids, trial_ids, str(scp))
     speaker_of = read_table(utt2spk)
     unassigned = [key for key in entries.ids if key not in speaker_of]
     if unassigned:
