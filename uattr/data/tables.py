@@ -297,6 +297,15 @@ class EmbeddingTableWriter:
             raise DataError(f"{self.out_dir}: NaN or infinite embedding for utterance(s) {names}")
 
 
+def _require_complete(parts: Sequence[Path]) -> None:
+    unfinished = [part for part in parts if not table_is_complete(part)]
+    if unfinished:
+        raise DataError(
+            f"{unfinished[0]}: table is not complete (no {SCP_NAME} + {META_NAME}); did its job finish? "
+            f"({len(unfinished)} of {len(parts)} job tables are not)"
+        )
+
+
 def merge_tables(parts: Iterable[PathLike], out_dir: PathLike) -> None:
     """Join complete tables of split jobs into ``out_dir`` (one sorted ``emb.scp`` + ``meta.json``).
 
@@ -306,12 +315,11 @@ def merge_tables(parts: Iterable[PathLike], out_dir: PathLike) -> None:
     parts = [Path(part) for part in parts]
     if not parts:
         raise ConfigError(f"{out_dir}: no tables to merge")
+    _require_complete(parts)
     lines: dict[str, tuple[str, str]] = {}  # id -> (location, where first seen)
     reference_meta: dict[str, Any] | None = None
     total = 0
     for part in parts:
-        if not table_is_complete(part):
-            raise DataError(f"{part}: table is not complete (no {SCP_NAME} + {META_NAME}); did its job finish?")
         meta = read_table_meta(part)
         total += int(meta.get(_COUNT_KEY, 0))
         comparable = {k: v for k, v in meta.items() if k != _COUNT_KEY}
@@ -390,12 +398,7 @@ def merge_split(out_dir: PathLike, num_jobs: int) -> Path:
     """Join the tables of jobs ``1..num_jobs`` (``<out>/split<N>/<i>``) into ``out_dir``."""
     out_dir = Path(out_dir)
     parts = [job_dir(out_dir, job, num_jobs) for job in range(1, num_jobs + 1)]
-    unfinished = [part for part in parts if not table_is_complete(part)]
-    if unfinished:  # before anything is compared with the merged table: a wrong N must not discard it
-        raise DataError(
-            f"{unfinished[0]}: table is not complete (no {SCP_NAME} + {META_NAME}); did its job finish? "
-            f"({len(unfinished)} of {num_jobs} job tables are not)"
-        )
+    _require_complete(parts)  # before anything is compared with the merged table: a wrong N must not discard it
     part_ids = [key for part in parts for key in table_ids(part)]
     if keep_current_table(out_dir, part_ids):
         logger.info("%s: merged table already complete; nothing to do", out_dir)
