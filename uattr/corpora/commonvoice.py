@@ -49,7 +49,7 @@ from uattr.corpora.release import (
     write_query2ref,
     write_retrieval_tasks,
 )
-from uattr.corpora.trials import make_trials, pair_counts, write_trials
+from uattr.corpora.trials import balanced_trials, write_trials
 from uattr.data.audio import audio_info
 from uattr.data.kaldi import format_number, write_data_dir
 from uattr.errors import ConfigError, DataError
@@ -177,13 +177,12 @@ def _write_trials(path: Path, clips: Mapping[str, Clip], speakers: Mapping[str, 
     """``path/trials``: every same-speaker pair of ``clips`` (at most ``per_kind``) and as many other pairs."""
     utt2spk = {utt: speakers[clip.client] for utt, clip in clips.items()}
     utt2lang = {utt: clip.lang for utt, clip in clips.items()}
-    counts = pair_counts(utt2spk, utt2lang)
-    targets = min(counts[True, False] + counts[True, True], per_kind)
+    trials = balanced_trials(utt2spk, utt2lang, limit=per_kind, seed=seed)
+    targets = sum(label == "target" for _, _, label in trials)
     if not targets:
         (path / "trials").unlink(missing_ok=True)  # an earlier run's list would be of other clips
         logger.warning("%s: no speaker has two clips, so no trials (more clips per language may give some)", path)
         return
-    trials = make_trials(utt2spk, utt2lang, num_target=targets, num_nontarget=targets, seed=seed)
     write_trials(path / "trials", trials)
     logger.info("%s/trials: %d target and %d nontarget trials", path, targets, len(trials) - targets)
 

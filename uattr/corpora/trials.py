@@ -159,6 +159,24 @@ def make_trials(
     return sorted(trials)
 
 
+def balanced_trials(
+    utt2spk: Mapping[str, str],
+    utt2lang: Mapping[str, str],
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    cross_language_share: float = 0.0,
+) -> list[Trial]:
+    """Every same-speaker pair (at most ``limit``) and as many pairs of two speakers: the list of an evaluation
+    set whose target pairs are few, none of which a sample should leave out."""
+    counts = pair_counts(utt2spk, utt2lang)
+    targets = counts[True, False] + counts[True, True]
+    if limit is not None:
+        targets = min(limit, targets)
+    return make_trials(utt2spk, utt2lang, num_target=targets, num_nontarget=targets, seed=seed,
+                       cross_language_share=cross_language_share)
+
+
 def write_trials(path: PathLike, trials: Sequence[Trial]) -> None:
     """Write Kaldi ``enroll test target|nontarget`` lines atomically."""
     with atomic_write(path) as handle:
