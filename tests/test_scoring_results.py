@@ -86,6 +86,24 @@ def test_reference_rows_follow_measured_rows(tmp_path):
     assert text.index("| joint |") < text.index("| ECAPA (reference) |")
 
 
+def test_a_reference_row_with_an_empty_source_or_an_unmeasured_test_set(tmp_path, capsys):
+    from uattr.bin.main import main
+
+    dump(tmp_path / "exp/joint/scores/vox/metrics.json", SV)
+    dump(tmp_path / "ref.json", [
+        {"eer": 0.9, "meta": {"system": "ECAPA", "test_set": "vox", "source": ""}},
+        {"eer": 0.8, "meta": {"system": "ECAPA", "test_set": "Vox", "source": "paper"}},
+    ])
+    assert main(["results", "--exp-dir", str(tmp_path / "exp"), "--reference", str(tmp_path / "ref.json")]) == 0
+    text = (tmp_path / "exp/RESULTS.md").read_text()
+    assert text.index("| joint |") < text.index("| ECAPA (reference) |")  # an empty source is still a reference
+    warnings = [line.split("WARNING: ")[1] for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert warnings == [
+        "reference rows of paper: no measured sv row has the test set 'Vox' (measured: vox); they get a table of"
+        " their own"
+    ]
+
+
 def test_runs_aggregate_to_mean_and_sample_deviation(tmp_path):
     runs = {}
     for seed, eer in enumerate([1.0, 2.0, 4.5]):

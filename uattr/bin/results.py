@@ -32,6 +32,7 @@ from uattr.scoring.results import (
     read_stage_times,
     render_results,
     require_distinct_rows,
+    warn_unmatched_references,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,9 @@ def main(args: argparse.Namespace) -> None:
     for path in args.reference:
         if Path(path).suffix != ".json":
             text_references.append((path, read_text(path, "reference file")))
-    rows = measured + collect_rows([], json_references)
+    references = collect_rows([], json_references)
+    warn_unmatched_references(measured, references)
+    rows = measured + references
     stage_times = []
     if args.stage_times and Path(args.stage_times).is_file():
         stage_times = read_stage_times(args.stage_times)

@@ -36,6 +36,7 @@ import datetime
 import glob
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -52,6 +53,8 @@ import numpy as np
 import uattr
 from uattr.errors import DataError
 from uattr.fileio import PathLike, atomic_write, iter_table, read_json
+
+logger = logging.getLogger(__name__)
 
 EMPTY = "–"
 METRICS_NAME = "metrics"
@@ -178,7 +181,7 @@ def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
     if not values:
         raise DataError(f"{path}: no numeric metric in the file")
     task = str(meta.get("task") or _infer_task(values))
-    source = str(meta.get("source", "reference" if reference else ""))
+    source = str(meta.get("source") or ("reference" if reference else ""))
     system_dir = None if reference else _system_dir(path)
     base = ResultRow(
         task, labels.get("system", ""), labels.get("test_set", ""), labels.get("condition", ""), values, source,
@@ -221,6 +224,23 @@ def require_distinct_rows(rows: Sequence[ResultRow], run: str) -> None:
             labels = " / ".join(part for part in row.key if part)
             raise DataError(f"{run}: two metrics files give the row {labels}; label them apart (meta.condition)")
         seen.add(row.key)
+
+
+def warn_unmatched_references(measured: Sequence[ResultRow], references: Sequence[ResultRow]) -> None:
+    """A reference row is shown beside the measured rows of its task and test set; one whose test set no
+    measured row has (a misspelt name, or a set this run did not score) gets a table of its own, so say so."""
+    measured_sets = {(row.task, row.test_set) for row in measured}
+    if not measured_sets:
+        return
+    unmatched = {
+        (row.task, row.test_set, row.source) for row in references if (row.task, row.test_set) not in measured_sets
+    }
+    for task, test_set, source in sorted(unmatched):
+        known = sorted(name for of_task, name in measured_sets if of_task == task)
+        logger.warning(
+            "reference rows of %s: no measured %s row has the test set %r (measured: %s); they get a table of their"
+            " own", source, task, test_set, ", ".join(known) or "none",
+        )
 
 
 def aggregate_runs(runs: Mapping[str, Sequence[ResultRow]]) -> list[ResultRow]:
