@@ -264,6 +264,13 @@ def test_results_collects_an_experiment(sv_setup, capsys):
     assert "| ECAPA (paper) | – | 0.90 | 0.1104 | – | – | – |" in text
     assert "| ECAPA | 0.90 |" in text and "| 5 | score | 12 |" in text
     assert "joint/config.yaml" in text and "- python:" in text
+    (exp / "stage_times.tsv").write_text("5\tscore\t12.25\n")  # a fraction, as `date +%s.%N` timings give
+    assert main(argv) == 0 and "| 5 | score | 12.25 |" in (exp / "RESULTS.md").read_text()
+    for seconds in ("-1", "nan", "12s"):
+        (exp / "stage_times.tsv").write_text(f"5\tscore\t{seconds}\n")
+        capsys.readouterr()
+        assert main(argv) == 1
+        assert "stage_times.tsv:1: expected 'stage name seconds' (seconds ≥ 0)" in capsys.readouterr().err
     (exp / "stage_times.tsv").unlink()  # stages timed elsewhere: the tables are still written, with a warning
     capsys.readouterr()
     assert main(argv) == 0

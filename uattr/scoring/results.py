@@ -422,14 +422,23 @@ def config_hashes(rows: Iterable[ResultRow]) -> dict[str, tuple[str, str]]:
 
 
 def read_stage_times(path: PathLike) -> list[tuple[str, str, str]]:
-    """``stage<TAB>name<TAB>seconds`` lines (written by the recipe) as (stage, name, seconds)."""
+    """``stage<TAB>name<TAB>seconds`` lines (written by the recipe, or by hand) as (stage, name, seconds); the
+    seconds may have a fraction (``12.5``), and are shown as written."""
     times = []
     for number, stage, rest in iter_table(path):
         fields = rest.split()
-        if len(fields) != 2 or not fields[1].isdigit():
-            raise DataError(f"{path}:{number}: expected 'stage name seconds', got {stage} {rest!r}")
+        if len(fields) != 2 or not _is_duration(fields[1]):
+            raise DataError(f"{path}:{number}: expected 'stage name seconds' (seconds ≥ 0), got {stage} {rest!r}")
         times.append((stage, fields[0], fields[1]))
     return times
+
+
+def _is_duration(text: str) -> bool:
+    try:
+        seconds = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(seconds) and seconds >= 0
 
 
 _TASK_TITLES = {"sv": "Speaker verification", "retrieval": "Retrieval"}
