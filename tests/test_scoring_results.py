@@ -9,7 +9,9 @@ from uattr.errors import DataError
 from scipy.stats import norm
 
 from uattr.scoring.metrics import equal_error_rate, error_rates
-from uattr.scoring.plots import _probit, _thin, det_limits, plot_det, plot_layer_weights, validate_layer_weights
+from uattr.scoring.plots import (
+    DET_TICKS, _probit, _thin, det_limits, det_ticks, plot_det, plot_layer_weights, validate_layer_weights,
+)
 from uattr.scoring.results import aggregate_runs, collect_rows, find_metric_files, flatten_metrics, render_results
 
 SV = {"eer": 1.5, "min_dcf": {"0.01": 0.2, "0.05": 0.1}, "n_target": 10, "n_nontarget": 90}
@@ -221,6 +223,18 @@ def test_plot_det_of_a_large_list(tmp_path):
     curves = [("good", error_rates(scores, labels)), ("chance", error_rates(rng.normal(size=100), np.arange(100) < 50))]
     plot_det(curves, tmp_path / "det.pdf")
     assert (tmp_path / "det.pdf").read_bytes()[:4] == b"%PDF"
+
+
+@pytest.mark.parametrize("floor, top", [(0.001, 0.5), (0.001, 0.999), (0.05, 0.95), (0.05, 0.5)])
+def test_det_ticks_are_spread_and_symmetric(floor, top):
+    ticks = det_ticks(floor, top)
+    assert 0.5 in ticks and floor <= min(ticks) and max(ticks) <= top
+    gaps = np.diff(norm.ppf(ticks))
+    assert gaps.min() >= (norm.ppf(top) - norm.ppf(floor)) / 16  # 99.5, 99.8, 99.9 would overlap on 0.1%–99.9%
+    upper = [t for t in ticks if t > 0.5]
+    assert upper == [pytest.approx(1 - t) for t in ticks if t < 0.5][::-1][: len(upper)]
+    if top == 0.5:  # a half-range axis keeps every tick, as before
+        assert ticks == [t for t in DET_TICKS if floor <= t <= top]
 
 
 @pytest.mark.parametrize("n_small", [1, 2])

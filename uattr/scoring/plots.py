@@ -70,6 +70,21 @@ def det_limits(curves: Sequence[tuple[str, ErrorRates]], eers: Sequence[float]) 
     return floor, 0.5 if max(eers) <= 0.25 else 1.0 - floor
 
 
+def det_ticks(floor: float, top: float) -> list[float]:
+    """The DET_TICKS within [floor, top] that are at least 1/16 of the axis apart (in probit units), chosen
+    outwards from 50% so that the two halves match: on axes from 0.1% to 99.9% every tick would crowd the ends
+    (99.5, 99.8 and 99.9 overlap)."""
+    min_gap = (norm.ppf(top) - norm.ppf(floor)) / 16
+    shown = [0.5]
+    for side in ([t for t in DET_TICKS if floor <= t < 0.5][::-1], [t for t in DET_TICKS if 0.5 < t <= top]):
+        last = 0.5
+        for tick in side:
+            if abs(norm.ppf(tick) - norm.ppf(last)) >= min_gap:
+                shown.append(tick)
+                last = tick
+    return sorted(shown)
+
+
 def plot_det(curves: Sequence[tuple[str, ErrorRates]], out: PathLike, title: str = "DET") -> None:
     """DET curves of several systems on probit axes (P_fa vs P_miss), each with its EER point marked."""
     if not curves:
@@ -84,7 +99,7 @@ def plot_det(curves: Sequence[tuple[str, ErrorRates]], out: PathLike, title: str
         (line,) = axes.plot(x[keep], y[keep], label=f"{label} (EER {100 * eer:.2f}%)")
         point = _probit(np.array([eer]), floor)[0]
         axes.plot([point], [point], "o", color=line.get_color())
-    ticks = [t for t in DET_TICKS if floor <= t <= top]
+    ticks = det_ticks(floor, top)
     axes.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     axes.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
     limits = norm.ppf([floor, top])
