@@ -162,5 +162,5 @@ def test_run_sh_evaluates_an_external_model_with_and_without_asnorm(tmp_path):
     assert len(scored) == 2 * 3 * 2  # two systems × three lists × with and without AS-norm
     metrics = [line for line in lines if line.startswith("compute-metrics") and "sem_spk" in line]
     assert any("--test-set voxceleb1_trials_e --condition sv-asnorm" in line for line in metrics)
-    assert any(line.startswith("plot-layer-weights --json exp/sem_spk/emb/layer_weights.json") for line in lines)
+    assert any(line.startswith("plot-layer-weights --weights exp/sem_spk/emb/layer_weights.json") for line in lines)
     assert any("--reference local/paper_results.json" in line for line in lines if line.startswith("results"))

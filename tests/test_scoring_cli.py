@@ -236,12 +236,12 @@ def test_plot_layer_weights(tmp_path):
         "speaker": {"layers": list(range(1, 7)), "weights": [0.05, 0.05, 0.1, 0.2, 0.3, 0.3]},
     }
     (tmp_path / "lw.json").write_text(json.dumps(weights))
-    argv = ["plot-layer-weights", "--json", str(tmp_path / "lw.json"), "--out", str(tmp_path / "lw.png")]
+    argv = ["plot-layer-weights", "--weights", str(tmp_path / "lw.json"), "--out", str(tmp_path / "lw.png")]
     assert main(argv + ["--json-out", str(tmp_path / "copy.json")]) == 0
     assert (tmp_path / "lw.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "copy.json").read_text()) == weights
     (tmp_path / "bad.json").write_text(json.dumps({"semantic": {"layers": [1, 2], "weights": [0.5]}}))
-    assert main(["plot-layer-weights", "--json", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x.png")]) == 1
+    assert main(["plot-layer-weights", "--weights", str(tmp_path / "bad.json"), "--out", str(tmp_path / "x.png")]) == 1
 
 
 def test_results_collects_an_experiment(sv_setup, capsys):

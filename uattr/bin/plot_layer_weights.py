@@ -1,7 +1,7 @@
 """Plot every attribute branch's layer-mixing weights side by side (the paper's Figure 2).
 
-The weights come from a saved model (--model: UnifiedEncoder.layer_weights()) or a JSON file of the shape
-{attr: {"layers": [int...], "weights": [float...]}}. x = layer index, one bar per attribute at each layer.
+The weights come from a saved model (--model: UnifiedEncoder.layer_weights()) or --weights, a JSON file of
+the shape {attr: {"layers": [int...], "weights": [float...]}}. x = layer index, one bar per attribute at each layer.
 --json-out saves the weights in that JSON shape; with neither --out nor --json-out the JSON is printed.
 
 Example:
@@ -20,7 +20,7 @@ from uattr.scoring.plots import image_format, plot_layer_weights, read_layer_wei
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="model dir (written by save_pretrained), or an experiment dir with model/")
-    source.add_argument("--json", help="layer-weight JSON file")
+    source.add_argument("--weights", metavar="JSON", help="layer-weight JSON file (as --json-out writes)")
     parser.add_argument("--out", help="image file (.png, .pdf, .svg)")
     parser.add_argument("--json-out", help="write the weights as JSON")
     parser.add_argument("--title", default="", help="figure title")
@@ -38,7 +38,7 @@ def model_layer_weights(model_dir: str) -> dict[str, dict[str, list]]:
 def main(args: argparse.Namespace) -> None:
     if args.out:
         image_format(args.out)
-    weights = model_layer_weights(args.model) if args.model else read_layer_weights(args.json)
+    weights = model_layer_weights(args.model) if args.model else read_layer_weights(args.weights)
     text = json.dumps(weights, indent=2, ensure_ascii=False) + "\n"
     if args.json_out:
         with atomic_write(args.json_out) as handle:

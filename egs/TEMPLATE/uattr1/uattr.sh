@@ -364,7 +364,7 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   for system in ${systems}; do  # trained systems: an untrained baseline's weights are its initial ones
     weights="${expdir}/${system}/emb/layer_weights.json"  # written by stage 4
     [ -f "${weights}" ] || continue
-    uattr plot-layer-weights --json "${weights}" --out "${expdir}/${system}/layer_weights.png"
+    uattr plot-layer-weights --weights "${weights}" --out "${expdir}/${system}/layer_weights.png"
     report_args+=(--figure "${system}: learned layer weights of each branch" "${expdir}/${system}/layer_weights.png")
   done
   last_sv_set=$(sv_name "$(echo ${sv_sets} | awk '{print $NF}')")
