@@ -94,6 +94,42 @@ def test_ties_are_broken_by_gallery_order():
     assert ranks == [4, 1, 2, 3]
 
 
+def test_identical_gallery_vectors_tie_exactly_whatever_the_blocks():
+    """A float32 matrix product can give two identical gallery vectors cosines one ulp apart (depending on their
+    column and on the block's shape): ties must still go to the earlier item, and blocks must not matter."""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        gallery = unit_rows(rng, 23, dim=384)
+        gallery[15:] = gallery[:8]  # items 15-22 repeat items 0-7
+        queries = normalise(gallery[:8] + 0.5 * unit_rows(rng, 8, dim=384))
+        first = relevance_from_groups([[i] for i in range(8)])
+        second = relevance_from_groups([[15 + i] for i in range(8)])
+        for rows_per_block in (1, 3, 8):
+            block_bytes = blocks_of(rows_per_block, 23)
+            for margin in ("absolute", "ratio"):
+                a = evaluate_retrieval(queries, gallery, first, margin, block_bytes=block_bytes)
+                b = evaluate_retrieval(queries, gallery, second, margin, block_bytes=block_bytes)
+                np.testing.assert_array_equal(b.ranks, a.ranks + 1, err_msg=f"seed {seed}")  # the copy comes later
+                expected = brute_force_xsim(queries, gallery, [[i] for i in range(8)], margin, 4)
+                np.testing.assert_array_equal(a.xsim_wrong, expected)
+            assert (a.ranks == 1).all()
+
+
+def test_k_nearest_of_a_collapsed_model_are_the_first_items():
+    """Every score equal (a collapsed model): the k nearest are the first k gallery items, every query wrong but
+    the first item's."""
+    queries, gallery = np.ones((6, 4), np.float32) / 2, np.ones((50, 4), np.float32) / 2
+    outcome = evaluate_retrieval(queries, gallery, relevance_from_groups([[i] for i in range(6)]), "ratio",
+                                 block_bytes=blocks_of(4, 50))
+    np.testing.assert_array_equal(outcome.ranks, np.arange(1, 7))
+    np.testing.assert_array_equal(outcome.xsim_wrong, np.arange(6) > 0)
+
+
+def test_a_query_without_a_relevant_item_is_refused():
+    with pytest.raises(DataError, match=r"1 query\(s\) without a relevant gallery item \('row 1'\)"):
+        relevance_from_groups([[0], [], [2]])
+
+
 @pytest.mark.parametrize("rows_per_block", [5, 1000])  # several blocks; one block whose scores serve both passes
 @pytest.mark.parametrize("margin", ["ratio", "distance", "absolute"])
 @pytest.mark.parametrize("make", [unit_rows, tied_rows])

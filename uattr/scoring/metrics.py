@@ -6,7 +6,8 @@ Definitions (docs/METRICS.md). A trial is rejected when its score s ≤ θ, and 
 
 - EER: the point where P_miss = P_fa, linearly interpolated between the two sweep points that bracket the
   crossing (reported in %). Tied scores move together (one sweep point per distinct score), so the result does
-  not depend on the order of tied trials. Agrees with Kaldi's ``compute-eer`` within 1/min(N_tar, N_non).
+  not depend on the order of tied trials. Without ties it agrees with Kaldi's ``compute-eer`` within
+  1/min(N_tar, N_non) (Kaldi's answer on tied scores depends on their order).
 - minDCF: min_θ [C_miss·P_miss(θ)·P_tar + C_fa·P_fa(θ)·(1−P_tar)] / min(C_miss·P_tar, C_fa·(1−P_tar)),
   normalised to [0, 1] and always reported with its P_tar.
 

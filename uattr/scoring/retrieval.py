@@ -62,8 +62,12 @@ class RetrievalOutcome:
 
 
 def relevance_from_groups(groups: Sequence[Sequence[int]]) -> Relevance:
-    """Relevance from each query's list of relevant gallery rows."""
+    """Relevance from each query's list of relevant gallery rows (at least one each)."""
     counts = np.fromiter((len(group) for group in groups), dtype=np.int64, count=len(groups))
+    if not counts.all():
+        empty = np.flatnonzero(counts == 0)
+        raise DataError(f"{empty.size} query(s) without a relevant gallery item ({describe_ids(_labels(None, empty))})"
+                        ": a rank needs one")
     offsets = np.concatenate(([0], np.cumsum(counts)))
     items = np.fromiter((row for group in groups for row in group), dtype=np.int64, count=int(offsets[-1]))
     return Relevance(offsets, items)
@@ -127,15 +131,23 @@ class _ScoreBlocks:
     Fresh block-sized arrays would page-fault on every block (measured: matmul 2.4× slower), so the scores and
     a work matrix of the same shape are allocated once. With a single block the scores are computed only once
     for both passes.
+
+    Identical gallery vectors (one sentence under two ids, a collapsed model) must score exactly alike for ties
+    to go to the earlier item, but a float32 matrix product can give them cosines one ulp apart, depending on
+    their column and on the block's shape. Each distinct vector is therefore scored once and its score copied
+    to its duplicates.
     """
 
     def __init__(self, queries: np.ndarray, gallery: np.ndarray, block_bytes: int) -> None:
         self.queries, self.gallery = queries, gallery
-        self.step = max(1, block_bytes // (_BYTES_PER_SCORE * max(len(gallery), 1)))
-        shape = (min(self.step, len(queries)), len(gallery))
-        self.scores = np.empty(shape, dtype=np.float32)
-        self.work = np.empty(shape, dtype=np.float32)
-        self.flags = np.empty(shape, dtype=bool)
+        self.distinct, self.copies = _distinct_rows(gallery)
+        bytes_per_score = _BYTES_PER_SCORE + (4 if self.copies is not None else 0)
+        self.step = max(1, block_bytes // (bytes_per_score * max(len(gallery), 1)))
+        rows = min(self.step, len(queries))
+        self.scores = np.empty((rows, len(gallery)), dtype=np.float32)
+        self.work = np.empty((rows, len(gallery)), dtype=np.float32)
+        self.flags = np.empty((rows, len(gallery)), dtype=bool)
+        self._distinct_scores = None if self.copies is None else np.empty((rows, len(self.distinct)), np.float32)
         self._filled: int | None = None  # start row of the block now in ``scores``
 
     def __iter__(self) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -144,9 +156,24 @@ class _ScoreBlocks:
             stop = min(start + self.step, len(self.queries))
             scores = self.scores[: stop - start]
             if self._filled != start:
-                np.matmul(self.queries[start:stop], self.gallery.T, out=scores)
+                if self._distinct_scores is None:
+                    np.matmul(self.queries[start:stop], self.gallery.T, out=scores)
+                else:
+                    distinct = self._distinct_scores[: stop - start]
+                    np.matmul(self.queries[start:stop], self.distinct.T, out=distinct)
+                    np.take(distinct, self.copies, axis=1, out=scores)
                 self._filled = start
             yield start, stop, scores
+
+
+def _distinct_rows(gallery: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The distinct rows of the gallery and, if some repeat, each row's index among them (else None)."""
+    if len(gallery) < 2:
+        return gallery, None
+    distinct, copies = np.unique(gallery, axis=0, return_inverse=True)
+    if len(distinct) == len(gallery):
+        return gallery, None
+    return np.ascontiguousarray(distinct), copies.reshape(-1)
 
 
 def _insert_rows(top: np.ndarray, rows: np.ndarray, carry: np.ndarray, spare: np.ndarray) -> None:
@@ -177,14 +204,23 @@ class _Neighbourhoods:
 def _nearest(
     scores: np.ndarray, kth_values: np.ndarray, flags: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and cosines of each row's k highest scores (``kth_values``: each row's k-th highest)."""
-    rows, cols = np.nonzero(np.greater_equal(scores, kth_values[:, None], out=flags))
-    values = scores[rows, cols]
-    order = np.lexsort((cols, -values, rows))  # by row, then decreasing score, then gallery order
-    rows, cols, values = rows[order], cols[order], values[order]
-    row_starts = np.searchsorted(rows, np.arange(len(scores)))
-    keep = (np.arange(rows.size) - row_starts[rows]) < k  # ties at the k-th score: the first in gallery order
-    return cols[keep].reshape(-1, k), values[keep].reshape(-1, k)
+    """Indices and cosines of each row's k highest scores (``kth_values``: each row's k-th highest), by
+    decreasing cosine, ties in gallery order.
+
+    Exactly k flags per row are set before any index array is made, so that a row whose k-th score is shared by
+    many items (a collapsed model: all of them) costs no more memory than any other.
+    """
+    kth = kth_values[:, None]
+    np.greater_equal(scores, kth, out=flags)
+    for row in np.flatnonzero(np.count_nonzero(flags, axis=1) > k):  # ties at the k-th score: the first ones
+        np.greater(scores[row], kth[row], out=flags[row])
+        needed = k - np.count_nonzero(flags[row])
+        flags[row, np.flatnonzero(scores[row] == kth[row])[:needed]] = True
+    rows, cols = np.nonzero(flags)
+    cols = cols.reshape(-1, k)
+    values = scores[rows.reshape(-1, k), cols]
+    order = np.lexsort((cols, -values))  # within each row: decreasing score, then gallery order
+    return np.take_along_axis(cols, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
 def _neighbourhoods(blocks: _ScoreBlocks, k: int) -> _Neighbourhoods:
