@@ -228,6 +228,21 @@ def test_score_retrieval_checks_its_inputs_before_scoring(retrieval_setup, capsy
     small = save_table(d / "g8" / "emb.scp", {f"s{i}": np.ones(8, dtype=np.float32) for i in range(10)})
     assert main(argv[:3] + ["--gallery", small, "--query2ref", str(d / "query2ref")]) == 1
     assert f"{retrieval_setup['query']}: 16-d queries, but {small} holds 8-d vectors" in capsys.readouterr().err
+    assert main(argv + ["--xsim-k", "0"]) == 1
+    assert "--xsim-k must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_a_language_with_fewer_queries_than_xsim_k_is_warned_about(retrieval_setup, capsys):
+    d = retrieval_setup["dir"]
+    ids = [line.split()[0] for line in (d / "query2ref").read_text().splitlines()]
+    (d / "utt2lang").write_text("".join(f"{key} {'fr' if i < 3 else 'de'}\n" for i, key in enumerate(ids)))
+    argv = ["score-retrieval", "--query", retrieval_setup["query"], "--gallery", retrieval_setup["gallery"],
+            "--query2ref", str(d / "query2ref"), "--utt2lang", str(d / "utt2lang")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "language fr has 3 query(s), fewer than --xsim-k 4" in err and "language de" not in err
+    assert main(argv + ["--margin", "absolute"]) == 0  # the nearest item: no neighbourhood to average
+    assert "fewer than --xsim-k" not in capsys.readouterr().err
 
 
 def test_plot_layer_weights(tmp_path):

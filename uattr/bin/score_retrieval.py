@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
 import numpy as np
 
@@ -39,6 +40,8 @@ from uattr.scoring.retrieval import (
     retrieval_metrics,
     select_queries,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +88,8 @@ def main(args: argparse.Namespace) -> None:
         raise ConfigError(f"--k values must be at least 1, got {args.k}")
     if args.block_mb < 1:
         raise ConfigError(f"--block-mb must be positive, got {args.block_mb}")
+    if args.xsim_k < 1:
+        raise ConfigError(f"--xsim-k must be at least 1, got {args.xsim_k}")
     queries = load_embedding_set(args.query)
     gallery = load_embedding_set(args.gallery)
     if queries.vectors.shape[1] != gallery.vectors.shape[1]:
@@ -101,6 +106,12 @@ def main(args: argparse.Namespace) -> None:
         metrics["per_lang"] = {}
         for lang in sorted(set(languages)):
             rows = np.flatnonzero(languages == lang)
+            if args.margin != "absolute" and rows.size < args.xsim_k:
+                logger.warning(
+                    "%s: language %s has %d query(s), fewer than --xsim-k %d: its xSIM margin averages each gallery"
+                    " item's nearest neighbours over those %d only", args.utt2lang, lang, rows.size, args.xsim_k,
+                    rows.size,
+                )
             metrics["per_lang"][lang] = _metrics(
                 [queries.ids[row] for row in rows], queries.vectors[rows], gallery, select_queries(relevance, rows),
                 args,
