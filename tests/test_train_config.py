@@ -21,7 +21,9 @@ from uattr.config import from_dict
 from uattr.errors import ConfigError
 from uattr.model import UnifiedEncoder
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
-from uattr.train.config import ExperimentConfig, load_experiment_config, on_the_fly_attributes
+from uattr.train.config import (
+    ExperimentConfig, OptimizerConfig, SchedulerConfig, load_experiment_config, on_the_fly_attributes,
+)
 from uattr.train.data import build_split
 from uattr.train.distributed import DistributedContext
 from uattr.train.validate import load_tasks, validate
@@ -99,6 +101,19 @@ def test_defaults_are_the_paper_settings_and_overrides_apply(tmp_path) -> None:
     assert config.trainer.criterion_mode() == "min"
     config.trainer.best_criterion = "valid/semantic/r@1"
     assert config.trainer.criterion_mode() == "max"
+
+
+def test_a_partial_optimiser_group_keeps_the_paper_defaults_of_the_rest(tmp_path) -> None:
+    path = write_config(tmp_path / "conf.yaml", MINIMAL)
+    config = load_experiment_config(path, [("optim.branches.optimizer.lr", 1.0), ("optim.upstream.optimizer.lr", 2e-5)])
+    assert config.optim.branches.optimizer == OptimizerConfig("adadelta", 1.0, {"rho": 0.95, "eps": 1e-8})
+    assert config.optim.branches.scheduler.patience == 2 and config.optim.upstream.scheduler.factor == 0.9
+    # Another optimiser or schedule inherits nothing of the one it replaces (Adam has no rho).
+    config = load_experiment_config(path, [("optim.branches.optimizer", {"name": "adam", "lr": 1e-3}),
+                                           ("optim.upstream.scheduler", {"name": "warmup_cosine"})])
+    assert config.optim.branches.optimizer == OptimizerConfig("adam", 1e-3, {})
+    assert config.optim.upstream.scheduler == SchedulerConfig("warmup_cosine")
+    assert config.optim.upstream.optimizer == OptimizerConfig("adam", 1e-5)
 
 
 def test_exponent_numbers_without_a_dot_are_numbers(tmp_path) -> None:

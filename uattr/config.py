@@ -6,6 +6,7 @@ section is a dataclass; a key the dataclass does not declare is an error naming 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import types
@@ -82,8 +83,14 @@ def apply_overrides(config: dict[str, Any], overrides: Sequence[tuple[str, Any]]
     return result
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
-    """Build dataclass ``cls`` from ``data``, recursing into nested dataclasses; unknown keys are errors."""
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "", default: T | None = None) -> T:
+    """Build dataclass ``cls`` from ``data``, recursing into nested dataclasses; unknown keys are errors.
+
+    A partial mapping changes only the keys it gives: the others keep the values of ``default`` or, for a nested
+    section, of the section's own default (e.g. the paper's optimiser of a parameter group, whose ``lr`` alone an
+    override may change). A section that names another component (its ``name`` differs from the default's)
+    inherits nothing: the default's settings (an optimiser's kwargs) belong to the component it replaces.
+    """
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
@@ -96,7 +103,17 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
             + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
             + f"; known keys of '{where or 'config'}': {', '.join(sorted(fields))}"
         )
-    kwargs = {name: _convert(hints[name], value, _join(where, name)) for name, value in data.items()}
+    if default is not None and "name" in data and data["name"] != getattr(default, "name", data["name"]):
+        default = None
+    kwargs = {}
+    for name, value in data.items():
+        section = _section_default(fields[name], hints[name], default)
+        if section is not None and isinstance(value, Mapping):
+            kwargs[name] = from_dict(hints[name], value, _join(where, name), section)
+        else:
+            kwargs[name] = _convert(hints[name], value, _join(where, name))
+    if default is not None:
+        kwargs.update({name: copy.deepcopy(getattr(default, name)) for name in fields if name not in kwargs})
     missing = [
         name
         for name, field in fields.items()
@@ -110,6 +127,17 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         return cls(**kwargs)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where or 'config'}: {error}") from error
+
+
+def _section_default(field: dataclasses.Field, hint: Any, parent: Any) -> Any:
+    """The default instance of a nested dataclass section: the parent default's, else the field's own."""
+    if not dataclasses.is_dataclass(hint):
+        return None
+    if parent is not None:
+        return getattr(parent, field.name)
+    if field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return field.default_factory()  # type: ignore[misc]
+    return None
 
 
 def to_dict(obj: Any) -> Any:
