@@ -144,6 +144,21 @@ def test_bad_files_name_utterance_and_path(tmp_path):
             load_audio(str(tmp_path / name), sample_rate=16000, utt_id="u1")
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_samples_name_the_file_and_time(tmp_path, value):
+    samples = np.zeros((16000, 2), dtype=np.float32)
+    samples[8000, 1] = value
+    path = tmp_path / "float.wav"
+    soundfile.write(str(path), samples, 16000, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"utterance 'u1': .*float\.wav has 1 non-finite sample value\(s\) \(NaN or "
+                                        r"inf\), the first at 0\.500 s"):
+        load_audio(str(path), sample_rate=16000, utt_id="u1")
+    assert load_audio(str(path), sample_rate=16000, end=0.25, utt_id="u1").shape == (4000,)  # a clean segment
+    pipe = f"cat {path} |"
+    with pytest.raises(DataError, match="the first at 0.500 s"):
+        load_audio(pipe, sample_rate=16000, start=0.25, utt_id="u1")
+
+
 def test_audio_source_of_a_data_dir(tmp_path):
     data_path = make_data_dir(tmp_path, rate=8000, seconds=0.5)
     source = AudioSource(str(data_path), sample_rate=16000)

@@ -102,7 +102,18 @@ def load_audio(
         info = AudioInfo(rate, whole.shape[0], whole.shape[1])
         first, last = segment_frames(info, start, end, entry, utt_id)
         samples = whole[first:last]
+    _require_finite(samples, info.sample_rate, first, entry, utt_id)
     return _resample(_select_channel(samples, channel, entry, utt_id), info.sample_rate, sample_rate)
+
+
+def _require_finite(samples: np.ndarray, rate: int, first: int, entry: str, utt_id: str) -> None:
+    """A float file can hold NaN or inf samples: they would make every loss and score of their batch NaN (and
+    training would only skip updates), so they are an error that names the file and the time."""
+    finite = np.isfinite(samples)
+    if not finite.all():
+        bad = int(np.count_nonzero(~finite))
+        at = (first + int(np.flatnonzero(~finite.all(axis=1))[0])) / rate
+        raise AudioError(utt_id, f"{entry} has {bad} non-finite sample value(s) (NaN or inf), the first at {at:.3f} s")
 
 
 def _open_file(entry: str, utt_id: str) -> soundfile.SoundFile:
