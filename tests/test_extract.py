@@ -233,6 +233,20 @@ def test_cli_names_a_device_it_cannot_use(model_dir: Path, data_dir: Path, tmp_p
     assert "ERROR: --device 'gpu0': " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_an_audio_error_in_a_loader_worker_is_one_line(
+    model_dir: Path, data_dir: Path, tmp_path: Path, capsys, num_workers: int
+) -> None:
+    """A DataLoader worker's error comes back as ``type(error)(worker traceback)``: still one clear line."""
+    assert uattr_main(["compute-durations", str(data_dir)]) == 0  # the sampler plans from utt2dur, not the audio
+    sorted((tmp_path / "wav").glob("*.wav"))[1].unlink()
+    argv = ["extract", "--model", str(model_dir), "--data", str(data_dir), "--out", str(tmp_path / "e")]
+    capsys.readouterr()
+    assert uattr_main([*argv, "--num-workers", str(num_workers)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "ERROR" in line or "Traceback" in line]
+    assert len(errors) == 1 and errors[0].endswith(".wav does not exist") and "utterance 'spkA-u2'" in errors[0]
+
+
 def test_utterances_shared_by_several_data_dirs_are_encoded_once(
     model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,17 @@ class DataError(UattrError):
     """A malformed data directory, table, audio file or trial list."""
 
 
+def user_message(error: UattrError) -> str:
+    """The error's own message, also for one raised in a DataLoader worker: the main process gets it back as
+    ``Caught <Error> in DataLoader worker process N.`` followed by the worker's whole traceback, whose last
+    line holds the message."""
+    text = str(error)
+    marker = f"{type(error).__module__}.{type(error).__qualname__}: "
+    if text.startswith("Caught ") and "\nOriginal Traceback" in text and marker in text:
+        return text.rsplit(marker, 1)[1].strip()
+    return text
+
+
 @contextlib.contextmanager
 def naming_batch(source: object, utt_ids: Sequence[str]) -> Iterator[None]:
     """Add ``source`` and the batch's utterance ids to a DataError raised inside: a model or teacher that refuses

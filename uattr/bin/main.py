@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from uattr import __version__
-from uattr.errors import UattrError
+from uattr.errors import UattrError, user_message
 from uattr.log import setup_logging
 
 logger = logging.getLogger("uattr")
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = module.main(args)
     except UattrError as error:
-        logger.error("%s", error)
+        logger.error("%s", user_message(error))
         return 1
     except OSError as error:  # a path the command cannot write or read: a file where a folder must be, a full disk
         logger.error("%s%s", f"{error.filename}: " if error.filename else "", error.strerror or error)

@@ -34,12 +34,16 @@ _ARK_OFFSET = re.compile(r"^(?P<ark>.+):(?P<offset>\d+)$")
 
 
 class AudioError(DataError):
-    """An unusable audio entry; ``reason`` is the message without the utterance prefix (for validation reports)."""
+    """An unusable audio entry; ``reason`` is the message without the utterance prefix (for validation reports).
 
-    def __init__(self, utt_id: str, reason: str) -> None:
-        super().__init__(f"utterance '{utt_id}': {reason}")
-        self.utt_id = utt_id
-        self.reason = reason
+    Built from a message alone too: a DataLoader worker's error reaches the main process as
+    ``type(error)(message)``, and a class it cannot build that way becomes a RuntimeError with a traceback.
+    """
+
+    def __init__(self, utt_id: str, reason: str | None = None) -> None:
+        super().__init__(utt_id if reason is None else f"utterance '{utt_id}': {reason}")
+        self.utt_id = "" if reason is None else utt_id
+        self.reason = utt_id if reason is None else reason
 
 
 class AudioInfo(NamedTuple):
