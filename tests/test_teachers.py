@@ -28,6 +28,7 @@ from uattr.errors import ConfigError, DataError
 from uattr.fileio import write_table
 from uattr.teachers import Teacher, build_teacher, resolve_model
 from uattr.teachers.extract import extract_teacher
+from uattr.teachers.base import teacher_identity
 from uattr.train.config import DataConfig
 from uattr.train.data import read_targets
 
@@ -193,6 +194,21 @@ def test_resemblyzer_teacher(data_dir, tmp_path):
     meta = read_table_meta(out)
     assert (meta["teacher"], meta["dim"], meta["normalized"], meta["input"]) == ("resemblyzer", 256, True, "audio")
     assert meta["field"] is None and meta["versions"]["resemblyzer"] == "0.1.4"
+
+
+def test_a_complete_resemblyzer_table_is_kept(data_dir, tmp_path, capsys):
+    """Its identity from the options alone must equal its table's meta, or every re-run writes it again."""
+    from uattr.bin.main import main
+
+    argv = ["extract-teacher", "--teacher", "resemblyzer", "--data", str(data_dir), "--out", str(tmp_path / "spk")]
+    assert main(argv) == 0
+    written = (tmp_path / "spk" / "emb.ark").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert (tmp_path / "spk" / "emb.ark").stat().st_mtime_ns == written
+    assert "again" not in capsys.readouterr().err
+    meta = read_table_meta(tmp_path / "spk")
+    assert {key: meta.get(key) for key in ("teacher", "model", "field")} == teacher_identity("resemblyzer")
 
 
 def test_resemblyzer_batches_give_embed_utterance_vectors(data_dir):

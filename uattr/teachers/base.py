@@ -101,8 +101,8 @@ def teacher_identity(
     can take long): the model and field default as the teacher's own; ``classes`` only for a label teacher."""
     cls = TEACHERS.get(name)
     parameters = inspect.signature(cls).parameters
-    if model is None and "model" in parameters:
-        model = parameters["model"].default
+    if model is None:  # the constructor's default, or the fixed model of a teacher without a choice
+        model = parameters["model"].default if "model" in parameters else cls.model
     identity = {"teacher": name, "model": model, "field": field or cls.default_field}
     if classes is not None:
         identity["classes"] = list(classes)
