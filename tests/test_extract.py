@@ -15,6 +15,7 @@ from data_fixtures import make_data_dir
 from uattr.attributes.base import AttributeConfig
 from uattr.branch import BranchConfig
 from uattr.data.audio import AudioSource
+from uattr.data.kaldi import DataDir
 from uattr.data.tables import read_embedding_table, read_table_meta, table_is_complete
 from uattr.extract import extract_embeddings, merge_jobs
 from uattr.bin.main import main as uattr_main
@@ -135,6 +136,37 @@ def test_interrupted_extraction_resumes_to_the_same_tables(
         assert sorted(ref) == sorted(got)
         for utt in ref:
             np.testing.assert_array_equal(ref[utt], got[utt])
+
+
+def test_a_partial_table_of_utterances_gone_from_the_data_dir_is_written_again(
+    model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from uattr.data import tables
+
+    model = UnifiedEncoder.from_pretrained(model_dir)
+    original_write = tables.EmbeddingTableWriter.write
+    calls = {"n": 0}
+
+    def failing_write(self, ids, vectors):  # dies on the second batch of the first attribute
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original_write(self, ids, vectors)
+
+    monkeypatch.setattr(tables.EmbeddingTableWriter, "write", failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        extract_embeddings(model, data_dir, tmp_path / "out", max_batch_size=2, show_progress=False)
+    monkeypatch.setattr(tables.EmbeddingTableWriter, "write", original_write)
+    done = sorted(read_embedding_table(tmp_path / "out" / "semantic" / "data" / "emb.scp.part"))
+    wav_scp = data_dir / "wav.scp"
+    wav_scp.write_text("".join(line for line in wav_scp.read_text().splitlines(keepends=True)
+                               if not line.startswith(done[0] + " ")))
+    (data_dir / "utt2spk").write_text("".join(line for line in (data_dir / "utt2spk").read_text().splitlines(True)
+                                              if not line.startswith(done[0] + " ")))
+    (data_dir / "spk2utt").unlink(missing_ok=True)
+    tables_out = extract_embeddings(model, data_dir, tmp_path / "out", max_batch_size=2, show_progress=False)
+    for attr, table in tables_out.items():
+        assert sorted(read_embedding_table(table / "emb.scp")) == sorted(DataDir.load(data_dir).utt_ids), attr
 
 
 def test_tables_of_a_model_retrained_into_the_same_folder_are_written_again(

@@ -367,13 +367,14 @@ def test_missing_text_entries_are_listed(tmp_path):
         extract_teacher(ToyTextTeacher(), data, tmp_path / "sem", field="text.fr", show_progress=False)
 
 
-def test_resume_refuses_utterances_gone_from_the_data_dir(tmp_path):
+def test_a_partial_table_of_utterances_gone_from_the_data_dir_is_written_again(tmp_path, caplog):
     data = make_data_dir(tmp_path)
     with pytest.raises(RuntimeError):
         extract_teacher(ToyTextTeacher(fail_on_call=2), data, tmp_path / "sem", batch_size=2, show_progress=False)
     write_table(data / "wav.scp", {"spkB-u3": str(tmp_path / "wav" / "spkB-u3.wav")})
-    with pytest.raises(DataError, match=r"2 utterance\(s\) that are no longer in .*'spkA-u1'"):
-        extract_teacher(ToyTextTeacher(), data, tmp_path / "sem", batch_size=2, show_progress=False)
+    out = extract_teacher(ToyTextTeacher(), data, tmp_path / "sem", batch_size=2, show_progress=False)
+    assert sorted(load(out)) == ["spkB-u3"] and read_table_meta(out)["num_utterances"] == 1
+    assert "holds 2 utterance(s) no longer wanted (e.g. 'spkA-u1'); writing it again" in caplog.text
 
 
 def test_audio_teachers_take_no_field(data_dir, tmp_path):

@@ -104,6 +104,22 @@ def _remove_table(table_dir: Path) -> None:
         (table_dir / name).unlink(missing_ok=True)
 
 
+def open_table_writer(table_dir: PathLike, utt_ids: Iterable[str], meta: Mapping[str, Any]) -> EmbeddingTableWriter:
+    """A writer that resumes a partial table of these utterances. A partial table that holds others (its data
+    dir was rebuilt since, or split jobs moved their boundaries) is started again, with a warning, as
+    :func:`keep_current_table` does for a complete one: resumed, it would end complete with stale vectors."""
+    writer = EmbeddingTableWriter(table_dir, meta=meta)
+    stale = sorted(writer.done_ids - set(utt_ids))
+    if stale:
+        logger.warning(
+            "%s: the partial table holds %d utterance(s) no longer wanted (e.g. '%s'); writing it again",
+            table_dir, len(stale), stale[0],
+        )
+        _remove_table(Path(table_dir))
+        writer = EmbeddingTableWriter(table_dir, meta=meta)
+    return writer
+
+
 def drop_merged_table(out_dir: PathLike) -> None:
     """Called by a split job about to write: the merged table of an earlier run points into the arks the jobs
     rewrite, so it stops being complete (meta.json first) until :func:`merge_split` joins the jobs again."""
