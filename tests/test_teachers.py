@@ -355,6 +355,9 @@ def test_a_merge_of_the_wrong_number_of_jobs_leaves_the_merged_table_alone(data_
     merged = load(tmp_path)
     with pytest.raises(DataError, match=r"split3/1: table is not complete .*\(3 of 3 job tables are not\)"):
         merge_split(tmp_path, 3)
+    for wrong in (0, -1):
+        with pytest.raises(ConfigError, match=rf"--merge {wrong}: the number of split jobs must be at least 1"):
+            merge_split(tmp_path, wrong)
     assert table_is_complete(tmp_path) and sorted(load(tmp_path)) == sorted(merged)
 
 

@@ -412,6 +412,8 @@ def split_ids(utt_ids: Sequence[str], job: int | None = None, num_jobs: int | No
 
 def merge_split(out_dir: PathLike, num_jobs: int) -> Path:
     """Join the tables of jobs ``1..num_jobs`` (``<out>/split<N>/<i>``) into ``out_dir``."""
+    if num_jobs < 1:  # no parts would pass the completeness check, and the merged table would be discarded
+        raise ConfigError(f"--merge {num_jobs}: the number of split jobs must be at least 1")
     out_dir = Path(out_dir)
     parts = [job_dir(out_dir, job, num_jobs) for job in range(1, num_jobs + 1)]
     _require_complete(parts)  # before anything is compared with the merged table: a wrong N must not discard it
