@@ -89,9 +89,14 @@ def test_resume_after_interruption_keeps_done_ids_and_drops_torn_batch(tmp_path)
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
-    EmbeddingTableWriter(tmp_path / "t", meta=META).write(["u-1"], vectors(["u-1"]))
+    EmbeddingTableWriter(tmp_path / "t", meta={**META, "data": "data/dev"}).write(["u-1"], vectors(["u-1"]))
     with pytest.raises(DataError, match="other settings.*model"):
-        EmbeddingTableWriter(tmp_path / "t", meta={**META, "model": "m2"})
+        EmbeddingTableWriter(tmp_path / "t", meta={**META, "data": "data/dev", "model": "m2"})
+    # Where the data dir was found is provenance, not a setting: 'data/dev/' or an absolute path resumes.
+    resumed = EmbeddingTableWriter(tmp_path / "t", meta={**META, "data": str(tmp_path / "data/dev/")})
+    assert resumed.done_ids == {"u-1"}
+    resumed.close()
+    assert read_table_meta(tmp_path / "t")["data"] == str(tmp_path / "data/dev/")
 
 
 def test_writer_refuses_a_complete_table(tmp_path):

@@ -125,6 +125,7 @@ def extract_embeddings(
             table_dirs[attr], utt_ids,
             {"attribute": attr, "dim": model.embedding_dim(attr), "normalized": model.is_normalized(attr),
              "data": str(data.path), "model": model_name, **made_by},
+            provenance=("data", "model"),  # the model is identified by its weights' digest, not by its path
         )
         for attr in pending
     }

@@ -104,11 +104,13 @@ def _remove_table(table_dir: Path) -> None:
         (table_dir / name).unlink(missing_ok=True)
 
 
-def open_table_writer(table_dir: PathLike, utt_ids: Iterable[str], meta: Mapping[str, Any]) -> EmbeddingTableWriter:
+def open_table_writer(
+    table_dir: PathLike, utt_ids: Iterable[str], meta: Mapping[str, Any], provenance: Sequence[str] = ("data",)
+) -> EmbeddingTableWriter:
     """A writer that resumes a partial table of these utterances. A partial table that holds others (its data
     dir was rebuilt since, or split jobs moved their boundaries) is started again, with a warning, as
     :func:`keep_current_table` does for a complete one: resumed, it would end complete with stale vectors."""
-    writer = EmbeddingTableWriter(table_dir, meta=meta)
+    writer = EmbeddingTableWriter(table_dir, meta=meta, provenance=provenance)
     stale = sorted(writer.done_ids - set(utt_ids))
     if stale:
         logger.warning(
@@ -116,7 +118,7 @@ def open_table_writer(table_dir: PathLike, utt_ids: Iterable[str], meta: Mapping
             table_dir, len(stale), stale[0],
         )
         _remove_table(Path(table_dir))
-        writer = EmbeddingTableWriter(table_dir, meta=meta)
+        writer = EmbeddingTableWriter(table_dir, meta=meta, provenance=provenance)
     return writer
 
 
@@ -184,8 +186,11 @@ class EmbeddingTableWriter:
     and ``num_utterances``. ``done_ids`` are the utterances already on disk: callers skip them.
     """
 
-    def __init__(self, out_dir: PathLike, *, meta: Mapping[str, Any]) -> None:
+    def __init__(self, out_dir: PathLike, *, meta: Mapping[str, Any], provenance: Sequence[str] = ("data",)) -> None:
         self.out_dir = Path(out_dir)
+        # Keys that say where the inputs were found, not what the vectors are: a resume may differ on them (the
+        # data dir given as 'data/dev/' or as an absolute path), and the new run's values are recorded.
+        self.provenance = frozenset(provenance)
         self.ark_path = self.out_dir / ARK_NAME
         self._part_scp = self.out_dir / PART_SCP_NAME
         self._part_meta = self.out_dir / PART_META_NAME
@@ -258,8 +263,11 @@ class EmbeddingTableWriter:
     def _resume(self) -> None:
         """Pick up an interrupted table: keep complete scp lines, cut the ark back to the last recorded vector."""
         previous = json.loads(self._part_meta.read_text(encoding="utf-8"))
-        if previous != self.meta:
-            differing = sorted(k for k in set(previous) | set(self.meta) if previous.get(k) != self.meta.get(k))
+        differing = sorted(
+            key for key in set(previous) | set(self.meta)
+            if key not in self.provenance and previous.get(key) != self.meta.get(key)
+        )
+        if differing:
             raise DataError(
                 f"{self.out_dir}: holds a partial table made with other settings (differing: "
                 f"{', '.join(differing)}); remove the directory or rerun with the same settings"
