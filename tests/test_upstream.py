@@ -266,6 +266,16 @@ def test_missing_preprocessor_config_is_a_clear_error(models: dict[str, Path], t
         build_upstream(UpstreamConfig(name="s3prl:hf_hubert_custom"))
 
 
+def test_model_folders_under_the_home_directory(models: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    """``~/...`` passed the folder checks but reached transformers unexpanded (as an invalid hub id), and s3prl's
+    hf_*_custom then fell back to a hub feature extractor."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copytree(models["wav2vec2"], tmp_path / "encoder")
+    expected = build_upstream(UpstreamConfig(name=f"hf:{models['wav2vec2']}")).num_layers
+    for config in (UpstreamConfig(name="hf:~/encoder"), UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path="~/encoder")):
+        assert build_upstream(config).num_layers == expected
+
+
 def test_unknown_names_and_options_list_the_choices(models: dict[str, Path]) -> None:
     with pytest.raises(ConfigError, match="unknown upstream 'fairseq'.*hf, s3prl"):
         build_upstream(UpstreamConfig(name="fairseq:wav2vec2"))

@@ -100,6 +100,12 @@ def require_replaceable(path: PathLike, marker: str, what: str) -> None:
         raise DataError(f"{path}: exists and is not a {what} (no {marker}); refusing to replace it")
 
 
+def looks_local(source: str) -> bool:
+    """A model given as a local folder (existing, or written as a path) rather than a hub id such as
+    ``facebook/w2v-bert-2.0``, which libraries would fetch (or report as an invalid repo id)."""
+    return Path(source).expanduser().exists() or source.startswith(("/", ".", "~")) or source.count("/") > 1
+
+
 def read_text(path: PathLike, what: str = "file") -> str:
     """The whole text of an input file; a missing file or one that is not UTF-8 is a DataError naming it (and the
     line of the first bad byte)."""

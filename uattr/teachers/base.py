@@ -9,13 +9,16 @@ from __future__ import annotations
 import abc
 import importlib
 import inspect
+import os
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence, TypeVar
 
 import numpy as np
 
 import uattr
 from uattr.errors import ConfigError
+from uattr.fileio import looks_local
 from uattr.registry import TEACHERS
 
 TeacherInput = Literal["text", "audio", "label"]
@@ -110,9 +113,13 @@ def teacher_identity(
 
 
 def resolve_model(spec: str) -> str:
-    """Turn a model spec into what the library loads: ``pkg:<module>`` → that package's model folder."""
+    """Turn a model spec into what the library loads: ``pkg:<module>`` → that package's model folder, ``~/m`` → the
+    folder it names. A spec written as a path must be a folder: the libraries would take it for a hub id and
+    report an invalid repo name."""
     if not spec.startswith(PACKAGE_MODEL_PREFIX):
-        return spec
+        if looks_local(spec) and not Path(spec).expanduser().is_dir():
+            raise ConfigError(f"model '{spec}': no such model folder")
+        return os.path.expanduser(spec)
     module_name = spec[len(PACKAGE_MODEL_PREFIX) :]
     if not module_name:
         raise ConfigError(f"model '{spec}': name the package after '{PACKAGE_MODEL_PREFIX}'")

@@ -31,9 +31,10 @@ class SentenceTransformerTeacher(Teacher):
 
         self.model = model
         self.normalized = normalize_embeddings
+        source = resolve_model(model)
         try:
-            self._encoder = SentenceTransformer(resolve_model(model), device=device)
-        except OSError as error:  # a folder that does not exist, or a hub id that cannot be fetched
+            self._encoder = SentenceTransformer(source, device=device)
+        except (OSError, ValueError) as error:  # a hub id that cannot be fetched; a folder that is not a model
             raise ConfigError(f"sentence-transformers model '{model}': cannot load it ({error})") from None
         self._encoder.eval()
         # sentence-transformers renamed the method in 5.x; the range in setup.cfg allows both.

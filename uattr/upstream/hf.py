@@ -21,6 +21,7 @@ random weights, reading nothing from ``name`` (which may be a hub id or a folder
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import torch
 import transformers
 
 from uattr.errors import ConfigError
+from uattr.fileio import looks_local
 from uattr.registry import UPSTREAMS
 from uattr.upstream.base import Upstream, UpstreamConfig, disable_layerdrop, require_frames
 from uattr.upstream.finetune import apply_finetune_policy
@@ -37,11 +39,6 @@ FBANK_MODEL_TYPES = ("wav2vec2-bert",)
 WAVEFORM_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 REQUIRED_FILES = ("config.json", "preprocessor_config.json")
 NORMALISATION_FLOOR = 1e-7  # as Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
-
-
-def looks_local(source: str) -> bool:
-    """A local folder (existing, or written as a path) rather than a hub id such as ``facebook/w2v-bert-2.0``."""
-    return Path(source).expanduser().exists() or source.startswith(("/", ".", "~")) or source.count("/") > 1
 
 
 def architecture_folder(config: UpstreamConfig) -> str | None:
@@ -169,6 +166,7 @@ def load_hf_upstream(config: UpstreamConfig) -> HFUpstream:
     source = config.name.split(":", 1)[1] or config.path or ""
     if not source or (config.path and config.path != source):
         raise ConfigError(f"upstream '{config.name}': name the model once, as hf:<model id or local folder>")
+    source = os.path.expanduser(source)  # transformers takes '~/m' for a hub id
     folder = architecture_folder(config) or source
     require_hf_folder(folder, config.name)
     try:

@@ -20,6 +20,7 @@ again (from s3prl's cache, or downloaded) before its own weights replace the che
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -139,7 +140,7 @@ def load_s3prl_upstream(config: UpstreamConfig) -> S3PRLHubUpstream:
             f"upstream '{config.name}': only {', '.join(HF_EXPERTS)} build from architecture files "
             f"(upstream.architecture); the others need their checkpoint"
         )
-    checkpoint = architecture or config.path
+    checkpoint = architecture or (os.path.expanduser(config.path) if config.path else config.path)
     if name.endswith(CHECKPOINT_SUFFIXES) and not checkpoint:
         raise ConfigError(f"upstream '{config.name}' loads a checkpoint: set upstream.path")
     if name.startswith("hf_") and checkpoint:
