@@ -272,7 +272,9 @@ def test_model_folders_under_the_home_directory(models: dict[str, Path], tmp_pat
     monkeypatch.setenv("HOME", str(tmp_path))
     shutil.copytree(models["wav2vec2"], tmp_path / "encoder")
     expected = build_upstream(UpstreamConfig(name=f"hf:{models['wav2vec2']}")).num_layers
-    for config in (UpstreamConfig(name="hf:~/encoder"), UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path="~/encoder")):
+    for config in (
+        UpstreamConfig(name="hf:~/encoder"), UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path="~/encoder")
+    ):
         assert build_upstream(config).num_layers == expected
 
 
