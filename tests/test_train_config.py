@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -18,6 +19,7 @@ import yaml
 from train_fixtures import make_experiment, one_thread  # noqa: F401  (autouse fixture)
 from uattr.bin.main import main as uattr_main
 from uattr.config import from_dict
+from uattr.data.tables import EmbeddingTableWriter
 from uattr.errors import ConfigError
 from uattr.model import UnifiedEncoder
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
@@ -26,6 +28,7 @@ from uattr.train.config import (
 )
 from uattr.train.data import build_split
 from uattr.train.distributed import DistributedContext
+from uattr.train.trainer import Trainer
 from uattr.train.validate import load_tasks, validate
 
 MINIMAL = {"upstream": {"name": "hf:/nowhere"}, "attributes": {"semantic": {}, "speaker": {}}}
@@ -126,15 +129,54 @@ def test_exponent_numbers_without_a_dot_are_numbers(tmp_path) -> None:
         load_experiment_config(path, [("optim.upstream.optimizer.lr", "e-5")])
 
 
-def test_attribute_lists_are_checked(experiment) -> None:
+@pytest.mark.parametrize("key, value", [("valid_trials", "trials"), ("valid_retrieval", {}),
+                                        ("targets", {"train": "t", "valid": "v"})])
+def test_attribute_lists_are_checked(experiment, key, value) -> None:
     data = copy.deepcopy(experiment)
-    data["data"]["valid_trials"] = {"spk": "trials"}
-    config = from_dict(ExperimentConfig, data)
-    with pytest.raises(ConfigError, match=r"data\.valid_trials\.spk: no such attribute"):
-        load_tasks(config.data, list(config.attributes))
+    data["data"][key] = {"spk": value}  # a misspelt attribute would be ignored
+    with pytest.raises(ConfigError, match=rf"data\.{key}\.spk: no such attribute; attributes: semantic, speaker"):
+        from_dict(ExperimentConfig, data)
+
+
+
+def test_on_the_fly_attributes_are_checked(experiment) -> None:
+    data = copy.deepcopy(experiment)
     data["trainer"].update(teacher_mode="on_the_fly", on_the_fly=["lang"])
     with pytest.raises(ConfigError, match=r"trainer\.on_the_fly: unknown attribute 'lang'"):
         on_the_fly_attributes(from_dict(ExperimentConfig, data))
+
+
+def test_validation_set_up_is_checked_before_training(experiment, tmp_path, monkeypatch) -> None:
+    """Each of these showed only at the first validation, after a whole training interval."""
+    import uattr.train.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module.Trainer, "run", lambda self: pytest.fail("trained first"))
+    trials = Path(experiment["data"]["valid_trials"]["speaker"])
+    lines = trials.read_text().splitlines()
+    (tmp_path / "unlabelled").write_text("".join(" ".join(line.split()[:2]) + "\n" for line in lines))
+    (tmp_path / "targets_only").write_text("".join(line + "\n" for line in lines if line.endswith(" target")))
+    dev_table = tmp_path / "dev6"
+    with EmbeddingTableWriter(dev_table, meta={"dim": 6}) as writer:
+        writer.write(["x"], np.zeros((1, 6), dtype=np.float32))
+    cases = [
+        ({"trainer": {"best_criterion": "valid/speaker/EER"}},
+         r"trainer\.best_criterion 'valid/speaker/EER' is not a validation metric; metrics: valid/loss, "
+         r"valid/semantic/loss, valid/speaker/loss, valid/semantic/r@1, valid/speaker/eer"),
+        ({"data": {"valid_retrieval": {"semantic": {"query2ref": str(tmp_path / "nowhere")}}}},
+         r"data\.valid_retrieval\.semantic\.query2ref: no such file .*nowhere"),
+        ({"data": {"valid_trials": {"speaker": str(tmp_path / "unlabelled")}}},
+         r"data\.valid_trials\.speaker: .*unlabelled must label its trials target/nontarget, with both classes"),
+        ({"data": {"valid_trials": {"speaker": str(tmp_path / "targets_only")}}}, r"targets_only must label"),
+        ({"data": {"targets": {"semantic": {"train": experiment["data"]["target_pattern"].format(
+            attr="semantic", set="train"), "valid": str(dev_table)}}}},
+         r"dev6/meta\.json: 6-d dev targets of 'semantic', but the train targets .* are 8-d"),
+    ]
+    for change, message in cases:
+        data = copy.deepcopy(experiment)
+        for section, values in change.items():
+            data[section].update(values)
+        with pytest.raises(ConfigError, match=message):
+            Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp", show_progress=False)
 
 
 def test_cli_trains_with_overrides_and_refuses_bad_ones(experiment, tmp_path, capsys) -> None:
@@ -210,7 +252,7 @@ def test_torchrun_two_processes_on_cpu(experiment, tmp_path) -> None:
     alone.load_state_dict(state["model"])
     attributes = ["semantic", "speaker"]
     dev = build_split(saved.data, "valid", attributes, 16000, 0, DistributedContext())
-    expected = validate(alone, dev.loader, torch.device("cpu"), load_tasks(saved.data, attributes))
+    expected = validate(alone, dev.loader, torch.device("cpu"), load_tasks(saved.data))
     assert len(dev.sampler) == 3
     assert f"{saved.data.valid}: 6 utterances, 2 batches per epoch on this rank" in (exp / "train.log").read_text()
     assert {name: state["history"][-1][name] for name in expected} == pytest.approx(expected, rel=1e-5)

@@ -155,7 +155,7 @@ def test_validation_metrics_on_a_tiny_dev_set(experiment, tmp_path) -> None:
     tables = {attr: dev.dataset.targets[attr] for attr in ("semantic", "speaker")}
     model = LookupModel({attr: {lengths[u]: v for u, v in table.items()} for attr, table in tables.items()})
 
-    metrics = validate(model, dev.loader, torch.device("cpu"), load_tasks(config.data, ["semantic", "speaker"]))
+    metrics = validate(model, dev.loader, torch.device("cpu"), load_tasks(config.data))
 
     assert metrics["valid/loss"] == pytest.approx(0, abs=1e-4)
     assert metrics["valid/semantic/r@1"] == 100.0

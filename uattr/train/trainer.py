@@ -69,7 +69,7 @@ from uattr.train.distributed import (
 )
 from uattr.train.optim import GROUPS, LearningRateSchedule, build_group, split_parameters
 from uattr.train.targets import OnTheFlyTargets, build_teachers
-from uattr.train.validate import format_metrics, load_tasks, validate
+from uattr.train.validate import format_metrics, load_tasks, metric_names, validate
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,13 @@ class Trainer:
         self.valid_data: SplitData | None = None
         if data.valid is not None:
             self.valid_data = build_split(data, "valid", cached, self.model.sample_rate, settings.seed, self.context)
-            self.tasks = load_tasks(data, list(self.config.attributes))
+            self.tasks = load_tasks(data)
+            names = metric_names(list(self.config.attributes), self.tasks)
+            if settings.best_criterion not in names:
+                raise ConfigError(
+                    f"trainer.best_criterion '{settings.best_criterion}' is not a validation metric; metrics: "
+                    f"{', '.join(names)}"
+                )
 
         self.total_steps = total_updates(settings, self.train_data.sampler)
         groups = split_parameters(self.model)
@@ -401,10 +407,6 @@ class Trainer:
         metrics = self.context.broadcast(metrics)
         if metrics is not None:
             criterion = self.config.trainer.best_criterion
-            if criterion not in metrics:
-                raise ConfigError(
-                    f"trainer.best_criterion '{criterion}' is not a validation metric; metrics: {', '.join(metrics)}"
-                )
             self.history.append({"step": self.step, "epoch": self.epoch, **metrics})
             for schedule in self.schedules.values():
                 schedule.observe_validation(metrics["valid/loss"])

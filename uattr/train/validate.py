@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import defaultdict
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -44,17 +45,35 @@ class ValidationTasks:
         return set(self.trials) | set(self.retrieval)
 
 
-def load_tasks(config: DataConfig, attributes: Sequence[str]) -> ValidationTasks:
-    """Read ``data.valid_trials`` and the galleries of ``data.valid_retrieval``; unknown attributes are errors."""
-    for key, mapping in (("valid_trials", config.valid_trials), ("valid_retrieval", config.valid_retrieval)):
-        unknown = [attr for attr in mapping if attr not in attributes]
-        if unknown:
-            raise ConfigError(f"data.{key}.{unknown[0]}: no such attribute; attributes: {', '.join(attributes)}")
-    tasks = ValidationTasks(trials={attr: read_trials(path) for attr, path in config.valid_trials.items()})
+def load_tasks(config: DataConfig) -> ValidationTasks:
+    """Read ``data.valid_trials`` and the galleries of ``data.valid_retrieval`` when training starts, so that a
+    wrong file shows at once rather than at the first validation."""
+    tasks = ValidationTasks()
+    for attr, path in config.valid_trials.items():
+        trials = read_trials(path)
+        if trials.labels is None or trials.labels.all() or not trials.labels.any():
+            raise ConfigError(
+                f"data.valid_trials.{attr}: {path} must label its trials target/nontarget, with both classes "
+                "(the dev EER needs them)"
+            )
+        tasks.trials[attr] = trials
     for attr, retrieval in config.valid_retrieval.items():
+        if retrieval.query2ref is not None and not Path(retrieval.query2ref).is_file():
+            raise ConfigError(f"data.valid_retrieval.{attr}.query2ref: no such file {retrieval.query2ref}")
         gallery = retrieval.gallery or config.target_table(attr, "valid")
         tasks.retrieval[attr] = RetrievalTask(load_embedding_set(table_files(gallery)[0]), retrieval.query2ref)
     return tasks
+
+
+def metric_names(attributes: Sequence[str], tasks: ValidationTasks) -> list[str]:
+    """The names :func:`validate` returns (see the module docstring), known before any validation runs."""
+    names = ["valid/loss"] + [f"valid/{attr}/loss" for attr in attributes]
+    for attr in attributes:
+        if attr in tasks.trials:
+            names += [f"valid/{attr}/eer", f"valid/{attr}/min_dcf_0.01"]
+        if attr in tasks.retrieval:
+            names.append(f"valid/{attr}/r@1")
+    return names
 
 
 @torch.no_grad()
