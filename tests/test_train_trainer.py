@@ -356,6 +356,19 @@ def test_resume_refuses_a_config_its_state_cannot_honour(experiment, tmp_path, m
     assert load_yaml(exp / "config.yaml")["trainer"]["max_steps"] == 7
 
 
+def test_resume_refuses_another_length_of_a_decaying_schedule(experiment, tmp_path, monkeypatch) -> None:
+    """warmup_cosine decays over max_steps: resumed with another length, the lr would jump (step 3 of 6 is the
+    half-way point, of 12 a quarter of the way)."""
+    cosine = {"optim": {"branches": {"scheduler": {"name": "warmup_cosine"}}}}
+    config = build_config({**experiment, **cosine})
+    exp = tmp_path / "exp"
+    run_until_killed(config, exp, monkeypatch, step=3)
+    with pytest.raises(ConfigError, match=r"scheduler 'warmup_cosine' decays over the run's length: 6 updates .*"
+                                          r"written, 12 now; a resumed run keeps trainer\.max_steps"):
+        Trainer(build_config({**experiment, **cosine}, trainer={"max_steps": 12}), exp)
+    assert Trainer(build_config({**experiment, **cosine}, trainer={"log_every": 1}), exp).step == 3
+
+
 def test_total_updates_adds_up_every_epochs_own_batch_plan() -> None:
     """Duration buckets and weighted draws give each epoch its own number of batches; planning them leaves the
     training sampler where it was."""

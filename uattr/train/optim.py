@@ -111,6 +111,9 @@ class LearningRateSchedule:
     def __init__(self, optimizer: torch.optim.Optimizer, config: SchedulerConfig, total_steps: int | None) -> None:
         self.optimizer = optimizer
         self.initial_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.name = config.name
+        # What the shape decays over; None for the schedules that do not depend on the run's length.
+        self.decay_steps = total_steps if config.name in ("warmup_linear", "warmup_cosine") else None
         self.shape = schedule_shape(config, total_steps)
         self.newbob = NewBob(config.threshold, config.factor, config.patience) if config.name == "newbob" else None
         self.updates = 0
@@ -140,9 +143,19 @@ class LearningRateSchedule:
             "updates": self.updates,
             "initial_lrs": list(self.initial_lrs),
             "newbob": self.newbob.state_dict() if self.newbob is not None else None,
+            "decay_steps": self.decay_steps,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint's schedule; one that decays over another number of updates is refused: resumed,
+        its lr would jump to a point of a curve that neither the first run nor a fresh one follows."""
+        saved = state.get("decay_steps", self.decay_steps)
+        if saved != self.decay_steps:
+            raise ConfigError(
+                f"scheduler '{self.name}' decays over the run's length: {saved} updates when the checkpoint was "
+                f"written, {self.decay_steps} now; a resumed run keeps trainer.max_steps and max_epochs as they "
+                "were (or trains afresh in a new --exp-dir)"
+            )
         self.updates = state["updates"]
         self.initial_lrs = list(state["initial_lrs"])
         if self.newbob is not None and state["newbob"] is not None:

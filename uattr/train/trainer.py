@@ -78,7 +78,8 @@ MODEL_DIR = "model"
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "valid_metrics.json"
 # Config keys a resumed run may change: they set how long it trains and what it logs or keeps, and nothing that
-# the checkpoint's model, optimiser, schedule, n-best or sampler state was made with.
+# the checkpoint's model, optimiser, schedule, n-best or sampler state was made with (except the length of a
+# warmup_linear/warmup_cosine decay, which LearningRateSchedule.load_state_dict refuses to change).
 RESUMABLE_CHANGES = frozenset(
     {
         "trainer.max_steps",
