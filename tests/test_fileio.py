@@ -65,6 +65,19 @@ def test_text_that_is_not_utf8_names_the_file_and_line(tmp_path) -> None:
         load_yaml(config)
 
 
+def test_a_yaml_key_given_twice_is_an_error(tmp_path) -> None:
+    """PyYAML keeps the last of two equal keys: a second trainer section replaced the first without a word."""
+    config = tmp_path / "train.yaml"
+    config.write_text("trainer:\n  max_steps: 4\ndata: {train: a, train: b}\n")
+    with pytest.raises(ConfigError, match=r"train\.yaml:3: key 'train' is given twice in one mapping \(first on li"):
+        load_yaml(config)
+    config.write_text("trainer:\n  max_steps: 4\ndata: {}\ntrainer:\n  max_steps: 6\n")
+    with pytest.raises(ConfigError, match=r"train\.yaml:4: key 'trainer' is given twice .*\(first on line 1\)"):
+        load_yaml(config)
+    config.write_text("a: &base {x: 1}\nb: {<<: *base, y: 2}\n")  # YAML merge keys still work
+    assert load_yaml(config) == {"a": {"x": 1}, "b": {"x": 1, "y": 2}}
+
+
 def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path) -> None:
     model = tmp_path / "model"
     with atomic_dir(model) as staging:

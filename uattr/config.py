@@ -22,15 +22,34 @@ from uattr.fileio import atomic_write, read_text
 T = TypeVar("T")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error: PyYAML keeps the last, so a
+    second ``trainer:`` section would silently replace the first whole."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *base' keys may be overridden: not repeats
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"{line}: key '{key}' is given twice in one mapping (first on line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; syntax errors and non-mapping documents name the file."""
+    """Read a YAML mapping; syntax errors, repeated keys and non-mapping documents name the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(read_text(path))
+        data = yaml.load(read_text(path), Loader=_UniqueKeyLoader)
     except DataError as error:  # not UTF-8: still a config problem
         raise ConfigError(str(error)) from error
+    except ConfigError as error:
+        raise ConfigError(f"{path}:{error}") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}") from error
     if data is None:
