@@ -356,6 +356,16 @@ def test_resume_refuses_a_config_its_state_cannot_honour(experiment, tmp_path, m
     assert load_yaml(exp / "config.yaml")["trainer"]["max_steps"] == 7
 
 
+def test_a_checkpoint_save_cut_short_leaves_no_temporary_file_behind(experiment, tmp_path, monkeypatch) -> None:
+    config = build_config(experiment)
+    exp = tmp_path / "exp"
+    run_until_killed(config, exp, monkeypatch, step=3)
+    leftover = exp / "checkpoints" / ".ckpt-6.pt.x1y2z3.tmp"  # as a kill during torch.save leaves it
+    leftover.write_bytes(b"half a checkpoint")
+    trainer = Trainer(config, exp)
+    assert trainer.step == 3 and not leftover.exists()
+
+
 def test_resume_refuses_another_length_of_a_decaying_schedule(experiment, tmp_path, monkeypatch) -> None:
     """warmup_cosine decays over max_steps: resumed with another length, the lr would jump (step 3 of 6 is the
     half-way point, of 12 a quarter of the way)."""

@@ -39,6 +39,16 @@ def list_checkpoints(directory: str | Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+def remove_interrupted_saves(directory: str | Path) -> None:
+    """Delete the temporary files of checkpoint saves that a kill cut short (``.ckpt-<step>.pt.*.tmp``): each is
+    as large as a checkpoint, and nothing else would ever remove it."""
+    directory = Path(directory)
+    if directory.is_dir():
+        for leftover in directory.glob(".ckpt-*.pt.*.tmp"):
+            logger.info("%s: removing the temporary file of an interrupted checkpoint save", leftover)
+            leftover.unlink(missing_ok=True)
+
+
 def latest_checkpoint(directory: str | Path) -> Path | None:
     checkpoints = list_checkpoints(directory)
     return checkpoints[max(checkpoints)] if checkpoints else None

@@ -47,6 +47,7 @@ from uattr.train.checkpoint import (
     list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
+    remove_interrupted_saves,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -181,6 +182,8 @@ class Trainer:
         A config that changed beyond :data:`RESUMABLE_CHANGES` is refused: the restored state would silently
         keep the old values (the optimiser's lr, the n-best list's criterion, the sampler's plan).
         """
+        if self.context.is_main:  # the only writer of checkpoints
+            remove_interrupted_saves(self.checkpoint_dir)
         path = latest_checkpoint(self.checkpoint_dir)
         if path is None:
             return False
