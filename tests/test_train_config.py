@@ -20,7 +20,7 @@ from train_fixtures import make_experiment, one_thread  # noqa: F401  (autouse f
 from uattr.bin.main import main as uattr_main
 from uattr.config import from_dict
 from uattr.data.tables import EmbeddingTableWriter
-from uattr.errors import ConfigError
+from uattr.errors import ConfigError, DataError
 from uattr.model import UnifiedEncoder
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
 from uattr.train.config import (
@@ -177,6 +177,18 @@ def test_validation_set_up_is_checked_before_training(experiment, tmp_path, monk
             data[section].update(values)
         with pytest.raises(ConfigError, match=message):
             Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp", show_progress=False)
+
+
+def test_a_missing_target_names_its_table_and_data_dir(experiment, tmp_path) -> None:
+    data = copy.deepcopy(experiment)
+    table = Path(data["data"]["target_pattern"].format(attr="semantic", set="train"))
+    shutil.copytree(table, tmp_path / "semantic")
+    scp = tmp_path / "semantic" / "emb.scp"
+    scp.write_text("".join(scp.read_text().splitlines(keepends=True)[1:]))
+    data["data"]["targets"] = {"semantic": {"train": str(scp), "valid": str(table.parent / "dev")}}
+    with pytest.raises(DataError, match=rf"utterances of {data['data']['train']} missing from target tables: "
+                                        rf"'semantic' \({scp}\) lacks 1: 'a-u1'"):
+        Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp", show_progress=False)
 
 
 def test_cli_trains_with_overrides_and_refuses_bad_ones(experiment, tmp_path, capsys) -> None:

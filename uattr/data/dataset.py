@@ -67,22 +67,34 @@ def filter_by_duration(
 
 
 def join_targets(
-    utt_ids: Sequence[str], tables: Mapping[str, Mapping[str, Any]], *, drop_missing: bool = False
+    utt_ids: Sequence[str],
+    tables: Mapping[str, Mapping[str, Any]],
+    *,
+    drop_missing: bool = False,
+    sources: Mapping[str, str] | None = None,
+    data: str = "",
 ) -> list[str]:
     """Return the utterances present in every target table (in the order of ``utt_ids``).
 
     A missing target is an error by default, because it usually means a teacher stage ran on another data
     dir; ``drop_missing`` accepts the loss (e.g. transcripts the semantic teacher skipped) and logs the count.
+    ``sources`` (the tables' files) and ``data`` (the data dir) name them in messages.
     """
+    sources = sources or {}
     missing_by_table = {name: [u for u in utt_ids if u not in table] for name, table in tables.items()}
     missing_by_table = {name: ids for name, ids in missing_by_table.items() if ids}
     if not missing_by_table:
         return list(utt_ids)
     if not drop_missing:
         details = "; ".join(
-            f"'{name}' lacks {len(ids)}: {describe_ids(ids)}" for name, ids in missing_by_table.items()
+            f"'{name}'{f' ({sources[name]})' if name in sources else ''} lacks {len(ids)}: {describe_ids(ids)}"
+            for name, ids in missing_by_table.items()
         )
-        raise DataError(f"utterances missing from target tables: {details}")
+        of_data = f" of {data}" if data else ""
+        raise DataError(
+            f"utterances{of_data} missing from target tables: {details} (was the teacher run on another data dir? "
+            "data.drop_missing: true drops them)"
+        )
     missing = set().union(*missing_by_table.values())
     kept = [u for u in utt_ids if u not in missing]
     per_table = ", ".join(f"{name}: {len(ids)}" for name, ids in missing_by_table.items())

@@ -101,7 +101,8 @@ def build_split(
     if not utt_ids:
         raise DataError(f"{data.path}: no utterance within data.min_seconds/max_seconds")
     targets = read_targets(config, cached_attributes, split)
-    utt_ids = join_targets(utt_ids, targets, drop_missing=config.drop_missing)
+    sources = {attr: str(table_files(config.target_table(attr, split))[0]) for attr in cached_attributes}
+    utt_ids = join_targets(utt_ids, targets, drop_missing=config.drop_missing, sources=sources, data=str(data.path))
     dataset = UtteranceDataset(
         utt_ids, audio, targets, max_seconds=config.crop_seconds, crop="random" if training else "start", seed=seed
     )
