@@ -5,6 +5,7 @@ experiment dir."""
 from __future__ import annotations
 
 import copy
+import re
 import json
 import random
 from types import SimpleNamespace
@@ -34,7 +35,7 @@ from uattr.train.checkpoint import list_checkpoints, load_checkpoint
 from uattr.train.config import ExperimentConfig, TrainerConfig
 from uattr.train.data import build_split
 from uattr.train.distributed import DistributedContext
-from uattr.train.trainer import Trainer, total_updates
+from uattr.train.trainer import Trainer, total_updates, train
 from uattr.train.validate import ValidationTasks, load_tasks, validate
 
 
@@ -364,6 +365,15 @@ def test_a_checkpoint_save_cut_short_leaves_no_temporary_file_behind(experiment,
     leftover.write_bytes(b"half a checkpoint")
     trainer = Trainer(config, exp)
     assert trainer.step == 3 and not leftover.exists()
+
+
+def test_the_logged_lr_is_the_one_each_update_used(experiment, tmp_path) -> None:
+    warmup = {"optim": {"upstream": {"optimizer": {"lr": 1e-3},
+                                     "scheduler": {"name": "warmup_linear", "warmup_steps": 2}}}}
+    config = build_config({**experiment, **warmup}, trainer={"max_steps": 3, "log_every": 1, "valid_every": None})
+    train(config, tmp_path / "exp", show_progress=False)
+    logged = re.findall(r"step (\d)/3 .*lr upstream ([\d.e-]+),", (tmp_path / "exp" / "train.log").read_text())
+    assert [(int(step), float(lr)) for step, lr in logged] == [(1, 0.0), (2, 5e-4), (3, 1e-3)]  # warm-up, then full
 
 
 def test_resume_refuses_another_length_of_a_decaying_schedule(experiment, tmp_path, monkeypatch) -> None:

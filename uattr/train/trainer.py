@@ -162,6 +162,7 @@ class Trainer:
 
         self.best = BestCheckpoints(settings.n_best, settings.criterion_mode())
         self.step = 0
+        self.update_lrs: dict[str, float] = {}  # each group's lr in the last update
         self.epoch = 0
         self.batches_in_epoch = 0  # training batches of the current epoch already in an update
         self.history: list[dict[str, Any]] = []
@@ -361,6 +362,7 @@ class Trainer:
             logger.warning("step %d: non-finite gradient norm; update skipped", self.step + 1)
         for optimizer in self.optimizers.values():
             optimizer.zero_grad(set_to_none=True)
+        self.update_lrs = {name: schedule.current_lrs()[0] for name, schedule in self.schedules.items()}  # for logs
         for schedule in self.schedules.values():
             schedule.step()
         return float(grad_norm)
@@ -372,7 +374,7 @@ class Trainer:
         updates = float(running.pop("updates"))
         micro_batches = float(running.pop("micro_batches"))
         means = {name: float(total) / micro_batches for name, total in running.items()}
-        lrs = {name: schedule.current_lrs()[0] for name, schedule in self.schedules.items()}
+        lrs = self.update_lrs  # the lr of the update just made (the schedules have moved on to the next one's)
         attributes = ", ".join(
             f"{name.removesuffix('/loss')} {value:.4g}" for name, value in means.items() if name != "loss"
         )
