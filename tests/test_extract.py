@@ -102,7 +102,7 @@ def test_an_encoder_that_padding_changes_is_extracted_one_utterance_at_a_time(da
 
 def test_audio_too_short_for_the_encoder_is_an_error_naming_the_utterance(model_dir: Path, tmp_path: Path) -> None:
     data = make_data_dir(tmp_path, speakers=("spkA",), utts_per_speaker=1, seconds=0.02)  # 320 samples: no frame
-    with pytest.raises(DataError, match=r"data: batch items \(0: 'spkA-u1'\): upstream .* has 320 samples"):
+    with pytest.raises(DataError, match=r"data: utterance 'spkA-u1': upstream .*: 320 samples, too short for one"):
         extract_embeddings(UnifiedEncoder.from_pretrained(model_dir), data, tmp_path / "emb", show_progress=False)
 
 

@@ -242,6 +242,19 @@ def test_tiny_ecapa_through_the_speechbrain_loader(data_dir, tmp_path):
         assert cosine > 0.999
 
 
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_audio_too_short_for_ecapa_names_the_utterance_whatever_the_batch(tmp_path, batch_size):
+    """Alone it failed inside torch (reflection padding); beside a longer utterance it was embedded from padding."""
+    teacher = build_teacher("speechbrain-ecapa", model=str(make_tiny_ecapa(tmp_path / "ecapa")))
+    assert 1 < teacher.min_samples < SAMPLE_RATE // 2
+    teacher.embed([np.zeros(teacher.min_samples, dtype=np.float32)])  # the shortest it takes works alone
+    data = make_data_dir(tmp_path, {utt: UTTERANCES[utt] for utt in ("spkA-u1", "spkA-u2")})
+    soundfile.write(tmp_path / "wav" / "spkA-u2.wav", np.full(teacher.min_samples - 1, 0.1, np.float32), SAMPLE_RATE)
+    with pytest.raises(DataError, match=rf"data: utterance 'spkA-u2': speechbrain-ecapa: {teacher.min_samples - 1} "
+                                        rf"samples, shorter than the {teacher.min_samples} \(\d+ ms\) its model needs"):
+        extract_teacher(teacher, data, tmp_path / "spk", batch_size=batch_size, show_progress=False)
+
+
 def test_label_teacher_classes_and_shared_classes(data_dir, tmp_path):
     train = extract_teacher(build_teacher("labels"), data_dir, tmp_path / "lang" / "train", show_progress=False)
     meta = read_table_meta(train)
@@ -518,7 +531,7 @@ def test_blank_text_is_a_data_error_naming_the_utterances(tmp_path):
 def test_resemblyzer_refuses_digital_silence_naming_the_utterance(tmp_path):
     data = make_data_dir(tmp_path)
     soundfile.write(tmp_path / "wav" / "spkA-u3.wav", np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
-    with pytest.raises(DataError, match=r"spkA-u3.*digital silence"):
+    with pytest.raises(DataError, match=r"data: utterance 'spkA-u3': resemblyzer: the audio is digital silence"):
         extract_teacher(build_teacher("resemblyzer"), data, tmp_path / "spk", show_progress=False)
 
 

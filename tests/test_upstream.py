@@ -293,11 +293,11 @@ def test_too_short_utterance_is_a_data_error(models: dict[str, Path]) -> None:
     upstream = build_upstream(UpstreamConfig(name=f"hf:{models['w2v-bert']}"))
     wavs, wav_lens = padded_batch()
     wav_lens[1] = 500  # one fbank frame: no 20 ms output frame
-    with pytest.raises(DataError, match="batch item 1 has 500 samples"):
+    with pytest.raises(DataError, match="batch item 1: upstream .*: 500 samples, too short for one output frame"):
         upstream(wavs, wav_lens)
     s3prl = build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(models["wav2vec2"])))
     wav_lens[1] = 700  # one CNN frame, but s3prl would zero-pad a batch this short to 800 samples of "audio"
-    with pytest.raises(DataError, match="batch item 1 has 700 samples; s3prl upstreams need at least 800"):
+    with pytest.raises(DataError, match="batch item 1: upstream .*: 700 samples; s3prl upstreams need at least 800"):
         s3prl(wavs, wav_lens)
 
 

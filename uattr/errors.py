@@ -29,12 +29,26 @@ def user_message(error: UattrError) -> str:
     return text
 
 
+class BatchItemError(DataError):
+    """A model or teacher refuses one input of a batch (too short, digital silence): it knows the item's position,
+    :func:`naming_batch` its utterance id."""
+
+    def __init__(self, reason: str, index: int | None = None) -> None:
+        super().__init__(reason if index is None else f"batch item {index}: {reason}")
+        self.reason = reason
+        self.index = index
+
+
 @contextlib.contextmanager
 def naming_batch(source: object, utt_ids: Sequence[str]) -> Iterator[None]:
-    """Add ``source`` and the batch's utterance ids to a DataError raised inside: a model or teacher that refuses
-    an input (audio too short, digital silence) knows its position in the batch, not its utterance id."""
+    """Add ``source`` and the utterance id (or, for an error of no one item, the batch's ids) to a DataError
+    raised inside: a model or teacher that refuses an input knows its position in the batch, not its id."""
     try:
         yield
+    except BatchItemError as error:
+        if error.index is None:
+            raise
+        raise DataError(f"{source}: utterance '{utt_ids[error.index]}': {error.reason}") from None
     except DataError as error:
         items = ", ".join(f"{index}: '{utt}'" for index, utt in enumerate(utt_ids))
         raise DataError(f"{source}: batch items ({items}): {error}") from None

@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from uattr.errors import BatchItemError
 from uattr.teachers.base import SAMPLE_RATE, Teacher, register_teacher, resolve_model
 
 DEFAULT_ECAPA_MODEL = "speechbrain/spkrec-ecapa-voxceleb"
@@ -41,9 +42,33 @@ class EcapaTeacher(Teacher):
             fetch_config=FetchConfig(allow_network=not local),
         )
         self._classifier.eval()
-        self.dim = int(self.embed([np.zeros(SAMPLE_RATE, dtype=np.float32)]).shape[1])
+        self.dim = int(self._embed_batch([np.zeros(SAMPLE_RATE, dtype=np.float32)]).shape[1])
+        self.min_samples = self._shortest_input()
+
+    def _shortest_input(self) -> int:
+        """The fewest samples the model embeds alone. Its convolutions pad by reflection, which needs more frames
+        than the padding: shorter audio fails inside torch, and only when no longer utterance shares the batch
+        (padded, it gets an embedding of mostly padding). Found by bisection up to one second."""
+        low, high = 0, SAMPLE_RATE  # fails at low (or low is 0), works at high
+        while high - low > 1:
+            middle = (low + high) // 2
+            try:
+                self._embed_batch([np.zeros(middle, dtype=np.float32)])
+                high = middle
+            except RuntimeError:
+                low = middle
+        return high
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
+        for index, wav in enumerate(batch):
+            if len(wav) < self.min_samples:
+                raise BatchItemError(
+                    f"speechbrain-ecapa: {len(wav)} samples, shorter than the {self.min_samples} "
+                    f"({1000 * self.min_samples / SAMPLE_RATE:.0f} ms) its model needs", index
+                )
+        return self._embed_batch(batch)
+
+    def _embed_batch(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         wavs = [torch.as_tensor(np.asarray(wav, dtype=np.float32)) for wav in batch]
         lengths = torch.tensor([len(wav) for wav in wavs], dtype=torch.float32)
         padded = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)

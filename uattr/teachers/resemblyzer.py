@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from uattr.errors import DataError
+from uattr.errors import BatchItemError, DataError
 from uattr.teachers.base import Teacher, register_teacher
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,12 @@ class ResemblyzerTeacher(Teacher):
         self._encoder = VoiceEncoder(device=device, verbose=False)
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
-        partials = [self._partial_mels(np.asarray(wav, dtype=np.float32)) for wav in batch]
+        partials = []
+        for index, wav in enumerate(batch):
+            try:
+                partials.append(self._partial_mels(np.asarray(wav, dtype=np.float32)))
+            except DataError as error:  # e.g. digital silence: name that utterance, not the whole batch
+                raise BatchItemError(str(error), index) from None
         with torch.no_grad():
             mels = torch.from_numpy(np.concatenate(partials)).to(self._encoder.device)
             partial_embeddings = self._encoder(mels).cpu().numpy()

@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar
 import torch
 from torch import nn
 
-from uattr.errors import ConfigError, DataError
+from uattr.errors import BatchItemError, ConfigError
 
 FinetunePolicy = Literal["frozen", "frozen_frontend", "full", "top_n"]
 
@@ -126,7 +126,7 @@ def require_frames(frame_lens: torch.Tensor, wav_lens: torch.Tensor, name: str) 
     """Every utterance must yield at least one frame; a shorter one is bad data, not a model error."""
     short = (frame_lens < 1).nonzero().flatten().tolist()
     if short:
-        raise DataError(
-            f"upstream {name}: batch item {short[0]} has {int(wav_lens[short[0]])} samples, too short for one "
-            f"output frame ({len(short)} such item(s) in the batch); drop utterances this short from the data"
+        raise BatchItemError(
+            f"upstream {name}: {int(wav_lens[short[0]])} samples, too short for one output frame ({len(short)} "
+            "such item(s) in the batch); drop utterances this short from the data", short[0]
         )

@@ -29,7 +29,7 @@ import torch
 import transformers
 from torch import nn
 
-from uattr.errors import ConfigError, DataError
+from uattr.errors import BatchItemError, ConfigError
 from uattr.registry import UPSTREAMS
 from uattr.upstream.base import Upstream, UpstreamConfig, disable_layerdrop, require_frames
 from uattr.upstream.finetune import apply_finetune_policy
@@ -101,9 +101,9 @@ class S3PRLHubUpstream(Upstream):
         wav_lens = wav_lens.to(wavs.device)
         short = (wav_lens < MIN_SAMPLES).nonzero().flatten().tolist()
         if short:
-            raise DataError(
-                f"upstream {self.name}: batch item {short[0]} has {int(wav_lens[short[0]])} samples; s3prl upstreams "
-                f"need at least {MIN_SAMPLES} (0.05 s); drop utterances this short from the data"
+            raise BatchItemError(
+                f"upstream {self.name}: {int(wav_lens[short[0]])} samples; s3prl upstreams need at least "
+                f"{MIN_SAMPLES} (0.05 s); drop utterances this short from the data", short[0]
             )
         hidden, lens = self.upstream(wavs, wav_lens)
         frame_lens = self.frame_lengths(wav_lens, lens[0])
