@@ -106,6 +106,21 @@ def test_audio_too_short_for_the_encoder_is_an_error_naming_the_utterance(model_
         extract_embeddings(UnifiedEncoder.from_pretrained(model_dir), data, tmp_path / "emb", show_progress=False)
 
 
+def test_a_batch_too_large_for_the_memory_is_a_data_error(
+    model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = UnifiedEncoder.from_pretrained(model_dir)
+
+    def out_of_memory(*args, **kwargs):  # what torch's CPU allocator raises for a 3-minute utterance under 8 GB
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: you "
+                           "tried to allocate 5182848064 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(UnifiedEncoder, "forward", out_of_memory)
+    with pytest.raises(DataError, match=r"data: batch items \(0: '.*'\): out of memory encoding a batch of "
+                                        r"\d utterance\(s\), the longest 0\.6 s: lower --max-batch-seconds"):
+        extract_embeddings(model, data_dir, tmp_path / "emb", show_progress=False)
+
+
 def test_interrupted_extraction_resumes_to_the_same_tables(
     model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,11 +11,12 @@ once (:class:`RepeatedUtterances`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from uattr.data.tables import (
     open_table_writer,
     split_ids,
 )
-from uattr.errors import ConfigError, naming_batch
+from uattr.errors import ConfigError, DataError, naming_batch
 from uattr.fileio import atomic_write
 from uattr.model import UnifiedEncoder
 
@@ -156,7 +157,7 @@ def extract_embeddings(
         progress = tqdm(total=len(todo), desc=f"extract {set_name}", unit="utt", disable=not show_progress)
         with torch.inference_mode():
             for batch in loader:
-                with naming_batch(data.path, batch["ids"]):  # e.g. audio too short for one frame
+                with naming_batch(data.path, batch["ids"]), _out_of_memory_as_data_error(batch, model.sample_rate):
                     embeddings = model(batch["wavs"].to(device), batch["wav_lens"].to(device), list(writers))
                 for attr, writer in writers.items():
                     vectors = embeddings[attr].float().cpu().numpy()
@@ -172,6 +173,23 @@ def extract_embeddings(
         writer.close()
     write_layer_weights(model, out_dir / "layer_weights.json")
     return table_dirs
+
+
+@contextlib.contextmanager
+def _out_of_memory_as_data_error(batch: dict[str, Any], sample_rate: int) -> Iterator[None]:
+    """A batch too large for the memory (an hour-long recording: self-attention is quadratic in its length) is
+    a DataError that says how long it was, instead of an allocator's traceback."""
+    try:
+        yield
+    except RuntimeError as error:
+        if not (isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)):
+            raise
+        seconds = float(batch["wav_lens"].max()) / sample_rate
+        raise DataError(
+            f"out of memory encoding a batch of {len(batch['ids'])} utterance(s), the longest {seconds:.1f} s: lower "
+            "--max-batch-seconds, or cut recordings this long into segments (a segments file); the encoder's memory "
+            "grows with the square of an utterance's length"
+        ) from None
 
 
 def _write_remembered(
