@@ -220,6 +220,26 @@ def _voice(voice_id: str, lang: str) -> tts.Voice:
     return tts.Voice(voice_id, lang, "espeak", (lang,), "roster:1")
 
 
+def test_ctrl_c_stops_synthesis_without_running_the_queued_jobs(tmp_path, monkeypatch):
+    import os
+    import signal
+    import threading
+    import time
+
+    started = []
+
+    def slow_synthesis(job):
+        started.append(job.utt_id)
+        time.sleep(0.02)
+
+    monkeypatch.setattr(tts, "synthesize_one", slow_synthesis)
+    jobs = [tts.SynthesisJob(f"u{i:03d}", _voice("v", "en"), "text", tmp_path / f"u{i:03d}.wav") for i in range(200)]
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        tts.synthesize(jobs, nj=1, progress=False)
+    assert len(started) < 50  # a `with ThreadPoolExecutor` ran all 200 (4 s) before the interrupt took effect
+
+
 def test_voice_and_unit_splits_are_disjoint_per_language_and_deterministic():
     voices = [_voice(f"v_{lang}{i}", lang) for lang, count in (("en", 10), ("fr", 5), ("de", 2), ("it", 1))
               for i in range(count)]

@@ -263,7 +263,8 @@ def synthesize(jobs: Sequence[SynthesisJob], nj: int = 1, progress: bool = True)
         return 0
     for folder in {job.wav.parent for job in todo}:
         folder.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max_workers=max(1, nj)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, nj))
+    try:
         futures = [pool.submit(synthesize_one, job) for job in todo]
         with tqdm(total=len(futures), desc="synthesis", unit="utt", disable=not progress) as bar:
             for future in futures:
@@ -271,7 +272,9 @@ def synthesize(jobs: Sequence[SynthesisJob], nj: int = 1, progress: bool = True)
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [future for future in done if future.exception() is not None]
             if failed:
-                for future in futures:
-                    future.cancel()
                 raise failed[0].exception()
+    finally:
+        # On a failure or Ctrl-C, the queued jobs are dropped (the running ones finish their file): a plain
+        # `with` would wait for every queued job first.
+        pool.shutdown(wait=True, cancel_futures=True)
     return len(todo)
