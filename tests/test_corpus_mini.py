@@ -159,6 +159,14 @@ def test_counts_below_one_are_an_error_naming_the_option(tmp_path, option):
         prepare_mini(config)
 
 
+@pytest.mark.parametrize("option, value", [("unseen_share", -0.5), ("eval_voice_share", 1.5),
+                                           ("cross_language_share", -0.1)])
+def test_shares_outside_zero_to_one_are_an_error_naming_the_option(tmp_path, option, value):
+    config = MiniConfig(out=tmp_path, roster=ROSTER, udhr=UDHR, **{option: value})
+    with pytest.raises(ConfigError, match=f"--{option.replace('_', '-')} must be a share in \\[0, 1\\], got {value}"):
+        prepare_mini(config)
+
+
 def _speakers(num_speakers: int, per_speaker: int, bilingual: int = 0) -> tuple[dict[str, str], dict[str, str]]:
     """Speakers s0.. each with ``per_speaker`` utterances in one of 3 languages; the first ``bilingual`` in two."""
     utt2spk, utt2lang = {}, {}

@@ -318,6 +318,10 @@ def prepare_mini(config: MiniConfig) -> Summary:
         value = getattr(config, option)
         if value is not None and value < 1:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+    for option in ("unseen_share", "eval_voice_share", "cross_language_share"):
+        value = getattr(config, option)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"--{option.replace('_', '-')} must be a share in [0, 1], got {value}")
     voices = select_voices(config)
     languages = list(dict.fromkeys(voice.lang for voice in voices))
     units = {
