@@ -4,7 +4,7 @@ Reads a release folder <root>/<lang>/{validated,dev,test}.tsv, clips/*.mp3 and (
 clip_durations.tsv. train = validated minus clips of dev/test speakers and sentences (--keep-held-out keeps
 them: only the dev/test clips themselves are left out), minus clips of --max-seconds or more; dev and test =
 up to N clips per language of dev.tsv/test.tsv. Each dir gets wav.scp (mp3 paths), text, utt2spk (shortened
-client_id), spk2utt, utt2lang, utt2dur and a query2ref map for speech→text retrieval; dev and test also get
+client_id), spk2utt, utt2lang and utt2dur; dev and test also get a query2ref map for speech→text retrieval and
 speaker-verification trials (every same-speaker pair, at most --trials-per-kind, and as many others);
 OUT/retrieval_tasks lists the dev and test retrieval checks.
 
