@@ -248,6 +248,21 @@ def test_ctrl_c_stops_synthesis_without_running_the_queued_jobs(tmp_path, monkey
     assert len(started) < 50  # a `with ThreadPoolExecutor` ran all 200 (4 s) before the interrupt took effect
 
 
+def test_retrieval_sets_an_earlier_run_wrote_and_this_one_does_not_are_removed(tmp_path):
+    from uattr.corpora.mini import Utterance, write_retrieval_sets
+
+    def utterances(voices):
+        return [Utterance(f"{v}-{unit}", _voice(v, lang), unit, "t", "t", tmp_path / f"{v}-{unit}.wav")
+                for v, lang in voices for unit in ("u1", "u2")]
+
+    samples = {f"{v}-{unit}": 16000 for v in ("en1", "fr1", "fr2") for unit in ("u1", "u2")}
+    first = write_retrieval_sets(tmp_path, "dev", utterances([("en1", "en"), ("fr1", "fr")]), {"u2"}, samples)
+    assert (tmp_path / "dev_s2s_gallery").is_dir() and (tmp_path / "dev_s2s_seen").is_dir() and len(first) == 4
+    again = write_retrieval_sets(tmp_path, "dev", utterances([("fr1", "fr"), ("fr2", "fr")]), {"u2"}, samples)
+    assert [line.split()[0] for line in again] == ["dev_s2t_seen", "dev_s2t_unseen"]  # no English voice: no s2s
+    assert not any((tmp_path / f"dev_s2s_{kind}").exists() for kind in ("gallery", "seen", "unseen"))
+
+
 def test_voice_and_unit_splits_are_disjoint_per_language_and_deterministic():
     voices = [_voice(f"v_{lang}{i}", lang) for lang, count in (("en", 10), ("fr", 5), ("de", 2), ("it", 1))
               for i in range(count)]

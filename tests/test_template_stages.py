@@ -62,6 +62,23 @@ def test_teacher_conf_last_line_without_newline_is_read(tmp_path: Path) -> None:
     assert "--teacher b --data data/dev" in teachers[1]
 
 
+def test_optional_teacher_sets_are_skipped_when_stage_1_did_not_write_them(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    for name in ("train", "dev_s2t_seen"):
+        (recipe / "data" / name).mkdir(parents=True)
+        (recipe / "data" / name / "wav.scp").write_text("u1 a.wav\n")
+    (recipe / "conf" / "teachers.txt").write_text(
+        "semantic train,dev_s2t_seen?,dev_s2s_gallery? --teacher b\nlang dev_s2s_gallery? --teacher c\n"
+    )
+    status, output, calls = _run(recipe, env, "--stage", "2", "--stop_stage", "2")
+    assert status == 0, output
+    assert [call for call in calls if call.startswith("extract-teacher")] == [
+        "extract-teacher --teacher b --data data/train data/dev_s2t_seen --out dump/teacher/semantic/{set}"
+    ]
+    assert "semantic: no data/dev_s2s_gallery (optional); skipped" in output
+    assert "lang: none of its sets exists; skipped" in output
+
+
 def test_split_jobs_on_a_gpu_get_one_each(tmp_path: Path) -> None:
     """A teacher (or extraction) on cuda, split into --nj jobs: each job sees one GPU of its own."""
     recipe, env = _recipe(tmp_path)

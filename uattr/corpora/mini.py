@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import logging
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -269,12 +270,20 @@ def _write_set(path: Path, utterances: Sequence[Utterance], samples: dict[str, i
     )
 
 
+def _remove_stale_set(path: Path) -> None:
+    """A set this run does not write, left by an earlier run with other options: later stages would use it."""
+    if (path / "wav.scp").is_file():
+        logger.info("%s: removing this set of an earlier run (this corpus has none)", path)
+        shutil.rmtree(path)
+
+
 def _write_retrieval_set(
     out: Path, name: str, queries: Sequence[Utterance], query2ref: dict[str, list[str]], samples: dict[str, int]
 ) -> bool:
     """A query data dir with its ``query2ref``; an empty one is skipped with a warning."""
     if not queries:
         logger.warning("retrieval set %s has no queries; not written", name)
+        _remove_stale_set(out / name)
         return False
     _write_set(out / name, queries, samples)
     write_table(out / name / "query2ref", query2ref)
@@ -294,6 +303,8 @@ def write_retrieval_sets(
     gallery_name = f"{name}_s2s_gallery"
     if gallery:
         _write_set(out / gallery_name, gallery, samples)
+    else:
+        _remove_stale_set(out / gallery_name)
     for condition in (SEEN, UNSEEN):
         chosen = [u for u in utterances if (u.unit in unseen) == (condition == UNSEEN)]
         s2t = f"{name}_s2t_{condition}"

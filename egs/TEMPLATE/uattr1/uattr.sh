@@ -28,7 +28,7 @@ validate_opts=""       # extra `uattr validate-data-dir` options (e.g. --sample-
 train_set=train        # training data dir (data/<train_set>)
 valid_set=dev          # model selection only: never a test set
 test_sets="test"       # sets to extract embeddings for (dev is added automatically)
-teacher_conf=conf/teachers.txt   # lines: "<attr> <set,set,...> <uattr extract-teacher options>"
+teacher_conf=conf/teachers.txt   # lines: "<attr> <set,set?,...> <uattr extract-teacher options>" (set?: optional)
 
 # Training
 systems=""             # systems to train: conf/train_<system>.yaml → exp/<system>
@@ -212,7 +212,14 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     case "${attr}" in ''|'#'*) continue ;; esac
     # One call per attribute: the teacher is loaded once for all of its sets.
     data_dirs=()
-    for set in ${sets//,/ }; do data_dirs+=("data/${set}"); done
+    for set in ${sets//,/ }; do
+      if [[ ${set} == *'?' ]]; then  # optional: a set that stage 1 writes only for some options
+        set=${set%'?'}
+        if [ ! -f "data/${set}/wav.scp" ]; then log "  ${attr}: no data/${set} (optional); skipped"; continue; fi
+      fi
+      data_dirs+=("data/${set}")
+    done
+    if [ ${#data_dirs[@]} -eq 0 ]; then log "  ${attr}: none of its sets exists; skipped"; continue; fi
     log "  ${attr} (${sets}): uattr extract-teacher ${opts}"
     teacher_device=$(sed -n 's/.*--device[= ]\([^ ]*\).*/\1/p' <<< "${opts}")
     # shellcheck disable=SC2086
