@@ -110,12 +110,28 @@ def test_parse_roster_reads_lines_comments_and_bilingual_voices(tmp_path):
         ("v1 en nosuch x", ":2: unknown engine 'nosuch'; choices: espeak"),
         ("bad-id en espeak en", ":2: voice id 'bad-id' may only hold"),
         ("v0 en espeak en+f1", ":2: voice 'v0' \\(en\\) already defined on line 1"),
+        ("v1 de espeak de+m1 -p 70", ":2: voice 'v1' is the espeak speaker 'm1', as voice 'v0' \\(.*:1\\)"),
     ],
 )
 def test_parse_roster_errors_name_the_line(tmp_path, line, message):
     roster = _write(tmp_path / "voices.txt", f"v0 en espeak en+m1\n{line}\n")
     with pytest.raises(ConfigError, match=message):
         tts.parse_roster(roster)
+
+
+@pytest.mark.parametrize(("first", "second", "same"), [
+    ("espeak en+m3 -p 35", "espeak de+m3 -p 50", True),  # a variant's formants, whatever language and pitch
+    ("espeak en", "espeak de", True),  # the default variant
+    ("espeak en+m3", "espeak en+f3", False),
+    ("mbrola de4-en", "mbrola de4", True),
+    ("rhvoice evgeniy-eng", "rhvoice evgeniy-rus", True),
+    ("rhvoice Leticia-F123", "rhvoice leticia", False),
+    ("pico en-US", "pico en-GB", False),
+])
+def test_speaker_keys(first, second, same):
+    voices = [tts.Voice(f"v{i}", "xx", spec.split()[0], tuple(spec.split()[1:]), "r") for i, spec in
+              enumerate((first, second))]
+    assert (tts.speaker_key(voices[0]) == tts.speaker_key(voices[1])) == same
 
 
 def test_roster_and_declarations_that_are_not_utf8_name_the_line(tmp_path):

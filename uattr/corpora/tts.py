@@ -189,7 +189,36 @@ def parse_roster(path: PathLike) -> list[Voice]:
             raise ConfigError(f"{where}: voice '{voice_id}' ({lang}) already defined on line {first}")
         seen[voice_id, lang] = number
         voices.append(Voice(voice_id, lang, engine, tuple(args), where))
+    _require_one_id_per_speaker(voices)
     return voices
+
+
+def speaker_key(voice: Voice) -> tuple[str, str]:
+    """The synthetic speaker behind a voice: its engine family and voice data, without what only sets the
+    language. espeak-ng's variant (``en+m3``, ``de+m3``: one set of formants) is its speaker, whatever the
+    language or pitch; MBROLA's ``de4-en`` is ``de4`` reading English; RHVoice's ``evgeniy-eng`` is ``evgeniy``."""
+    family, name = voice.engine.split("-")[0], voice.args[0]
+    if family == "espeak":
+        name = name.partition("+")[2] or "(default)"
+    elif family == "mbrola":
+        name = name.removesuffix("-en")
+    elif family == "rhvoice":
+        name = re.sub(r"-[a-z]{3}$", "", name)
+    return family, name
+
+
+def _require_one_id_per_speaker(voices: Sequence[Voice]) -> None:
+    """Two ids for one speaker would put it in two splits (train and test) and make its pairs nontargets."""
+    first: dict[tuple[str, str], Voice] = {}
+    for voice in voices:
+        other = first.setdefault(speaker_key(voice), voice)
+        if other.voice_id != voice.voice_id:
+            family, name = speaker_key(voice)
+            raise ConfigError(
+                f"{voice.where}: voice '{voice.voice_id}' is the {family} speaker '{name}', as voice "
+                f"'{other.voice_id}' ({other.where}): one speaker needs one voice id (a bilingual one: the same id on "
+                "two lines), or the splits and trials take it for two"
+            )
 
 
 def usable_voices(voices: Sequence[Voice]) -> list[Voice]:
