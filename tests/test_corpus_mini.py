@@ -224,13 +224,16 @@ def test_pair_counts_match_brute_force_and_shortfalls_are_made_up():
     # Only one bilingual speaker: 12 cross-language target pairs; the rest come from same-language pairs.
     assert counts[True, True] == 12
     trials = make_trials(utt2spk, utt2lang, num_target=40, num_nontarget=40, seed=0, cross_language_share=0.5)
-    _check_trials(trials, utt2spk, utt2lang, 40, 12, 20)
+    _check_trials(trials, utt2spk, utt2lang, 40, 12, 12)  # nontargets: the targets' share, so language says nothing
 
 
 def test_large_lists_are_sampled_without_listing_every_pair():
     utt2spk, utt2lang = _speakers(300, 12)  # 3600 utterances, 6.5M pairs: nontargets are sampled
     trials = make_trials(utt2spk, utt2lang, num_target=2000, num_nontarget=2000, seed=1, cross_language_share=0.5)
-    _check_trials(trials, utt2spk, utt2lang, 2000, 0, 1000)
+    _check_trials(trials, utt2spk, utt2lang, 2000, 0, 0)  # no bilingual speaker: no cross-language nontarget
+    many = _speakers(300, 12, bilingual=300)
+    trials = make_trials(*many, num_target=2000, num_nontarget=2000, seed=1, cross_language_share=0.5)
+    _check_trials(trials, *many, 2000, 1000, 1000)
 
 
 def test_trial_arguments_are_checked():

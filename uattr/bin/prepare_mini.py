@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-trials", type=int, default=_DEFAULTS.num_trials,
                         help="target trials per set, and as many nontarget (default: every target pair)")
     parser.add_argument("--cross-language-share", type=float, default=_DEFAULTS.cross_language_share,
-                        help="share of cross-language trials of each kind (default %(default)s)")
+                        help="share of cross-language target trials, at most (nontargets: the share the targets "
+                             "reach) (default %(default)s)")
     parser.add_argument("--wav-dir", type=Path, help="audio cache (default: <out>/wav)")
     parser.add_argument("--nj", type=int, default=_DEFAULTS.nj, help="parallel synthesis jobs (default %(default)s)")
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default %(default)s)")

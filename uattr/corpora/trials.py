@@ -2,7 +2,8 @@
 
 A trial pairs two different utterances: *target* when one speaker said both, *nontarget* otherwise; it is
 *cross-language* when the two are in different languages. ``make_trials`` draws the requested number of each
-kind, a ``cross_language_share`` of them cross-language, uniformly among all such pairs and without repeats.
+kind, a ``cross_language_share`` of them cross-language (of the nontargets at most the share the targets
+reached), uniformly among all such pairs and without repeats.
 Small categories are enumerated; large ones (VoxCeleb-size lists) are sampled by rejection, so no list of all
 pairs is ever built. Kaldi's format is ``enroll test target|nontarget``.
 """
@@ -134,7 +135,10 @@ def make_trials(
 
     ``cross_language_share`` of each kind pair utterances in different languages; where a category has too few
     pairs the other category of the same kind makes up the difference, and a kind with too few pairs overall
-    gives all it has (with a warning). No utterance is paired with itself and no pair appears twice.
+    gives all it has (with a warning). Cross-language targets are the pairs of bilingual speakers, often few: the
+    nontargets then take the share the targets reached, not more, so that whether a pair crosses languages says
+    nothing of its label (a language detector would otherwise beat chance at verification). No utterance is
+    paired with itself and no pair appears twice.
     """
     if not 0.0 <= cross_language_share <= 1.0:
         raise ConfigError(f"cross_language_share must be in [0, 1], got {cross_language_share}")
@@ -144,10 +148,11 @@ def make_trials(
     categories = _categories([utt2spk[utt] for utt in utts], [utt2lang[utt] for utt in utts])
     rng = random.Random(seed)
     trials: list[Trial] = []
+    share = cross_language_share
     for target, requested in ((True, num_target), (False, num_nontarget)):
         same, cross = categories[target, False], categories[target, True]
         have_same, have_cross = same.available, cross.available
-        want_cross = min(round(requested * cross_language_share), have_cross)
+        want_cross = min(round(requested * share), have_cross)
         want_same = min(requested - want_cross, have_same)
         want_cross = min(requested - want_same, have_cross)
         if want_same + want_cross < requested:
@@ -156,6 +161,8 @@ def make_trials(
         label = "target" if target else "nontarget"
         for category, number in ((same, want_same), (cross, want_cross)):
             trials.extend((utts[i], utts[j], label) for i, j in _draw(category, number, rng))
+        if target and want_same + want_cross:
+            share = min(share, want_cross / (want_same + want_cross))
     return sorted(trials)
 
 
