@@ -118,7 +118,8 @@ def test_weight_schedule_keeps_an_attribute_out_until_its_start_then_ramps_it_in
     model = UnifiedEncoder(config, upstream=FakeUpstream())
     embeddings = model(torch.randn(2, 800), torch.tensor([800, 640]))
     targets = {"semantic": torch.randn(2, 6), "speaker": torch.randn(2, 3)}
-    for step, share in [(0, 0.0), (9, 0.0), (10, 0.0), (11, 0.25), (13, 0.75), (14, 1.0), (500, 1.0), (None, 1.0)]:
+    # Off for 10 updates (steps 0-9: updates done so far), then 1/4, 2/4, 3/4 and full at the 14th update.
+    for step, share in [(0, 0.0), (9, 0.0), (10, 0.25), (11, 0.5), (12, 0.75), (13, 1.0), (500, 1.0), (None, 1.0)]:
         total, losses = model.compute_loss(embeddings, targets, step=step)
         torch.testing.assert_close(total, losses["semantic"] + share * 0.5 * losses["speaker"], msg=f"step {step}")
 

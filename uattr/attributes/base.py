@@ -28,12 +28,13 @@ class WeightSchedule:
     ramp_steps: int = 0
 
     def factor(self, step: int) -> float:
-        """The share of the weight in effect at update ``step`` (0-based: updates done so far)."""
+        """The share of the weight in effect at update ``step`` (0-based: updates done so far): 0 for the first
+        ``start_step`` updates, then 1/ramp, 2/ramp, ... up to 1 at update ``start_step + ramp_steps``."""
         if step < self.start_step:
             return 0.0
         if self.ramp_steps == 0:
             return 1.0
-        return min(1.0, (step - self.start_step) / self.ramp_steps)
+        return min(1.0, (step - self.start_step + 1) / self.ramp_steps)
 
 
 @dataclasses.dataclass
