@@ -140,3 +140,7 @@ def test_speaker_other_than_the_talk_prefixes_the_ids(tmp_path):
     assert utt2spk[2:] == [f"spk.7-CqQ4d8SzQDc_000{i} spk.7" for i in range(3)]
     rows = [line.split() for line in utt2spk]
     assert rows == sorted(rows, key=lambda row: (row[1], row[0]))  # Kaldi: sorted by speaker as well
+    yaml_path.write_text(yaml_path.read_text().replace("speaker_id: spk.7", "speaker_id: Ada Lovelace"))
+    prepare_mtedx(root, tmp_path / "data2", splits=["test"])  # a name with a space: one Kaldi token
+    utt2spk = (tmp_path / "data2" / "test_it_en" / "utt2spk").read_text().splitlines()
+    assert utt2spk[2:] == [f"Ada_Lovelace-CqQ4d8SzQDc_000{i} Ada_Lovelace" for i in range(3)]

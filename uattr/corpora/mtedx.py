@@ -37,6 +37,7 @@ from uattr.corpora.release import (
     absolute,
     check_data_dir,
     clean_text,
+    make_id,
     prepare_pair_splits,
     relevant_by_text,
     require_file,
@@ -126,7 +127,7 @@ def read_split(root: PathLike, src: str, tgt: str, split: str) -> dict[str, dict
         audio = absolute(_talk_audio(data_dir / "wav", first["wav"], yaml_path, first_line))
         for index, position in enumerate(sorted(positions, key=lambda p: spans[p][0])):
             empty = [f"{files[lang]}:{position + 1}" for lang, lines in texts.items() if not lines[position]]
-            speaker = items[position][1]["speaker_id"]
+            speaker = make_id(str(items[position][1]["speaker_id"]))  # Kaldi ids hold no spaces
             # Kaldi wants utterance ids prefixed by their speaker (so both sort alike); the release's is the talk.
             utt = f"{talk}_{index:04d}" if speaker == talk else f"{speaker}-{talk}_{index:04d}"
             if empty:

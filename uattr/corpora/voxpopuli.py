@@ -34,6 +34,7 @@ from uattr.corpora.release import (
     absolute,
     check_data_dir,
     clean_text,
+    make_id,
     prepare_pair_splits,
     read_tsv,
     require_file,
@@ -80,7 +81,7 @@ def read_pairs(root: PathLike, src: str, tgt: str, split: str) -> tuple[dict[str
             raise DataError(f"{s2s_tsv}:{row.line}: segment '{src_id}' or '{tgt_id}' is listed twice")
         paired.add(src_id)
         asr = in_split[src_id]
-        speaker = asr["speaker_id"].strip() or src_id
+        speaker = make_id(asr["speaker_id"]) if asr["speaker_id"].strip() else src_id  # Kaldi ids hold no spaces
         sources[src_id if speaker == src_id else f"{speaker}-{src_id}"] = {
             "audio": _segment_audio(src_dir, src_id, asr_tsv, asr.line),
             "text": clean_text(asr["raw_text"]),
