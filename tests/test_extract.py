@@ -121,28 +121,34 @@ def test_a_batch_too_large_for_the_memory_is_a_data_error(
         extract_embeddings(model, data_dir, tmp_path / "emb", show_progress=False)
 
 
-def test_interrupted_extraction_resumes_to_the_same_tables(
-    model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _extract_until_killed(
+    model: UnifiedEncoder, data_dir: Path, out: Path, monkeypatch: pytest.MonkeyPatch, writes: int
 ) -> None:
-    model = UnifiedEncoder.from_pretrained(model_dir)
-    reference = extract_embeddings(model, data_dir, tmp_path / "ref", max_batch_size=2, show_progress=False)
-
+    """Extract with batches of 2 and die at table write number ``writes`` (a Ctrl-C); the writer is then back."""
     from uattr.data import tables
 
     original_write = tables.EmbeddingTableWriter.write
     calls = {"n": 0}
 
-    def failing_write(self, ids, vectors):  # dies on the third batch of the first attribute
+    def failing_write(self, ids, vectors):
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == writes:
             raise KeyboardInterrupt
         return original_write(self, ids, vectors)
 
     monkeypatch.setattr(tables.EmbeddingTableWriter, "write", failing_write)
     with pytest.raises(KeyboardInterrupt):
-        extract_embeddings(model, data_dir, tmp_path / "out", max_batch_size=2, show_progress=False)
-    assert not (tmp_path / "out" / "semantic" / "data" / "emb.scp").exists()  # no complete-looking table
+        extract_embeddings(model, data_dir, out, max_batch_size=2, show_progress=False)
     monkeypatch.setattr(tables.EmbeddingTableWriter, "write", original_write)
+
+
+def test_interrupted_extraction_resumes_to_the_same_tables(
+    model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = UnifiedEncoder.from_pretrained(model_dir)
+    reference = extract_embeddings(model, data_dir, tmp_path / "ref", max_batch_size=2, show_progress=False)
+    _extract_until_killed(model, data_dir, tmp_path / "out", monkeypatch, writes=5)
+    assert not (tmp_path / "out" / "semantic" / "data" / "emb.scp").exists()  # no complete-looking table
 
     resumed = extract_embeddings(model, data_dir, tmp_path / "out", max_batch_size=2, show_progress=False)
     for attr in reference:
@@ -156,22 +162,8 @@ def test_interrupted_extraction_resumes_to_the_same_tables(
 def test_a_partial_table_of_utterances_gone_from_the_data_dir_is_written_again(
     model_dir: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from uattr.data import tables
-
     model = UnifiedEncoder.from_pretrained(model_dir)
-    original_write = tables.EmbeddingTableWriter.write
-    calls = {"n": 0}
-
-    def failing_write(self, ids, vectors):  # dies on the second batch of the first attribute
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original_write(self, ids, vectors)
-
-    monkeypatch.setattr(tables.EmbeddingTableWriter, "write", failing_write)
-    with pytest.raises(KeyboardInterrupt):
-        extract_embeddings(model, data_dir, tmp_path / "out", max_batch_size=2, show_progress=False)
-    monkeypatch.setattr(tables.EmbeddingTableWriter, "write", original_write)
+    _extract_until_killed(model, data_dir, tmp_path / "out", monkeypatch, writes=3)
     done = sorted(read_embedding_table(tmp_path / "out" / "semantic" / "data" / "emb.scp.part"))
     wav_scp = data_dir / "wav.scp"
     wav_scp.write_text("".join(line for line in wav_scp.read_text().splitlines(keepends=True)
