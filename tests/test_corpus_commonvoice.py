@@ -77,6 +77,16 @@ def test_dev_and_test_with_retrieval_maps(prepared):
     ]
 
 
+def test_one_sentence_in_two_languages_is_one_gallery_vector_so_both_clips_are_right(tmp_path):
+    root = make_commonvoice(tmp_path / "cv-corpus")
+    for name in ("validated.tsv", "test.tsv"):  # de's test sentence spelt as fr's: the text teacher cannot tell
+        path = root / "de" / name
+        path.write_text(path.read_text().replace("Ein Testsatz.", "Une phrase de test."))
+    prepare_commonvoice(root, tmp_path / "data", nj=1)
+    clips = sorted(read_table(tmp_path / "data" / "test" / "text"))
+    assert read_table(tmp_path / "data" / "test" / "query2ref") == {clip: " ".join(clips) for clip in clips}
+
+
 def test_keep_held_out_trains_on_other_clips_of_held_out_sentences(tmp_path):
     root = make_commonvoice(tmp_path / "cv")
     prepare_commonvoice(root, tmp_path / "data", languages=["fr"], exclude_held_out=False, nj=1)

@@ -20,7 +20,7 @@ Splits (the paper trains on "v19 validated"; the dev set must not overlap it, so
 Speaker = the first 16 hex digits of ``client_id`` (longer if two speakers would share them); utterance id =
 ``<speaker>-<clip stem>``, e.g. ``4f1a0c9b2e7d8a61-common_voice_fr_17299384``. Each dir has wav.scp (the mp3
 paths), text, utt2spk, spk2utt, utt2lang (the release's folder name) and utt2dur. ``dev/query2ref`` and
-``test/query2ref`` map each clip to the clips with the same sentence in the same language (normally itself):
+``test/query2ref`` map each clip to the clips with the same sentence, in any language (normally itself):
 with the teacher's embeddings of the transcripts as the gallery, speech→text R@1 on dev is a model-selection
 metric. ``dev/trials`` and ``test/trials`` hold every pair of clips of one speaker (at most ``trials_per_kind``)
 and as many pairs of two speakers: dev EER is the speaker branch's model-selection metric (a subsample rarely
@@ -267,7 +267,9 @@ def prepare_commonvoice(
             raise DataError(f"{root}: {split}.tsv lists no clip with a transcript in {', '.join(languages)}")
         path = _write_split(out, split, clips, speakers, seconds)
         _write_trials(path, clips, speakers, trials_per_kind, seed)
-        texts = {utt: (clip.lang, clip.sentence) for utt, clip in clips.items()}
+        # The gallery is the teacher's embedding of each sentence, whatever its language: one string gives one
+        # vector, so every clip of that string is an equally right answer.
+        texts = {utt: clip.sentence for utt, clip in clips.items()}
         write_query2ref(path / "query2ref", relevant_by_text(texts))
         tasks.append(RetrievalTask(f"commonvoice_{split}_s2t", "semantic", split, "teacher", split,
                                    str(path / "query2ref")))
