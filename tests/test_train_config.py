@@ -16,10 +16,10 @@ import pytest
 import torch
 import yaml
 
-from train_fixtures import make_experiment, one_thread  # noqa: F401  (autouse fixture)
+from train_fixtures import make_experiment, one_thread, write_table  # noqa: F401  (autouse fixture)
 from uattr.bin.main import main as uattr_main
 from uattr.config import from_dict
-from uattr.data.tables import EmbeddingTableWriter
+from uattr.data.tables import EmbeddingTableWriter, read_embedding_table
 from uattr.errors import ConfigError, DataError
 from uattr.model import UnifiedEncoder
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
@@ -177,6 +177,23 @@ def test_validation_set_up_is_checked_before_training(experiment, tmp_path, monk
             data[section].update(values)
         with pytest.raises(ConfigError, match=message):
             Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp", show_progress=False)
+
+
+def test_an_mse_loss_between_unit_vectors_and_raw_targets_is_refused(experiment, tmp_path) -> None:
+    """Unit-norm outputs can never reach the lengths of raw targets (an ECAPA table): the loss cannot fall."""
+    data = copy.deepcopy(experiment)
+    tables = {}
+    for split in ("train", "dev"):
+        source = Path(data["data"]["target_pattern"].format(attr="speaker", set=split))
+        vectors = read_embedding_table(source / "emb.scp")
+        tables[split] = write_table(tmp_path / "raw" / split, vectors, normalized=False)
+    data["data"]["targets"] = {"speaker": {"train": str(tables["train"]), "valid": str(tables["dev"])}}
+    data["attributes"]["speaker"]["loss"] = {"name": "mse"}
+    with pytest.raises(ConfigError, match=r"attributes\.speaker: the mse loss compares lengths, but the branch outputs "
+                                          r"unit vectors \(branch\.normalize\) and .*raw/train/meta\.json says"):
+        Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp", show_progress=False)
+    data["attributes"]["speaker"]["branch"]["normalize"] = False
+    Trainer(from_dict(ExperimentConfig, data), tmp_path / "exp", show_progress=False)
 
 
 def test_a_missing_target_names_its_table_and_data_dir(experiment, tmp_path) -> None:

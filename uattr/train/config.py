@@ -283,6 +283,12 @@ def fill_target_shapes(config: ExperimentConfig, teacher_dims: dict[str, int] | 
             raise ConfigError(f"{where}.dim: {attribute.dim}, but {source} has {meta.get('dim')}-d targets")
         if name not in teacher_dims and config.data.valid is not None:
             _require_dev_table_like_train(config.data, name, meta, source)
+        if attribute.loss.name == "mse" and attribute.branch.normalize and meta.get("normalized") is False:
+            raise ConfigError(
+                f"{where}: the mse loss compares lengths, but the branch outputs unit vectors "
+                f"(branch.normalize) and {source} says its targets are not unit-norm; use the cosine loss, set "
+                "branch.normalize: false, or extract unit-norm targets"
+            )
         attributes[name] = attribute
     return dataclasses.replace(config, attributes=attributes)
 
