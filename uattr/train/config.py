@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Sequence
 
 from uattr.config import apply_overrides, from_dict, load_yaml, to_dict
 from uattr.data.tables import META_NAME, SCP_NAME, read_table_meta
@@ -241,20 +241,6 @@ def table_files(path: str | Path) -> tuple[Path, Path]:
     return (path, path.parent) if path.suffix == ".scp" else (path / SCP_NAME, path)
 
 
-def _require_dev_table_like_train(data: DataConfig, attr: str, train_meta: Mapping[str, Any], source: str) -> None:
-    """The dev table must hold vectors of the train table's dimension: found only at the first validation, a
-    mismatch would cost a whole training interval. (Label tables: read_targets compares their classes.)"""
-    if train_meta.get("classes") is not None:
-        return
-    table_dir = table_files(data.target_table(attr, "valid"))[1]
-    meta = read_table_meta(table_dir)
-    if meta.get("dim") != train_meta.get("dim"):
-        raise ConfigError(
-            f"{table_dir / META_NAME}: {meta.get('dim')}-d dev targets of '{attr}', but the train targets "
-            f"({source}) are {train_meta.get('dim')}-d; extract both with the same teacher"
-        )
-
-
 def fill_target_shapes(config: ExperimentConfig, teacher_dims: dict[str, int] | None = None) -> ExperimentConfig:
     """Fill each attribute's empty ``dim`` (or ``classes``) from its train table's meta.json, before the model
     is built; a value that disagrees with the table is a ConfigError (the targets would not fit the head).
@@ -281,8 +267,6 @@ def fill_target_shapes(config: ExperimentConfig, teacher_dims: dict[str, int] | 
             attribute = dataclasses.replace(attribute, dim=meta["dim"])
         elif attribute.dim != meta.get("dim"):
             raise ConfigError(f"{where}.dim: {attribute.dim}, but {source} has {meta.get('dim')}-d targets")
-        if name not in teacher_dims and config.data.valid is not None:
-            _require_dev_table_like_train(config.data, name, meta, source)
         if attribute.loss.name == "mse" and attribute.branch.normalize and meta.get("normalized") is False:
             raise ConfigError(
                 f"{where}: the mse loss compares lengths, but the branch outputs unit vectors "

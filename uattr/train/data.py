@@ -20,8 +20,8 @@ from uattr.data.collate import collate_batch
 from uattr.data.dataset import UtteranceDataset, filter_by_duration, join_targets
 from uattr.data.kaldi import DataDir
 from uattr.data.sampler import DynamicBatchSampler, language_balanced_weights, speaker_balanced_weights
-from uattr.data.tables import read_embedding_table, read_table_meta
-from uattr.errors import DataError
+from uattr.data.tables import META_NAME, read_embedding_table, read_table_meta
+from uattr.errors import ConfigError, DataError
 from uattr.train.config import DataConfig, SplitName, table_files
 from uattr.train.distributed import DistributedContext
 
@@ -46,28 +46,36 @@ class SplitData:
 
 
 def read_targets(config: DataConfig, attributes: Sequence[str], split: SplitName) -> dict[str, Mapping[str, Any]]:
-    """Each attribute's cached teacher table; label tables (their meta.json lists classes) become int indices,
-    which must mean the same classes as in the train table."""
+    """Each attribute's cached teacher table; label tables (their meta.json lists classes) become int indices.
+    A dev table must hold what the train table holds (:func:`_require_like_train`)."""
     targets: dict[str, Mapping[str, Any]] = {}
     for attr in attributes:
         scp, table_dir = table_files(config.target_table(attr, split))
         table = read_embedding_table(scp)
-        classes = read_table_meta(table_dir).get("classes")
-        if classes is not None:
-            if split != "train":
-                _require_train_classes(config, attr, classes, table_dir)
+        meta = read_table_meta(table_dir)
+        if split != "train":
+            _require_like_train(config, attr, meta, table_dir)
+        if meta.get("classes") is not None:
             table = {utt: int(vector[0]) for utt, vector in table.items()}
         targets[attr] = table
     return targets
 
 
-def _require_train_classes(config: DataConfig, attr: str, classes: list[str], table_dir: Path) -> None:
+def _require_like_train(config: DataConfig, attr: str, meta: Mapping[str, Any], table_dir: Path) -> None:
+    """Label indices of the train table's classes, or vectors of its dimension: found only at the first
+    validation, a mismatch would cost a whole training interval."""
     _, train_dir = table_files(config.target_table(attr, "train"))
-    train_classes = read_table_meta(train_dir).get("classes")
-    if classes != train_classes:
+    train_meta = read_table_meta(train_dir)
+    classes, train_classes = meta.get("classes"), train_meta.get("classes")
+    if classes is not None and classes != train_classes:
         raise DataError(
             f"{table_dir}: its label indices stand for the classes {classes}, the train table's ({train_dir}) for "
             f"{train_classes}; extract it again with --classes-from {train_dir}"
+        )
+    if classes is None and train_classes is None and meta.get("dim") != train_meta.get("dim"):
+        raise ConfigError(
+            f"{table_dir / META_NAME}: {meta.get('dim')}-d dev targets of '{attr}', but the train targets "
+            f"({train_dir / META_NAME}) are {train_meta.get('dim')}-d; extract both with the same teacher"
         )
 
 
