@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Sequence
 
@@ -43,12 +44,13 @@ class EcapaTeacher(Teacher):
         )
         self._classifier.eval()
         self.dim = int(self._embed_batch([np.zeros(SAMPLE_RATE, dtype=np.float32)]).shape[1])
-        self.min_samples = self._shortest_input()
 
-    def _shortest_input(self) -> int:
+    @functools.cached_property
+    def min_samples(self) -> int:
         """The fewest samples the model embeds alone. Its convolutions pad by reflection, which needs more frames
         than the padding: shorter audio fails inside torch, and only when no longer utterance shares the batch
-        (padded, it gets an embedding of mostly padding). Found by bisection up to one second."""
+        (padded, it gets an embedding of mostly padding). Found by bisection below one second (the length the
+        constructor embeds), when the first utterance shorter than that comes: not at start-up."""
         low, high = 0, SAMPLE_RATE  # fails at low (or low is 0), works at high
         while high - low > 1:
             middle = (low + high) // 2
@@ -61,7 +63,7 @@ class EcapaTeacher(Teacher):
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         for index, wav in enumerate(batch):
-            if len(wav) < self.min_samples:
+            if len(wav) < SAMPLE_RATE and len(wav) < self.min_samples:
                 raise BatchItemError(
                     f"speechbrain-ecapa: {len(wav)} samples, shorter than the {self.min_samples} "
                     f"({1000 * self.min_samples / SAMPLE_RATE:.0f} ms) its model needs", index
