@@ -156,12 +156,11 @@ class _ScoreBlocks:
             stop = min(start + self.step, len(self.queries))
             scores = self.scores[: stop - start]
             if self._filled != start:
-                if self._distinct_scores is None:
-                    np.matmul(self.queries[start:stop], self.gallery.T, out=scores)
-                else:
-                    distinct = self._distinct_scores[: stop - start]
-                    np.matmul(self.queries[start:stop], self.distinct.T, out=distinct)
-                    np.take(distinct, self.copies, axis=1, out=scores)
+                # ``distinct`` is the gallery itself when no vector repeats; else its scores are spread to the copies.
+                product = scores if self._distinct_scores is None else self._distinct_scores[: stop - start]
+                np.matmul(self.queries[start:stop], self.distinct.T, out=product)
+                if self.copies is not None:
+                    np.take(product, self.copies, axis=1, out=scores)
                 self._filled = start
             yield start, stop, scores
 
