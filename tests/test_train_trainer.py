@@ -36,7 +36,7 @@ from uattr.train.config import ExperimentConfig, TrainerConfig
 from uattr.train.data import build_split
 from uattr.train.distributed import DistributedContext
 from uattr.train.trainer import Trainer, total_updates, train
-from uattr.train.validate import ValidationTasks, load_tasks, validate
+from uattr.train.validate import ValidationTasks, load_tasks, metric_names, validate
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +156,10 @@ def test_validation_metrics_on_a_tiny_dev_set(experiment, tmp_path) -> None:
     tables = {attr: dev.dataset.targets[attr] for attr in ("semantic", "speaker")}
     model = LookupModel({attr: {lengths[u]: v for u, v in table.items()} for attr, table in tables.items()})
 
-    metrics = validate(model, dev.loader, torch.device("cpu"), load_tasks(config.data))
+    tasks = load_tasks(config.data)
+    metrics = validate(model, dev.loader, torch.device("cpu"), tasks)
 
+    assert sorted(metrics) == sorted(metric_names(["semantic", "speaker"], tasks))
     assert metrics["valid/loss"] == pytest.approx(0, abs=1e-4)
     assert metrics["valid/semantic/r@1"] == 100.0
     trials = read_trials(experiment["data"]["valid_trials"]["speaker"])

@@ -65,14 +65,23 @@ def load_tasks(config: DataConfig) -> ValidationTasks:
     return tasks
 
 
+def _sv_metric_names(attr: str) -> tuple[str, str]:
+    """The names of ``attr``'s dev EER and minDCF, spelled here only (the metrics and their list both use it)."""
+    return f"valid/{attr}/eer", f"valid/{attr}/min_dcf_0.01"
+
+
+def _retrieval_metric_name(attr: str) -> str:
+    return f"valid/{attr}/r@1"
+
+
 def metric_names(attributes: Sequence[str], tasks: ValidationTasks) -> list[str]:
     """The names :func:`validate` returns (see the module docstring), known before any validation runs."""
     names = ["valid/loss"] + [f"valid/{attr}/loss" for attr in attributes]
     for attr in attributes:
         if attr in tasks.trials:
-            names += [f"valid/{attr}/eer", f"valid/{attr}/min_dcf_0.01"]
+            names += _sv_metric_names(attr)
         if attr in tasks.retrieval:
-            names.append(f"valid/{attr}/r@1")
+            names.append(_retrieval_metric_name(attr))
     return names
 
 
@@ -162,8 +171,9 @@ def _task_metrics(attr: str, student: EmbeddingSet, tasks: ValidationTasks) -> d
     if attr in tasks.trials:
         scores = score_trials(tasks.trials[attr], student, skip_missing=True)
         sv = sv_metrics(scores.scores, scores.labels, p_targets=(0.01,))
-        metrics[f"valid/{attr}/eer"] = sv["eer"]
-        metrics[f"valid/{attr}/min_dcf_0.01"] = sv["min_dcf"]["0.01"]
+        eer_name, min_dcf_name = _sv_metric_names(attr)
+        metrics[eer_name] = sv["eer"]
+        metrics[min_dcf_name] = sv["min_dcf"]["0.01"]
     if attr in tasks.retrieval:
         task = tasks.retrieval[attr]
         relevance = (
@@ -172,7 +182,7 @@ def _task_metrics(attr: str, student: EmbeddingSet, tasks: ValidationTasks) -> d
             else relevance_by_id(student, task.gallery)
         )
         outcome = evaluate_retrieval(student.vectors, task.gallery.vectors, relevance, margin="absolute")
-        metrics[f"valid/{attr}/r@1"] = retrieval_metrics(outcome, ks=(1,))["r@1"]
+        metrics[_retrieval_metric_name(attr)] = retrieval_metrics(outcome, ks=(1,))["r@1"]
     return metrics
 
 
