@@ -8,6 +8,8 @@ import copy
 import re
 import json
 import random
+import shutil
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,6 +25,7 @@ from train_fixtures import (  # noqa: F401  (one_thread: autouse fixture)
     make_experiment,
     one_thread,
     run_until_killed,
+    write_teacher_tables,
 )
 from uattr.config import from_dict, load_yaml
 from uattr.data.sampler import DynamicBatchSampler
@@ -357,6 +360,37 @@ def test_resume_refuses_a_config_its_state_cannot_honour(experiment, tmp_path, m
     trainer = Trainer(longer, exp)
     assert trainer.step == 3 and trainer.total_steps == 7
     assert load_yaml(exp / "config.yaml")["trainer"]["max_steps"] == 7
+
+
+def test_resume_refuses_data_that_changed_under_the_same_paths(tmp_path, monkeypatch) -> None:
+    """New teacher vectors or a wav.scp pointing elsewhere, same ids and count: refused by name; the data put
+    back, the run resumes."""
+    root = tmp_path / "root"
+    config = from_dict(ExperimentConfig, make_experiment(root))
+    exp = tmp_path / "exp"
+    run_until_killed(config, exp, monkeypatch, step=3)
+    train_dir = Path(config.data.train)
+
+    def rewrite_teacher_tables(seed: int) -> None:
+        for attr in ("semantic", "speaker"):
+            shutil.rmtree(root / "dump" / attr / "train")
+        write_teacher_tables(root, train_dir, seed=seed)
+
+    rewrite_teacher_tables(seed=99)
+    with pytest.raises(ConfigError, match=r"data changed since this checkpoint \(train targets of 'semantic', "
+                       r"train targets of 'speaker'\).*--exp-dir"):
+        Trainer(config, exp)
+    rewrite_teacher_tables(seed=1)  # as make_experiment wrote them
+
+    wav_scp = train_dir / "wav.scp"
+    original = wav_scp.read_text()
+    (first, first_path), (second, second_path) = [line.split(maxsplit=1) for line in original.splitlines()[:2]]
+    swapped = original.replace(first_path, "@").replace(second_path, first_path).replace("@", second_path)
+    wav_scp.write_text(swapped)
+    with pytest.raises(ConfigError, match=r"\(train audio \(wav.scp, segments\)\)"):
+        Trainer(config, exp)
+    wav_scp.write_text(original)
+    assert Trainer(config, exp).step == 3
 
 
 def test_a_checkpoint_save_cut_short_leaves_no_temporary_file_behind(experiment, tmp_path, monkeypatch) -> None:

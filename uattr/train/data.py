@@ -7,9 +7,10 @@ fixed order, dev audio is never cropped at random, and dev is never sampled with
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -43,6 +44,37 @@ class SplitData:
         self.sampler.set_epoch(epoch)
         self.dataset.set_epoch(epoch)
         self.loader.generator.manual_seed(self.seed + epoch)
+
+
+def data_fingerprint(split: SplitData, name: str) -> dict[str, str]:
+    """Digests of what ``split`` feeds the model: its utterance ids in order, where their audio is (wav.scp
+    entry, segment), their seconds and draw weights, and each cached attribute's targets.
+
+    A checkpoint keeps them so that a resumed run notices data changed under the same paths and count, which
+    the config (paths only) and the sampler state (counts) cannot: the resumed run would go on with the old
+    run's optimiser state and sampler plan over other data.
+    """
+    dataset, sampler = split.dataset, split.sampler
+    audio = AudioSource(split.data)
+    digests = {
+        f"{name} utterance ids": _digest(utt.encode() for utt in dataset.utt_ids),
+        f"{name} audio (wav.scp, segments)": _digest(repr(audio.locate(utt)).encode() for utt in dataset.utt_ids),
+        f"{name} durations": _digest([sampler.durations.tobytes()]),
+    }
+    if sampler.probabilities is not None:
+        digests[f"{name} sampling weights"] = _digest([sampler.probabilities.tobytes()])
+    for attr, table in dataset.targets.items():
+        values = (np.asarray(table[utt]).tobytes() for utt in dataset.utt_ids)
+        digests[f"{name} targets of '{attr}'"] = _digest(values)
+    return digests
+
+
+def _digest(chunks: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(len(chunk).to_bytes(8, "little"))  # length-prefixed: ("ab", "c") differs from ("a", "bc")
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_targets(config: DataConfig, attributes: Sequence[str], split: SplitName) -> dict[str, Mapping[str, Any]]:

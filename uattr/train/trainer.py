@@ -59,7 +59,7 @@ from uattr.train.config import (
     fill_target_shapes,
     on_the_fly_attributes,
 )
-from uattr.train.data import SplitData, build_split
+from uattr.train.data import SplitData, build_split, data_fingerprint
 from uattr.train.distributed import (
     DistributedContext,
     cleanup_distributed,
@@ -131,9 +131,11 @@ class Trainer:
         cached = [attr for attr in self.config.attributes if attr not in on_the_fly]
         data = self.config.data
         self.train_data = build_split(data, "train", cached, self.model.sample_rate, settings.seed, self.context)
+        self.data_fingerprint = data_fingerprint(self.train_data, "train")
         self.valid_data: SplitData | None = None
         if data.valid is not None:
             self.valid_data = build_split(data, "valid", cached, self.model.sample_rate, settings.seed, self.context)
+            self.data_fingerprint |= data_fingerprint(self.valid_data, "dev")
             self.tasks = load_tasks(data)
             names = metric_names(list(self.config.attributes), self.tasks)
             if settings.best_criterion not in names:
@@ -203,6 +205,7 @@ class Trainer:
             )
         if changed:
             logger.info("resuming with a changed %s", ", ".join(changed))
+        self._require_same_data(path, state.get("data"))
         self.model.load_state_dict(state["model"])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
@@ -217,6 +220,19 @@ class Trainer:
         set_rng_state(state["rng"][self.context.rank])  # same world size: the sampler's settings include it
         logger.info("resumed from %s (step %d, epoch %d)", path, self.step, self.epoch)
         return True
+
+    def _require_same_data(self, path: Path, saved: dict[str, str] | None) -> None:
+        """Refuse to resume over train or dev data that changed since ``path`` under the same paths."""
+        if saved is None:
+            logger.warning("%s records no data fingerprint (an older uattr): changed data would go unnoticed", path)
+            return
+        changed = changed_keys(saved, self.data_fingerprint)
+        if changed:
+            raise ConfigError(
+                f"{path}: the data changed since this checkpoint ({', '.join(changed)}); a resumed run would go on "
+                f"with the old run's optimiser, schedule and sampler state over other data. Restore the data, or "
+                f"train afresh in a new --exp-dir (or after removing {self.checkpoint_dir})"
+            )
 
     def _find_unused_parameters(self) -> bool:
         """DDP's ``find_unused_parameters``: only when some trainable parameter gets no gradient (costly).
@@ -440,6 +456,7 @@ class Trainer:
             "best": self.best.state_dict(),
             "history": self.history,
             "config": experiment_dict(self.config),
+            "data": self.data_fingerprint,
         }
 
     def _save(self) -> None:
