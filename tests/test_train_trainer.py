@@ -199,12 +199,9 @@ def test_validation_loss_does_not_depend_on_the_dev_batch_size(experiment, loss,
 
 def test_experiment_dir_and_n_best_average(experiment, tmp_path) -> None:
     """Files of EXP; the final model is the parameter mean of the n best checkpoints by the criterion."""
-    config = build_config(
-        experiment,
-        trainer={"max_steps": 4, "valid_every": 1, "n_best": 2, "keep_last": 1, "best_criterion": "valid/speaker/loss"},
-    )
+    settings = {"max_steps": 4, "valid_every": 1, "n_best": 2, "keep_last": 1, "best_criterion": "valid/speaker/loss"}
     exp = tmp_path / "exp"
-    Trainer(config, exp).run()
+    Trainer(build_config(experiment, trainer=settings), exp).run()
 
     history = json.loads((exp / "valid_metrics.json").read_text())
     assert [entry["step"] for entry in history] == [1, 2, 3, 4]
@@ -222,6 +219,16 @@ def test_experiment_dir_and_n_best_average(experiment, tmp_path) -> None:
     model = UnifiedEncoder.from_pretrained(exp / "model")
     embeddings = model.embed([np.zeros(4000, dtype=np.float32)], sample_rate=16000)
     assert embeddings["speaker"].shape == (1, 6)
+
+    # The finished run again with average_best off: the model is rebuilt as the best checkpoint alone.
+    Trainer(build_config(experiment, trainer={**settings, "average_best": False}), exp).run()
+    final = safetensors.torch.load_file(exp / "model" / "model.safetensors")
+    for key, value in final.items():
+        assert torch.equal(value, states[0][key]), key
+    assert json.loads((exp / "model" / "selection.json").read_text()) == {
+        "steps": [best[0]["step"]],
+        "criterion": "valid/speaker/loss",
+    }
 
 
 @register_teacher("test-energy")

@@ -76,6 +76,7 @@ logger = logging.getLogger(__name__)
 
 ResumeMode = Literal["auto", "never"]
 MODEL_DIR = "model"
+SELECTION_FILE = "selection.json"  # in EXP/model: the checkpoints it was made of (see Trainer._model_selection)
 CHECKPOINT_DIR = "checkpoints"
 METRICS_FILE = "valid_metrics.json"
 # Config keys a resumed run may change: they set how long it trains and what it logs or keeps, and nothing that
@@ -271,7 +272,7 @@ class Trainer:
         settings = self.config.trainer
         target = self.exp_dir / MODEL_DIR
         try:
-            if self.finished() and (target / WEIGHTS_FILE).is_file():
+            if self.finished() and self._model_is_current(target):
                 logger.info("training already finished at step %d; %s exists", self.step, target)
                 return target
             bar = tqdm(
@@ -468,13 +469,40 @@ class Trainer:
             prune_checkpoints(self.checkpoint_dir, self.config.trainer.keep_last, self.best.steps)
         self.context.barrier()
 
+    def _model_selection(self) -> dict[str, Any]:
+        """The checkpoints ``EXP/model`` is made of: the n best by the criterion (``average_best``), the best
+        one, or the last parameters (``criterion`` None) when nothing was validated."""
+        settings = self.config.trainer
+        if not self.best.steps:
+            return {"steps": [self.step], "criterion": None}
+        return {
+            "steps": self.best.steps if settings.average_best else self.best.steps[:1],
+            "criterion": settings.best_criterion,
+        }
+
+    def _model_is_current(self, target: Path) -> bool:
+        """Whether ``target`` holds the model of the current selection. A finished run re-run with another
+        ``trainer.average_best`` rebuilds it, as config.yaml then says; a model dir written before its
+        selection was recorded is kept."""
+        if not (target / WEIGHTS_FILE).is_file():
+            return False
+        recorded = target / SELECTION_FILE
+        if not recorded.is_file():
+            return True
+        selection = json.loads(recorded.read_text())
+        if selection == self._model_selection():
+            return True
+        logger.info("%s was made of %s; making it of %s", target, selection, self._model_selection())
+        return False
+
     def _write_model(self) -> Path:
         """``EXP/model``: the mean of the n best checkpoints (``average_best``), else the best one; the last
-        parameters when nothing was validated. Swapped in whole."""
+        parameters when nothing was validated. Swapped in whole, with its selection recorded."""
         target = self.exp_dir / MODEL_DIR
+        selection = self._model_selection()
         if self.context.is_main:
-            if self.best.steps:
-                steps = self.best.steps if self.config.trainer.average_best else self.best.steps[:1]
+            if selection["criterion"] is not None:
+                steps = selection["steps"]
                 checkpoints = list_checkpoints(self.checkpoint_dir)
                 missing = [step for step in steps if step not in checkpoints]
                 if missing:
@@ -487,6 +515,7 @@ class Trainer:
                 self.model.load_state_dict(average_checkpoints([checkpoints[step] for step in steps]))
             with atomic_dir(target) as staging:  # an older model/ is replaced only by a complete new one
                 self.model.save_pretrained(staging)
+                (staging / SELECTION_FILE).write_text(json.dumps(selection) + "\n")
             logger.info("wrote %s", target)
         self.context.barrier()
         return target
