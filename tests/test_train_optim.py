@@ -42,6 +42,20 @@ def test_newbob_patience_is_not_reset_by_improvements() -> None:
     assert scales == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25])
 
 
+def test_newbob_counts_a_non_finite_loss_as_no_improvement() -> None:
+    """NaN and inf anneal and are not compared with: the next finite value is measured against the last finite."""
+    newbob = NewBob(threshold=0.0025, factor=0.5, patience=0)
+    scales = [newbob.observe(loss) for loss in [1.0, math.nan, math.inf, 0.999, 0.5]]
+    # 1; NaN → ×0.5; inf → ×0.5; 1→0.999: +0.1 % → ×0.5; 0.999→0.5: +50 %
+    assert scales == [1.0, 0.5, 0.25, 0.125, 0.125]
+
+
+def test_newbob_with_a_loss_below_zero() -> None:
+    """A falling negative loss (learned uncertainty weights) is an improvement, a rising one is not."""
+    newbob = NewBob(threshold=0.0025, factor=0.5, patience=0)
+    assert [newbob.observe(loss) for loss in [-1.0, -2.0, -3.0, -2.0, -1.0]] == [1.0, 1.0, 1.0, 0.5, 0.25]
+
+
 def test_newbob_schedule_scales_learning_rate_and_resumes() -> None:
     schedule = _schedule("newbob", lr=1.5, factor=0.5, patience=0)
     schedule.step()

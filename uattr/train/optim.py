@@ -9,6 +9,7 @@ NewBob annealing driven by the validation loss.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Callable, Iterable
 
@@ -17,6 +18,8 @@ from torch import nn
 
 from uattr.errors import ConfigError
 from uattr.train.config import GroupConfig, OptimizerConfig, SchedulerConfig
+
+logger = logging.getLogger(__name__)
 
 GROUPS = ("upstream", "branches")
 
@@ -51,7 +54,11 @@ class NewBob:
 
     Written here because speechbrain's class has no ``state_dict`` and owns no optimiser, and torch's
     ``ReduceLROnPlateau`` behaves differently: it compares with the best value (NewBob with the previous
-    one) and resets its patience on every improvement (NewBob never does).
+    one) and resets its patience on every improvement (NewBob never does). Two departures from speechbrain,
+    where its arithmetic misleads: a non-finite value counts as no improvement and is not kept as the previous
+    one (NaN compares false, so it had passed as an improvement and waved the next value through too), and the
+    relative improvement divides by ``|previous|`` (a loss below zero, as learned uncertainty weights give, had
+    annealed when it fell and never when it rose).
     """
 
     def __init__(self, threshold: float, factor: float, patience: int) -> None:
@@ -64,16 +71,23 @@ class NewBob:
 
     def observe(self, metric: float) -> float:
         """Record one validation value; anneal when the relative improvement is below the threshold."""
+        if not math.isfinite(metric):
+            logger.warning("NewBob: a dev loss of %s counts as no improvement", metric)
+            self._no_improvement()
+            return self.scale
         if self.previous is not None:
-            improvement = 0.0 if self.previous == 0 else (self.previous - metric) / self.previous
+            improvement = 0.0 if self.previous == 0 else (self.previous - metric) / abs(self.previous)
             if improvement < self.threshold:
-                if self.patience_left == 0:
-                    self.scale *= self.factor
-                    self.patience_left = self.patience
-                else:
-                    self.patience_left -= 1
+                self._no_improvement()
         self.previous = metric
         return self.scale
+
+    def _no_improvement(self) -> None:
+        if self.patience_left == 0:
+            self.scale *= self.factor
+            self.patience_left = self.patience
+        else:
+            self.patience_left -= 1
 
     def state_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "previous": self.previous, "patience_left": self.patience_left}
