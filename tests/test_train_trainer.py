@@ -400,6 +400,18 @@ def test_resume_refuses_data_that_changed_under_the_same_paths(tmp_path, monkeyp
     assert Trainer(config, exp).step == 3
 
 
+@pytest.mark.parametrize(
+    ("valid_every", "expected"),
+    [(None, [(5, 1), (10, 2)]), (5, [(5, 1), (10, 2)]), (2, [(2, 1), (4, 1), (6, 2), (8, 2), (10, 2)])],
+)
+def test_each_validation_records_the_epoch_of_its_step(experiment, tmp_path, valid_every, expected) -> None:
+    """5 batches an epoch: step 5 is epoch 1's last update, validated after the epoch or inside it."""
+    config = build_config(experiment, trainer={"max_steps": None, "max_epochs": 2, "valid_every": valid_every})
+    Trainer(config, tmp_path / "exp").run()
+    history = json.loads((tmp_path / "exp" / "valid_metrics.json").read_text())
+    assert [(entry["step"], entry["epoch"]) for entry in history] == expected
+
+
 def test_a_checkpoint_save_cut_short_leaves_no_temporary_file_behind(experiment, tmp_path, monkeypatch) -> None:
     config = build_config(experiment)
     exp = tmp_path / "exp"

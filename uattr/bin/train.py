@@ -1,9 +1,10 @@
 """Train the unified encoder (teacher-student) from an experiment config.
 
 Writes EXP/config.yaml (resolved), EXP/train.log, EXP/tensorboard/, EXP/checkpoints/ckpt-<step>.pt,
-EXP/valid_metrics.json and EXP/model/ (the final model: the mean of the trainer.n_best best checkpoints by
-trainer.best_criterion on the dev set, or the best one with --trainer.average_best false; model/selection.json
-says which, and a finished run re-run with another average_best rebuilds it).
+EXP/valid_metrics.json (each validation's metrics with its step and 1-based epoch) and EXP/model/ (the final
+model: the mean of the trainer.n_best best checkpoints by trainer.best_criterion on the dev set, or the best one
+with --trainer.average_best false; model/selection.json says which, and a finished run re-run with another
+average_best rebuilds it).
 A run that finds a checkpoint in EXP resumes from it (--resume auto), unless the config or the data changed
 in a way its state cannot honour (the error says what). Any config key can be overridden
 with a dotted option, e.g. --trainer.max_steps 500 --optim.branches.optimizer.lr 1.0.

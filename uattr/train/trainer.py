@@ -296,6 +296,11 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
 
+    def epoch_of_step(self) -> int:
+        """The 1-based epoch of the last update, in logs and valid_metrics.json: an epoch's last update belongs
+        to it whether it is validated inside the epoch (``valid_every``) or after the epoch counter moved on."""
+        return self.epoch + (1 if self.batches_in_epoch else 0)
+
     def finished(self) -> bool:
         settings = self.config.trainer
         return (settings.max_steps is not None and self.step >= settings.max_steps) or (
@@ -399,7 +404,7 @@ class Trainer:
             "step %d/%d (epoch %d): loss %.4g (%s), grad norm %.3g, lr %s, %.2f s/update",
             self.step,
             self.total_steps,
-            self.epoch + 1,
+            self.epoch_of_step(),
             means["loss"],
             attributes,
             grad_norm,
@@ -430,7 +435,7 @@ class Trainer:
         metrics = self.context.broadcast(metrics)
         if metrics is not None:
             criterion = self.config.trainer.best_criterion
-            self.history.append({"step": self.step, "epoch": self.epoch, **metrics})
+            self.history.append({"step": self.step, "epoch": self.epoch_of_step(), **metrics})
             for schedule in self.schedules.values():
                 schedule.observe_validation(metrics["valid/loss"])
             self.best.update(self.step, metrics[criterion])
