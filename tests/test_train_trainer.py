@@ -27,6 +27,7 @@ from train_fixtures import (  # noqa: F401  (one_thread: autouse fixture)
     run_until_killed,
     write_teacher_tables,
 )
+import uattr.train.trainer as trainer_module
 from uattr.config import from_dict, load_yaml
 from uattr.data.sampler import DynamicBatchSampler
 from uattr.errors import ConfigError
@@ -367,6 +368,24 @@ def test_resume_refuses_a_config_its_state_cannot_honour(experiment, tmp_path, m
     trainer = Trainer(longer, exp)
     assert trainer.step == 3 and trainer.total_steps == 7
     assert load_yaml(exp / "config.yaml")["trainer"]["max_steps"] == 7
+
+
+def test_resume_restores_the_fp16_grad_scaler(experiment, tmp_path, monkeypatch) -> None:
+    """The fp16 loss scale continues across a kill (a GradScaler on the CPU stands in for CUDA's: same state)."""
+    monkeypatch.setattr(
+        trainer_module,
+        "amp_settings",
+        lambda amp, device: (None, torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1)),
+    )
+    config = build_config(experiment)
+    Trainer(config, tmp_path / "straight").run()
+    run_until_killed(config, tmp_path / "resumed", monkeypatch, step=3)
+    Trainer(config, tmp_path / "resumed").run()
+    straight, resumed = (load_checkpoint(tmp_path / run / "checkpoints" / "ckpt-6.pt") for run in ("straight", "resumed"))
+    assert straight["scaler"]["scale"] == 2.0**16  # grown at each of the 6 updates
+    assert resumed["scaler"] == straight["scaler"]
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
 
 
 def test_resume_refuses_data_that_changed_under_the_same_paths(tmp_path, monkeypatch) -> None:
