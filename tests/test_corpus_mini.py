@@ -9,7 +9,10 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
+from scipy.signal import resample_poly
 
 from corpus_layouts import retrieval_task_lines
 from uattr.bin.main import main as uattr_main
@@ -21,10 +24,19 @@ from uattr.corpora.mini import (
     select_voices,
     split_units,
     split_voices,
+    text_languages,
     toy_config,
 )
 from uattr.corpora.trials import make_trials, pair_counts
-from uattr.corpora.udhr import UDHR_FILES, align_units, extract, load_units, parse_declaration, read_paragraphs
+from uattr.corpora.udhr import (
+    UDHR_FILES,
+    align_units,
+    extract,
+    load_units,
+    parse_declaration,
+    read_paragraphs,
+    split_sentences,
+)
 from uattr.data.validate import validate_data_dir
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import read_table
@@ -70,16 +82,29 @@ def test_align_units_splits_sentences_only_where_every_language_agrees():
         "a01p1s2": {"en": "Two.", "fr": "Deux."},
         "a02p1": {"en": "Alpha. Beta.", "fr": "Alpha et beta."},
     }
+    # Same counts, other sentences: the Dutch 26.1 joins English 1 and 2 and splits English 4.
+    en = "Everyone has the right to education. It shall be free. Elementary education shall be compulsory. " \
+         "Technical education shall be available and higher education shall be open to all on merit."
+    nl = "Een ieder heeft recht op onderwijs; het onderwijs zal kosteloos zijn. Het lager onderwijs zal verplicht " \
+         "zijn. Ambachtsonderwijs zal algemeen beschikbaar worden gesteld. Hoger onderwijs zal openstaan."
+    assert list(align_units({"en": {"a26p1": en}, "nl": {"a26p1": nl}})) == ["a26p1"]
     with pytest.raises(DataError, match="'fr' lacks \\['a02p1'\\]"):
         align_units({"en": {"a01p1": "One.", "a02p1": "Two."}, "fr": {"a01p1": "Un."}})
+
+
+def test_split_sentences_keeps_closing_quotes_with_their_sentence():
+    assert split_sentences("Il dit «Non.» Puis il part.") == ["Il dit «Non.»", "Puis il part."]
+    assert split_sentences("Er sagt „Nein.“ Dann geht er.") == ["Er sagt „Nein.“", "Dann geht er."]
+    assert split_sentences("Article 1. Everyone.") == ["Article 1. Everyone."]
 
 
 def test_extracted_copy_aligns_across_all_languages():
     paragraphs = read_paragraphs(UDHR, list(UDHR_FILES))
     assert {lang: len(table) for lang, table in paragraphs.items()} == {lang: 50 for lang in UDHR_FILES}
     units = load_units(UDHR, list(UDHR_FILES))
-    assert len(units) == 57  # 45 whole paragraphs + 12 sentences of 5 paragraphs (egs/mini/uattr1/README.md)
-    assert sum(1 for unit in units if "s" in unit[3:]) == 12
+    assert len(units) == 54  # 46 whole paragraphs + 8 sentences of 4 paragraphs (egs/mini/uattr1/README.md)
+    assert sum(1 for unit in units if "s" in unit[3:]) == 8
+    assert "a26p1" in units  # the Dutch 26.1 has the English count but not its sentences
     for unit, texts in units.items():
         assert set(texts) == set(UDHR_FILES), unit
         assert all(text.strip() for text in texts.values()), unit
@@ -166,6 +191,16 @@ def test_too_few_voices_stop_with_a_clear_message(tmp_path, monkeypatch):
     config = MiniConfig(out=tmp_path, roster=ROSTER, udhr=UDHR, min_voices=5)
     with pytest.raises(ConfigError, match="only 0 usable voice\\(s\\), at least 5 needed.*--min-voices"):
         select_voices(config)
+
+
+def test_the_units_come_from_the_languages_asked_for_not_the_voices_installed(tmp_path, monkeypatch):
+    """Without Spanish voices the units must not change: aligning fewer languages splits more paragraphs."""
+    _only_programs(monkeypatch, {"espeak-ng"})
+    config = MiniConfig(out=tmp_path, roster=ROSTER, udhr=UDHR)
+    assert sorted(text_languages(config)) == sorted(UDHR_FILES)
+    assert text_languages(MiniConfig(out=tmp_path, roster=ROSTER, udhr=UDHR, languages=["en", "fr"])) == ["en", "fr"]
+    without_spanish = [lang for lang in UDHR_FILES if lang != "es"]
+    assert len(load_units(UDHR, without_spanish)) > len(load_units(UDHR, list(UDHR_FILES)))
 
 
 @pytest.mark.parametrize("option", ["units_per_voice", "eval_units_per_voice", "num_trials"])
@@ -270,6 +305,34 @@ def test_ctrl_c_stops_synthesis_without_running_the_queued_jobs(tmp_path, monkey
     finally:
         signal.signal(signal.SIGINT, previous)
     assert len(started) < 50  # a `with ThreadPoolExecutor` ran all 200 (4 s) before the interrupt took effect
+
+
+class _EngineWriting:
+    """Stands in for an engine: "synthesises" the given samples at the given rate."""
+
+    def __init__(self, samples: np.ndarray, rate: int) -> None:
+        self.samples, self.rate = samples, rate
+
+    def run(self, voice, text, out, workdir) -> None:
+        soundfile.write(str(out), self.samples, self.rate, subtype="PCM_16")
+
+
+def test_clipped_engine_output_is_refused_and_a_resampling_overshoot_scaled(tmp_path, monkeypatch):
+    sine = np.sin(2 * np.pi * 220 * np.arange(22050) / 22050)
+    monkeypatch.setitem(tts.ENGINES, "espeak", _EngineWriting(np.clip(1.5 * sine, -1, 1), 22050))
+    job = tts.SynthesisJob("v-en-a01p1", _voice("v", "en"), "text", tmp_path / "clipped.wav")
+    with pytest.raises(DataError, match=r"voice 'v'.*'v-en-a01p1'.*% of the engine's samples are at full scale.*-a 70"):
+        tts.synthesize_one(job)
+    assert not job.wav.exists()
+
+    square = 0.99 * np.sign(sine)  # below full scale, but the resampling filter rings above it
+    monkeypatch.setitem(tts.ENGINES, "espeak", _EngineWriting(square, 22050))
+    job = dataclasses.replace(job, wav=tmp_path / "square.wav")
+    tts.synthesize_one(job)
+    written, rate = soundfile.read(str(job.wav))
+    resampled = resample_poly(square, 320, 441)
+    assert rate == 16000 and np.abs(resampled).max() > 1.05
+    np.testing.assert_allclose(written, resampled / np.abs(resampled).max(), atol=2**-14)  # scaled, not clipped
 
 
 def test_retrieval_sets_an_earlier_run_wrote_and_this_one_does_not_are_removed(tmp_path):

@@ -113,6 +113,13 @@ class Summary:
         )
 
 
+def text_languages(config: MiniConfig) -> list[str]:
+    """The languages whose sentences decide the units (:func:`uattr.corpora.udhr.align_units`): those asked
+    for, whether or not this machine has their voices, so that the units and their seen/unseen draw are the
+    same on every machine."""
+    return config.languages or list(dict.fromkeys(voice.lang for voice in parse_roster(config.roster)))
+
+
 def select_voices(config: MiniConfig) -> list[Voice]:
     """The roster's voices for the chosen languages and engines that are installed; too few is an error."""
     voices = parse_roster(config.roster)
@@ -336,8 +343,8 @@ def prepare_mini(config: MiniConfig) -> Summary:
     voices = select_voices(config)
     languages = list(dict.fromkeys(voice.lang for voice in voices))
     units = {
-        unit: texts
-        for unit, texts in load_units(config.udhr, languages).items()
+        unit: {lang: texts[lang] for lang in [TEACHER_LANGUAGE, *languages]}
+        for unit, texts in load_units(config.udhr, text_languages(config)).items()
         if len(texts[TEACHER_LANGUAGE].split()) <= config.max_words
     }
     if len(units) < 2:

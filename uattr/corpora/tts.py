@@ -55,6 +55,11 @@ _PICO_DIR = Path("/usr/share/pico/lang")
 _RHVOICE_DIR = Path("/usr/share/RHVoice/voices")
 _FESTIVAL_DIR = Path("/usr/share/festival/voices")
 _TIMEOUT_S = 120
+FULL_SCALE = 32767 / 32768  # the largest 16-bit sample, as soundfile reads it (the engines write 16-bit PCM)
+# An engine's output with more of its samples at full scale than this is clipped: the French MBROLA fr3 at
+# espeak-ng's default amplitude had 0.35 % (0.5 % at worst, in runs of up to 17 samples); of the voices of
+# egs/mini/uattr1/local/voices.txt at their amplitudes there, none had more than 0.08 %.
+MAX_FULL_SCALE_SHARE = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,16 +261,26 @@ def is_valid_wav(path: PathLike) -> bool:
 
 
 def _to_target_format(source: Path, target: Path) -> None:
-    """Write ``source`` to ``target`` atomically as 16 kHz mono 16-bit PCM."""
+    """Write ``source`` to ``target`` atomically as 16 kHz mono 16-bit PCM; clipped engine output is an error,
+    and a resampled peak above full scale is scaled down rather than clipped."""
     samples, rate = soundfile.read(str(source), dtype="float32", always_2d=True)
     samples = samples.mean(axis=1)
+    if samples.size == 0:
+        raise DataError(f"{source}: the engine produced no audio")
+    full_scale = float(np.mean(np.abs(samples) >= FULL_SCALE))
+    if full_scale > MAX_FULL_SCALE_SHARE:
+        raise DataError(
+            f"{full_scale:.2%} of the engine's samples are at full scale (clipped speech); give the voice a lower "
+            f"amplitude in the roster (espeak-ng and MBROLA voices: e.g. '-a 70')"
+        )
     if rate != SAMPLE_RATE:
         common = gcd(rate, SAMPLE_RATE)
         samples = resample_poly(samples, SAMPLE_RATE // common, rate // common).astype(np.float32)
-    if samples.size == 0:
-        raise DataError(f"{source}: the engine produced no audio")
+    peak = float(np.abs(samples).max())
+    if peak > 1.0:  # the resampling filter overshoots a peak near full scale
+        samples /= peak
     with atomic_write(target, "wb") as handle:
-        soundfile.write(handle, np.clip(samples, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        soundfile.write(handle, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
 
 
 def synthesize_one(job: SynthesisJob) -> None:
