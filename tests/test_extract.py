@@ -224,6 +224,26 @@ def test_a_data_dir_rebuilt_with_more_utterances_is_extracted_again(model_dir: P
         assert sorted(read_embedding_table(table_dir / "emb.scp")) == sorted(AudioSource(larger).ids)
 
 
+def test_a_table_of_audio_pointed_elsewhere_under_the_same_ids_is_extracted_again(
+    model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """Two utterances swap recordings in wav.scp: their vectors swap too (the table had been kept, stale)."""
+    model = UnifiedEncoder.from_pretrained(model_dir)
+    first = read_embedding_table(extract_embeddings(model, data_dir, tmp_path / "emb", show_progress=False)["semantic"]
+                                 / "emb.scp")
+    wav_scp = dict(line.split(maxsplit=1) for line in (data_dir / "wav.scp").read_text().splitlines())
+    a, b = sorted(wav_scp)[:2]
+    wav_scp[a], wav_scp[b] = wav_scp[b], wav_scp[a]
+    (data_dir / "wav.scp").write_text("".join(f"{utt} {entry}\n" for utt, entry in sorted(wav_scp.items())))
+    again = read_embedding_table(extract_embeddings(model, data_dir, tmp_path / "emb", show_progress=False)["semantic"]
+                                 / "emb.scp")
+    np.testing.assert_allclose(again[a], first[b], atol=1e-5)
+    np.testing.assert_allclose(again[b], first[a], atol=1e-5)
+    assert read_table_meta(tmp_path / "emb" / "semantic" / data_dir.name)["inputs_sha256"] == (
+        DataDir.load(data_dir).inputs_digest()
+    )
+
+
 def test_split_jobs_and_merge_equal_a_single_job(model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
     model = UnifiedEncoder.from_pretrained(model_dir)
     single = extract_embeddings(model, data_dir, tmp_path / "single", show_progress=False)

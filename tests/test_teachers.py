@@ -16,6 +16,7 @@ import torch
 
 from uattr.bin.main import main as uattr_main
 from uattr.data.audio import AudioSource
+from uattr.data.kaldi import DataDir
 from uattr.data.tables import (
     EmbeddingTableWriter,
     merge_split,
@@ -25,7 +26,7 @@ from uattr.data.tables import (
     table_is_complete,
 )
 from uattr.errors import ConfigError, DataError
-from uattr.fileio import write_table
+from uattr.fileio import read_table, write_table
 from uattr.teachers import Teacher, build_teacher, resolve_model
 from uattr.teachers.extract import extract_teacher
 from uattr.teachers.base import teacher_identity
@@ -208,7 +209,8 @@ def test_a_complete_resemblyzer_table_is_kept(data_dir, tmp_path, capsys):
     assert (tmp_path / "spk" / "emb.ark").stat().st_mtime_ns == written
     assert "again" not in capsys.readouterr().err
     meta = read_table_meta(tmp_path / "spk")
-    assert {key: meta.get(key) for key in ("teacher", "model", "field")} == teacher_identity("resemblyzer")
+    identity = teacher_identity("resemblyzer", DataDir.load(data_dir))
+    assert {key: meta.get(key) for key in ("teacher", "model", "field", "inputs_sha256")} == identity
 
 
 def test_resemblyzer_batches_give_embed_utterance_vectors(data_dir):
@@ -336,8 +338,28 @@ def test_complete_tables_of_an_earlier_data_dir_are_written_again(tmp_path, capl
         merge_split(out / "split", 2)
     assert "written for other utterances (0 missing, 1 no longer wanted; e.g. 'spkB-u3')" in caplog.text
     assert sorted(load(out)) == sorted(load(out / "split")) == sorted(kept)
-    # Job 1's share (the first 3 ids) did not change: only the whole table and job 2's are written again.
-    assert len([text for call in teacher.calls for text in call]) == len(kept) + 2
+    # The data dir changed, so job 1's table is written again too, though its share did not change: every job's
+    # table records the digest of the whole data dir, which keeps the split tables mergeable.
+    assert "split2/1: made with other inputs_sha256 (another version of the data dir" in caplog.text
+    assert len([text for call in teacher.calls for text in call]) == 2 * len(kept)
+
+
+def test_a_table_of_text_changed_under_the_same_ids_is_written_again(tmp_path, caplog):
+    data = make_data_dir(tmp_path)
+    out = extract_teacher(ToyTextTeacher(), data, tmp_path / "sem", show_progress=False)
+    before = load(out)
+    texts = read_table(data / "text.en")
+    texts["spkA-u1"] = "a corrected translation"
+    write_table(data / "text.en", texts)
+    teacher = ToyTextTeacher()
+    with caplog.at_level(logging.WARNING):
+        extract_teacher(teacher, data, out, show_progress=False)
+    assert "made with other inputs_sha256 (another version of the data dir: utterances, audio entries or texts)" \
+        in caplog.text
+    after = load(out)
+    assert not np.array_equal(after["spkA-u1"], before["spkA-u1"])
+    assert_same_tables({u: v for u, v in after.items() if u != "spkA-u1"},
+                       {u: v for u, v in before.items() if u != "spkA-u1"})
 
 
 def test_split_jobs_and_merge_equal_a_single_job(data_dir, tmp_path):
@@ -359,6 +381,18 @@ def test_merge_refuses_an_unfinished_job(data_dir, tmp_path):
     extract_teacher(ToyTextTeacher(), data_dir, tmp_path, job=1, num_jobs=2, show_progress=False)
     with pytest.raises(DataError, match=r"split2/2: table is not complete"):
         merge_split(tmp_path, 2)
+
+
+def test_a_merge_of_jobs_run_on_different_versions_of_the_data_dir_is_refused(tmp_path):
+    """Only job 2 re-run after an utterance of job 1's share left the data dir: job 1's table still holds it."""
+    data = make_data_dir(tmp_path)
+    out = tmp_path / "sem"
+    for job in (1, 2):
+        extract_teacher(ToyTextTeacher(), data, out, job=job, num_jobs=2, show_progress=False)
+    write_table(data / "wav.scp", {u: v for u, v in read_table(data / "wav.scp").items() if u != "spkA-u1"})
+    extract_teacher(ToyTextTeacher(), data, out, job=2, num_jobs=2, show_progress=False)
+    with pytest.raises(DataError, match=r"split2/2: metadata differs .*\(inputs_sha256\).*run them all again"):
+        merge_split(out, 2)
 
 
 def test_a_merge_of_the_wrong_number_of_jobs_leaves_the_merged_table_alone(data_dir, tmp_path):
@@ -390,7 +424,7 @@ def test_a_partial_table_of_utterances_gone_from_the_data_dir_is_written_again(t
     write_table(data / "wav.scp", {"spkB-u3": str(tmp_path / "wav" / "spkB-u3.wav")})
     out = extract_teacher(ToyTextTeacher(), data, tmp_path / "sem", batch_size=2, show_progress=False)
     assert sorted(load(out)) == ["spkB-u3"] and read_table_meta(out)["num_utterances"] == 1
-    assert "holds 2 utterance(s) no longer wanted (e.g. 'spkA-u1'); writing it again" in caplog.text
+    assert "sem: made with other inputs_sha256 (another version of the data dir" in caplog.text
 
 
 def test_audio_teachers_take_no_field(data_dir, tmp_path):

@@ -116,7 +116,7 @@ def extract_embeddings(
     out_dir = Path(out_dir)
     table_dirs = {attr: job_dir(out_dir / attr / set_name, job, num_jobs) for attr in attributes}
     utt_ids = split_ids(data.utt_ids, job, num_jobs)
-    made_by = {"model_sha256": model.weights_sha256()}
+    made_by = {"model_sha256": model.weights_sha256(), "inputs_sha256": data.inputs_digest()}
     pending = [attr for attr in attributes if not keep_current_table(table_dirs[attr], utt_ids, made_by)]
     if num_jobs:
         for attr in pending:

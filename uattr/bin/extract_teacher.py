@@ -64,16 +64,14 @@ def main(args: argparse.Namespace) -> int:
         # The first set (train) fixed the classes when its table was made: later sets must index them the same way.
         args.classes_from = str(first_table) if table_is_complete(first_table) else None
     classes = classes_of(args.classes_from) if args.classes_from else None
-    identity = teacher_identity(args.teacher, args.model, args.field, classes)
     # Checked before the (slow) teacher is loaded.
-    pending = {
-        data: out
-        for data, out in outputs.items()
-        if not keep_current_table(
-            job_dir(out, args.job, args.num_jobs), split_ids(DataDir.load(data).utt_ids, args.job, args.num_jobs),
-            identity,
-        )
-    }
+    pending = {}
+    for data, out in outputs.items():
+        data_dir = DataDir.load(data)
+        identity = teacher_identity(args.teacher, data_dir, args.model, args.field, classes)
+        utt_ids = split_ids(data_dir.utt_ids, args.job, args.num_jobs)
+        if not keep_current_table(job_dir(out, args.job, args.num_jobs), utt_ids, identity):
+            pending[data] = out
     for data in outputs.keys() - pending.keys():
         logger.info("%s: teacher table already complete; nothing to do", outputs[data])
     if not pending:

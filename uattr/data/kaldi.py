@@ -9,9 +9,10 @@ file and line); cross-file consistency is :mod:`uattr.data.validate`'s job.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
-from typing import Iterator, Literal, Mapping, NamedTuple, Sequence
+from typing import Iterable, Iterator, Literal, Mapping, NamedTuple, Sequence
 
 from uattr.errors import DataError
 from uattr.fileio import iter_table, read_table, write_table
@@ -205,6 +206,30 @@ class DataDir:
             utt2dur=optional("utt2dur", read_float_table) if durations else None,
         )
 
+    def audio_entry(self, utt_id: str) -> str:
+        """Where an utterance's audio comes from, as one line: its wav.scp entry, and its recording and times
+        when the data dir has segments (empty parts where an entry is missing: loading it reports that)."""
+        if self.segments is None:
+            return self.wav_scp.get(utt_id, "")
+        segment = self.segments.get(utt_id)
+        if segment is None:
+            return ""
+        return f"{segment.recording} {segment.start} {segment.end} {self.wav_scp.get(segment.recording, '')}"
+
+    def inputs_digest(self, field: str | None = None, utt_ids: Sequence[str] | None = None) -> str:
+        """SHA-256 of what vectors of the utterances (default: all) are made from: each one's audio entry, or
+        its value in the table ``field`` (a text or label teacher's input).
+
+        Tables and checkpoints record it, so that data rebuilt under the same ids (audio pointed elsewhere,
+        other text) is noticed. Audio rewritten in place under the same path is not: that would cost a
+        ``stat`` of every recording at every check.
+        """
+        ids = self.utt_ids if utt_ids is None else utt_ids
+        if field is None:
+            return digest(f"{utt} {self.audio_entry(utt)}".encode() for utt in ids)
+        values = self.table(field)
+        return digest(f"{utt} {values.get(utt, '')}".encode() for utt in ids)
+
     def has(self, name: str) -> bool:
         """Whether the file ``name`` (e.g. ``text.en``) exists in this data dir."""
         return (self.path / name).is_file()
@@ -226,6 +251,15 @@ class DataDir:
             utt2lang=self.utt2lang,
             utt2dur=self.utt2dur,
         )
+
+
+def digest(chunks: Iterable[bytes]) -> str:
+    """SHA-256 of a sequence of byte strings, each length-prefixed so that ("ab", "c") and ("a", "bc") differ."""
+    sha = hashlib.sha256()
+    for chunk in chunks:
+        sha.update(len(chunk).to_bytes(8, "little"))
+        sha.update(chunk)
+    return sha.hexdigest()
 
 
 def file_name(keyword: str) -> str:

@@ -61,29 +61,35 @@ def keep_current_table(
 
     A complete table of other utterances was written for an earlier version of its data (e.g. a corpus rebuilt
     with other options): it is removed, with a warning, so that the caller writes it again rather than leaving
-    stale vectors that look complete. With ``made_by`` (metadata such as the digest of the model's weights), a
-    table, complete or partial, whose metadata differs on those keys was made by something else (a model
-    retrained into the same folder): it is removed too, so no resume mixes the vectors of two models.
+    stale vectors that look complete. With ``made_by`` (metadata such as the digest of the model's weights or
+    of the data dir's inputs), a table, complete or partial, whose metadata differs on those keys was made by
+    something else (a model retrained into the same folder, audio pointed elsewhere under the same ids): it is
+    removed too, so no resume mixes the vectors of two models or two versions of the data.
     """
     table_dir = Path(table_dir)
+    complete = table_is_complete(table_dir)
+    if complete:
+        held = set(table_ids(table_dir))
+        wanted = set(utt_ids)
+        if held != wanted:
+            missing, extra = sorted(wanted - held), sorted(held - wanted)
+            logger.warning(
+                "%s: written for other utterances (%d missing, %d no longer wanted; e.g. %s); writing it again",
+                table_dir, len(missing), len(extra), ", ".join(f"'{key}'" for key in (missing[:1] + extra[:1])),
+            )
+            _remove_table(table_dir)
+            return False
     differing = _differing_metadata(table_dir, made_by or {})
+    if len(differing) > 1 and "inputs_sha256" in differing:
+        differing.remove("inputs_sha256")  # follows from the other change (e.g. another input field)
     if differing:
-        logger.warning("%s: made with other %s; writing it again", table_dir, ", ".join(differing))
+        note = " (another version of the data dir: utterances, audio entries or texts)" if differing == [
+            "inputs_sha256"
+        ] else ""
+        logger.warning("%s: made with other %s%s; writing it again", table_dir, ", ".join(differing), note)
         _remove_table(table_dir)
         return False
-    if not table_is_complete(table_dir):
-        return False
-    held = set(table_ids(table_dir))
-    wanted = set(utt_ids)
-    if held == wanted:
-        return True
-    missing, extra = sorted(wanted - held), sorted(held - wanted)
-    logger.warning(
-        "%s: written for other utterances (%d missing, %d no longer wanted; e.g. %s); writing it again",
-        table_dir, len(missing), len(extra), ", ".join(f"'{key}'" for key in (missing[:1] + extra[:1])),
-    )
-    _remove_table(table_dir)
-    return False
+    return complete
 
 
 def _differing_metadata(table_dir: Path, made_by: Mapping[str, Any]) -> list[str]:
@@ -353,7 +359,12 @@ def merge_tables(parts: Iterable[PathLike], out_dir: PathLike) -> None:
             differing = sorted(
                 k for k in set(comparable) | set(reference_meta) if comparable.get(k) != reference_meta.get(k)
             )
-            raise DataError(f"{part}: metadata differs from {parts[0]} ({', '.join(differing)}); cannot merge")
+            hint = (
+                ": the jobs read different versions of the data dir; run them all again on the current one"
+                if "inputs_sha256" in differing
+                else ""
+            )
+            raise DataError(f"{part}: metadata differs from {parts[0]} ({', '.join(differing)}); cannot merge{hint}")
         scp = part / SCP_NAME
         for number, key, location in _read_scp_lines(scp):
             if key in lines:

@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence, TypeVar
 import numpy as np
 
 import uattr
+from uattr.data.kaldi import DataDir
 from uattr.errors import ConfigError
 from uattr.fileio import looks_local
 from uattr.registry import TEACHERS
@@ -93,20 +94,27 @@ def build_teacher(name: str, **options: Any) -> Teacher:
 
 
 # The metadata keys that say what made a teacher table: a complete or partial table that differs on one of them
-# was made by another teacher, model, input or class list, and is written again (keep_current_table's made_by).
-IDENTITY_KEYS = ("teacher", "model", "field", "classes")
+# was made by another teacher, model, input field, class list or input data (DataDir.inputs_digest), and is
+# written again (keep_current_table's made_by).
+IDENTITY_KEYS = ("teacher", "model", "field", "classes", "inputs_sha256")
 
 
 def teacher_identity(
-    name: str, model: str | None = None, field: str | None = None, classes: Sequence[str] | None = None
+    name: str,
+    data: DataDir,
+    model: str | None = None,
+    field: str | None = None,
+    classes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The identity keys of the tables teacher ``name`` would write, from its options alone (it is not built, which
-    can take long): the model and field default as the teacher's own; ``classes`` only for a label teacher."""
+    """The identity keys of the tables teacher ``name`` would write for ``data``, from its options alone (it is
+    not built, which can take long): the model and field default as the teacher's own; ``classes`` only for a
+    label teacher."""
     cls = TEACHERS.get(name)
     parameters = inspect.signature(cls).parameters
     if model is None:  # the constructor's default, or the fixed model of a teacher without a choice
         model = parameters["model"].default if "model" in parameters else cls.model
-    identity = {"teacher": name, "model": model, "field": field or cls.default_field}
+    field = field or cls.default_field
+    identity = {"teacher": name, "model": model, "field": field, "inputs_sha256": data.inputs_digest(field)}
     if classes is not None:
         identity["classes"] = list(classes)
     return identity

@@ -54,7 +54,7 @@ def extract_teacher(
     inputs = _read_inputs(data, field, teacher.input) if teacher.input != "audio" else None
     if inputs is not None:
         teacher.prepare(inputs, source=str(data.path / field))
-    meta = {**teacher.metadata(), "field": field, "data": str(data_dir)}
+    meta = {**teacher.metadata(), "field": field, "data": str(data_dir), "inputs_sha256": data.inputs_digest(field)}
     if keep_current_table(target, utt_ids, {key: meta[key] for key in IDENTITY_KEYS if key in meta}):
         logger.info("%s: teacher table already complete; nothing to do", target)
         return target

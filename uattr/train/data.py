@@ -7,10 +7,9 @@ fixed order, dev audio is never cropped at random, and dev is never sampled with
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ from torch.utils.data import DataLoader
 from uattr.data.audio import AudioSource
 from uattr.data.collate import collate_batch
 from uattr.data.dataset import UtteranceDataset, filter_by_duration, join_targets
-from uattr.data.kaldi import DataDir
+from uattr.data.kaldi import DataDir, digest
 from uattr.data.sampler import DynamicBatchSampler, language_balanced_weights, speaker_balanced_weights
 from uattr.data.tables import META_NAME, read_embedding_table, read_table_meta
 from uattr.errors import ConfigError, DataError
@@ -55,26 +54,17 @@ def data_fingerprint(split: SplitData, name: str) -> dict[str, str]:
     run's optimiser state and sampler plan over other data.
     """
     dataset, sampler = split.dataset, split.sampler
-    audio = AudioSource(split.data)
     digests = {
-        f"{name} utterance ids": _digest(utt.encode() for utt in dataset.utt_ids),
-        f"{name} audio (wav.scp, segments)": _digest(repr(audio.locate(utt)).encode() for utt in dataset.utt_ids),
-        f"{name} durations": _digest([sampler.durations.tobytes()]),
+        f"{name} utterance ids": digest(utt.encode() for utt in dataset.utt_ids),
+        f"{name} audio (wav.scp, segments)": split.data.inputs_digest(utt_ids=dataset.utt_ids),
+        f"{name} durations": digest([sampler.durations.tobytes()]),
     }
     if sampler.probabilities is not None:
-        digests[f"{name} sampling weights"] = _digest([sampler.probabilities.tobytes()])
+        digests[f"{name} sampling weights"] = digest([sampler.probabilities.tobytes()])
     for attr, table in dataset.targets.items():
         values = (np.asarray(table[utt]).tobytes() for utt in dataset.utt_ids)
-        digests[f"{name} targets of '{attr}'"] = _digest(values)
+        digests[f"{name} targets of '{attr}'"] = digest(values)
     return digests
-
-
-def _digest(chunks: Iterable[bytes]) -> str:
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(len(chunk).to_bytes(8, "little"))  # length-prefixed: ("ab", "c") differs from ("a", "bc")
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_targets(config: DataConfig, attributes: Sequence[str], split: SplitName) -> dict[str, Mapping[str, Any]]:
