@@ -244,6 +244,16 @@ def test_tiny_ecapa_through_the_speechbrain_loader(data_dir, tmp_path):
         assert cosine > 0.999
 
 
+def test_ecapa_embeds_an_utterance_padded_in_a_batch_as_alone(tmp_path):
+    teacher = build_teacher("speechbrain-ecapa", model=str(make_tiny_ecapa(tmp_path / "ecapa")))
+    rng = np.random.default_rng(0)
+    short, long = (rng.normal(scale=0.1, size=int(seconds * SAMPLE_RATE)).astype(np.float32) for seconds in (0.7, 8))
+    alone = teacher.embed([short])[0]
+    batched = teacher.embed([short, long])[0]
+    # 0.99984 here; 0.99880 when the mask zeroed the short utterance's last real frame.
+    assert alone @ batched / (np.linalg.norm(alone) * np.linalg.norm(batched)) > 0.9998
+
+
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_audio_too_short_for_ecapa_names_the_utterance_whatever_the_batch(tmp_path, batch_size):
     """Alone it failed inside torch (reflection padding); beside a longer utterance it was embedded from padding."""

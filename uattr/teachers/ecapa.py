@@ -80,12 +80,15 @@ class EcapaTeacher(Teacher):
         with torch.inference_mode():
             padded, relative = padded.to(device), relative.to(device)
             # EncoderClassifier.encode_batch, plus one step: it leaves padded frames at log(0) energy, and those
-            # leak through the TDNN convolutions into the last real frames (cos ≈ 0.9 to the unpadded
-            # embedding). Zeroing them (the sentence mean after normalisation) brings it to ≥ 0.998.
+            # leak through the TDNN convolutions into the last real frames (cos ≈ 0.8 to the unpadded
+            # embedding). Zeroing them (the sentence mean after normalisation) brings it to ≥ 0.9998 with a random
+            # tiny model (conv edges at the padding remain). The frame count is rounded up, as speechbrain's own
+            # masks do (make_padding_mask): rounded to nearest, it zeroed an utterance's last real frame.
             feats = mods.compute_features(padded)
             feats = mods.mean_var_norm(feats, relative)
             frames = feats.shape[1]
-            valid = torch.arange(frames, device=device)[None, :] < torch.round(relative * frames)[:, None]
+            real_frames = torch.ceil(relative * frames - 1e-6)
+            valid = torch.arange(frames, device=device)[None, :] < real_frames[:, None]
             feats = feats * valid.unsqueeze(-1)
             embeddings = mods.embedding_model(feats, relative)
         return embeddings.reshape(len(batch), -1).float().cpu().numpy()
