@@ -83,10 +83,10 @@ def keep_current_table(
     if len(differing) > 1 and "inputs_sha256" in differing:
         differing.remove("inputs_sha256")  # follows from the other change (e.g. another input field)
     if differing:
-        note = " (another version of the data dir: utterances, audio entries or texts)" if differing == [
-            "inputs_sha256"
-        ] else ""
-        logger.warning("%s: made with other %s%s; writing it again", table_dir, ", ".join(differing), note)
+        reason = ", ".join(differing)
+        if differing == ["inputs_sha256"]:
+            reason += " (another version of the data dir: utterances, audio entries or texts)"
+        logger.warning("%s: made with other %s; writing it again", table_dir, reason)
         _remove_table(table_dir)
         return False
     return complete
