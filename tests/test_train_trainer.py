@@ -5,6 +5,7 @@ experiment dir."""
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import json
 import random
@@ -386,6 +387,16 @@ def test_resume_restores_the_fp16_grad_scaler(experiment, tmp_path, monkeypatch)
     assert resumed["scaler"] == straight["scaler"]
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
+
+
+def test_an_update_the_fp16_grad_scaler_skips_is_logged(experiment, tmp_path, monkeypatch, caplog) -> None:
+    """A loss scale of 2^127 overflows float32 gradients: the scaler skips those updates and halves the scale."""
+    monkeypatch.setattr(
+        trainer_module, "amp_settings", lambda amp, device: (None, torch.amp.GradScaler("cpu", init_scale=2.0**127))
+    )
+    with caplog.at_level(logging.INFO, logger="uattr.train.trainer"):
+        Trainer(build_config(experiment, trainer={"max_steps": 2, "valid_every": None}), tmp_path / "exp").run()
+    assert "step 1: fp16 gradients overflowed; update skipped, loss scale now 8.50706e+37" in caplog.text
 
 
 def test_resume_refuses_data_that_changed_under_the_same_paths(tmp_path, monkeypatch) -> None:

@@ -377,6 +377,12 @@ class Trainer:
             for optimizer in self.optimizers.values():
                 self.scaler.step(optimizer)
             self.scaler.update()
+            if not torch.isfinite(grad_norm):  # dynamic loss scaling at work: expected now and then, early on
+                logger.info(
+                    "step %d: fp16 gradients overflowed; update skipped, loss scale now %g",
+                    self.step + 1,
+                    self.scaler.get_scale(),
+                )
         elif torch.isfinite(grad_norm):
             for optimizer in self.optimizers.values():
                 optimizer.step()
