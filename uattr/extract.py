@@ -58,7 +58,7 @@ UtteranceKey = tuple[str, str, float, float | None]
 
 def utterance_key(audio: AudioSource, utt_id: str) -> UtteranceKey:
     """What makes two utterances of different data dirs the same: the id and the audio it points at."""
-    return (utt_id, *audio.locate(utt_id))
+    return (utt_id, *audio.data.locate(utt_id))
 
 
 class RepeatedUtterances:

@@ -235,32 +235,16 @@ class AudioSource:
     def __len__(self) -> int:
         return len(self.data.utt_ids)
 
-    def locate(self, utt_id: str) -> tuple[str, float, float | None]:
-        """``(wav.scp entry, start, end)`` of an utterance (whole recording: ``0.0, None``)."""
-        if self.data.segments is None:
-            if utt_id not in self.data.wav_scp:
-                raise DataError(f"{self.data.path}/wav.scp: no utterance '{utt_id}'")
-            return self.data.wav_scp[utt_id], 0.0, None
-        segment = self.data.segments.get(utt_id)
-        if segment is None:
-            raise DataError(f"{self.data.path}/segments: no utterance '{utt_id}'")
-        if segment.recording not in self.data.wav_scp:
-            raise DataError(
-                f"{self.data.path}/segments: utterance '{utt_id}' refers to recording '{segment.recording}', "
-                f"which is not in wav.scp"
-            )
-        return self.data.wav_scp[segment.recording], segment.start, segment.end
-
     def load(self, utt_id: str) -> np.ndarray:
         """The utterance's samples (segment cut, channel mixed or picked, resampled)."""
-        entry, start, end = self.locate(utt_id)
+        entry, start, end = self.data.locate(utt_id)
         return load_audio(
             entry, sample_rate=self.sample_rate, channel=self.channel, start=start, end=end, utt_id=utt_id
         )
 
     def info(self, utt_id: str) -> AudioInfo:
         """Header facts of the utterance's recording (cached per entry: segments share recordings)."""
-        entry, _, _ = self.locate(utt_id)
+        entry, _, _ = self.data.locate(utt_id)
         if entry not in self._info_cache:
             self._info_cache[entry] = audio_info(entry, utt_id=utt_id)
         return self._info_cache[entry]
@@ -268,14 +252,14 @@ class AudioSource:
     def measure(self, utt_id: str) -> tuple[float, int]:
         """``(duration in seconds, number of samples at the recording's own rate)`` from headers and segments: the
         samples :meth:`load` reads, so a segment that cannot be loaded is an AudioError here too."""
-        entry, start, end = self.locate(utt_id)
+        entry, start, end = self.data.locate(utt_id)
         info = self.info(utt_id)
         first, last = segment_frames(info, start, end, entry, utt_id)
         return (last - first) / info.sample_rate, last - first
 
     def measure_all(self, num_threads: int = 8) -> dict[str, tuple[float, int]]:
         """:meth:`measure` of every utterance; recordings are probed once each, ``num_threads`` at a time."""
-        first_utt_of_entry = {self.locate(utt)[0]: utt for utt in reversed(self.ids)}
+        first_utt_of_entry = {self.data.locate(utt)[0]: utt for utt in reversed(self.ids)}
         with ThreadPoolExecutor(num_threads) as pool:
             list(pool.map(self.info, first_utt_of_entry.values()))
         return {utt: self.measure(utt) for utt in self.ids}

@@ -206,19 +206,25 @@ class DataDir:
             utt2dur=optional("utt2dur", read_float_table) if durations else None,
         )
 
-    def audio_entry(self, utt_id: str) -> str:
-        """Where an utterance's audio comes from, as one line: its wav.scp entry, and its recording and times
-        when the data dir has segments (empty parts where an entry is missing: loading it reports that)."""
+    def locate(self, utt_id: str) -> tuple[str, float, float | None]:
+        """``(wav.scp entry, start, end)`` of an utterance's audio (whole recording: ``0.0, None``)."""
         if self.segments is None:
-            return self.wav_scp.get(utt_id, "")
+            if utt_id not in self.wav_scp:
+                raise DataError(f"{self.path}/wav.scp: no utterance '{utt_id}'")
+            return self.wav_scp[utt_id], 0.0, None
         segment = self.segments.get(utt_id)
         if segment is None:
-            return ""
-        return f"{segment.recording} {segment.start} {segment.end} {self.wav_scp.get(segment.recording, '')}"
+            raise DataError(f"{self.path}/segments: no utterance '{utt_id}'")
+        if segment.recording not in self.wav_scp:
+            raise DataError(
+                f"{self.path}/segments: utterance '{utt_id}' refers to recording '{segment.recording}', "
+                f"which is not in wav.scp"
+            )
+        return self.wav_scp[segment.recording], segment.start, segment.end
 
     def inputs_digest(self, field: str | None = None, utt_ids: Sequence[str] | None = None) -> str:
-        """SHA-256 of what vectors of the utterances (default: all) are made from: each one's audio entry, or
-        its value in the table ``field`` (a text or label teacher's input).
+        """SHA-256 of what vectors of the utterances (default: all) are made from: where each one's audio is
+        (:meth:`locate`), or its value in the table ``field`` (a text or label teacher's input).
 
         Tables and checkpoints record it, so that data rebuilt under the same ids (audio pointed elsewhere,
         other text) is noticed. Audio rewritten in place under the same path is not: that would cost a
@@ -226,7 +232,7 @@ class DataDir:
         """
         ids = self.utt_ids if utt_ids is None else utt_ids
         if field is None:
-            return digest(f"{utt} {self.audio_entry(utt)}".encode() for utt in ids)
+            return digest(f"{utt} {self.locate(utt)}".encode() for utt in ids)
         values = self.table(field)
         return digest(f"{utt} {values.get(utt, '')}".encode() for utt in ids)
 
