@@ -500,10 +500,10 @@ class Trainer:
         recorded = target / SELECTION_FILE
         if not recorded.is_file():
             return True
-        selection = json.loads(recorded.read_text())
-        if selection == self._model_selection():
+        selection, wanted = json.loads(recorded.read_text()), self._model_selection()
+        if selection == wanted:
             return True
-        logger.info("%s was made of %s; making it of %s", target, selection, self._model_selection())
+        logger.info("%s was made of %s; making it of %s", target, selection, wanted)
         return False
 
     def _write_model(self) -> Path:
