@@ -64,16 +64,17 @@ def test_teacher_conf_last_line_without_newline_is_read(tmp_path: Path) -> None:
 
 def test_optional_teacher_sets_are_skipped_when_stage_1_did_not_write_them(tmp_path: Path) -> None:
     recipe, env = _recipe(tmp_path)
-    for name in ("train", "dev_s2t_seen"):
+    for name, table in (("train", "wav.scp"), ("dev_s2t_seen", "wav.scp"), ("dev_text", "text")):
         (recipe / "data" / name).mkdir(parents=True)
-        (recipe / "data" / name / "wav.scp").write_text("u1 a.wav\n")
+        (recipe / "data" / name / table).write_text("u1 a\n")
     (recipe / "conf" / "teachers.txt").write_text(
-        "semantic train,dev_s2t_seen?,dev_s2s_gallery? --teacher b\nlang dev_s2s_gallery? --teacher c\n"
+        "semantic train,dev_s2t_seen?,dev_text?,dev_s2s_gallery? --teacher b\nlang dev_s2s_gallery? --teacher c\n"
     )
     status, output, calls = _run(recipe, env, "--stage", "2", "--stop_stage", "2")
     assert status == 0, output
     assert [call for call in calls if call.startswith("extract-teacher")] == [
-        "extract-teacher --teacher b --data data/train data/dev_s2t_seen --out dump/teacher/semantic/{set}"
+        "extract-teacher --teacher b --data data/train data/dev_s2t_seen data/dev_text --out "
+        "dump/teacher/semantic/{set}"
     ]
     assert "semantic: no data/dev_s2s_gallery (optional); skipped" in output
     assert "lang: none of its sets exists; skipped" in output

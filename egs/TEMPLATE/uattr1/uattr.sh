@@ -215,7 +215,10 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     for set in ${sets//,/ }; do
       if [[ ${set} == *'?' ]]; then  # optional: a set that stage 1 writes only for some options
         set=${set%'?'}
-        if [ ! -f "data/${set}/wav.scp" ]; then log "  ${attr}: no data/${set} (optional); skipped"; continue; fi
+        # A data dir has wav.scp, or text alone (a gallery of sentences): as uattr's DataDir.load requires.
+        if [ ! -f "data/${set}/wav.scp" ] && [ ! -f "data/${set}/text" ]; then
+          log "  ${attr}: no data/${set} (optional); skipped"; continue
+        fi
       fi
       data_dirs+=("data/${set}")
     done
