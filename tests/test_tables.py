@@ -12,7 +12,6 @@ from uattr.data.tables import (
     EmbeddingTableWriter,
     keep_current_table,
     merge_tables,
-    open_table_writer,
     read_embedding_table,
     read_table_meta,
     table_is_complete,
@@ -98,16 +97,6 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     assert resumed.done_ids == {"u-1"}
     resumed.close()
     assert read_table_meta(tmp_path / "t")["data"] == str(tmp_path / "data/dev/")
-
-
-def test_a_partial_table_of_utterances_no_longer_wanted_is_started_again(tmp_path, caplog):
-    writer = EmbeddingTableWriter(tmp_path / "t", meta=META)
-    writer.write(["u-1", "u-2"], vectors(["u-1", "u-2"]))  # interrupted before close()
-    with caplog.at_level("WARNING"):
-        resumed = open_table_writer(tmp_path / "t", ["u-2", "u-3"], META)
-    assert "holds 1 utterance(s) no longer wanted (e.g. 'u-1'); writing it again" in caplog.text
-    assert resumed.done_ids == frozenset()
-    assert open_table_writer(tmp_path / "t", ["u-2", "u-3"], META).done_ids == frozenset()
 
 
 def test_writer_refuses_a_complete_table(tmp_path):

@@ -33,7 +33,6 @@ from uattr.data.tables import (
     job_dir,
     keep_current_table,
     merge_split,
-    open_table_writer,
     split_ids,
 )
 from uattr.errors import ConfigError, DataError, naming_batch
@@ -122,10 +121,10 @@ def extract_embeddings(
         for attr in pending:
             drop_merged_table(out_dir / attr / set_name)
     writers = {
-        attr: open_table_writer(
-            table_dirs[attr], utt_ids,
-            {"attribute": attr, "dim": model.embedding_dim(attr), "normalized": model.is_normalized(attr),
-             "data": str(data.path), "model": model_name, **made_by},
+        attr: EmbeddingTableWriter(
+            table_dirs[attr],
+            meta={"attribute": attr, "dim": model.embedding_dim(attr), "normalized": model.is_normalized(attr),
+                  "data": str(data.path), "model": model_name, **made_by},
             provenance=("data", "model"),  # the model is identified by its weights' digest, not by its path
         )
         for attr in pending

@@ -17,7 +17,9 @@ A writer opened on a directory holding ``*.part`` files resumes: it keeps the co
 ``done_ids``), cuts ``emb.ark`` back to the end of the last recorded vector (dropping bytes of an interrupted
 batch) and appends from there. :func:`merge_tables` joins the tables of N split jobs into one ``emb.scp``
 pointing at the jobs' arks (keep the split directories). Writers of tables call :func:`keep_current_table`
-first: a complete table of other utterances than its data dir now holds is removed and written again.
+first: a complete table of other utterances than its data dir now holds is removed and written again, and so is
+a complete or partial one made from other inputs (its ``made_by`` metadata, e.g. ``inputs_sha256``), so that no
+resume mixes two versions of the data.
 """
 
 from __future__ import annotations
@@ -108,24 +110,6 @@ def _remove_table(table_dir: Path) -> None:
     # after meta.json is written, and a writer would otherwise resume from them into an ark that is gone.
     for name in (META_NAME, SCP_NAME, ARK_NAME, PART_META_NAME, PART_SCP_NAME):
         (table_dir / name).unlink(missing_ok=True)
-
-
-def open_table_writer(
-    table_dir: PathLike, utt_ids: Iterable[str], meta: Mapping[str, Any], provenance: Sequence[str] = ("data",)
-) -> EmbeddingTableWriter:
-    """A writer that resumes a partial table of these utterances. A partial table that holds others (its data
-    dir was rebuilt since, or split jobs moved their boundaries) is started again, with a warning, as
-    :func:`keep_current_table` does for a complete one: resumed, it would end complete with stale vectors."""
-    writer = EmbeddingTableWriter(table_dir, meta=meta, provenance=provenance)
-    stale = sorted(writer.done_ids - set(utt_ids))
-    if stale:
-        logger.warning(
-            "%s: the partial table holds %d utterance(s) no longer wanted (e.g. '%s'); writing it again",
-            table_dir, len(stale), stale[0],
-        )
-        _remove_table(Path(table_dir))
-        writer = EmbeddingTableWriter(table_dir, meta=meta, provenance=provenance)
-    return writer
 
 
 def drop_merged_table(out_dir: PathLike) -> None:

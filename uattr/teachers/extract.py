@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from uattr.data.audio import AudioSource
 from uattr.data.kaldi import DataDir
-from uattr.data.tables import drop_merged_table, job_dir, keep_current_table, open_table_writer, split_ids
+from uattr.data.tables import EmbeddingTableWriter, drop_merged_table, job_dir, keep_current_table, split_ids
 from uattr.errors import ConfigError, DataError, naming_batch
 from uattr.fileio import PathLike
 from uattr.teachers.base import IDENTITY_KEYS, SAMPLE_RATE, Teacher
@@ -61,7 +61,7 @@ def extract_teacher(
     if num_jobs:
         drop_merged_table(out_dir)
 
-    writer = open_table_writer(target, utt_ids, meta)
+    writer = EmbeddingTableWriter(target, meta=meta)
     todo = [utt for utt in utt_ids if utt not in writer.done_ids]
     if len(todo) < len(utt_ids):
         logger.info("%s: resuming, %d of %d utterances already done", target, len(utt_ids) - len(todo), len(utt_ids))
