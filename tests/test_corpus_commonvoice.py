@@ -19,6 +19,7 @@ from corpus_layouts import (
     write_tone,
 )
 from uattr.corpora.commonvoice import prepare_commonvoice, speaker_ids
+from uattr.corpora.trials import balanced_trials
 from uattr.errors import DataError
 from uattr.fileio import read_table
 
@@ -164,6 +165,22 @@ def test_dev_and_test_trials_pair_the_clips_of_each_speaker(tmp_path, caplog):
     write_lines(dev, dev.read_text().splitlines()[:-1])
     prepare_commonvoice(root, tmp_path / "data", nj=1)
     assert not (tmp_path / "data" / "dev" / "trials").exists()  # no list of the earlier run's clips
+
+
+def test_trials_pair_no_two_readings_of_one_sentence(tmp_path, monkeypatch):
+    """Common Voice speakers read from one pool of sentences: the trial lists are text-independent."""
+    from uattr.corpora import commonvoice
+
+    texts = []
+
+    def recording(*args, utt2text, **kwargs):
+        texts.append(utt2text)
+        return balanced_trials(*args, utt2text=utt2text, **kwargs)
+
+    monkeypatch.setattr(commonvoice, "balanced_trials", recording)
+    prepare_commonvoice(make_commonvoice(tmp_path / "cv"), tmp_path / "data", nj=1)
+    dev = read_table(tmp_path / "data" / "dev" / "text")
+    assert dev in texts
 
 
 def test_empty_client_id_names_the_line(tmp_path):

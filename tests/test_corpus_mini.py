@@ -27,7 +27,7 @@ from uattr.corpora.mini import (
     text_languages,
     toy_config,
 )
-from uattr.corpora.trials import make_trials, pair_counts
+from uattr.corpora.trials import balanced_trials, make_trials, pair_counts
 from uattr.corpora.udhr import (
     UDHR_FILES,
     align_units,
@@ -271,11 +271,49 @@ def test_large_lists_are_sampled_without_listing_every_pair():
     _check_trials(trials, *many, 2000, 1000, 1000)
 
 
+def _texts(utt2spk: dict[str, str], num_texts: int) -> dict[str, str]:
+    """Utterance k of each speaker reads text k mod ``num_texts``: a speaker repeats texts, in one language and
+    (bilingual speakers) across two."""
+    return {utt: f"t{int(utt.rsplit('-', 1)[1]) % num_texts}" for utt in utt2spk}
+
+
+def test_with_texts_no_trial_pairs_two_readings_of_one_text():
+    utt2spk, utt2lang = _speakers(6, 10, bilingual=2)
+    utt2text = _texts(utt2spk, 4)
+    brute = collections.Counter(
+        (utt2spk[a] == utt2spk[b], utt2lang[a] != utt2lang[b])
+        for a, b in itertools.combinations(utt2spk, 2) if utt2text[a] != utt2text[b]
+    )
+    assert pair_counts(utt2spk, utt2lang, utt2text) == dict(brute)
+    assert pair_counts(utt2spk, utt2lang, utt2text) != pair_counts(utt2spk, utt2lang)
+    for seed in range(3):
+        trials = make_trials(utt2spk, utt2lang, num_target=100, num_nontarget=100, seed=seed,
+                             cross_language_share=0.25, utt2text=utt2text)
+        _check_trials(trials, utt2spk, utt2lang, 100, 25, 25)
+        assert all(utt2text[enroll] != utt2text[test] for enroll, test, _ in trials)
+    # Every target pair of other texts is a trial, and there are as many nontargets.
+    trials = balanced_trials(utt2spk, utt2lang, utt2text=utt2text)
+    labels = collections.Counter(label for _, _, label in trials)
+    assert labels["target"] == labels["nontarget"] == brute[True, False] + brute[True, True]
+    assert all(utt2text[enroll] != utt2text[test] for enroll, test, _ in trials)
+
+
+def test_texts_are_sampled_out_of_large_lists_too():
+    utt2spk, utt2lang = _speakers(300, 12, bilingual=300)  # nontargets are sampled, not enumerated
+    utt2text = _texts(utt2spk, 3)
+    trials = make_trials(utt2spk, utt2lang, num_target=2000, num_nontarget=2000, seed=1, cross_language_share=0.5,
+                         utt2text=utt2text)
+    _check_trials(trials, utt2spk, utt2lang, 2000, 1000, 1000)
+    assert all(utt2text[enroll] != utt2text[test] for enroll, test, _ in trials)
+
+
 def test_trial_arguments_are_checked():
     with pytest.raises(ConfigError, match="cross_language_share"):
         make_trials({"a": "s"}, {"a": "en"}, num_target=1, num_nontarget=1, cross_language_share=1.5)
     with pytest.raises(DataError, match="no language for 1 utterance"):
         make_trials({"a": "s", "b": "t"}, {"a": "en"}, num_target=1, num_nontarget=1)
+    with pytest.raises(DataError, match="utt2text has no text for 1 utterance.*'b'"):
+        make_trials({"a": "s", "b": "t"}, {"a": "en", "b": "en"}, num_target=1, num_nontarget=1, utt2text={"a": "x"})
 
 
 def _voice(voice_id: str, lang: str) -> tts.Voice:
@@ -424,6 +462,7 @@ def test_toy_corpus_end_to_end(tmp_path):
         labels = collections.Counter(label for _, _, label in trials)
         assert labels["target"] == labels["nontarget"] > 0
         assert all((label == "target") == (utt2spk[e] == utt2spk[t]) and e != t for e, t, label in trials)
+        assert all(utt2unit[e] != utt2unit[t] for e, t, _ in trials)  # no two readings of one unit
         for condition in ("seen", "unseen"):
             s2t = read_table(out / f"{name}_s2t_{condition}" / "query2ref")
             assert s2t and all(ref == utt2unit[utt] and unitset[ref] == condition for utt, ref in s2t.items())
@@ -449,9 +488,10 @@ def test_toy_corpus_end_to_end(tmp_path):
     assert prepare_mini(config).synthesised == 0
     assert (out / "test" / "trials").read_text() == trials_before
 
-    # Without --num-trials every target pair is a trial, with as many nontarget trials.
+    # Without --num-trials every target pair of two units is a trial, with as many nontarget trials.
     prepare_mini(dataclasses.replace(config, num_trials=None))
-    utt2spk = read_table(out / "test" / "utt2spk")
+    utt2spk, utt2unit = read_table(out / "test" / "utt2spk"), read_table(out / "test" / "utt2unit")
     labels = collections.Counter(line.split()[2] for line in (out / "test" / "trials").read_text().splitlines())
-    per_voice = collections.Counter(utt2spk.values())
-    assert labels["target"] == labels["nontarget"] == sum(n * (n - 1) // 2 for n in per_voice.values())
+    target_pairs = sum(utt2spk[a] == utt2spk[b] and utt2unit[a] != utt2unit[b]
+                       for a, b in itertools.combinations(utt2spk, 2))
+    assert labels["target"] == labels["nontarget"] == target_pairs

@@ -23,7 +23,7 @@ paths), text, utt2spk, spk2utt, utt2lang (the release's folder name) and utt2dur
 ``test/query2ref`` map each clip to the clips with the same sentence, in any language (normally itself):
 with the teacher's embeddings of the transcripts as the gallery, speech→text R@1 on dev is a model-selection
 metric. ``dev/trials`` and ``test/trials`` hold every pair of clips of one speaker (at most ``trials_per_kind``)
-and as many pairs of two speakers: dev EER is the speaker branch's model-selection metric (a subsample rarely
+and as many pairs of two speakers, none of two readings of one sentence: dev EER is the speaker branch's model-selection metric (a subsample rarely
 has no speaker with two clips; then there is no list, with a warning). Language-balanced sampling (α = 0.05) is
 the trainer's job (``data.sampling: language``).
 """
@@ -177,7 +177,8 @@ def _write_trials(path: Path, clips: Mapping[str, Clip], speakers: Mapping[str, 
     """``path/trials``: every same-speaker pair of ``clips`` (at most ``per_kind``) and as many other pairs."""
     utt2spk = {utt: speakers[clip.client] for utt, clip in clips.items()}
     utt2lang = {utt: clip.lang for utt, clip in clips.items()}
-    trials = balanced_trials(utt2spk, utt2lang, limit=per_kind, seed=seed)
+    utt2text = {utt: clip.sentence for utt, clip in clips.items()}  # many speakers read one sentence
+    trials = balanced_trials(utt2spk, utt2lang, limit=per_kind, seed=seed, utt2text=utt2text)
     targets = sum(label == "target" for _, _, label in trials)
     if not targets:
         (path / "trials").unlink(missing_ok=True)  # an earlier run's list would be of other clips

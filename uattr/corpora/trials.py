@@ -3,7 +3,8 @@
 A trial pairs two different utterances: *target* when one speaker said both, *nontarget* otherwise; it is
 *cross-language* when the two are in different languages. ``make_trials`` draws the requested number of each
 kind, a ``cross_language_share`` of them cross-language (of the nontargets at most the share the targets
-reached), uniformly among all such pairs and without repeats.
+reached), uniformly among all such pairs and without repeats. Given the utterances' texts, it pairs no two
+readings of one text (text-independent trials).
 Small categories are enumerated; large ones (VoxCeleb-size lists) are sampled by rejection, so no list of all
 pairs is ever built. Kaldi's format is ``enroll test target|nontarget``.
 """
@@ -64,38 +65,54 @@ def _pairs(count: int) -> int:
     return count * (count - 1) // 2
 
 
-def _categories(speakers: list[str], languages: list[str]) -> dict[tuple[bool, bool], _Category]:
-    """The four (target, cross-language) categories over utterances 0..n-1, with their exact sizes."""
+def _same_pairs(*keys: Sequence[str]) -> int:
+    """How many pairs of utterances agree on every one of ``keys`` (each a value per utterance)."""
+    return sum(_pairs(count) for count in collections.Counter(zip(*keys)).values())
+
+
+def _categories(
+    speakers: list[str], languages: list[str], texts: list[str] | None = None
+) -> dict[tuple[bool, bool], _Category]:
+    """The four (target, cross-language) categories over utterances 0..n-1, with their exact sizes; with
+    ``texts``, without the pairs of two readings of one text."""
     by_lang: dict[str, list[int]] = {}
     by_spk_lang: dict[tuple[str, str], list[int]] = {}
     for index, (speaker, language) in enumerate(zip(speakers, languages)):
         by_lang.setdefault(language, []).append(index)
         by_spk_lang.setdefault((speaker, language), []).append(index)
-    by_spk = collections.Counter(speakers)
-    same_target = sum(_pairs(len(members)) for members in by_spk_lang.values())
-    cross_target = sum(_pairs(count) for count in by_spk.values()) - same_target
-    same_language = sum(_pairs(len(members)) for members in by_lang.values())
+
+    def agreeing(*keys: Sequence[str]) -> int:
+        """Pairs that agree on ``keys``, less those that also share a text."""
+        return _same_pairs(*keys) - (_same_pairs(*keys, texts) if texts is not None else 0)
+
+    same_target = agreeing(speakers, languages)
+    cross_target = agreeing(speakers) - same_target
+    same_language = agreeing(languages)
+    every_pair = _pairs(len(speakers)) - (_same_pairs(texts) if texts is not None else 0)
     langs_of: dict[str, list[str]] = {}
     for speaker, language in by_spk_lang:
         langs_of.setdefault(speaker, []).append(language)
     lang_pairs = list(itertools.combinations(sorted(by_lang), 2))
+
+    def other_text(i: int, j: int) -> bool:
+        return texts is None or texts[i] != texts[j]
+
+    def other_speaker(i: int, j: int) -> bool:
+        return speakers[i] != speakers[j] and other_text(i, j)
+
     return {
-        (True, False): _Category([(m, None) for m in by_spk_lang.values()], lambda i, j: True, same_target),
+        (True, False): _Category([(m, None) for m in by_spk_lang.values()], other_text, same_target),
         (True, True): _Category(
             [(by_spk_lang[s, la], by_spk_lang[s, lb]) for s, langs in langs_of.items()
              for la, lb in itertools.combinations(langs, 2)],
-            lambda i, j: True,
+            other_text,
             cross_target,
         ),
-        (False, False): _Category(
-            [(m, None) for m in by_lang.values()],
-            lambda i, j: speakers[i] != speakers[j],
-            same_language - same_target,
-        ),
+        (False, False): _Category([(m, None) for m in by_lang.values()], other_speaker, same_language - same_target),
         (False, True): _Category(
             [(by_lang[la], by_lang[lb]) for la, lb in lang_pairs],
-            lambda i, j: speakers[i] != speakers[j],
-            _pairs(len(speakers)) - same_language - cross_target,
+            other_speaker,
+            every_pair - same_language - cross_target,
         ),
     }
 
@@ -108,18 +125,25 @@ def _draw(category: _Category, number: int, rng: random.Random) -> list[tuple[in
     return sorted(category.sample(number, rng))
 
 
-def pair_counts(utt2spk: Mapping[str, str], utt2lang: Mapping[str, str]) -> dict[tuple[bool, bool], int]:
+def pair_counts(
+    utt2spk: Mapping[str, str], utt2lang: Mapping[str, str], utt2text: Mapping[str, str] | None = None
+) -> dict[tuple[bool, bool], int]:
     """How many distinct pairs exist per (target, cross-language) kind; lets a caller ask for a balanced list."""
-    utts = _checked_utts(utt2spk, utt2lang)
-    categories = _categories([utt2spk[utt] for utt in utts], [utt2lang[utt] for utt in utts])
+    _, categories = _categorised(utt2spk, utt2lang, utt2text)
     return {kind: category.available for kind, category in categories.items()}
 
 
-def _checked_utts(utt2spk: Mapping[str, str], utt2lang: Mapping[str, str]) -> list[str]:
-    missing = [utt for utt in utt2spk if utt not in utt2lang]
-    if missing:
-        raise DataError(f"utt2lang has no language for {len(missing)} utterance(s), e.g. '{missing[0]}'")
-    return sorted(utt2spk)
+def _categorised(
+    utt2spk: Mapping[str, str], utt2lang: Mapping[str, str], utt2text: Mapping[str, str] | None
+) -> tuple[list[str], dict[tuple[bool, bool], _Category]]:
+    """The sorted utterance ids and their categories; every utterance must have a language (and a text)."""
+    for name, what, table in (("utt2lang", "language", utt2lang), ("utt2text", "text", utt2text)):
+        missing = [utt for utt in utt2spk if table is not None and utt not in table]
+        if missing:
+            raise DataError(f"{name} has no {what} for {len(missing)} utterance(s), e.g. '{missing[0]}'")
+    utts = sorted(utt2spk)
+    texts = [utt2text[utt] for utt in utts] if utt2text is not None else None
+    return utts, _categories([utt2spk[utt] for utt in utts], [utt2lang[utt] for utt in utts], texts)
 
 
 def make_trials(
@@ -130,6 +154,7 @@ def make_trials(
     num_nontarget: int,
     seed: int = 0,
     cross_language_share: float = 0.0,
+    utt2text: Mapping[str, str] | None = None,
 ) -> list[Trial]:
     """``(enroll, test, "target"|"nontarget")`` trials over the utterances of ``utt2spk``, sorted.
 
@@ -139,13 +164,16 @@ def make_trials(
     nontargets then take the share the targets reached, not more, so that whether a pair crosses languages says
     nothing of its label (a language detector would otherwise beat chance at verification). No utterance is
     paired with itself and no pair appears twice.
+
+    With ``utt2text`` no trial pairs two utterances of one text. Where speakers read from one set of texts, each
+    text once, such pairs are nearly all nontargets; a speaker embedding that keeps some content scores them
+    high, and the list would measure content as much as voice.
     """
     if not 0.0 <= cross_language_share <= 1.0:
         raise ConfigError(f"cross_language_share must be in [0, 1], got {cross_language_share}")
     if num_target < 0 or num_nontarget < 0:
         raise ConfigError(f"trial counts must not be negative, got {num_target} and {num_nontarget}")
-    utts = _checked_utts(utt2spk, utt2lang)
-    categories = _categories([utt2spk[utt] for utt in utts], [utt2lang[utt] for utt in utts])
+    utts, categories = _categorised(utt2spk, utt2lang, utt2text)
     rng = random.Random(seed)
     trials: list[Trial] = []
     share = cross_language_share
@@ -173,15 +201,16 @@ def balanced_trials(
     limit: int | None = None,
     seed: int = 0,
     cross_language_share: float = 0.0,
+    utt2text: Mapping[str, str] | None = None,
 ) -> list[Trial]:
     """Every same-speaker pair (at most ``limit``) and as many pairs of two speakers: the list of an evaluation
-    set whose target pairs are few, none of which a sample should leave out."""
-    counts = pair_counts(utt2spk, utt2lang)
+    set whose target pairs are few, none of which a sample should leave out. ``utt2text``: see ``make_trials``."""
+    counts = pair_counts(utt2spk, utt2lang, utt2text)
     targets = counts[True, False] + counts[True, True]
     if limit is not None:
         targets = min(limit, targets)
     return make_trials(utt2spk, utt2lang, num_target=targets, num_nontarget=targets, seed=seed,
-                       cross_language_share=cross_language_share)
+                       cross_language_share=cross_language_share, utt2text=utt2text)
 
 
 def write_trials(path: PathLike, trials: Sequence[Trial]) -> None:
