@@ -68,3 +68,72 @@ def test_option_values_are_checked_before_any_work(tmp_path, capsys) -> None:
         main(["validate-data-dir", str(tmp_path), "--max-report", "-1"])
     assert exit_info.value.code == 2
     assert "--max-report: must be 0 or more, not -1" in capsys.readouterr().err
+
+
+def _trial_data_dir(path, *, languages=True, texts=True):
+    """Three speakers of four utterances each; utterance k reads text k mod 2, in language en or fr by speaker."""
+    from uattr.data.kaldi import write_data_dir
+
+    utts = [f"s{spk}-{index}" for spk in range(3) for index in range(4)]
+    return write_data_dir(
+        path,
+        wav_scp={utt: f"/audio/{utt}.wav" for utt in utts},
+        utt2spk={utt: utt.split("-")[0] for utt in utts},
+        utt2lang={utt: "en" if utt.startswith("s0") else "fr" for utt in utts} if languages else None,
+        text={utt: f"sentence {int(utt.split('-')[1]) % 2}" for utt in utts} if texts else None,
+    )
+
+
+def _read_trials(path):
+    return [tuple(line.split()) for line in path.read_text().splitlines()]
+
+
+def test_make_trials_writes_every_target_pair_and_as_many_nontargets(tmp_path) -> None:
+    data = _trial_data_dir(tmp_path / "dev")
+    assert main(["make-trials", str(data), str(tmp_path / "trials")]) == 0
+    trials = _read_trials(tmp_path / "trials")
+    labels = [label for _, _, label in trials]
+    assert labels.count("target") == labels.count("nontarget") == 3 * 6  # C(4, 2) per speaker
+    assert all((label == "target") == (e.split("-")[0] == t.split("-")[0]) for e, t, label in trials)
+    assert main(["make-trials", str(data), str(tmp_path / "again")]) == 0
+    assert _read_trials(tmp_path / "again") == trials  # the same list for the same seed
+
+    # Text-independent: of each speaker's 6 pairs, the 2 of one text go (0-2 and 1-3), and no nontarget shares one.
+    assert main(["make-trials", "--text-independent", str(data), str(tmp_path / "ti")]) == 0
+    trials = _read_trials(tmp_path / "ti")
+    text = {utt: int(utt.split("-")[1]) % 2 for utt in data.joinpath("utt2spk").read_text().split()[::2]}
+    assert sum(label == "target" for *_, label in trials) == sum(label == "nontarget" for *_, label in trials) == 12
+    assert all(text[enroll] != text[test] for enroll, test, _ in trials)
+
+    # Sampled numbers; half of each kind across languages (s0 speaks en only: no cross-language target exists,
+    # so no nontarget crosses languages either).
+    argv = ["make-trials", "--num-target", "5", "--num-nontarget", "10", "--cross-language-share", "0.5"]
+    assert main([*argv, str(data), str(tmp_path / "sampled")]) == 0
+    trials = _read_trials(tmp_path / "sampled")
+    assert [label for *_, label in trials].count("target") == 5 and len(trials) == 15
+    assert all(e.startswith("s0") == t.startswith("s0") for e, t, _ in trials)
+
+
+@pytest.mark.parametrize("argv, languages, texts, message", [
+    ([], True, True, "utt2spk: no entry for 1 utterance(s) of the data dir, e.g. 's9-0'"),
+    (["--cross-language-share", "0.3"], False, True, "utt2lang: no such file (--cross-language-share needs"),
+    (["--text-independent"], True, False, "text: no such file in data dir"),
+    (["--num-target", "0"], True, True, "--num-target must be at least 1, got 0"),
+    (["--cross-language-share", "1.5"], True, True, "cross_language_share must be in [0, 1], got 1.5"),
+])
+def test_make_trials_names_what_is_missing_or_wrong(tmp_path, capsys, argv, languages, texts, message) -> None:
+    data = _trial_data_dir(tmp_path / "dev", languages=languages, texts=texts)
+    if "utt2spk" in message:
+        with open(data / "wav.scp", "a") as handle:
+            handle.write("s9-0 /audio/s9-0.wav\n")
+    assert main(["make-trials", *argv, str(data), str(tmp_path / "trials")]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "trials").exists()
+
+
+def test_make_trials_refuses_a_data_dir_without_a_target_pair(tmp_path, capsys) -> None:
+    from uattr.data.kaldi import write_data_dir
+
+    data = write_data_dir(tmp_path / "dev", wav_scp={"a-1": "a.wav", "b-1": "b.wav"}, utt2spk={"a-1": "a", "b-1": "b"})
+    assert main(["make-trials", str(data), str(tmp_path / "trials")]) == 1
+    assert "no speaker has two utterances, so there is no target trial" in capsys.readouterr().err
