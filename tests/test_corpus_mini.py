@@ -262,6 +262,13 @@ def test_pair_counts_match_brute_force_and_shortfalls_are_made_up():
     _check_trials(trials, utt2spk, utt2lang, 40, 12, 12)  # nontargets: the targets' share, so language says nothing
 
 
+def test_nontargets_cross_languages_as_often_as_the_targets_even_beyond_the_share_asked_for():
+    # Every target pair: 220 within a language and 50 across (the bilingual speakers'); none asked to cross.
+    utt2spk, utt2lang = _speakers(6, 10, bilingual=2)
+    trials = make_trials(utt2spk, utt2lang, num_target=270, num_nontarget=270, seed=0, cross_language_share=0.0)
+    _check_trials(trials, utt2spk, utt2lang, 270, 50, 50)
+
+
 def test_large_lists_are_sampled_without_listing_every_pair():
     utt2spk, utt2lang = _speakers(300, 12)  # 3600 utterances, 6.5M pairs: nontargets are sampled
     trials = make_trials(utt2spk, utt2lang, num_target=2000, num_nontarget=2000, seed=1, cross_language_share=0.5)

@@ -2,8 +2,8 @@
 
 A trial pairs two different utterances: *target* when one speaker said both, *nontarget* otherwise; it is
 *cross-language* when the two are in different languages. ``make_trials`` draws the requested number of each
-kind, a ``cross_language_share`` of them cross-language (of the nontargets at most the share the targets
-reached), uniformly among all such pairs and without repeats. Given the utterances' texts, it pairs no two
+kind, a ``cross_language_share`` of them cross-language (of the nontargets the share the targets reached),
+uniformly among all such pairs and without repeats. Given the utterances' texts, it pairs no two
 readings of one text (text-independent trials).
 Small categories are enumerated; large ones (VoxCeleb-size lists) are sampled by rejection, so no list of all
 pairs is ever built. Kaldi's format is ``enroll test target|nontarget``.
@@ -160,9 +160,10 @@ def make_trials(
 
     ``cross_language_share`` of each kind pair utterances in different languages; where a category has too few
     pairs the other category of the same kind makes up the difference, and a kind with too few pairs overall
-    gives all it has (with a warning). Cross-language targets are the pairs of bilingual speakers, often few: the
-    nontargets then take the share the targets reached, not more, so that whether a pair crosses languages says
-    nothing of its label (a language detector would otherwise beat chance at verification). No utterance is
+    gives all it has (with a warning). The nontargets take the share the targets reached, so that whether a pair
+    crosses languages says nothing of its label (a language detector would otherwise beat chance at
+    verification): cross-language targets are the pairs of bilingual speakers, often fewer than asked for, and
+    where same-language targets fall short, cross-language ones make up the difference beyond the share. No utterance is
     paired with itself and no pair appears twice.
 
     With ``utt2text`` no trial pairs two utterances of one text. Where speakers read from one set of texts, each
@@ -190,7 +191,7 @@ def make_trials(
         for category, number in ((same, want_same), (cross, want_cross)):
             trials.extend((utts[i], utts[j], label) for i, j in _draw(category, number, rng))
         if target and want_same + want_cross:
-            share = min(share, want_cross / (want_same + want_cross))
+            share = want_cross / (want_same + want_cross)
     return sorted(trials)
 
 
