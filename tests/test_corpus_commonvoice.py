@@ -18,6 +18,7 @@ from corpus_layouts import (
     write_lines,
     write_tone,
 )
+from uattr.corpora import commonvoice
 from uattr.corpora.commonvoice import prepare_commonvoice, speaker_ids
 from uattr.corpora.trials import balanced_trials
 from uattr.errors import DataError
@@ -169,8 +170,6 @@ def test_dev_and_test_trials_pair_the_clips_of_each_speaker(tmp_path, caplog):
 
 def test_trials_pair_no_two_readings_of_one_sentence(tmp_path, monkeypatch):
     """Common Voice speakers read from one pool of sentences: the trial lists are text-independent."""
-    from uattr.corpora import commonvoice
-
     texts = []
 
     def recording(*args, utt2text, **kwargs):

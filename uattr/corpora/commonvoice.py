@@ -23,9 +23,9 @@ paths), text, utt2spk, spk2utt, utt2lang (the release's folder name) and utt2dur
 ``test/query2ref`` map each clip to the clips with the same sentence, in any language (normally itself):
 with the teacher's embeddings of the transcripts as the gallery, speech→text R@1 on dev is a model-selection
 metric. ``dev/trials`` and ``test/trials`` hold every pair of clips of one speaker (at most ``trials_per_kind``)
-and as many pairs of two speakers, none of two readings of one sentence: dev EER is the speaker branch's model-selection metric (a subsample rarely
-has no speaker with two clips; then there is no list, with a warning). Language-balanced sampling (α = 0.05) is
-the trainer's job (``data.sampling: language``).
+and as many pairs of two speakers, none of two readings of one sentence: dev EER is the speaker branch's
+model-selection metric (a subsample rarely has no speaker with two clips; then there is no list, with a warning).
+Language-balanced sampling (α = 0.05) is the trainer's job (``data.sampling: language``).
 """
 
 from __future__ import annotations
