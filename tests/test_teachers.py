@@ -210,7 +210,8 @@ def test_a_complete_resemblyzer_table_is_kept(data_dir, tmp_path, capsys):
     assert "again" not in capsys.readouterr().err
     meta = read_table_meta(tmp_path / "spk")
     identity = teacher_identity("resemblyzer", DataDir.load(data_dir))
-    assert {key: meta.get(key) for key in ("teacher", "model", "field", "inputs_sha256")} == identity
+    assert {key: meta.get(key) for key in ("teacher", "model", "model_files_sha256", "field", "inputs_sha256")} \
+        == identity
 
 
 def test_resemblyzer_batches_give_embed_utterance_vectors(data_dir):
@@ -242,6 +243,27 @@ def test_tiny_ecapa_through_the_speechbrain_loader(data_dir, tmp_path):
         alone = teacher.embed([audio.load(utt)])[0]
         cosine = alone @ table[utt] / (np.linalg.norm(alone) * np.linalg.norm(table[utt]))
         assert cosine > 0.999
+
+
+def test_a_teacher_saved_again_into_its_folder_has_its_tables_written_again(data_dir, tmp_path, capsys):
+    """The folder's path is the same; its files are not (a fine-tuned teacher saved over the old one)."""
+    from uattr.bin.main import main
+
+    folder = make_tiny_ecapa(tmp_path / "ecapa", seed=0)
+    out = tmp_path / "spk"
+    argv = ["extract-teacher", "--teacher", "speechbrain-ecapa", "--model", str(folder), "--data", str(data_dir),
+            "--out", str(out)]
+    assert main(argv) == 0
+    before, written = load(out), (out / "emb.ark").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(argv) == 0  # the same folder, untouched: the table is kept
+    assert (out / "emb.ark").stat().st_mtime_ns == written and "already complete" in capsys.readouterr().err
+    make_tiny_ecapa(folder, seed=1)
+    assert main(argv) == 0
+    assert "made with other model_files_sha256 (the model folder's files were added, removed or rewritten)" \
+        in capsys.readouterr().err
+    after = load(out)
+    assert not np.allclose(after["spkA-u1"], before["spkA-u1"])
 
 
 def test_ecapa_embeds_an_utterance_padded_in_a_batch_as_alone(tmp_path):

@@ -56,6 +56,13 @@ def table_is_complete(table_dir: PathLike) -> bool:
     return (table_dir / SCP_NAME).is_file() and (table_dir / META_NAME).is_file()
 
 
+# What a change of one of these metadata keys means, for the warning that a table is written again.
+_CHANGE_MEANS = {
+    "inputs_sha256": "another version of the data dir: utterances, audio entries or texts",
+    "model_files_sha256": "the model folder's files were added, removed or rewritten",
+}
+
+
 def keep_current_table(
     table_dir: PathLike, utt_ids: Iterable[str], made_by: Mapping[str, Any] | None = None
 ) -> bool:
@@ -86,8 +93,8 @@ def keep_current_table(
         differing.remove("inputs_sha256")  # follows from the other change (e.g. another input field)
     if differing:
         reason = ", ".join(differing)
-        if differing == ["inputs_sha256"]:
-            reason += " (another version of the data dir: utterances, audio entries or texts)"
+        if len(differing) == 1 and differing[0] in _CHANGE_MEANS:
+            reason += f" ({_CHANGE_MEANS[differing[0]]})"
         logger.warning("%s: made with other %s; writing it again", table_dir, reason)
         _remove_table(table_dir)
         return False

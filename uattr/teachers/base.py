@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence, TypeVar
 import numpy as np
 
 import uattr
-from uattr.data.kaldi import DataDir
+from uattr.data.kaldi import DataDir, digest
 from uattr.errors import ConfigError
 from uattr.fileio import looks_local
 from uattr.registry import TEACHERS
@@ -65,6 +65,7 @@ class Teacher(abc.ABC):
             "dim": self.dim,
             "normalized": self.normalized,
             "input": self.input,
+            "model_files_sha256": model_files_digest(self.model),
             "versions": {"uattr": uattr.__version__, **{lib: _version(lib) for lib in self.libraries}},
         }
 
@@ -96,7 +97,7 @@ def build_teacher(name: str, **options: Any) -> Teacher:
 # The metadata keys that say what made a teacher table: a complete or partial table that differs on one of them
 # was made by another teacher, model, input field, class list or input data (DataDir.inputs_digest), and is
 # written again (keep_current_table's made_by).
-IDENTITY_KEYS = ("teacher", "model", "field", "classes", "inputs_sha256")
+IDENTITY_KEYS = ("teacher", "model", "model_files_sha256", "field", "classes", "inputs_sha256")
 
 
 def teacher_identity(
@@ -114,10 +115,39 @@ def teacher_identity(
     if model is None:  # the constructor's default, or the fixed model of a teacher without a choice
         model = parameters["model"].default if "model" in parameters else cls.model
     field = field or cls.default_field
-    identity = {"teacher": name, "model": model, "field": field, "inputs_sha256": data.inputs_digest(field)}
+    identity = {
+        "teacher": name,
+        "model": model,
+        "model_files_sha256": model_files_digest(model),
+        "field": field,
+        "inputs_sha256": data.inputs_digest(field),
+    }
     if classes is not None:
         identity["classes"] = list(classes)
     return identity
+
+
+def model_files_digest(spec: str | None) -> str | None:
+    """SHA-256 of the relative path, size and modification time of every file in a local model folder (a path or
+    a ``pkg:`` spec); None for a hub id or no model. Tables record it, so that a model saved again into the same
+    folder (fine-tuned, or its package upgraded) is noticed although its name is the same. Hashing the contents
+    would read gigabytes of weights at every check, for the rare rewrite that keeps both size and time."""
+    if spec is None:
+        return None
+    folder = Path(resolve_model(spec))
+    if not folder.is_dir():
+        return None
+    entries = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(root) / name
+            try:
+                stat = path.stat()  # through a link, e.g. in a Hugging Face snapshot folder
+                entries.append(f"{path.relative_to(folder)} {stat.st_size} {stat.st_mtime_ns}")
+            except OSError:  # a broken link
+                entries.append(f"{path.relative_to(folder)} missing")
+    return digest(entry.encode() for entry in entries)
 
 
 def resolve_model(spec: str) -> str:
