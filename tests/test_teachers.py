@@ -258,6 +258,10 @@ def test_a_teacher_saved_again_into_its_folder_has_its_tables_written_again(data
     capsys.readouterr()
     assert main(argv) == 0  # the same folder, untouched: the table is kept
     assert (out / "emb.ark").stat().st_mtime_ns == written and "already complete" in capsys.readouterr().err
+    (folder / ".git").mkdir()  # not the model: a clone's git files change without the model changing
+    (folder / ".git" / "index").write_text("x")
+    assert main(argv) == 0
+    assert (out / "emb.ark").stat().st_mtime_ns == written
     make_tiny_ecapa(folder, seed=1)
     assert main(argv) == 0
     assert "made with other model_files_sha256 (the model folder's files were added, removed or rewritten)" \

@@ -131,7 +131,9 @@ def model_files_digest(spec: str | None) -> str | None:
     """SHA-256 of the relative path, size and modification time of every file in a local model folder (a path or
     a ``pkg:`` spec); None for a hub id or no model. Tables record it, so that a model saved again into the same
     folder (fine-tuned, or its package upgraded) is noticed although its name is the same. Hashing the contents
-    would read gigabytes of weights at every check, for the rare rewrite that keeps both size and time."""
+    would read gigabytes of weights at every check, for the rare rewrite that keeps both size and time. Hidden
+    entries (a clone's ``.git``, whose index changes on ``git status``; download caches) and ``__pycache__`` are
+    not the model and are left out."""
     if spec is None:
         return None
     folder = Path(resolve_model(spec))
@@ -139,8 +141,8 @@ def model_files_digest(spec: str | None) -> str | None:
         return None
     entries = []
     for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
+        dirs[:] = sorted(name for name in dirs if not name.startswith(".") and name != "__pycache__")
+        for name in sorted(name for name in files if not name.startswith(".")):
             path = Path(root) / name
             try:
                 stat = path.stat()  # through a link, e.g. in a Hugging Face snapshot folder
