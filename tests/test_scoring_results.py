@@ -131,6 +131,25 @@ def test_runs_aggregate_to_mean_and_sample_deviation(tmp_path):
     assert digests.count(",") == 2  # the three runs' configs differ (their seeds)
 
 
+def test_metrics_of_other_scoring_settings_get_columns_of_their_own(tmp_path):
+    """A minDCF of other costs, or an xSIM of another margin, is not the same metric: never one column, or a mean."""
+    runs = {}
+    for run, (c_miss, margin) in enumerate([(1.0, "ratio"), (10.0, "absolute")]):
+        runs[f"run{run}"] = collect_rows([
+            dump(tmp_path / f"run{run}/joint/scores/vox/metrics.json",
+                 {**SV, "meta": {"task": "sv", "c_miss": c_miss, "c_fa": 1.0}}),
+            dump(tmp_path / f"run{run}/joint/scores/fleurs/metrics.json",
+                 {**RETRIEVAL, "xsim": 8.0 + run, "meta": {"task": "retrieval", "margin": margin, "xsim_k": 4}}),
+        ])
+    text = render_results(collect_rows([tmp_path / "run1/joint/scores/vox/metrics.json"]))
+    assert "| EER (%) | minDCF (P_tar=0.01; C_miss=10) | minDCF (P_tar=0.05; C_miss=10) |" in text
+    text = render_results(aggregate_runs(runs), runs=list(runs))
+    assert ("| minDCF (P_tar=0.01) | minDCF (P_tar=0.01; C_miss=10) | minDCF (P_tar=0.05) "
+            "| minDCF (P_tar=0.05; C_miss=10) |") in text
+    assert "| xSIM error (%) | xSIM error (%; margin=absolute) |" in text
+    assert "| joint | – | 2 | 90.00 | 95.00 | 99.00 | 0.9300 | 8.00 (1 run) | 9.00 (1 run) | 100 | 100 |" in text
+
+
 def test_a_metric_missing_from_some_runs_says_how_many_had_it(tmp_path):
     first = collect_rows([dump(tmp_path / "a/joint/scores/vox/metrics.json", SV)])
     second = collect_rows([dump(tmp_path / "b/joint/scores/vox/metrics.json", {"eer": 2.5})])

@@ -17,6 +17,10 @@ each one by task / system / test set / condition:
   (a file named ``metrics.json`` adds no name);
 - task from ``meta.task``, else ``sv`` when the metrics hold ``eer`` and ``retrieval`` when they hold ``mrr``.
 
+A metric measured with scoring settings other than the defaults (minDCF's ``c_miss``/``c_fa``, xSIM's ``margin``
+and ``xsim_k``, as ``meta`` records them) gets a column of its own, whose header names them: no table puts two
+definitions of a metric in one column, nor averages them over runs.
+
 RESULTS.md holds one table per task (rows: system / test set / condition; columns: metrics; empty cells "–"),
 per-language retrieval rows when recorded, the environment (Python, numpy, torch and uattr versions, uattr
 commit, CPU and GPU models; no host name) and the sha256 of each system's ``config.yaml``. Reference rows (the
@@ -132,6 +136,37 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "", source: str = 
     return flat
 
 
+# Scoring settings recorded in a metrics file's meta that change what a metric means: (meta key, default, the
+# metric keys it applies to, its name in a header). A metric measured with another value gets a column of its own
+# (e.g. "minDCF (P_tar=0.01; C_miss=10)"), so no table puts it beside, or averages it with, the default's.
+_SETTINGS = (
+    ("c_miss", 1.0, "min_dcf/", "C_miss"),
+    ("c_fa", 1.0, "min_dcf/", "C_fa"),
+    ("margin", "ratio", "xsim", "margin"),
+    ("xsim_k", 4, "xsim", "k"),
+)
+
+
+def _setting_qualifiers(meta: Mapping[str, Any]) -> dict[str, str]:
+    """Metric key prefix → the non-default settings it was measured with, as ``name=value`` words."""
+    qualifiers: dict[str, list[str]] = {}
+    for meta_key, default, prefix, name in _SETTINGS:
+        value = meta.get(meta_key, default)
+        if value != default:
+            qualifiers.setdefault(prefix, []).append(f"{name}={value:g}" if isinstance(value, float) else
+                                                     f"{name}={value}")
+    return {prefix: " ".join(words) for prefix, words in qualifiers.items()}
+
+
+def _qualified(values: Mapping[str, float], qualifiers: Mapping[str, str]) -> dict[str, float]:
+    """``values`` with each key measured under non-default settings followed by them: ``min_dcf/0.01 C_miss=10``."""
+    qualified = {}
+    for key, value in values.items():
+        words = [words for prefix, words in qualifiers.items() if key.startswith(prefix)]
+        qualified[" ".join([key, *words])] = value
+    return qualified
+
+
 def _infer_task(values: Mapping[str, float]) -> str:
     if "eer" in values:
         return "sv"
@@ -181,6 +216,8 @@ def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
     if not values:
         raise DataError(f"{path}: no numeric metric in the file")
     task = str(meta.get("task") or _infer_task(values))
+    qualifiers = _setting_qualifiers(meta)
+    values = _qualified(values, qualifiers)
     source = str(meta.get("source") or ("reference" if reference else ""))
     system_dir = None if reference else _system_dir(path)
     base = ResultRow(
@@ -193,7 +230,7 @@ def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
         raise DataError(f"{path}: \"per_lang\" must map each language to an object of metrics")
     for lang, lang_metrics in sorted(per_lang.items()):
         condition = f"{base.condition} [{lang}]" if base.condition else f"[{lang}]"
-        lang_values = flatten_metrics(lang_metrics, source=f"{path} [{lang}]")
+        lang_values = _qualified(flatten_metrics(lang_metrics, source=f"{path} [{lang}]"), qualifiers)
         rows.append(ResultRow(task, base.system, base.test_set, condition, lang_values, source))
     return rows
 
@@ -285,9 +322,11 @@ _COLUMNS = (
 
 
 def _column_rank(key: str) -> tuple[int, float, str]:
+    """Where a metric's column goes: by ``_COLUMNS``, then by its number (P_tar, k), then by its settings."""
+    metric = key.split(" ", 1)[0]  # without the settings of _qualified
     for position, (prefix, _, _) in enumerate(_COLUMNS):
-        if key == prefix or (prefix.endswith(("/", "@")) and key.startswith(prefix)):
-            suffix = key[len(prefix) :]
+        if metric == prefix or (prefix.endswith(("/", "@")) and metric.startswith(prefix)):
+            suffix = metric[len(prefix) :]
             try:
                 return position, float(suffix or 0), key
             except ValueError:
@@ -296,11 +335,15 @@ def _column_rank(key: str) -> tuple[int, float, str]:
 
 
 def _header(key: str) -> str:
+    metric, _, settings = key.partition(" ")
     position = _column_rank(key)[0]
     if position == len(_COLUMNS):
         return key
     prefix, header, _ = _COLUMNS[position]
-    return header.format(key[len(prefix) :]) if "{}" in header else header
+    header = header.format(metric[len(prefix) :]) if "{}" in header else header
+    if settings:  # inside the header's parentheses: "minDCF (P_tar=0.01; C_miss=10, C_fa=1)"
+        header = f"{header[:-1]}; {settings.replace(' ', ', ')})"
+    return header
 
 
 def _number(key: str, value: float) -> str:
