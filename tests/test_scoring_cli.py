@@ -152,6 +152,17 @@ def test_plot_det(sv_setup):
     assert main(["plot-det", str(d / "a"), "--labels", "A", "B", "--out", str(d / "det2.png")]) == 1
 
 
+def test_plot_det_names_the_score_file_of_one_class(sv_setup, capsys):
+    d = sv_setup["dir"]
+    main(["score-sv", "--trials", str(d / "trials"), "--emb", sv_setup["emb"], "--out", str(d / "a")])
+    lines = (d / "a").read_text().splitlines()
+    (d / "targets").write_text("".join(f"{line}\n" for line in lines if line.endswith(" target")))
+    capsys.readouterr()
+    assert main(["plot-det", str(d / "a"), str(d / "targets"), "--out", str(d / "det.png")]) == 1
+    assert f"{d / 'targets'}: EER/minDCF need both classes" in capsys.readouterr().err
+    assert not (d / "det.png").exists()
+
+
 @pytest.fixture
 def retrieval_setup(tmp_path):
     rng = np.random.default_rng(1)

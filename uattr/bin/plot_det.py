@@ -40,5 +40,8 @@ def main(args: argparse.Namespace) -> None:
             if trials is None:
                 raise DataError(f"{path}: the score file has no labels; give --trials")
             scores = attach_labels(scores, trials)
-        curves.append((name, error_rates(scores.scores, scores.labels)))
+        try:
+            curves.append((name, error_rates(scores.scores, scores.labels)))
+        except DataError as error:  # e.g. one class only: say which of the score files
+            raise DataError(f"{path}: {error}") from None
     plot_det(curves, args.out, title=args.title)
