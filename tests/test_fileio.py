@@ -94,6 +94,25 @@ def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]  # no staging folder is left behind
 
 
+def test_atomic_dir_keeps_the_old_folder_when_the_new_one_cannot_go_in(tmp_path, monkeypatch) -> None:
+    model = tmp_path / "model"
+    with atomic_dir(model) as staging:
+        (staging / "weights").write_text("v1")
+    real_replace = fileio.os.replace
+
+    def failing_replace(source, destination):
+        if ".model." in str(source) and ".old." not in str(source) and str(destination) == str(model):
+            raise KeyboardInterrupt  # Ctrl-C between moving the old folder aside and swapping the new one in
+        real_replace(source, destination)
+
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(model) as staging:
+            (staging / "weights").write_text("v2")
+    assert (model / "weights").read_text() == "v1"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model"]
+
+
 @pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
 def test_atomic_outputs_get_the_permissions_of_new_files(tmp_path, umask, monkeypatch) -> None:
     """Temporary files and folders are private (0600, 0700); what they become follows the umask, as a file opened

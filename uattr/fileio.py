@@ -82,10 +82,15 @@ def atomic_dir(path: PathLike) -> Iterator[Path]:
     try:
         yield staging
         _publish(staging, directory=True)
-        if path.exists():  # moved aside, not deleted first, so a failed rename loses nothing
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / path.name)
-        os.replace(staging, path)
+        try:
+            if path.exists():  # moved aside, not deleted first, so that a failed swap loses nothing
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+                os.replace(path, old / path.name)
+            os.replace(staging, path)
+        except BaseException:  # the new folder did not go in (an error, Ctrl-C): the earlier one goes back
+            if old is not None and (old / path.name).exists() and not path.exists():
+                os.replace(old / path.name, path)
+            raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         if old is not None:
