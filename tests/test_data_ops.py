@@ -184,6 +184,20 @@ def test_combine_is_the_union(data, tmp_path):
         assert (tmp_path / "all" / name).read_text() == (data / name).read_text(), name
 
 
+def test_combine_leaves_out_entries_of_utterances_the_sources_do_not_have(data, tmp_path, caplog):
+    subset_data_dir(data, tmp_path / "a", utt_list=UTTS[:3])
+    subset_data_dir(data, tmp_path / "b", utt_list=UTTS[3:])
+    with open(tmp_path / "b" / "utt2spk", "a") as handle:  # its wav.scp line was removed by hand
+        handle.write("spkD-u9 spkD\n")
+    with open(tmp_path / "b" / "text", "a") as handle:
+        handle.write("spkD-u9 gone\n")
+    with caplog.at_level(logging.WARNING):
+        combine_data_dirs(tmp_path / "all", [tmp_path / "a", tmp_path / "b"])
+    assert "not combining the entries of ids that no combined utterance uses: 1 of text, 1 of utt2spk" in caplog.text
+    assert validate_data_dir(tmp_path / "all").ok
+    assert (tmp_path / "all" / "spk2utt").read_text() == (data / "spk2utt").read_text()
+
+
 def test_combine_rejects_duplicate_utterances(data, tmp_path):
     subset_data_dir(data, tmp_path / "a", utt_list=UTTS[:3])
     subset_data_dir(data, tmp_path / "b", utt_list=UTTS[2:])

@@ -310,7 +310,8 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike])
     """Write the union of ``srcs`` to ``dst``; an utterance id in two sources is an error.
 
     Recording and speaker tables may repeat an id with the same value (two subsets of one corpus share
-    recordings), not with a different one. A file missing from some sources is left out, with a warning; when
+    recordings), not with a different one. Entries of utterances, recordings or speakers that no combined
+    utterance uses are left out, with a warning. A file missing from some sources is left out, with a warning; when
     only some sources have ``segments``, the others get whole-recording segments (``utt utt 0 -1``), as Kaldi's
     combine_data.sh does.
     """
@@ -346,7 +347,14 @@ def combine_data_dirs(dst: str | os.PathLike, srcs: Sequence[str | os.PathLike])
                 merged[key] = value
                 origin[key] = src
         combined[name] = merged
-    write_new_data_dir(dst, combined)
+    # As Kaldi's combine_data.sh ends with fix_data_dir.sh: a source table's entries of utterances it does not
+    # have (a utt2spk line whose wav.scp line was removed) would make the combined dir fail validation.
+    used = select(combined, utterances_of(combined))
+    unused = {name: len(combined[name]) - len(used[name]) for name in used if len(used[name]) < len(combined[name])}
+    if unused:
+        logger.warning("not combining the entries of ids that no combined utterance uses: %s",
+                       ", ".join(f"{count} of {name}" for name, count in sorted(unused.items())))
+    write_new_data_dir(dst, used)
     logger.info("combined %d data dirs into %s (%d utterances)", len(srcs), dst, len(utterances_of(combined)))
     return Path(dst)
 
