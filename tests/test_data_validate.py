@@ -11,6 +11,8 @@ import pytest
 from data_fixtures import make_data_dir, tone, write_audio
 from uattr.bin.main import main as uattr_main
 from uattr.data.audio import AudioSource
+from uattr.data.kaldi import DataDir
+from uattr.data.ops import read_tables
 from uattr.data.validate import Problem, validate_data_dir
 from uattr.errors import DataError
 
@@ -69,6 +71,10 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
     "spk2utt disagrees": (
         lambda d: edit(d / "spk2utt", "spkA spkA-u1 spkA-u2\nspkB spkB-u1", "spkA spkA-u1\nspkB spkA-u2 spkB-u1"),
         "{d}/spk2utt:2: id 'spkB': utterance 'spkA-u2' listed here, but utt2spk gives speaker 'spkA'",
+    ),
+    "spk2utt unsorted": (
+        lambda d: edit(d / "spk2utt", "spkA spkA-u1 spkA-u2", "spkA spkA-u2 spkA-u1"),
+        "{d}/spk2utt:1: id 'spkA': utterances not in sorted order",
     ),
     "utterance not in spk2utt": (
         lambda d: edit(d / "spk2utt", "spkC spkC-u1 spkC-u2", "spkC spkC-u1"),
@@ -134,6 +140,15 @@ def test_a_byte_order_mark_is_reported_once_not_as_a_foreign_id(data):
     assert [problem.message for problem in validate_data_dir(data).problems] == [
         "starts with a UTF-8 byte-order mark; remove it (Kaldi reads it as part of the first id)"
     ]
+
+
+def test_a_table_that_is_a_broken_link_is_an_error_not_an_absent_table(data, tmp_path):
+    """``utt2spk -> ../train/utt2spk`` after ``train`` moved: silently speakerless, the dir would validate."""
+    (data / "utt2spk").rename(tmp_path / "elsewhere")
+    (data / "utt2spk").symlink_to("../train/utt2spk")
+    for read in (validate_data_dir, DataDir.load, read_tables):
+        with pytest.raises(DataError, match=r"utt2spk: a broken symbolic link \(to \.\./train/utt2spk\)"):
+            read(data)
 
 
 def test_wav_scp_entries_are_probed_as_written(data):

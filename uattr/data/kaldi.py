@@ -57,7 +57,15 @@ def allows_empty_value(name: str) -> bool:
 def table_files(path: str | os.PathLike) -> list[str]:
     """Names of the id-keyed tables present in data dir ``path`` (sorted; hidden and backup files excluded)."""
     path = Path(path)
-    return sorted(p.name for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and key_kind(p.name))
+    return sorted(p.name for p in path.iterdir() if not p.name.startswith(".") and key_kind(p.name) and _present(p))
+
+
+def _present(table: Path) -> bool:
+    """Whether a table file is there. A symbolic link to a file that is gone (``utt2spk -> ../train/utt2spk``
+    after ``train`` moved) is an error: taken for an absent table, it would drop the speakers without a word."""
+    if table.is_symlink() and not table.exists():
+        raise DataError(f"{table}: a broken symbolic link (to {os.readlink(table)})")
+    return table.is_file()
 
 
 def parse_segment(value: str, where: str) -> Segment:
@@ -188,7 +196,7 @@ class DataDir:
             raise DataError(f"{path}/wav.scp: no such file (a data dir needs wav.scp, or text if it has no audio)")
 
         def optional(name: str, reader):
-            return reader(path / name) if (path / name).is_file() else None
+            return reader(path / name) if _present(path / name) else None
 
         wav_scp = optional("wav.scp", read_table) or {}
         segments = optional("segments", read_segments)

@@ -195,6 +195,9 @@ class _Validator:
     def check_speakers(self, utt2spk: _Table, spk2utt: _Table) -> None:
         listed: dict[str, tuple[str, int]] = {}
         for speaker, (number, utts) in spk2utt.rows.items():
+            if list(utts) != sorted(utts, key=str.encode):
+                self.add(spk2utt.path, number, speaker, "utterances not in sorted order (Kaldi's spk2utt lists them "
+                         "sorted; `uattr utt2spk-to-spk2utt` rebuilds it from utt2spk)")
             for utt in utts:
                 if utt in listed:
                     self.add(spk2utt.path, number, speaker, f"utterance '{utt}' is listed twice (also under "
