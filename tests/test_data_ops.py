@@ -82,6 +82,20 @@ def test_fix_rebuilds_utt2spk_from_spk2utt(tmp_path):
     assert (tmp_path / "utt2spk").read_text() == "a s1\nb s1\n"
 
 
+def test_fix_rebuilds_a_spk2utt_of_repeated_speakers_and_refuses_an_utterance_of_two(data, tmp_path):
+    (data / "spk2utt").write_text((data / "spk2utt").read_text() + "spkA spkA-u1\n")  # cat a/spk2utt b/spk2utt
+    fix_data_dir(data)
+    assert (data / "spk2utt").read_text().count("spkA ") == 1 and validate_data_dir(data).ok
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "wav.scp").write_text("u1 u1.wav\nu2 u2.wav\n")
+    (tmp_path / "only" / "spk2utt").write_text("s1 u1 u2\ns2 u2\n")
+    with pytest.raises(DataError, match=r"spk2utt:2: utterance 'u2' is listed under speaker 's2' here and under "
+                                         r"'s1' on line 1"):
+        fix_data_dir(tmp_path / "only")
+    with pytest.raises(DataError, match=r"only/utt2spk: no such file, but spk2utt exists; `uattr fix-data-dir"):
+        subset_data_dir(tmp_path / "only", tmp_path / "sub", first=1)
+
+
 def test_fix_refuses_to_empty_the_dir(data):
     """As Kaldi's fix_data_dir.sh: when no utterance is in every file, nothing is written or backed up."""
     text = (data / "text").read_text()
@@ -298,6 +312,7 @@ def test_split_errors(data):
     with pytest.raises(DataError, match="cannot split 3 speakers into 4 parts"):
         split_data_dir(data, 4)
     (data / "utt2spk").unlink()
+    (data / "spk2utt").unlink()
     with pytest.raises(DataError, match=r"utt2spk: no such file, needed by a split by speaker \(use --per-utt\)"):
         split_data_dir(data, 2)
 

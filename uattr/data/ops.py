@@ -25,7 +25,6 @@ from uattr.data.kaldi import (
     parse_segment,
     read_float_table,
     read_segments,
-    read_spk2utt,
     read_token_table,
     table_files,
     write_data_dir,
@@ -44,6 +43,8 @@ def read_tables(path: str | os.PathLike) -> Tables:
     """Every id-keyed table of data dir ``path``, strictly read (duplicate ids and missing values are errors)."""
     path = _data_dir(path)
     tables = {name: _read_strictly(path / name) for name in table_files(path)}
+    if "spk2utt" in tables and "utt2spk" not in tables:  # spk2utt is re-derived from utt2spk: it would be lost
+        raise DataError(f"{path}/utt2spk: no such file, but spk2utt exists; `uattr fix-data-dir {path}` writes it")
     if "utt2spk" in tables:  # every operation looks speakers up through it
         _check_covers(tables, "utt2spk", path)
     if "segments" in tables:  # values are copied as text: a malformed line would reach every output dir
@@ -160,9 +161,11 @@ def fix_data_dir(path: str | os.PathLike) -> FixReport:
     duplicates: dict[str, int] = {}
     malformed: dict[str, int] = {}
     for name in names:
+        if name == "spk2utt" and "utt2spk" in names:
+            continue  # rebuilt from utt2spk, as Kaldi's fix_data_dir.sh does: its lines need not be fixable
         tables[name], duplicates[name], malformed[name] = _read_leniently(path / name)
     if "utt2spk" not in tables and "spk2utt" in tables:
-        tables["utt2spk"] = {utt: spk for spk, utts in read_spk2utt(path / "spk2utt").items() for utt in utts}
+        tables["utt2spk"] = _utt2spk_from_spk2utt(path / "spk2utt")
     _check_segments(tables, path)  # a wrong time cannot be fixed automatically
 
     utterance_tables = {
@@ -199,6 +202,19 @@ def fix_data_dir(path: str | os.PathLike) -> FixReport:
     )
     logger.info("fixed %s: %s", path, report.describe())
     return report
+
+
+def _utt2spk_from_spk2utt(path: Path) -> dict[str, str]:
+    """utt2spk of a dir that has only spk2utt; an utterance listed under two speakers cannot be fixed."""
+    utt2spk: dict[str, str] = {}
+    line_of: dict[str, int] = {}
+    for number, speaker, utts in iter_table(path):
+        for utt in utts.split():
+            if utt2spk.get(utt, speaker) != speaker:
+                raise DataError(f"{path}:{number}: utterance '{utt}' is listed under speaker '{speaker}' here and "
+                                f"under '{utt2spk[utt]}' on line {line_of[utt]}; remove one by hand")
+            utt2spk[utt], line_of[utt] = speaker, number
+    return utt2spk
 
 
 def _read_leniently(path: Path) -> tuple[dict[str, str], int, int]:
