@@ -170,6 +170,17 @@ def test_malformed_segments_are_refused_not_copied(tmp_path):
             operation()
 
 
+def test_operations_refuse_segments_of_recordings_not_in_wav_scp(tmp_path):
+    write_data_dir(tmp_path / "data", wav_scp={"recA": "a.wav"}, utt2spk={"s-1": "s", "s-2": "s"},
+                   segments={"s-1": Segment("recA", 0, 1), "s-2": Segment("recB", 0, 1)})
+    with pytest.raises(DataError, match=r"segments: 1 utterance\(s\) of recordings not in wav.scp, e.g. 's-2' of "
+                                         r"'recB'; `uattr fix-data-dir"):
+        subset_data_dir(tmp_path / "data", tmp_path / "sub", first=2)
+    fix_data_dir(tmp_path / "data")  # drops it
+    subset_data_dir(tmp_path / "data", tmp_path / "sub", first=2)
+    assert read_ids(tmp_path / "sub" / "segments") == ["s-1"]
+
+
 def test_operations_refuse_utterances_without_a_speaker(data, tmp_path):
     """utt2spk must cover every utterance (Kaldi's rule): each operation names the file and an utterance."""
     (data / "utt2spk").write_text((data / "utt2spk").read_text().replace("spkC-u2 spkC\n", ""))

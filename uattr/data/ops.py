@@ -48,7 +48,13 @@ def read_tables(path: str | os.PathLike) -> Tables:
     if "utt2spk" in tables:  # every operation looks speakers up through it
         _check_covers(tables, "utt2spk", path)
     if "segments" in tables:  # values are copied as text: a malformed line would reach every output dir
-        read_segments(path / "segments")
+        unknown = [(utt, segment.recording) for utt, segment in read_segments(path / "segments").items()
+                   if segment.recording not in tables["wav.scp"]]
+        if unknown:
+            raise DataError(
+                f"{path}/segments: {len(unknown)} utterance(s) of recordings not in wav.scp, e.g. '{unknown[0][0]}' "
+                f"of '{unknown[0][1]}'; `uattr fix-data-dir {path}` keeps only the utterances that every file lists"
+            )
     return tables
 
 
