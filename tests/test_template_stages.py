@@ -186,3 +186,38 @@ def test_help_shows_the_defaults_run_sh_sets(tmp_path: Path) -> None:
     assert "--train_jobs     # systems trained at the same time on this machine (default: 2)" in output  # run.sh's
     assert '(default: "joint_s3prl_wav2vec2 joint semantic speaker")' in output
     assert calls == []
+
+
+def test_stage_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    for args, message in [(("--stage", "2-4"), "--stage must be a stage number, got '2-4'"),
+                          (("--stop_stage", "last"), "--stop_stage must be a stage number, got 'last'"),
+                          (("--stage", "5", "--stop_stage", "3"), "--stage 5 comes after --stop_stage 3"),
+                          (("--train_jobs", "2", "--ngpu", "1"), "--train_jobs 2 with --ngpu 1")]:
+        status, output, calls = _run(recipe, env, *args)
+        assert status == 2 and message in output and not calls, (args, output)
+
+
+def test_asnorm_scores_of_an_earlier_run_go_when_the_cohort_is_dropped(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    scores = recipe / "exp" / "joint" / "scores"
+    (scores / "sv_test_asnorm").mkdir(parents=True)
+    (scores / "sv_test_asnorm" / "metrics.json").write_text('{"stale": true}')
+    _table(recipe / "exp" / "joint" / "emb" / "speaker" / "test", 4)
+    status, output, _ = _run(recipe, env, "--stage", "5", "--stop_stage", "5", "--systems", "joint",
+                             "--untrained_systems", "", "--sv_sets", "test", "--retrieval_conf", "none")
+    assert status == 0, output
+    assert (scores / "sv_test" / "metrics.json").exists() and not (scores / "sv_test_asnorm").exists()
+
+
+def test_an_external_model_is_not_also_scored_as_the_untrained_baselines(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    model = tmp_path / "ext" / "cv" / "model"
+    model.mkdir(parents=True)
+    (model / "config.yaml").write_text("{}\n")
+    status, output, calls = _run(recipe, env, "--stage", "4", "--stop_stage", "4", "--external_model", str(model),
+                                 "--systems", "", "--untrained_systems", "baseline")
+    assert status == 0, output
+    extracts = [call for call in calls if call.startswith("extract ")]
+    assert len(extracts) == 1 and f"--model {model} " in extracts[0] and "--out exp/cv/emb" in extracts[0]
+    assert "the untrained baselines (--untrained_systems baseline) are not evaluated" in output

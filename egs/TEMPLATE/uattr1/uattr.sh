@@ -106,6 +106,17 @@ fi
 . ./path.sh
 . ./cmd.sh
 
+for option in stage stop_stage; do
+  [[ ${!option} =~ ^[0-9]+$ ]] || { log "Error: --${option} must be a stage number, got '${!option}'"; exit 2; }
+done
+if [ "${stage}" -gt "${stop_stage}" ]; then
+  log "Error: --stage ${stage} comes after --stop_stage ${stop_stage}: no stage would run"
+  exit 2
+fi
+if [ "${train_jobs}" -gt 1 ] && [ "${ngpu}" -gt 0 ]; then  # each job would be given the same first GPUs
+  log "Error: --train_jobs ${train_jobs} with --ngpu ${ngpu}: train on GPUs one system at a time (--train_jobs 1)"
+  exit 2
+fi
 [ -z "${device}" ] && { [ "${ngpu}" -gt 0 ] && device=cuda || device=cpu; }
 if [ -n "${external_model}" ]; then
   [ -f "${external_model}/config.yaml" ] || { log "Error: --external_model ${external_model}: no config.yaml"; exit 2; }
@@ -114,6 +125,10 @@ if [ -n "${external_model}" ]; then
     [ "${systems}" = model ] && systems=$(basename "$(cd "${external_model}/.." && pwd)")
   fi
   [ "$(wc -w <<< "${systems}")" -eq 1 ] || { log "Error: --external_model names one system, got '${systems}'"; exit 2; }
+  if [ -n "${untrained_systems}" ]; then  # stage 3 does not run: they would be scored as the external model
+    log "--external_model: the untrained baselines (--untrained_systems ${untrained_systems}) are not evaluated"
+    untrained_systems=""
+  fi
 fi
 all_systems="${systems} ${untrained_systems}"
 # Stage 3's config files are checked before anything runs, not after other systems have trained.
@@ -327,7 +342,10 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         "${score_args[@]}"
       uattr compute-metrics "${scoredir}/sv_${name}/scores" --p-target 0.01 0.05 \
         --system "${system}" --test-set "${name}" --condition sv --out "${scoredir}/sv_${name}/metrics.json"
-      [ -n "${sv_cohort}" ] || continue
+      if [ -z "${sv_cohort}" ]; then  # AS-norm scores of an earlier run with a cohort would show in RESULTS.md
+        rm -rf "${scoredir:?}/sv_${name}_asnorm"
+        continue
+      fi
       cohort=$(emb_scp "${system}" "${sv_attr}" "${sv_cohort}")
       if [ ! -f "${cohort}" ]; then
         log "Stage 5: ${system}: no ${sv_attr} embeddings of ${sv_cohort}; no AS-norm"
