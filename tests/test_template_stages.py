@@ -221,3 +221,30 @@ def test_an_external_model_is_not_also_scored_as_the_untrained_baselines(tmp_pat
     extracts = [call for call in calls if call.startswith("extract ")]
     assert len(extracts) == 1 and f"--model {model} " in extracts[0] and "--out exp/cv/emb" in extracts[0]
     assert "the untrained baselines (--untrained_systems baseline) are not evaluated" in output
+
+
+def test_multi_node_training_meets_at_the_jobs_first_node(tmp_path: Path) -> None:
+    """The rendezvous host is known only inside the Slurm job: expanded there, not on the submitting host."""
+    recipe, env = _recipe(tmp_path)
+    fake = Path(env["PATH"].split(":")[0])
+    stubs = {
+        # sbatch runs the array's one task here, on "node1" of "node[1-2]"; srun runs the command (once).
+        "sbatch": 'for a in "$@"; do script=$a; done; SLURM_ARRAY_TASK_ID=1 SLURM_JOB_NODELIST="node[1-2]" bash "$script"',
+        "srun": 'while [[ $1 == --* ]]; do shift; done; exec "$@"',
+        "scontrol": "printf 'node1\\nnode2\\n'",
+        "torchrun": 'echo "torchrun $*" >> "${UATTR_CALLS}"; while [ "$1" != -m ]; do shift; done; shift 2; '
+                    'exec uattr "$@"',
+    }
+    for name, body in stubs.items():
+        (fake / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
+        (fake / name).chmod(0o755)
+    (recipe / "conf" / "slurm.conf").write_text("")
+    status, output, calls = _run(
+        recipe, env, "--stage", "3", "--stop_stage", "3", "--systems", "joint", "--untrained_systems", "",
+        "--init_upstreams", "", "--train_jobs", "1", "--ngpu", "2", "--num_nodes", "2",
+        "--train_opts", "--trainer.tag '$HOME'", cmd_backend="slurm", MASTER_ADDR="submit-host")
+    assert status == 0, output
+    (torchrun,) = [call for call in calls if call.startswith("torchrun")]
+    assert "--nnodes=2 --nproc_per_node=2 --rdzv_backend=c10d --rdzv_endpoint=node1:29500 --rdzv_id=joint" in torchrun
+    (train,) = [call for call in calls if call.startswith("train")]
+    assert train.endswith("--trainer.tag $HOME")  # an option value reaches uattr as given, not expanded

@@ -197,6 +197,13 @@ def test_local_runner_single_job_and_shell_words(tmp_path):
     assert result.returncode == 1 and "job 1 failed with exit code 1; see log/fail.log" in result.stderr
 
 
+def test_local_runner_output_without_a_final_newline_still_ends_with_its_marker(tmp_path):
+    result = run([str(UTILS / "run.sh"), "log/x.log", "printf", "ok"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "log" / "x.log").read_text().splitlines()
+    assert lines[2] == "ok" and lines[3].startswith("# Ended (code 0)")
+
+
 # A job that holds its GPUs (a folder per GPU) while it runs: a second job given one of them fails its mkdir.
 GPU_JOB_COMMAND = [
     "bash", "-c",

@@ -2,9 +2,10 @@
 #
 #   <runner> [options] [JOB=1:N] LOG COMMAND [ARGS...]
 #
-# JOB (any upper/lower-case name) is replaced by the job number in LOG and in the command. Arguments without
-# whitespace are joined as they are (so "\|" or ">" given as separate words still act as shell syntax, as in
-# Kaldi); arguments with whitespace are quoted. Each job runs with `bash -o pipefail -c` and writes LOG:
+# JOB (any upper/lower-case name) is replaced by the job number in LOG and in the command. An argument that is a
+# shell operator ("\|", ">", "2>&1", "&&", ";" given as a separate word) acts as shell syntax, as in Kaldi; every
+# other argument is quoted, so that a value such as '$HOME', '*.sh' or '{"a":1}' reaches the command as it was
+# given, never expanded or run. Each job runs with `bash -o pipefail -c` and writes LOG:
 #   # <command>
 #   # Started at <date> on <host>
 #   <output>
@@ -31,8 +32,9 @@ parse_job_args() {
   fi
   command_template=""
   local arg
+  local operator='^([0-9]*(<|>|>>|<<|>&|<&)[0-9-]*|\|\|?|&&|;|&)$'
   for arg in "$@"; do
-    if [[ -n ${arg} && ${arg} != *[[:space:]]* ]]; then
+    if [[ ${arg} =~ ${operator} ]]; then
       command_template+="${arg} "
     else
       command_template+="$(printf '%q' "${arg}") "
@@ -59,6 +61,7 @@ run_logged() {
   printf '# %s\n# Started at %s on %s\n' "${command}" "$(date)" "$(hostname)" > "${log}"
   "$@" bash -o pipefail -c "${command}" >> "${log}" 2>&1 < /dev/null
   status=$?
+  [ -n "$(tail -c 1 "${log}")" ] && echo >> "${log}"  # output without a final newline: the marker on a line of its own
   printf '# Ended (code %d) at %s, elapsed time %d seconds\n' "${status}" "$(date)" "$(($(date +%s) - start))" \
     >> "${log}"
   return "${status}"

@@ -269,18 +269,23 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   split_opts user_train_args "${train_opts}"
   train_args+=("${user_train_args[@]}")
   train_system() {  # system
-    local conf="conf/train_$1.yaml" sysdir="${expdir}/$1" launcher="uattr"
-    if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
-      # DDP: one process per GPU; across nodes the Slurm cmd.sh runs this once per node (srun) and
-      # torchrun meets its peers through the c10d rendezvous on the first node.
-      launcher="torchrun --nnodes=${num_nodes} --nproc_per_node=${ngpu} --rdzv_backend=c10d"
-      launcher+=" --rdzv_endpoint=${MASTER_ADDR:-localhost}:${MASTER_PORT:-29500} --rdzv_id=$1 -m uattr"
+    local conf="conf/train_$1.yaml" sysdir="${expdir}/$1" launcher=(uattr)
+    if [ "${num_nodes}" -gt 1 ]; then
+      # DDP across nodes: the Slurm cmd.sh runs this once per node (srun), and torchrun meets its peers through
+      # the c10d rendezvous on the job's first node, MASTER_ADDR, which only the job knows: expanded there.
+      # shellcheck disable=SC2016
+      launcher=(bash -c 'exec torchrun --nnodes="$1" --nproc_per_node="$2" --rdzv_backend=c10d \
+        --rdzv_endpoint="${MASTER_ADDR:?no MASTER_ADDR: use the Slurm cmd_backend}:${MASTER_PORT:-29500}" \
+        --rdzv_id="$3" -m uattr "${@:4}"' torchrun "${num_nodes}" "${ngpu}" "$1")
+    elif [ "${ngpu}" -gt 1 ]; then  # DDP on this machine: one process per GPU
+      launcher=(torchrun --nnodes=1 --nproc_per_node="${ngpu}" --rdzv_backend=c10d
+        --rdzv_endpoint="localhost:${MASTER_PORT:-29500}" --rdzv_id="$1" -m uattr)
     fi
     log "Stage 3: training $1 (${conf}) → ${sysdir}; log: ${sysdir}/train.log"
     mkdir -p "${sysdir}"
     # shellcheck disable=SC2086
     ${cuda_cmd} --gpu "${ngpu}" --num-nodes "${num_nodes}" "${sysdir}/train.launch.log" \
-      ${launcher} train --config "${conf}" --exp-dir "${sysdir}" --trainer.device "${device}" "${train_args[@]}"
+      "${launcher[@]}" train --config "${conf}" --exp-dir "${sysdir}" --trainer.device "${device}" "${train_args[@]}"
   }
   for system in ${systems}; do
     if [ -f "${expdir}/${system}/model/model.safetensors" ]; then
