@@ -296,9 +296,13 @@ def test_too_short_utterance_is_a_data_error(models: dict[str, Path]) -> None:
     with pytest.raises(DataError, match="batch item 1: upstream .*: 500 samples, too short for one output frame"):
         upstream(wavs, wav_lens)
     s3prl = build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(models["wav2vec2"])))
-    wav_lens[1] = 700  # one CNN frame, but s3prl would zero-pad a batch this short to 800 samples of "audio"
-    with pytest.raises(DataError, match="batch item 1: upstream .*: 700 samples; s3prl upstreams need at least 800"):
-        s3prl(wavs, wav_lens)
+    for samples in (700, 1000):  # s3prl zero-pads a batch of 700 to 800 samples; 1000 fails its frame-count check
+        wav_lens[1] = samples
+        with pytest.raises(DataError, match=f"batch item 1: upstream .*: {samples} samples; s3prl upstreams need at "
+                                            f"least 1040 \\(0.065 s\\)"):
+            s3prl(wavs, wav_lens)
+    with torch.no_grad():  # the shortest that works, in a batch of its length (eval: no time masks of 10 frames)
+        s3prl.eval()(wavs[:, :1040], torch.tensor([1040, 1040]))
 
 
 def test_create_upstream_is_seeded_atomic_and_rerunnable(tmp_path: Path) -> None:

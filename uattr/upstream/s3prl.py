@@ -37,7 +37,10 @@ from uattr.upstream.hf import architecture_folder, require_hf_folder, save_hf_ar
 
 CHECKPOINT_SUFFIXES = ("_local", "_url", "_custom")
 SAMPLE_RATE = 16000  # every s3prl upstream takes 16 kHz audio
-MIN_SAMPLES = 800  # s3prl.nn.upstream.MIN_SECOND × 16 kHz: a shorter batch is zero-padded to it as if it were audio
+# s3prl zero-pads a batch shorter than MIN_SECOND (800 samples) as if it were audio, and its frame-count check
+# (_match_length: ceil(samples / 320) // frames == 1) fails for 961-1039 samples with the 400/320 convolution front
+# end of wav2vec 2.0 and HuBERT (4 expected frames, 2 computed); from 1040 samples on it holds.
+MIN_SAMPLES = 1040
 # s3prl's Hugging Face experts, each with the transformers model class as its expert module names it.
 HF_EXPERTS = {
     "hf_wav2vec2_custom": "s3prl.upstream.hf_wav2vec2.expert.Wav2Vec2Model",
@@ -103,7 +106,7 @@ class S3PRLHubUpstream(Upstream):
         if short:
             raise BatchItemError(
                 f"upstream {self.name}: {int(wav_lens[short[0]])} samples; s3prl upstreams need at least "
-                f"{MIN_SAMPLES} (0.05 s); drop utterances this short from the data", short[0]
+                f"{MIN_SAMPLES} ({MIN_SAMPLES / SAMPLE_RATE:.3f} s); drop utterances this short from the data", short[0]
             )
         hidden, lens = self.upstream(wavs, wav_lens)
         frame_lens = self.frame_lengths(wav_lens, lens[0])
