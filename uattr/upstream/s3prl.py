@@ -9,7 +9,8 @@ Frame lengths: s3prl reports ``ceil(samples / stride)`` frames and fills the one
 not produce by repeating the last one (alone) or with outputs at padded positions (in a batch). Masked pooling would
 count those, and an embedding would depend on its batch; so where the front end is a stack of 1-D convolutions
 (wav2vec 2.0, HuBERT, WavLM, data2vec, XLS-R), the lengths are the convolutions' real output lengths. s3prl also pads
-a batch whose longest utterance is under 0.05 s with zeros it treats as audio, so shorter utterances are refused.
+a batch whose longest utterance is under 0.05 s with zeros it treats as audio, and its frame-count check fails just
+above that, so utterances under 0.065 s (MIN_SAMPLES) are refused.
 
 Architecture files (``upstream.architecture``) exist for the Hugging Face names only: their ``config.json`` and
 ``preprocessor_config.json``, from which the model is built with random weights. The other names build from a
