@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from transformers import SeamlessM4TFeatureExtractor
 
 from uattr.bin.main import main as uattr_main
@@ -287,6 +288,24 @@ def test_unknown_names_and_options_list_the_choices(models: dict[str, Path]) -> 
         build_upstream(UpstreamConfig(name="s3prl:no_such_model"))
     with pytest.raises(ConfigError, match="unknown option 'hiden_size'"):
         build_upstream(UpstreamConfig(name=f"hf:{models['wavlm']}", options={"hiden_size": 8}))
+
+
+def test_weights_a_checkpoint_lacks_are_not_silently_random(models: dict[str, Path], tmp_path: Path, caplog) -> None:
+    folder = models["wav2vec2"]
+    with pytest.raises(ConfigError, match=r"no weights for \d+ encoder layer parameter\(s\), e.g. 'encoder.layers.2.*"
+                                          r"upstream.options: \{'num_hidden_layers': 4\}"):
+        build_upstream(UpstreamConfig(name=f"hf:{folder}", options={"num_hidden_layers": 4}))
+    with pytest.raises(ConfigError, match=r"weights do not fit the configured architecture \(upstream.options: "
+                                          r"\{'hidden_size': 48\}\)"):
+        build_upstream(UpstreamConfig(name=f"hf:{folder}", options={"hidden_size": 48}))
+    incomplete = tmp_path / "incomplete"
+    shutil.copytree(folder, incomplete)
+    weights = load_file(incomplete / "model.safetensors")
+    save_file({key: value for key, value in weights.items() if "masked_spec_embed" not in key},
+              incomplete / "model.safetensors")
+    with caplog.at_level(logging.WARNING):
+        build_upstream(UpstreamConfig(name=f"hf:{incomplete}"))
+    assert "the checkpoint lacks 1 weight(s), initialised at random: masked_spec_embed" in caplog.text
 
 
 def test_too_short_utterance_is_a_data_error(models: dict[str, Path]) -> None:

@@ -20,6 +20,7 @@ random weights, reading nothing from ``name`` (which may be a hub id or a folder
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from pathlib import Path
@@ -34,6 +35,8 @@ from uattr.registry import UPSTREAMS
 from uattr.upstream.base import Upstream, UpstreamConfig, disable_layerdrop, require_frames
 from uattr.upstream.finetune import apply_finetune_policy
 from uattr.upstream.frontend import StackedFbank
+
+logger = logging.getLogger(__name__)
 
 FBANK_MODEL_TYPES = ("wav2vec2-bert",)
 WAVEFORM_MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
@@ -50,6 +53,33 @@ def save_hf_architecture(model_config: Any, feature_extractor: Any, directory: P
     """Write the files an HF encoder is built from without weights (the :data:`REQUIRED_FILES`)."""
     model_config.save_pretrained(directory)
     feature_extractor.save_pretrained(directory)
+
+
+def _load_weights(config: UpstreamConfig, source: str, model_config: Any) -> Any:
+    """The pretrained model. transformers only logs the weights a checkpoint lacks and initialises them at random:
+    here a missing encoder layer (``upstream.options`` asking for more layers than the checkpoint has, or an
+    incomplete checkpoint) is an error, and any other missing weight a warning; a weight of another shape (an
+    option that changes a size) is an error naming the options."""
+    try:
+        model, info = transformers.AutoModel.from_pretrained(source, config=model_config, output_loading_info=True)
+    except OSError as error:
+        raise ConfigError(f"{config.name}: cannot load the model weights: {error}") from error
+    except RuntimeError as error:  # size mismatches
+        raise ConfigError(
+            f"{config.name}: the checkpoint's weights do not fit the configured architecture (upstream.options: "
+            f"{dict(config.options) or 'none'}): {error}"
+        ) from None
+    missing = sorted(info.get("missing_keys", []))
+    layers = [key for key in missing if ".layers." in key]
+    if layers:
+        raise ConfigError(
+            f"{config.name}: the checkpoint has no weights for {len(layers)} encoder layer parameter(s), e.g. "
+            f"'{layers[0]}' (upstream.options: {dict(config.options) or 'none'}); they would be random"
+        )
+    if missing:
+        logger.warning("%s: the checkpoint lacks %d weight(s), initialised at random: %s", config.name, len(missing),
+                       ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else ""))
+    return model
 
 
 def require_hf_folder(source: str, what: str) -> None:
@@ -188,10 +218,7 @@ def load_hf_upstream(config: UpstreamConfig) -> HFUpstream:
     if config.architecture:
         model = transformers.AutoModel.from_config(model_config)
     else:
-        try:
-            model = transformers.AutoModel.from_pretrained(source, config=model_config)
-        except OSError as error:
-            raise ConfigError(f"{config.name}: cannot load the model weights: {error}") from error
+        model = _load_weights(config, source, model_config)
     disable_layerdrop(model)
     kind = HFFbankUpstream if model_type in FBANK_MODEL_TYPES else HFWaveformUpstream
     upstream = kind(config.name, model, feature_extractor)
