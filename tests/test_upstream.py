@@ -189,6 +189,8 @@ def test_finetune_policies_leave_the_intended_parameters_trainable(models: dict[
     for top_n in (0, 3):
         with pytest.raises(ConfigError, match="top_n"):
             build("top_n", top_n=top_n)
+    with pytest.raises(ConfigError, match="upstream.top_n: 1 applies to finetune: top_n only, not to 'full'"):
+        build("full", top_n=1)
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(models: dict[str, Path]) -> None:
@@ -412,4 +414,7 @@ def test_gradient_scale_options_are_checked(models: dict[str, Path]) -> None:
         build(1, scale=-1.0)
     with pytest.raises(ConfigError, match="gradient_scale: the encoder is frozen"):
         build(1, finetune="frozen")
-    assert build(0, scale=-1.0).num_layers == 3  # from_layer 0: off, the scale is not read
+    assert build(0, scale=1.0).num_layers == 3  # from_layer 0: off
+    with pytest.raises(ConfigError, match=r"gradient_scale.scale: 0.3 without upstream.gradient_scale.from_layer "
+                                          r"scales nothing"):
+        build(0, scale=0.3)

@@ -28,6 +28,8 @@ def apply_finetune_policy(upstream: Upstream, config: UpstreamConfig) -> None:
     policy = config.finetune
     if policy not in POLICIES:
         raise ConfigError(f"upstream.finetune: unknown policy '{policy}'; choices: {', '.join(POLICIES)}")
+    if config.top_n and policy != "top_n":  # a number of layers that trains nothing differently
+        raise ConfigError(f"upstream.top_n: {config.top_n} applies to finetune: top_n only, not to '{policy}'")
     upstream.frozen = policy == "frozen"
     upstream.train(upstream.training)  # a frozen encoder switches to eval mode now
     _set_trainable(upstream, policy in ("frozen_frontend", "full"))

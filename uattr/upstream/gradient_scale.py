@@ -38,6 +38,8 @@ _WHERE = "upstream.gradient_scale"
 def apply_gradient_scale(upstream: Upstream, config: GradientScale) -> None:
     """Scale the gradient of encoder layer ``config.from_layer``'s input (no-op when off)."""
     if config.from_layer == 0:
+        if config.scale != 1.0:  # a scale with no layer to apply it at would do nothing
+            raise ConfigError(f"{_WHERE}.scale: {config.scale} without {_WHERE}.from_layer scales nothing; set both")
         return
     if config.scale < 0:
         raise ConfigError(f"{_WHERE}.scale: must be ≥ 0, got {config.scale}")
