@@ -66,8 +66,10 @@ General options:
   --ngpu           # GPUs per training job; >1 = torchrun DDP (default: ${ngpu})
   --num_nodes      # nodes per training job, Slurm only (default: ${num_nodes})
   --data_opts      # options for local/data.sh (default: "${data_opts}")
-  --dumpdir        # teacher embeddings dir (default: ${dumpdir})
-  --expdir         # experiments dir (default: ${expdir})
+  --dumpdir        # teacher embeddings dir (default: ${dumpdir}); the training configs name the tables they
+                   #   read themselves (data.target_pattern): move both, e.g. --train_opts "--data.target_pattern ..."
+  --expdir         # experiments dir (default: ${expdir}); configs that read a random-init encoder of stage 3
+                   #   name its path (exp/init_upstream/...) themselves
   --validate_opts  # extra uattr validate-data-dir options (default: "${validate_opts}")
 Data:
   --train_set      # training set: uattr train --data.train data/<train_set> (default: ${train_set})
