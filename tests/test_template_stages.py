@@ -193,7 +193,7 @@ def test_stage_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
     for args, message in [(("--stage", "2-4"), "--stage must be a stage number, got '2-4'"),
                           (("--stop_stage", "last"), "--stop_stage must be a stage number, got 'last'"),
                           (("--stage", "5", "--stop_stage", "3"), "--stage 5 comes after --stop_stage 3"),
-                          (("--train_jobs", "2", "--ngpu", "1"), "--train_jobs 2 with --ngpu 1")]:
+                          (("--train_jobs", "2", "--ngpu", "1"), "--train_jobs 2 with --ngpu 1 on this machine")]:
         status, output, calls = _run(recipe, env, *args)
         assert status == 2 and message in output and not calls, (args, output)
 

@@ -115,8 +115,10 @@ if [ "${stage}" -gt "${stop_stage}" ]; then
   log "Error: --stage ${stage} comes after --stop_stage ${stop_stage}: no stage would run"
   exit 2
 fi
-if [ "${train_jobs}" -gt 1 ] && [ "${ngpu}" -gt 0 ]; then  # each job would be given the same first GPUs
-  log "Error: --train_jobs ${train_jobs} with --ngpu ${ngpu}: train on GPUs one system at a time (--train_jobs 1)"
+# Locally, each training job would be given the same first GPUs (Slurm allocates every job its own).
+if [ "${train_jobs}" -gt 1 ] && [ "${ngpu}" -gt 0 ] && [ "${cmd_backend:-local}" = local ]; then
+  log "Error: --train_jobs ${train_jobs} with --ngpu ${ngpu} on this machine: train one system at a time" \
+    "(--train_jobs 1), or through Slurm (cmd_backend=slurm)"
   exit 2
 fi
 [ -z "${device}" ] && { [ "${ngpu}" -gt 0 ] && device=cuda || device=cpu; }
