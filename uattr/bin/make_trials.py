@@ -3,8 +3,8 @@
 A target pairs two utterances of one speaker (utt2spk), a nontarget two of different speakers. By default every
 target pair is a trial, with as many nontargets drawn uniformly; --num-target samples that many targets,
 --num-nontarget sets the nontargets' number. With utt2lang, --cross-language-share of each kind pair two
-languages (of the nontargets at most the share the targets reached, so that crossing languages says nothing of
-the label). --text-independent leaves out every pair of two utterances of one text (the data dir's `text`, or
+languages (of the nontargets the share the targets reached, so that crossing languages says nothing of the
+label). --text-independent leaves out every pair of two utterances of one text (the data dir's `text`, or
 --text-field): where speakers read from one pool of sentences, such pairs are nearly all nontargets, and a
 speaker embedding that keeps some content would score them high. The list is the same for the same --seed and
 is written atomically. Definitions: uattr/corpora/trials.py.

@@ -138,7 +138,7 @@ def _categorised(
 ) -> tuple[list[str], dict[tuple[bool, bool], _Category]]:
     """The sorted utterance ids and their categories; every utterance must have a language (and a text)."""
     for name, what, table in (("utt2lang", "language", utt2lang), ("utt2text", "text", utt2text)):
-        missing = [utt for utt in utt2spk if table is not None and utt not in table]
+        missing = [utt for utt in utt2spk if utt not in table] if table is not None else []
         if missing:
             raise DataError(f"{name} has no {what} for {len(missing)} utterance(s), e.g. '{missing[0]}'")
     utts = sorted(utt2spk)
