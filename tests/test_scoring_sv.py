@@ -167,10 +167,16 @@ def test_mean_subtraction_uses_the_training_mean(tmp_path):
     rng = np.random.default_rng(6)
     train = {f"t{i}": (rng.normal(size=4) + 5).astype(np.float32) for i in range(10)}
     mean = table_mean(save_table(tmp_path / "train.scp", train))
-    np.testing.assert_allclose(mean, np.mean(list(train.values()), axis=0), atol=1e-6)
+    np.testing.assert_allclose(mean.vector, np.mean(list(train.values()), axis=0), atol=1e-6)
     test = {"x": rng.normal(size=4).astype(np.float32)}
     emb = load_embedding_set(save_table(tmp_path / "test.scp", test), mean)
-    np.testing.assert_allclose(emb.vectors[0], unit(test["x"] - mean), atol=1e-6)
+    np.testing.assert_allclose(emb.vectors[0], unit(test["x"] - mean.vector), atol=1e-6)
+
+
+def test_a_mean_of_another_dimension_is_an_error_naming_both_tables(tmp_path):
+    mean = table_mean(save_table(tmp_path / "train.scp", {"t": np.ones(3, np.float32)}))
+    with pytest.raises(DataError, match=r"test.scp: dimension 4 differs from that of the mean vector of .*train.scp"):
+        load_embedding_set(save_table(tmp_path / "test.scp", {"x": np.ones(4, np.float32)}), mean)
 
 
 @pytest.mark.parametrize(

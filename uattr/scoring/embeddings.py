@@ -21,7 +21,15 @@ from uattr.fileio import PathLike
 logger = logging.getLogger(__name__)
 
 
-def table_mean(scp: PathLike) -> np.ndarray:
+@dataclass(frozen=True)
+class TableMean:
+    """The mean vector of a (training) table and the table it came from, for errors that name both files."""
+
+    vector: np.ndarray
+    source: str
+
+
+def table_mean(scp: PathLike) -> TableMean:
     """Mean vector of a (training) table, accumulated in float64."""
     table = read_embedding_table(scp)
     if not table:
@@ -29,7 +37,7 @@ def table_mean(scp: PathLike) -> np.ndarray:
     total = np.zeros(next(iter(table.values())).shape, dtype=np.float64)
     for vector in table.values():
         total += vector
-    return total / len(table)
+    return TableMean(total / len(table), str(scp))
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,7 @@ def normalise_rows(matrix: np.ndarray, ids: Sequence[str], source: str) -> np.nd
     return (matrix / norms[:, None]).astype(np.float32)
 
 
-def load_embedding_set(scp: PathLike, mean: np.ndarray | None = None) -> EmbeddingSet:
+def load_embedding_set(scp: PathLike, mean: TableMean | None = None) -> EmbeddingSet:
     """Read a table, subtract ``mean`` (if given) from every raw vector, then L2-normalise."""
     table = read_embedding_table(scp)  # checks ids, dimensions and NaN/inf, naming file:line and id
     if not table:
@@ -81,9 +89,12 @@ def load_embedding_set(scp: PathLike, mean: np.ndarray | None = None) -> Embeddi
     ids = list(table)
     matrix = np.stack([table[key] for key in ids]).astype(np.float64)
     if mean is not None:
-        if mean.size != matrix.shape[1]:
-            raise DataError(f"{scp}: dimension {matrix.shape[1]} differs from the mean vector's {mean.size}")
-        matrix -= mean
+        if mean.vector.size != matrix.shape[1]:
+            raise DataError(
+                f"{scp}: dimension {matrix.shape[1]} differs from that of the mean vector of {mean.source} "
+                f"({mean.vector.size})"
+            )
+        matrix -= mean.vector
     logger.debug("%s: %d embeddings of dimension %d", scp, *matrix.shape)
     return EmbeddingSet(ids, normalise_rows(matrix, ids, str(scp)), source=str(scp))
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import PathLike, read_table
-from uattr.scoring.embeddings import EmbeddingSet, average_groups, describe_ids, load_embedding_set
+from uattr.scoring.embeddings import EmbeddingSet, TableMean, average_groups, describe_ids, load_embedding_set
 from uattr.scoring.trials import Scores, Trials
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def enrolment_models(
     return average_groups(utterances, groups, source=str(spk2utt))
 
 
-def load_cohort(scp: PathLike, utt2spk: PathLike | None = None, mean: np.ndarray | None = None) -> EmbeddingSet:
+def load_cohort(scp: PathLike, utt2spk: PathLike | None = None, mean: TableMean | None = None) -> EmbeddingSet:
     """The cohort: one vector per speaker (mean of its utterances via ``utt2spk``), or each entry a speaker."""
     entries = load_embedding_set(scp, mean)
     if utt2spk is None:
