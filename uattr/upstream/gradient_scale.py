@@ -54,12 +54,21 @@ def apply_gradient_scale(upstream: Upstream, config: GradientScale) -> None:
     # The layer's own computation only, so its forward is wrapped rather than given a pre-hook: hooks see the
     # unscaled input, and the encoders that record a hidden state by hooking the layer it enters (transformers 5
     # does for hidden state 0) keep the unscaled tensor for the branches that read it. Every supported encoder
-    # (HF wav2vec2/HuBERT/WavLM/w2v-BERT, s3prl) passes that input as the first argument. A bound method, so a
-    # copied model's layer calls its own forward.
+    # (HF wav2vec2/HuBERT/WavLM/w2v-BERT, s3prl) passes that input as the first argument. Every other input that
+    # carries gradient is scaled too: WavLM's relative-position bias, computed by its first layer and passed up
+    # as an argument, is a second path into the lower layers. A bound method, so a copied model's layer calls its
+    # own forward.
+    def scaled(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.requires_grad:
+            return _ScaledGradient.apply(value, config.scale)
+        return value
+
     def forward_with_scaled_input(layer: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
         if not args:
             raise RuntimeError(f"{_WHERE}: {upstream.name}'s layer {config.from_layer} got no positional input")
-        return type(layer).forward(layer, _ScaledGradient.apply(args[0], config.scale), *args[1:], **kwargs)
+        return type(layer).forward(
+            layer, *(scaled(arg) for arg in args), **{key: scaled(value) for key, value in kwargs.items()}
+        )
 
     layer = layers[config.from_layer - 1]
     layer.forward = types.MethodType(forward_with_scaled_input, layer)
