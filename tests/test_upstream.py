@@ -422,3 +422,35 @@ def test_gradient_scale_options_are_checked(models: dict[str, Path]) -> None:
     with pytest.raises(ConfigError, match=r"gradient_scale.scale: 0.3 without upstream.gradient_scale.from_layer "
                                           r"scales nothing"):
         build(0, scale=0.3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("arch", ["w2v-bert", "wav2vec2"])
+def test_a_model_cast_to_half_precision_embeds_float32_audio(
+    models: dict[str, Path], arch: str, dtype: torch.dtype
+) -> None:
+    from uattr.attributes import AttributeConfig
+    from uattr.branch import BranchConfig
+    from uattr.losses import LossConfig
+    from uattr.model import ModelConfig, UnifiedEncoder
+
+    attributes = {
+        pooling: AttributeConfig(dim=8, branch=BranchConfig(layers=[2, 1], pooling=pooling))
+        for pooling in ("mean", "attention", "attentive_stats")
+    }
+    attributes["lang"] = AttributeConfig(expert="label", classes=["en", "fr"], loss=LossConfig("aam", {"margin": 0.2}))
+    torch.manual_seed(0)
+    model = UnifiedEncoder(ModelConfig(UpstreamConfig(name=f"hf:{models[arch]}"), attributes, "fixed"))
+    waves = [0.1 * torch.randn(length, generator=torch.Generator().manual_seed(length)) for length in WAV_LENS]
+    full = model.embed(waves, sample_rate=16000)
+    half = model.to(dtype).embed(waves, sample_rate=16000)
+    for name, embedding in half.items():
+        assert embedding.dtype == dtype, name
+        # Half precision keeps about 3 significant digits; the embeddings' entries are of order 0.1–1.
+        torch.testing.assert_close(embedding.float(), full[name], atol=0.05, rtol=0.05)
+
+
+def test_an_s3prl_upstream_in_half_precision_is_a_clear_error(models: dict[str, Path]) -> None:
+    upstream = build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(models["wav2vec2"])))
+    with pytest.raises(ConfigError, match="s3prl feeds its model float32 input, so the model must stay in float32"):
+        upstream.to(torch.bfloat16)(*padded_batch())

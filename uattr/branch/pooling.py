@@ -80,10 +80,14 @@ class AttentiveStatsPooling(nn.Module):
         mask = frame_mask(frame_lens, frames.shape[1])
         frames = _masked(frames, mask)
         weights = _masked_softmax(self.score(frames).squeeze(-1), mask)
+        autocast = torch.is_autocast_enabled(frames.device.type)
+        dtype = frames.dtype
         # The statistics in fp32 and in two passes, outside autocast: E[x²] − μ² cancels to nothing in bf16 (and
         # overflows in fp16) wherever a dimension's mean is large next to its spread, as in raw SSL features.
         with torch.autocast(frames.device.type, enabled=False):
             frames, weights = frames.float(), weights.float()
             mean = _weighted_sum(weights, frames)
             variance = _weighted_sum(weights, _masked(frames - mean[:, None, :], mask).square())
-        return torch.cat([mean, variance.clamp(min=self.eps).sqrt()], dim=-1)
+        statistics = torch.cat([mean, variance.clamp(min=self.eps).sqrt()], dim=-1)
+        # Under autocast the head takes fp32; a model cast to half precision as a whole takes its own dtype.
+        return statistics if autocast else statistics.to(dtype)

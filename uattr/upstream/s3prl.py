@@ -102,6 +102,12 @@ class S3PRLHubUpstream(Upstream):
         save_hf_architecture(expert.model.config, expert.extracter, directory)
 
     def _forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        dtype = next(self.upstream.parameters()).dtype
+        if dtype != torch.float32:  # s3prl's experts build float32 inputs themselves (via numpy)
+            raise ConfigError(
+                f"upstream {self.name}: s3prl feeds its model float32 input, so the model must stay in float32, not "
+                f"{dtype}; for half precision run it in float32 under torch.autocast"
+            )
         wav_lens = wav_lens.to(wavs.device)
         short = (wav_lens < MIN_SAMPLES).nonzero().flatten().tolist()
         if short:
