@@ -282,6 +282,32 @@ def test_cli_extracts_a_subset_of_attributes_from_an_experiment_dir(
     assert (tmp_path / "emb" / "speaker" / "data" / "emb.scp").read_text() == before
 
 
+def test_autocast_extraction_is_recorded_and_a_table_of_another_precision_is_written_again(
+    model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    argv = ["extract", "--model", str(model_dir), "--data", str(data_dir), "--out", str(tmp_path / "emb"), "-q"]
+    table_dir = tmp_path / "emb" / "speaker" / "data"
+    expected = _one_by_one(UnifiedEncoder.from_pretrained(model_dir), data_dir)["speaker"]
+
+    def differences() -> list[float]:
+        table = read_embedding_table(table_dir / "emb.scp")
+        assert sorted(table) == sorted(expected)
+        return [float(np.abs(vector - expected[utt]).max()) for utt, vector in table.items()]
+
+    assert uattr_main([*argv, "--amp", "bf16"]) == 0
+    assert read_table_meta(table_dir)["autocast"] == "bf16"
+    assert 0 < max(differences()) < 0.05  # bf16 products: close to float32, not equal
+    assert uattr_main([*argv, "--amp", "none"]) == 0  # another precision: written again
+    assert read_table_meta(table_dir)["autocast"] is None and max(differences()) < 1e-5
+    # A table written before the option (no "autocast" in its metadata) was made in float32: it is kept.
+    meta = json.loads((table_dir / "meta.json").read_text())
+    del meta["autocast"]
+    (table_dir / "meta.json").write_text(json.dumps(meta))
+    before = (table_dir / "emb.scp").stat().st_mtime_ns
+    assert uattr_main(argv) == 0
+    assert (table_dir / "emb.scp").stat().st_mtime_ns == before
+
+
 def test_cli_rejects_a_directory_without_a_model(tmp_path: Path, data_dir: Path) -> None:
     assert uattr_main(["extract", "--model", str(tmp_path), "--data", str(data_dir), "--out", str(tmp_path / "e")]) == 1
 

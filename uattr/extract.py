@@ -38,6 +38,7 @@ from uattr.data.tables import (
 from uattr.errors import ConfigError, DataError, naming_batch
 from uattr.fileio import atomic_write
 from uattr.model import UnifiedEncoder
+from uattr.precision import autocast, autocast_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def extract_embeddings(
     max_batch_size: int = 64,
     num_workers: int = 0,
     device: str = "cpu",
+    amp: str = "none",
     show_progress: bool = True,
     repeated: RepeatedUtterances | None = None,
 ) -> dict[str, Path]:
@@ -103,7 +105,8 @@ def extract_embeddings(
 
     With ``job``/``num_jobs`` only that share of the utterances is embedded, into ``<table>/split<N>/<job>``
     (joined afterwards by :func:`merge_jobs`). With ``repeated``, utterances already encoded for an earlier
-    data dir of the run are copied from it.
+    data dir of the run are copied from it. ``amp`` ("bf16", "fp16") runs the model under autocast; the tables
+    record it, so a table made at another precision is written again rather than resumed or kept.
     """
     data = DataDir.load(data_dir)
     set_name = set_name or data.path.name
@@ -115,7 +118,11 @@ def extract_embeddings(
     out_dir = Path(out_dir)
     table_dirs = {attr: job_dir(out_dir / attr / set_name, job, num_jobs) for attr in attributes}
     utt_ids = split_ids(data.utt_ids, job, num_jobs)
-    made_by = {"model_sha256": model.weights_sha256(), "inputs_sha256": data.inputs_digest()}
+    amp_dtype = autocast_dtype(amp, torch.device(device), "--amp")
+    made_by = {
+        "model_sha256": model.weights_sha256(), "inputs_sha256": data.inputs_digest(),
+        "autocast": None if amp_dtype is None else amp,  # None: as in the tables written before the option
+    }
     pending = [attr for attr in attributes if not keep_current_table(table_dirs[attr], utt_ids, made_by)]
     if num_jobs:
         for attr in pending:
@@ -156,7 +163,8 @@ def extract_embeddings(
         progress = tqdm(total=len(todo), desc=f"extract {set_name}", unit="utt", disable=not show_progress)
         with torch.inference_mode():
             for batch in loader:
-                with naming_batch(data.path, batch["ids"]), _out_of_memory_as_data_error(batch, model.sample_rate):
+                with naming_batch(data.path, batch["ids"]), _out_of_memory_as_data_error(batch, model.sample_rate), \
+                        autocast(torch.device(device), amp_dtype):
                     embeddings = model(batch["wavs"].to(device), batch["wav_lens"].to(device), list(writers))
                 for attr, writer in writers.items():
                     vectors = embeddings[attr].float().cpu().numpy()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from uattr.precision import AMP_CHOICES
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch-size", type=int, default=64, help="utterances per batch (default: 64)")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers reading audio (default: 0)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default: cpu)")
+    parser.add_argument("--amp", choices=AMP_CHOICES, default="none",
+                        help="run the model under autocast in bf16 or fp16 (default: none, float32). Faster on "
+                             "GPUs; on a CPU only where it has bf16 units (AMX). Vectors are saved as float32, and "
+                             "a table made at another precision is written again")
     parser.add_argument("--job", type=int, help="this job's number, 1..--num-jobs")
     parser.add_argument("--num-jobs", type=int, help="number of split jobs")
     parser.add_argument("--merge", type=int, metavar="N", help="join the tables of N finished split jobs")
@@ -62,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
         tables = extract_embeddings(
             model, data, args.out, set_name=set_name, attributes=args.attributes, job=args.job,
             num_jobs=args.num_jobs, model_name=str(model_dir), max_batch_seconds=args.max_batch_seconds,
-            max_batch_size=args.max_batch_size, num_workers=args.num_workers, device=device,
+            max_batch_size=args.max_batch_size, num_workers=args.num_workers, device=device, amp=args.amp,
             show_progress=not args.quiet, repeated=repeated,
         )
         for attr, table in tables.items():

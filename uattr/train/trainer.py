@@ -39,6 +39,7 @@ from uattr.errors import ConfigError, DataError
 from uattr.fileio import atomic_dir, atomic_write
 from uattr.log import add_file_handler
 from uattr.model import WEIGHTS_FILE, UnifiedEncoder
+from uattr.precision import autocast, autocast_dtype
 from uattr.train.checkpoint import (
     BestCheckpoints,
     average_checkpoints,
@@ -351,9 +352,7 @@ class Trainer:
         }
 
     def _autocast(self) -> ContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     def _forward_backward(self, batch: dict[str, Any], micro_batches: int, sync: bool) -> dict[str, torch.Tensor]:
         """Loss and gradients of one of the ``micro_batches`` of an update (the gradient is their mean); DDP
@@ -582,11 +581,8 @@ def amp_settings(amp: str, device: torch.device) -> tuple[torch.dtype | None, to
     if device.type != "cuda":
         logger.info("trainer.amp %s is forced off on %s", amp, device)
         return None, None
-    if amp == "bf16":
-        if not torch.cuda.is_bf16_supported():
-            raise ConfigError(f"trainer.amp bf16: {torch.cuda.get_device_name(device)} has no bf16; use fp16")
-        return torch.bfloat16, None
-    return torch.float16, torch.amp.GradScaler("cuda")
+    dtype = autocast_dtype(amp, device, "trainer.amp")
+    return dtype, torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
 
 
 def train(
