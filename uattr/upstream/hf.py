@@ -129,7 +129,8 @@ class HFUpstream(Upstream):
         inputs = self._model_inputs(wavs[:, : int(wav_lens.max())], wav_lens)
         # The features are computed in float32; a model cast to half precision (model.to(torch.bfloat16)) takes
         # them in its own dtype.
-        inputs = {key: value.to(self.model.dtype) if value.is_floating_point() else value for key, value in inputs.items()}
+        dtype = self.model.dtype
+        inputs = {key: value.to(dtype) if value.is_floating_point() else value for key, value in inputs.items()}
         outputs = self.model(**inputs, output_hidden_states=True, return_dict=True)
         return torch.stack(outputs.hidden_states), frame_lens
 
