@@ -115,6 +115,25 @@ def test_asnorm_with_k_of_the_whole_cohort_equals_snorm(tmp_path):
         ScoreNorm(cohort, 1)
 
 
+def test_a_side_with_equal_cohort_scores_is_an_error_that_says_which_scores(tmp_path):
+    def sets(*cohort):
+        emb = EmbeddingSet(["a", "b"], np.array([[1, 0, 0], [0.6, 0.8, 0]], np.float32), source="emb.scp")
+        return emb, EmbeddingSet([f"c{i}" for i in range(len(cohort))], np.array(cohort, np.float32), "cohort.scp")
+
+    (tmp_path / "trials").write_text("a b\n")
+    trials = read_trials(tmp_path / "trials")
+    emb, cohort = sets([0, 1, 0], [0, 0, 1], [-1, 0, 0])  # 'a' scores 0, 0, -1: its top 2 are equal
+    assert np.isfinite(score_trials(trials, emb, norm=ScoreNorm(cohort)).scores).all()
+    with pytest.raises(DataError, match=r"emb.scp: 'a': its 2 highest scores against the cohort cohort.scp are all "
+                                        r"equal; cannot normalise \(a larger --top-k may help\)"):
+        score_trials(trials, emb, norm=ScoreNorm(cohort, 2))
+    emb, cohort = sets([0, 1, 0], [0, 0, 1])  # 'a' scores 0 against both
+    for top_k in (None, 2):
+        with pytest.raises(DataError, match=r"emb.scp: 'a' scores the same against every member of the cohort "
+                                            r"cohort.scp; cannot normalise"):
+            score_trials(trials, emb, norm=ScoreNorm(cohort, top_k))
+
+
 def test_a_cohort_of_fewer_than_two_speakers_is_a_config_error():
     rng = np.random.default_rng(4)
     one = EmbeddingSet(["c0"], unit(rng.normal(size=(1, 8))).astype(np.float32), source="cohort.scp")

@@ -93,10 +93,14 @@ def _side_statistics(embeddings: EmbeddingSet, rows: np.ndarray, norm: ScoreNorm
     means, stds = cohort_statistics(embeddings.vectors[distinct], norm.cohort.vectors, norm.top_k)
     flat = np.flatnonzero(stds == 0)
     if flat.size:
-        raise DataError(
-            f"{embeddings.source}: '{embeddings.ids[distinct[flat[0]]]}' scores the same against every cohort "
-            f"member in {norm.cohort.source}; cannot normalise"
-        )
+        name = f"{embeddings.source}: '{embeddings.ids[distinct[flat[0]]]}'"
+        if norm.top_k is not None and norm.top_k < len(norm.cohort):
+            raise DataError(
+                f"{name}: its {norm.top_k} highest scores against the cohort {norm.cohort.source} are all equal; "
+                "cannot normalise (a larger --top-k may help)"
+            )
+        raise DataError(f"{name} scores the same against every member of the cohort {norm.cohort.source}; "
+                        "cannot normalise")
     return means[inverse], stds[inverse]
 
 
