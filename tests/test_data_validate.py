@@ -106,6 +106,12 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str]] = {
         ),
         "{d}/utt2dur:6: id 'spkC-u2': duration '0' is not a positive number",
     ),
+    "number of samples with a digit separator": (  # Python's int() reads "4_000" as 4000
+        lambda d: (d / "utt2num_samples").write_text(
+            "".join(f"{u} 4000\n" for u in ["spkA-u1", "spkA-u2", "spkB-u1", "spkB-u2", "spkC-u1"]) + "spkC-u2 4_000\n"
+        ),
+        "{d}/utt2num_samples:6: id 'spkC-u2': number of samples '4_000' is not a positive number",
+    ),
     "missing audio": (
         lambda d: (d.parent / "wav" / "spkB-u2.wav").unlink(),
         "{d}/wav.scp:4: id 'spkB-u2': audio file {d.parent}/wav/spkB-u2.wav does not exist",
@@ -183,7 +189,7 @@ def segment_dir(tmp_path: Path, segments: str) -> Path:
 def test_segment_rules(tmp_path):
     """The rules loading applies: finite times, a known recording, samples within it (an end at most 0.5 s past)."""
     data = segment_dir(tmp_path, "a rec 0 0.5\nb nope 0 1\nc rec 0.5 0.2\nd rec -1 0.2\ne rec x 1\nf rec 0.2 3\n"
-                                 "g rec 0.5 -1\nh rec 0.1\ni rec nan 1\nj rec 1.2 1.4\n")
+                                 "g rec 0.5 -1\nh rec 0.1\ni rec nan 1\nj rec 1.2 1.4\nk rec 0 0_5\n")
     assert [str(p) for p in validate_data_dir(data).problems] == [
         f"{data}/segments:8: id 'h': expected 3 field(s) after the id, got 2",
         f"{data}/segments:2: id 'b': recording 'nope' is not in wav.scp",
@@ -191,6 +197,7 @@ def test_segment_rules(tmp_path):
         f"{data}/segments:4: id 'd': start time -1 is negative",
         f"{data}/segments:5: id 'e': start/end 'x 1' are not finite numbers",
         f"{data}/segments:9: id 'i': start/end 'nan 1' are not finite numbers",
+        f"{data}/segments:11: id 'k': start/end '0 0_5' are not finite numbers",
         f"{data}/utt2spk:8: id 'h': not in segments",
         f"{data}/segments:6: id 'f': segment end 3 s is past the end of recording 'rec' (1.000 s long)",
         f"{data}/segments:10: id 'j': segment [1.2, 1.4] s is empty in recording 'rec' (1.000 s long)",

@@ -16,6 +16,8 @@ from uattr.fileio import (
     atomic_write,
     iter_fields,
     iter_table,
+    parse_float,
+    parse_int,
     read_json,
     read_table,
     read_text,
@@ -148,3 +150,21 @@ def test_a_byte_order_mark_at_the_start_is_not_text(tmp_path) -> None:
     assert read_json(tmp_path / "m.json") == {"eer": 1.5}
     table.write_bytes(b"u1 s\n\xef\xbb\xbfu2 s\n")  # only at the start: elsewhere it is a character of the text
     assert list(read_table(table)) == ["u1", "\ufeffu2"]
+
+
+@pytest.mark.parametrize("text", ["1", "-1.5", "+.5", "5.", "1e-3", "1E+3", "nan", "inf", "-Infinity"])
+def test_parse_float_takes_what_tools_write(text):
+    assert parse_float(text) == pytest.approx(float(text), nan_ok=True)
+
+
+@pytest.mark.parametrize("text", ["1_0", "٣", "0x10", "", " 1", "1e", "e3", "1.2.3"])
+def test_parse_float_refuses_what_float_would_also_take_or_refuse(text):
+    with pytest.raises(ValueError):
+        parse_float(text)
+
+
+def test_parse_int_takes_plain_digits_only():
+    assert [parse_int(text) for text in ("0", "-7", "+12")] == [0, -7, 12]
+    for text in ("4_000", "٣", "1.0", ""):
+        with pytest.raises(ValueError):
+            parse_int(text)

@@ -71,6 +71,7 @@ def test_score_files_round_trip(tmp_path, labels):
         ("a b 0.5\na c 0.1 target\n", ":2: malformed score line"),
         ("a b 0.5 yes\n", ":1: malformed score line"),
         ("a b 0.5\na c high\n", ":2: score 'high' is not a number"),
+        ("a b 0.5\na c 1_0\n", ":2: score '1_0' is not a number"),  # Python's float() reads it as 10
         ("a b nan\n", ":1: score of 'a b' is nan"),
         ("a b\n", ":1: malformed score line"),
     ],

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -171,6 +172,26 @@ def iter_fields(path: PathLike, what: str = "file") -> Iterator[tuple[int, str, 
         fields = line.split()
         if fields:
             yield number, line.strip(), fields
+
+
+# A number as tools write them: ASCII digits, optional sign, point and exponent; or nan/inf, which the callers
+# report as not finite. Python's float() and int() also take "1_0" and non-ASCII digits, corruption in a table.
+_FLOAT = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
+_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def parse_float(text: str) -> float:
+    """``float(text)`` for plain decimal text only; anything else is a ValueError."""
+    if not _FLOAT.fullmatch(text):
+        raise ValueError(f"not a plain decimal number: {text!r}")
+    return float(text)
+
+
+def parse_int(text: str) -> int:
+    """``int(text)`` for plain ASCII digits (with a sign) only; anything else is a ValueError."""
+    if not _INT.fullmatch(text):
+        raise ValueError(f"not a plain integer: {text!r}")
+    return int(text)
 
 
 def read_table(path: PathLike, *, allow_empty_value: bool = False) -> dict[str, str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Literal, Mapping, NamedTuple, Sequence
 
 from uattr.errors import DataError
-from uattr.fileio import iter_table, read_table, write_table
+from uattr.fileio import iter_table, parse_float, read_table, write_table
 
 KeyKind = Literal["utterance", "recording", "speaker"]
 
@@ -88,7 +88,7 @@ def parse_segment(value: str, where: str) -> Segment:
 def parse_number(text: str, where: str, what: str) -> float:
     """A finite float from a table field, or a DataError naming the place and the field."""
     try:
-        value = float(text)
+        value = parse_float(text)
     except ValueError:
         raise DataError(f"{where}: {what} '{text}' is not a number") from None
     if value != value or value in (float("inf"), float("-inf")):

@@ -21,7 +21,7 @@ from typing import Callable
 
 from uattr.data.audio import AudioError, AudioInfo, audio_info, segment_frames
 from uattr.data.kaldi import allows_empty_value, key_kind, table_files
-from uattr.fileio import describe_bad_utf8
+from uattr.fileio import describe_bad_utf8, parse_float, parse_int
 
 _FIELD_SEPARATOR = re.compile(r"[ \t]+")
 # Threads reading audio headers: the work waits on the disk (or on pipe commands), not on Python.
@@ -166,7 +166,7 @@ class _Validator:
         valid = {}
         for utt, (number, (recording, start_text, end_text)) in segments.rows.items():
             try:
-                start, end = float(start_text), float(end_text)
+                start, end = parse_float(start_text), parse_float(end_text)
             except ValueError:
                 start = end = math.nan
             if not (math.isfinite(start) and math.isfinite(end)):
@@ -306,9 +306,9 @@ def validate_data_dir(path: str | os.PathLike, *, check_audio: bool = True, samp
             validator.add(path / "spk2utt", None, None, "missing (utt2spk exists); run utils/fix_data_dir.sh")
     for name in ("utt2dur", "reco2dur"):
         if name in tables:
-            validator.check_numbers(tables[name], float, "duration")
+            validator.check_numbers(tables[name], parse_float, "duration")
     if "utt2num_samples" in tables:
-        validator.check_numbers(tables["utt2num_samples"], int, "number of samples")
+        validator.check_numbers(tables["utt2num_samples"], parse_int, "number of samples")
 
     infos = validator.check_audio(wav_scp, sample_rate or None) if check_audio else None
     if infos is not None and segment_table is not None and segments is not None:

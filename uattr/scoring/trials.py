@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from uattr.errors import DataError
-from uattr.fileio import PathLike, atomic_write, iter_fields
+from uattr.fileio import PathLike, atomic_write, iter_fields, parse_float
 from uattr.scoring.embeddings import describe_ids
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ def read_scores(path: PathLike) -> Scores:
                 f"'enroll test score target|nontarget' on every line, like the first"
             )
         try:
-            value = float(fields[2])
+            value = parse_float(fields[2])
         except ValueError:
             raise DataError(f"{path}:{number}: score {fields[2]!r} is not a number") from None
         if not math.isfinite(value):
