@@ -127,6 +127,24 @@ def test_a_bad_option_value_names_the_options_key() -> None:
         _loss("cosine", reduction="max")
 
 
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("ce", {"label_smoothing": 1.5}, "label_smoothing must be between 0 and 1, got 1.5"),
+        ("ce", {"label_smoothing": -0.1}, "label_smoothing must be between 0 and 1, got -0.1"),
+        ("aam", {"scale": 0}, "scale must be positive, got 0"),
+    ],
+)
+def test_a_bad_classification_option_names_the_options_key(name: str, options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{WHERE}\.options: {message}"):
+        _classifier(name, **options)
+
+
+def test_a_cosine_scale_that_is_not_positive_names_the_options_key() -> None:
+    with pytest.raises(ConfigError, match=rf"^{WHERE}\.options: scale must be positive, got -50"):
+        _loss("cosine", scale=-50)
+
+
 def test_an_unknown_loss_names_the_key_and_lists_the_choices() -> None:
     with pytest.raises(ConfigError, match=rf"^{WHERE}\.name: unknown loss 'cosin'; choices: aam, ce, cosine"):
         _loss("cosin")

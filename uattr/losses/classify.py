@@ -16,6 +16,8 @@ class CrossEntropyLoss(ClassificationLoss):
 
     def __init__(self, num_classes: int, embedding_dim: int, label_smoothing: float = 0.0) -> None:
         super().__init__(num_classes, embedding_dim)
+        if not 0.0 <= label_smoothing <= 1.0:  # torch checks it only at the first forward, naming no setting
+            raise ValueError(f"label_smoothing must be between 0 and 1, got {label_smoothing}")
         self.classifier = nn.Linear(embedding_dim, num_classes)
         self.label_smoothing = float(label_smoothing)
 
@@ -35,6 +37,8 @@ class AAMSoftmaxLoss(ClassificationLoss):
         self, num_classes: int, embedding_dim: int, margin: float = 0.2, scale: float = 30.0, easy_margin: bool = False
     ) -> None:
         super().__init__(num_classes, embedding_dim)
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
         # imported here: speechbrain takes seconds to import and only this loss needs it
         from speechbrain.nnet.losses import AdditiveAngularMargin
 

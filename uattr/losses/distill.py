@@ -25,6 +25,8 @@ class CosineLoss(DistillationLoss):
 
     def __init__(self, scale: float = 50.0, reduction: str = "sum") -> None:
         super().__init__()
+        if scale <= 0:  # a negative scale would push the student away from its teacher
+            raise ValueError(f"scale must be positive, got {scale}")
         self.scale = float(scale)
         self.reduction = _check_reduction(reduction)
 
