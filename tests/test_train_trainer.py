@@ -84,6 +84,15 @@ def test_resume_is_bit_identical(experiment, tmp_path, monkeypatch) -> None:
         safetensors.torch.load_file(tmp_path / run / "model" / "model.safetensors") for run in ("straight", "resumed")
     ]
     assert all(torch.equal(final[0][key], final[1][key]) for key in final[0])
+    # TensorBoard shows the same steps: what was logged up to the checkpoint's step (its validation) survives.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars = []
+    for run in ("straight", "resumed"):
+        events = EventAccumulator(str(tmp_path / run / "tensorboard")).Reload()
+        scalars.append({tag: [event.step for event in events.Scalars(tag)] for tag in events.Tags()["scalars"]})
+    assert scalars[0]["valid/loss"] == [3, 6]
+    assert scalars[0] == scalars[1]
 
 
 def test_both_optimisers_update_every_trainable_parameter(experiment, tmp_path) -> None:
@@ -459,6 +468,28 @@ def test_the_logged_lr_is_the_one_each_update_used(experiment, tmp_path) -> None
     train(config, tmp_path / "exp", show_progress=False)
     logged = re.findall(r"step (\d)/3 .*lr upstream ([\d.e-]+),", (tmp_path / "exp" / "train.log").read_text())
     assert [(int(step), float(lr)) for step, lr in logged] == [(1, 0.0), (2, 5e-4), (3, 1e-3)]  # warm-up, then full
+
+
+def test_a_log_line_covers_every_update_since_the_last_across_epochs(experiment, tmp_path) -> None:
+    """5 updates an epoch, a line every 2: the line of update 6 is the mean of updates 5 (epoch 1) and 6."""
+    config = build_config(experiment, trainer={"max_steps": None, "max_epochs": 2, "valid_every": None})
+    trainer = Trainer(config, tmp_path / "exp", show_progress=False)
+    assert len(trainer.train_data.sampler) == 5 and config.trainer.log_every == 2
+    losses, logged = [], {}
+    forward_backward = trainer._forward_backward
+
+    def recorded(*args, **kwargs):
+        values = forward_backward(*args, **kwargs)
+        losses.append(float(values["loss"]))
+        return values
+
+    trainer._forward_backward = recorded
+    trainer._log_training = lambda running, grad_norm, seconds: logged.update(
+        {trainer.step: float(running["loss"] / running["micro_batches"])}
+    )
+    trainer.run()
+    assert sorted(logged) == [2, 4, 6, 8, 10]
+    assert logged[6] == pytest.approx((losses[4] + losses[5]) / 2, rel=1e-6)
 
 
 def test_resume_refuses_another_length_of_a_decaying_schedule(experiment, tmp_path, monkeypatch) -> None:

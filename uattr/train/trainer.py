@@ -177,7 +177,11 @@ class Trainer:
         if self.context.is_main:  # only now: a refused resume leaves the config.yaml of the run it belongs to
             save_yaml(experiment_dict(self.config), self.exp_dir / "config.yaml")
         self.wrapped = wrap_model(self.model_loss, self.context, find_unused)
-        self.writer = self._tensorboard(purge_step=self.step if resumed else None)
+        # Resumed: what a killed run logged after the checkpoint's step is dropped; that step's own lines stay.
+        self.writer = self._tensorboard(purge_step=self.step + 1 if resumed else None)
+        # The loss sums since the last log line, kept across epochs: a line covers every update since the last.
+        self.running: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
+        self.running_since = time.monotonic()
 
     # ----------------------------------------------------------------------------------------------- set-up
 
@@ -276,6 +280,7 @@ class Trainer:
             if self.finished() and self._model_is_current(target):
                 logger.info("training already finished at step %d; %s exists", self.step, target)
                 return target
+            self.running_since = time.monotonic()
             bar = tqdm(
                 total=self.total_steps, initial=self.step, desc="train", unit="step", disable=not self.show_progress
             )
@@ -312,9 +317,8 @@ class Trainer:
         settings = self.config.trainer
         self.train_data.set_epoch(self.epoch)
         epoch_batches = len(self.train_data.sampler)
-        running: dict[str, torch.Tensor] = defaultdict(lambda: torch.zeros((), device=self.device))
+        running = self.running
         micro = micro_batches = 0
-        started = time.monotonic()
         for batch in self.train_data.loader:
             if micro == 0:  # a new update: grad_accum micro-batches, or the fewer left in the epoch
                 micro_batches = min(settings.grad_accum, epoch_batches - self.batches_in_epoch)
@@ -333,9 +337,9 @@ class Trainer:
             progress.update(1)
             progress.set_postfix(loss=f"{float(running['loss'] / running['micro_batches']):.4g}", refresh=False)
             if self.step % settings.log_every == 0:
-                self._log_training(running, grad_norm, time.monotonic() - started)
+                self._log_training(running, grad_norm, time.monotonic() - self.running_since)
                 running.clear()
-                started = time.monotonic()
+                self.running_since = time.monotonic()
             if settings.valid_every is not None and self.step % settings.valid_every == 0:
                 self._validate_and_save()
             elif settings.save_every is not None and self.step % settings.save_every == 0:
