@@ -220,8 +220,8 @@ def make_mtedx(root: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------------------ VoxPopuli
 
-VOXPOPULI_ASR_HEADER = ["id", "raw_text", "normalized_text", "speaker_id", "split", "gender", "is_gold_transcript",
-                        "accent"]
+# The columns voxpopuli.get_asr_data writes.
+VOXPOPULI_ASR_HEADER = ["id", "raw_text", "normalized_text", "speaker_id", "split", "gender"]
 # (source id, split, speaker, transcript); every one has an English interpretation in s2s.tsv.
 VOXPOPULI_FR = [
     ("20180313-0900-PLENARY-15-fr_20180313-15:26:37_3", "test", "124737", "Madame la Présidente, merci."),
@@ -238,8 +238,10 @@ def voxpopuli_target_id(source_id: str, tgt: str = "en") -> str:
     return f"{event.rsplit('-', 1)[0]}-{tgt}_{utt}"
 
 
-def make_voxpopuli(root: Path) -> Path:
-    """``<root>/transcribed_data/fr/{asr_<split>.tsv,<year>/<id>.ogg}`` and ``.../fr/en/{s2s.tsv,<year>/*.ogg}``."""
+def make_voxpopuli(root: Path, annotated_target: bool = False) -> Path:
+    """``<root>/transcribed_data/fr/{asr_<split>.tsv,<year>/<id>.ogg}`` and ``.../fr/en/{s2s.tsv,<year>/*.ogg}``;
+    with ``annotated_target``, ``s2s_ref.tsv`` with the targets' transcripts instead (get_s2s_data
+    --use-annotated-target)."""
     src_dir = root / "transcribed_data" / "fr"
     ogg = {"format": "OGG", "subtype": "VORBIS"}
     s2s = ["\t".join(["src_id", "src_text", "src_speaker_id", "tgt_id", "tgt_text"])]
@@ -247,15 +249,21 @@ def make_voxpopuli(root: Path) -> Path:
         target = voxpopuli_target_id(source)
         write_tone(src_dir / source[:4] / f"{source}.ogg", 0.8, seed=number, **ogg)
         write_tone(src_dir / "en" / target[:4] / f"{target}.ogg", 0.9, seed=number + 10, **ogg)
-        s2s.append("\t".join([source, text, speaker, target, ""]))  # no human transcript of the target
+        transcript = voxpopuli_target_text(number) if annotated_target else ""
+        s2s.append("\t".join([source, text, speaker, target, transcript]))
     for split in ("train", "dev", "test"):
         rows = ["\t".join(VOXPOPULI_ASR_HEADER)]
         for source, row_split, speaker, text in VOXPOPULI_FR:
             if row_split == split:
-                rows.append("\t".join([source, text, text.lower(), speaker, split, "female", "True", "None"]))
+                rows.append("\t".join([source, text, text.lower(), speaker, split, "female"]))
         write_lines(src_dir / f"asr_{split}.tsv", rows)
-    write_lines(src_dir / "en" / "s2s.tsv", s2s)
+    write_lines(src_dir / "en" / ("s2s_ref.tsv" if annotated_target else "s2s.tsv"), s2s)
     return root
+
+
+def voxpopuli_target_text(number: int) -> str:
+    """The human transcript of the interpretation of ``VOXPOPULI_FR[number]`` in s2s_ref.tsv."""
+    return f"Interpretation number {number}."
 
 
 # -------------------------------------------------------------------------------------------------------- recipes

@@ -11,6 +11,7 @@ from corpus_layouts import (
     prepare_in_recipe_copy,
     retrieval_task_lines,
     voxpopuli_target_id,
+    voxpopuli_target_text,
 )
 from uattr.corpora.voxpopuli import prepare_voxpopuli
 from uattr.errors import DataError
@@ -76,3 +77,19 @@ def test_missing_interpretation_audio_names_the_line(tmp_path):
         prepare_voxpopuli(root, tmp_path / "data", splits=["test"])
     with pytest.raises(DataError, match="asr_test.tsv: not found"):
         prepare_voxpopuli(root, tmp_path / "data", pairs=["de-en"], splits=["test"])
+
+
+def test_transcribed_targets_come_from_s2s_ref_with_annotated_target(tmp_path):
+    root = make_voxpopuli(tmp_path / "voxpopuli", annotated_target=True)
+    with pytest.raises(DataError, match=r"en/s2s.tsv: not found .*s2s_ref.tsv is there: prepare with "
+                                        r"--annotated-target"):
+        prepare_voxpopuli(root, tmp_path / "data", splits=["test"])
+    data = prepare_in_recipe_copy("voxpopuli", root, tmp_path / "checkout", "--annotated_target", "true")
+    assert read_table(data / "test_fr_en_target" / "text") == {
+        voxpopuli_target_id(source): voxpopuli_target_text(number)
+        for number, (source, split, _, _) in enumerate(VOXPOPULI_FR) if split == "test"
+    }
+    plain = make_voxpopuli(tmp_path / "plain")
+    with pytest.raises(DataError, match=r"en/s2s_ref.tsv: not found .*s2s.tsv is there: prepare without "
+                                        r"--annotated-target"):
+        prepare_voxpopuli(plain, tmp_path / "data", splits=["test"], annotated_target=True)

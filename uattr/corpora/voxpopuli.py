@@ -7,6 +7,7 @@ Public layout: what the release's own scripts write (github.com/facebookresearch
     <root>/transcribed_data/<src>/asr_<split>.tsv        id, raw_text, normalized_text, speaker_id, split, ...
     <root>/transcribed_data/<src>/<year>/<id>.ogg        source speech segments (16 kHz Ogg Vorbis)
     <root>/transcribed_data/<src>/<tgt>/s2s.tsv          src_id, src_text, src_speaker_id, tgt_id, tgt_text
+    <root>/transcribed_data/<src>/<tgt>/s2s_ref.tsv      the same, with tgt_text (get_s2s_data --use-annotated-target)
     <root>/transcribed_data/<src>/<tgt>/<year>/<tgt_id>.ogg   the simultaneous interpretation of each segment
 
 ``<year>`` is the first four characters of the id (the session date). The interpretation pairs carry no split of
@@ -16,8 +17,9 @@ split, written under ``out``:
 - ``<split>_<src>_<tgt>_source``: the queries (source speech; ids ``<speaker>-<id>``, as Kaldi wants utterances
   prefixed by their speaker, ``utt2spk`` = the ASR speaker id, ``text``, ``utt2lang``);
 - ``<split>_<src>_<tgt>_target``: the gallery (interpreted speech; ids = ``tgt_id``; interpreters are not
-  identified, so each utterance is its own speaker; ``text`` only when every target has a transcript, i.e. with
-  ``--use-annotated-target`` at preparation time);
+  identified, so each utterance is its own speaker; ``text`` only when every target has a transcript: with
+  ``annotated_target``, which reads the ``s2s_ref.tsv`` that ``--use-annotated-target`` writes, for the target
+  languages with human transcripts (en, fr, es));
 - ``<split>_<src>_<tgt>_source/query2ref``: source utterance → its interpretation (one-to-one);
 - ``retrieval_tasks``: ``voxpopuli_<split>_<src>_<tgt>_s2s`` (gallery kind "speech").
 """
@@ -58,17 +60,23 @@ def _segment_audio(folder: Path, segment_id: str, listed_in: Path, line: int) ->
     return absolute(path)
 
 
-def read_pairs(root: PathLike, src: str, tgt: str, split: str) -> tuple[dict[str, dict[str, str]], dict[str, dict]]:
+def read_pairs(
+    root: PathLike, src: str, tgt: str, split: str, annotated_target: bool = False
+) -> tuple[dict[str, dict[str, str]], dict[str, dict]]:
     """The split's source segments and their interpretations: ``(sources, targets)``.
 
     ``sources["<speaker>-<src_id>"]`` = {audio, text, speaker, target} (``src_id`` alone, and its own speaker,
-    when asr_<split>.tsv names no speaker); ``targets[tgt_id]`` = {audio, text}.
+    when asr_<split>.tsv names no speaker); ``targets[tgt_id]`` = {audio, text}. With ``annotated_target`` the
+    pairs come from ``s2s_ref.tsv``, whose targets are transcribed.
     """
     src_dir = Path(root) / "transcribed_data" / src
+    listing, other = ("s2s_ref.tsv", "s2s.tsv") if annotated_target else ("s2s.tsv", "s2s_ref.tsv")
     layout = (f"<root>/transcribed_data/{src}/asr_{split}.tsv, .../{src}/<year>/<id>.ogg, "
-              f".../{src}/{tgt}/s2s.tsv and .../{src}/{tgt}/<year>/<tgt_id>.ogg (voxpopuli.get_s2s_data)")
+              f".../{src}/{tgt}/{listing} and .../{src}/{tgt}/<year>/<tgt_id>.ogg (voxpopuli.get_s2s_data)")
+    if (src_dir / tgt / other).is_file() and not (src_dir / tgt / listing).is_file():
+        layout += f"; {other} is there: prepare {'without' if annotated_target else 'with'} --annotated-target"
     asr_tsv = require_file(src_dir / f"asr_{split}.tsv", layout)
-    s2s_tsv = require_file(src_dir / tgt / "s2s.tsv", layout)
+    s2s_tsv = require_file(src_dir / tgt / listing, layout)
     in_split = {row["id"]: row for row in read_tsv(asr_tsv, required=ASR_COLUMNS)}
     sources: dict[str, dict[str, str]] = {}
     targets: dict[str, dict] = {}
@@ -96,15 +104,23 @@ def read_pairs(root: PathLike, src: str, tgt: str, split: str) -> tuple[dict[str
 
 
 def prepare_voxpopuli(
-    root: PathLike, out: PathLike, *, pairs: Sequence[str] = ("fr-en",), splits: Sequence[str] = SPLITS
+    root: PathLike,
+    out: PathLike,
+    *,
+    pairs: Sequence[str] = ("fr-en",),
+    splits: Sequence[str] = SPLITS,
+    annotated_target: bool = False,
 ) -> list[RetrievalTask]:
     """Write the data dirs, maps and task list of the module docstring; returns the retrieval tasks."""
-    return prepare_pair_splits(out, pairs, splits, functools.partial(_prepare_split, root))
+    prepare = functools.partial(_prepare_split, root, annotated_target=annotated_target)
+    return prepare_pair_splits(out, pairs, splits, prepare)
 
 
-def _prepare_split(root: PathLike, out: Path, src: str, tgt: str, split: str) -> RetrievalTask:
+def _prepare_split(
+    root: PathLike, out: Path, src: str, tgt: str, split: str, *, annotated_target: bool
+) -> RetrievalTask:
     """The source and target dirs and the map of one pair and split; its speech→speech retrieval task."""
-    sources, targets = read_pairs(root, src, tgt, split)
+    sources, targets = read_pairs(root, src, tgt, split, annotated_target)
     query_set, gallery_set = f"{split}_{src}_{tgt}_source", f"{split}_{src}_{tgt}_target"
     write_data_dir(
         out / query_set,

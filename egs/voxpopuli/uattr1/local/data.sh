@@ -10,7 +10,8 @@ set -euo pipefail
 root=${VOXPOPULI}      # the corpus folder (default: VOXPOPULI from db.sh)
 pairs="fr-en"          # source-target pairs (the paper: fr-en)
 splits="dev test"      # the ASR split of the source segment; dev: model selection, test: reporting
-help_message="Usage: $0 [--root DIR] [--pairs 'fr-en de-en ...'] [--splits 'dev test']"
+annotated_target=false # true: read <tgt>/s2s_ref.tsv (get_s2s_data --use-annotated-target), transcribed targets
+help_message="Usage: $0 [--root DIR] [--pairs 'fr-en de-en ...'] [--splits 'dev test'] [--annotated_target true]"
 
 . utils/parse_options.sh
 [ $# -eq 0 ] || { echo "${help_message}" >&2; exit 2; }
@@ -18,6 +19,12 @@ help_message="Usage: $0 [--root DIR] [--pairs 'fr-en de-en ...'] [--splits 'dev 
 . ./path.sh
 
 log "Preparing VoxPopuli interpretation pairs (${pairs}) from ${root}"
+opts=()
+case "${annotated_target}" in
+  true) opts+=(--annotated-target) ;;
+  false) ;;
+  *) log "Error: --annotated_target must be true or false, got '${annotated_target}'"; exit 2 ;;
+esac
 # shellcheck disable=SC2086
-uattr prepare-voxpopuli --root "${root}" --out data --pairs ${pairs} --splits ${splits}
+uattr prepare-voxpopuli --root "${root}" --out data --pairs ${pairs} --splits ${splits} "${opts[@]}"
 log "Successfully finished"
