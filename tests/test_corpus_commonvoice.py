@@ -9,6 +9,7 @@ import pytest
 from corpus_layouts import (
     CV_CLIENTS,
     CV_NEW_HEADER,
+    CV_OLD_HEADER,
     assert_valid_data_dirs,
     copy_recipe,
     make_commonvoice,
@@ -124,6 +125,23 @@ def _append_row(path, client: str, clip: str, sentence: str, encoding: str = "ut
     values = {"client_id": client, "path": clip, "sentence_id": "s9", "sentence": sentence}
     with open(path, "ab") as handle:
         handle.write(("\t".join(values.get(column, "") for column in CV_NEW_HEADER) + "\n").encode(encoding))
+
+
+def test_empty_clips_are_left_out_with_a_warning(tmp_path, caplog):
+    """Releases list a few hundred empty clips: 0 ms in clip_durations.tsv, or a 0-byte mp3 without a header."""
+    root = make_commonvoice(tmp_path / "cv")
+    for lang in ("fr", "de"):
+        (root / lang / "clips" / f"common_voice_{lang}_9.mp3").write_bytes(b"")
+    _append_row(root / "fr" / "validated.tsv", CV_CLIENTS["B"], "common_voice_fr_9.mp3", "Un enregistrement vide.")
+    with open(root / "fr" / "clip_durations.tsv", "a") as handle:
+        handle.write("common_voice_fr_9.mp3\t0\n")
+    de_row = {"client_id": CV_CLIENTS["E"], "path": "common_voice_de_9.mp3", "sentence": "Leer."}  # no durations
+    with open(root / "de" / "validated.tsv", "a") as handle:
+        handle.write("\t".join(de_row.get(column, "") for column in CV_OLD_HEADER) + "\n")
+    with caplog.at_level(logging.WARNING):
+        prepare_commonvoice(root, tmp_path / "data", nj=1)
+    assert read_table(tmp_path / "data" / "train" / "utt2dur") == {utt: seconds for utt, (_, seconds) in TRAIN.items()}
+    assert "train: left out 2 empty clip(s) (0 s of audio), e.g. " in caplog.text
 
 
 def test_non_utf8_list_names_the_line(tmp_path):

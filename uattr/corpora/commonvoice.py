@@ -13,6 +13,8 @@ Splits (the paper trains on "v19 validated"; the dev set must not overlap it, so
 - ``train``: every validated clip, minus clips whose speaker (``client_id``, in any language) or sentence
   (``sentence_id``, else the text, per language) appears in dev.tsv or test.tsv, minus clips of
   ``max_seconds`` or more (the paper drops utterances of 10 s and more) and clips without a transcript;
+  every split leaves out empty clips (0 ms in clip_durations.tsv, or a 0-byte mp3: releases list a few hundred),
+  with a warning;
 - ``dev``: up to ``dev_per_language`` clips of dev.tsv per language (Common Voice's dev speakers and sentences
   are disjoint from its train), for the validation loss and a speech→text retrieval check;
 - ``test``: up to ``test_per_language`` clips of test.tsv per language.
@@ -31,6 +33,7 @@ Language-balanced sampling (α = 0.05) is the trainer's job (``data.sampling: la
 from __future__ import annotations
 
 import logging
+import os
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -125,6 +128,8 @@ def measure_durations(audio: Mapping[str, str], nj: int) -> dict[str, float]:
     """utt → seconds from the audio headers, ``nj`` files at a time (threads: the work is I/O and libsndfile)."""
 
     def measure(utt: str) -> float:
+        if os.path.getsize(audio[utt]) == 0:  # an empty clip (a few in every release): no header to read
+            return 0.0
         return audio_info(audio[utt], utt_id=utt).duration
 
     utts = sorted(audio)
@@ -153,6 +158,14 @@ def _durations(root: Path, clips: Mapping[str, Clip], nj: int) -> dict[str, floa
         logger.info("reading the headers of %d clips not in clip_durations.tsv", len(unknown))
         known.update(measure_durations(unknown, nj))
     return known
+
+
+def _drop_empty(clips: Mapping[str, Clip], seconds: Mapping[str, float], name: str) -> dict[str, Clip]:
+    """``clips`` without the empty ones (no audio to learn or score), which a warning names."""
+    empty = [utt for utt in clips if seconds[utt] <= 0]
+    if empty:
+        logger.warning("%s: left out %d empty clip(s) (0 s of audio), e.g. %s", name, len(empty), clips[empty[0]].where)
+    return {utt: clip for utt, clip in clips.items() if seconds[utt] > 0}
 
 
 def _write_split(
@@ -252,6 +265,9 @@ def prepare_commonvoice(
         for split in HELD_OUT
     }
     seconds = _durations(root, {**train, **sets["dev"], **sets["test"]}, nj)
+    train, sets["dev"], sets["test"] = (_drop_empty(clips, seconds, name) for clips, name in (
+        (train, "train"), (sets["dev"], "dev"), (sets["test"], "test")
+    ))
     # The bound of uattr.data.dataset.filter_by_duration (which the trainer applies too), without importing torch
     # into a preparation step.
     long = {utt for utt in train if max_seconds is not None and seconds[utt] >= max_seconds}
