@@ -587,6 +587,25 @@ def test_cli_labels_of_later_sets_use_the_classes_of_the_first(tmp_path, capfd, 
     assert uattr_main(both) == 0
     assert read_table_meta(tmp_path / "lang" / "dev")["classes"] == ["de", "fr"]
     assert {float(v[0]) for v in load(tmp_path / "lang" / "dev").values()} == {1.0}
+    # Train relabelled with a new class: its table is made again in the same run, and dev takes its new classes.
+    utt2lang = read_table(train / "utt2lang")
+    write_table(train / "utt2lang", {**utt2lang, next(iter(utt2lang)): "ca"})
+    assert uattr_main(both) == 0
+    for name in (train.name, dev.name):
+        assert read_table_meta(tmp_path / "lang" / name)["classes"] == ["ca", "de", "fr"], name
+    assert {float(v[0]) for v in load(tmp_path / "lang" / "dev").values()} == {2.0}
+
+
+def test_cli_a_mistyped_option_leaves_a_complete_table_alone(data_dir, tmp_path, capfd, restore_logging):
+    out = tmp_path / "lang"
+    assert uattr_main(["extract-teacher", "-q", "--teacher", "labels", "--data", str(data_dir), "--out", str(out)]) == 0
+    for mistyped, message in (
+        (["--teacher", "labels", "--model", "x"], "teacher 'labels' takes no option 'model'"),
+        (["--teacher", "resemblyzer", "--field", "text"], "teacher 'resemblyzer' reads the audio; an input field"),
+    ):
+        assert uattr_main(["extract-teacher", "-q", *mistyped, "--data", str(data_dir), "--out", str(out)]) == 1
+        assert message in capfd.readouterr().err
+        assert table_is_complete(out) and read_table_meta(out)["teacher"] == "labels"
 
 
 def test_blank_text_is_a_data_error_naming_the_utterances(tmp_path):

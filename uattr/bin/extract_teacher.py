@@ -45,10 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     # Imported here so `uattr --help` stays fast.
     from uattr.data.kaldi import DataDir
-    from uattr.data.tables import job_dir, keep_current_table, merge_split, split_ids, table_is_complete
-    from uattr.teachers.base import build_teacher, teacher_identity
+    from uattr.data.tables import job_dir, keep_current_table, merge_split, split_ids
+    from uattr.registry import TEACHERS
+    from uattr.teachers.base import build_teacher, check_teacher_options, input_field, teacher_identity
     from uattr.teachers.extract import extract_teacher
-    from uattr.teachers.labels import classes_of
+    from uattr.teachers.labels import classes_of, shared_classes
 
     outputs = table_dirs(args.out, args.data)
     if args.merge is not None:
@@ -59,11 +60,25 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if not args.teacher or not args.data:
         raise ConfigError("--teacher and --data are required (unless --merge)")
-    first_table = job_dir(next(iter(outputs.values())), args.job, args.num_jobs)
-    if args.teacher == "labels" and args.classes_from is None and len(outputs) > 1:
-        # The first set (train) fixed the classes when its table was made: later sets must index them the same way.
-        args.classes_from = str(first_table) if table_is_complete(first_table) else None
-    classes = classes_of(args.classes_from) if args.classes_from else None
+    options: dict[str, Any] = {
+        name: value
+        for name, value in (("model", args.model), ("device", args.device), ("classes_from", args.classes_from))
+        if value is not None
+    }
+    # The options are checked before any table is compared with them: a mistyped one must not remove a table.
+    check_teacher_options(args.teacher, options)
+    field = input_field(TEACHERS.get(args.teacher), args.field)
+    classes = None
+    if args.classes_from:
+        classes = classes_of(options.pop("classes_from"))
+    elif args.teacher == "labels" and len(outputs) > 1:
+        # The first set (train) fixes the classes: later sets must index them the same way, whether train's
+        # table is complete or about to be (re)made.
+        first_data = next(iter(outputs))
+        first_table = job_dir(outputs[first_data], args.job, args.num_jobs)
+        classes = shared_classes(DataDir.load(first_data), field, first_table)
+    if classes is not None:
+        options["classes"] = classes
     # Checked before the (slow) teacher is loaded.
     pending = {}
     for data, out in outputs.items():
@@ -76,11 +91,6 @@ def main(args: argparse.Namespace) -> int:
         logger.info("%s: teacher table already complete; nothing to do", outputs[data])
     if not pending:
         return 0
-    options: dict[str, Any] = {
-        name: value
-        for name, value in (("model", args.model), ("device", args.device), ("classes_from", args.classes_from))
-        if value is not None
-    }
     teacher = build_teacher(args.teacher, **options)
     for data, out in pending.items():
         extract_teacher(

@@ -82,8 +82,13 @@ def register_teacher(name: str) -> Callable[[T], T]:
 
 def build_teacher(name: str, **options: Any) -> Teacher:
     """Construct the teacher registered as ``name``; an option it does not take is a ConfigError."""
-    cls = TEACHERS.get(name)
-    parameters = inspect.signature(cls).parameters.values()
+    check_teacher_options(name, options)
+    return TEACHERS.get(name)(**options)
+
+
+def check_teacher_options(name: str, options: Mapping[str, Any]) -> None:
+    """A ConfigError for an option teacher ``name`` does not take, checked without building it (which is slow)."""
+    parameters = inspect.signature(TEACHERS.get(name)).parameters.values()
     accepted = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -91,7 +96,13 @@ def build_teacher(name: str, **options: Any) -> Teacher:
             f"teacher '{name}' takes no option {', '.join(map(repr, unknown))}; "
             f"its options: {', '.join(accepted) or '(none)'}"
         )
-    return cls(**options)
+
+
+def input_field(teacher: type[Teacher] | Teacher, field: str | None) -> str | None:
+    """The data-dir table ``teacher`` reads: ``field``, or its default; an audio teacher reads none."""
+    if teacher.input == "audio" and field is not None:
+        raise ConfigError(f"teacher '{teacher.name}' reads the audio; an input field ({field}) does not apply")
+    return field or teacher.default_field
 
 
 # The metadata keys that say what made a teacher table: a complete or partial table that differs on one of them
@@ -114,7 +125,7 @@ def teacher_identity(
     parameters = inspect.signature(cls).parameters
     if model is None:  # the constructor's default, or the fixed model of a teacher without a choice
         model = parameters["model"].default if "model" in parameters else cls.model
-    field = field or cls.default_field
+    field = input_field(cls, field)
     identity = {
         "teacher": name,
         "model": model,

@@ -20,7 +20,7 @@ from uattr.data.kaldi import DataDir
 from uattr.data.tables import EmbeddingTableWriter, drop_merged_table, job_dir, keep_current_table, split_ids
 from uattr.errors import ConfigError, DataError, naming_batch
 from uattr.fileio import PathLike
-from uattr.teachers.base import IDENTITY_KEYS, SAMPLE_RATE, Teacher
+from uattr.teachers.base import IDENTITY_KEYS, SAMPLE_RATE, Teacher, input_field
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +48,7 @@ def extract_teacher(
     target = job_dir(out_dir, job, num_jobs)
     data = DataDir.load(data_dir)
     utt_ids = split_ids(data.utt_ids, job, num_jobs)
-    if teacher.input == "audio" and field is not None:
-        raise ConfigError(f"teacher '{teacher.name}' reads the audio; an input field ({field}) does not apply")
-    field = field or teacher.default_field
+    field = input_field(teacher, field)
     inputs = _read_inputs(data, field, teacher.input) if teacher.input != "audio" else None
     if inputs is not None:
         teacher.prepare(inputs, source=str(data.path / field))

@@ -13,7 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from uattr.data.tables import read_table_meta
+from uattr.data.kaldi import DataDir
+from uattr.data.tables import read_table_meta, table_is_complete
 from uattr.errors import ConfigError, DataError
 from uattr.teachers.base import Teacher, register_teacher
 
@@ -72,6 +73,19 @@ class LabelTeacher(Teacher):
             raise ConfigError(f"{where}: classes must be distinct non-empty strings (duplicates: {duplicates})")
         self.classes = classes
         self._index = {label: index for index, label in enumerate(classes)}
+
+
+def shared_classes(data: DataDir, field: str, first_table: Path) -> list[str]:
+    """The classes a labels run over several sets gives all of them, known before any table is written: those
+    of the first set's complete table where they cover the first set's labels (it may have been made with a
+    longer given list), else the first set's sorted labels, which its table is about to be made with."""
+    values = data.table(field)
+    labels = {values[utt] for utt in data.utt_ids if utt in values}
+    if table_is_complete(first_table):
+        classes = classes_of(first_table)
+        if labels <= set(classes):
+            return classes
+    return sorted(labels)
 
 
 def classes_of(table: str | Path) -> list[str]:
