@@ -596,6 +596,24 @@ def test_cli_labels_of_later_sets_use_the_classes_of_the_first(tmp_path, capfd, 
     assert {float(v[0]) for v in load(tmp_path / "lang" / "dev").values()} == {2.0}
 
 
+def test_a_teacher_registered_with_the_registry_records_its_own_name(data_dir, tmp_path, capfd, restore_logging):
+    """A plug-in that registers with TEACHERS itself, here a subclass of a built-in: its tables carry its name,
+    so a second run finds them complete instead of writing them again."""
+    from uattr.registry import TEACHERS
+    from uattr.teachers.labels import LabelTeacher
+
+    @TEACHERS.register("test-registry-labels")
+    class RegistryLabels(LabelTeacher):
+        pass
+
+    assert RegistryLabels.name == "test-registry-labels" and LabelTeacher.name == "labels"
+    command = ["extract-teacher", "--teacher", "test-registry-labels", "--data", str(data_dir), "--out",
+               str(tmp_path / "lang")]
+    assert uattr_main(command) == 0 and uattr_main(command) == 0
+    assert "already complete; nothing to do" in capfd.readouterr().err
+    assert read_table_meta(tmp_path / "lang")["teacher"] == "test-registry-labels"
+
+
 def test_cli_a_mistyped_option_leaves_a_complete_table_alone(data_dir, tmp_path, capfd, restore_logging):
     out = tmp_path / "lang"
     assert uattr_main(["extract-teacher", "-q", "--teacher", "labels", "--data", str(data_dir), "--out", str(out)]) == 0

@@ -65,9 +65,11 @@ def _load_plugin(entry: EntryPoint) -> None:
 class Registry(Generic[T]):
     """A name → component map for one kind of component (e.g. ``attribute expert``)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, name_attribute: str | None = None) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        # Set on each component to the name it is registered under (teachers record it in their tables).
+        self.name_attribute = name_attribute
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator registering a class or factory under ``name``; a second use of a name is an error."""
@@ -79,6 +81,8 @@ class Registry(Generic[T]):
                     f"{_describe(component)} must choose another name"
                 )
             self._items[name] = component
+            if self.name_attribute:
+                setattr(component, self.name_attribute, name)
             return component
 
         return decorator
@@ -111,4 +115,4 @@ POOLINGS: Registry = Registry("pooling")
 PROJECTIONS: Registry = Registry("projection")
 LOSSES: Registry = Registry("loss")
 ATTRIBUTE_EXPERTS: Registry = Registry("attribute expert")
-TEACHERS: Registry = Registry("teacher")
+TEACHERS: Registry = Registry("teacher", name_attribute="name")

@@ -39,7 +39,7 @@ class Teacher(abc.ABC):
     (``"label"``). ``default_field`` is the data-dir table the input is read from when none is given.
     """
 
-    name: ClassVar[str]  # set by register_teacher
+    name: ClassVar[str]  # set by the registry (register_teacher / TEACHERS.register): the registered name
     input: ClassVar[TeacherInput]
     default_field: ClassVar[str | None] = None
     libraries: ClassVar[tuple[str, ...]] = ()  # distributions whose versions go into the metadata
@@ -71,13 +71,9 @@ class Teacher(abc.ABC):
 
 
 def register_teacher(name: str) -> Callable[[T], T]:
-    """Register a Teacher subclass in ``uattr.registry.TEACHERS`` under ``name`` (also its ``.name``)."""
-
-    def decorator(cls: T) -> T:
-        cls.name = name
-        return TEACHERS.register(name)(cls)
-
-    return decorator
+    """Register a Teacher subclass in ``uattr.registry.TEACHERS`` under ``name``, which also becomes its ``.name``
+    (as with ``TEACHERS.register`` itself)."""
+    return TEACHERS.register(name)
 
 
 def build_teacher(name: str, **options: Any) -> Teacher:
