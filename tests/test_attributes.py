@@ -196,3 +196,29 @@ def test_a_plug_in_that_fails_to_import_is_named(
     for _ in range(2):  # not loaded the first time: a later lookup tries again and says so again
         with pytest.raises(ConfigError, match=message):
             ATTRIBUTE_EXPERTS.get("distill")
+
+
+def test_a_plug_in_that_fails_after_registering_is_named_again_on_the_next_lookup(
+    isolated_registries: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "uattr_half_plugin.py").write_text(
+        "from uattr.losses import DistillationLoss\n"
+        "from uattr.registry import LOSSES\n\n"
+        "@LOSSES.register('half_l1')\n"
+        "class L1(DistillationLoss):\n"
+        "    def forward(self, student, teacher):\n"
+        "        return (student - teacher).abs().mean()\n\n"
+        "import some_missing_dependency\n"
+    )
+    dist_info = tmp_path / "uattr_half_plugin-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: uattr-half-plugin\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text("[uattr.plugins]\nhalf = uattr_half_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    message = r"plug-in 'half' .*failed to load: ModuleNotFoundError: No module named 'some_missing_dependency'"
+    for _ in range(2):  # not "loss 'half_l1' is already registered" by the class of the first attempt
+        with pytest.raises(ConfigError, match=message):
+            LOSSES.get("cosine")
+        assert "half_l1" not in LOSSES._items
+    monkeypatch.delitem(sys.modules, "uattr_half_plugin", raising=False)

@@ -30,6 +30,7 @@ _BUILTIN_MODULES = (
 )
 
 _plugins_loaded = False
+_REGISTRIES: list[Registry] = []  # every registry, so a plug-in that fails to load can be taken out of all
 
 
 def load_plugins() -> None:
@@ -50,11 +51,17 @@ def load_plugins() -> None:
 
 
 def _load_plugin(entry: EntryPoint) -> None:
+    # A plug-in that fails after registering some components leaves none: the next lookup imports it again, and
+    # its new classes must not look like other components taking the names.
+    before = [(registry, dict(registry._items)) for registry in _REGISTRIES]
     try:
         entry.load()
-    except ConfigError:  # e.g. a name already taken: the registry's message names both components
-        raise
-    except Exception as error:  # whatever the plug-in's import raises: name the plug-in, not just the error
+    except BaseException as error:
+        for registry, items in before:
+            registry._items.clear()
+            registry._items.update(items)
+        if isinstance(error, ConfigError) or not isinstance(error, Exception):
+            raise  # a ConfigError (e.g. a name already taken) names both components itself
         package = entry.dist.name if entry.dist is not None else "an unknown package"
         raise ConfigError(
             f"uattr plug-in '{entry.name}' ({entry.value}, from {package}) failed to load: "
@@ -66,6 +73,7 @@ class Registry(Generic[T]):
     """A name → component map for one kind of component (e.g. ``attribute expert``)."""
 
     def __init__(self, kind: str, name_attribute: str | None = None) -> None:
+        _REGISTRIES.append(self)
         self.kind = kind
         self._items: dict[str, T] = {}
         # Set on each component to the name it is registered under (teachers record it in their tables).
