@@ -31,7 +31,7 @@ from train_fixtures import (  # noqa: F401  (one_thread: autouse fixture)
 import uattr.train.trainer as trainer_module
 from uattr.config import from_dict, load_yaml
 from uattr.data.sampler import DynamicBatchSampler
-from uattr.errors import ConfigError
+from uattr.errors import ConfigError, DataError
 from uattr.model import UnifiedEncoder
 from uattr.scoring.metrics import sv_metrics
 from uattr.scoring.trials import read_trials
@@ -269,6 +269,24 @@ def test_on_the_fly_teacher_targets(experiment, tmp_path) -> None:
     assert trainer.config.attributes["speaker"].dim == 3
     trainer.run()
     assert "valid/speaker/eer" in json.loads((tmp_path / "exp" / "valid_metrics.json").read_text())[-1]
+
+
+def test_an_on_the_fly_teacher_that_refuses_a_crop_names_the_utterance() -> None:
+    from uattr.errors import BatchItemError
+    from uattr.train.targets import OnTheFlyTargets
+
+    class SilenceRefusing(EnergyTeacher):
+        def embed(self, batch) -> np.ndarray:
+            silent = [index for index, wav in enumerate(batch) if not np.abs(wav).max()]
+            if silent:
+                raise BatchItemError("the audio is digital silence", silent[0])
+            return super().embed(batch)
+
+    batch = {"ids": ["u1", "u2"], "wavs": torch.stack([torch.ones(800), torch.zeros(800)]),
+             "wav_lens": torch.tensor([800, 800]), "targets": {}}
+    with pytest.raises(DataError, match=r"^attributes.speaker: on-the-fly teacher: utterance 'u2': the audio is "
+                                        r"digital silence$"):
+        OnTheFlyTargets({"speaker": SilenceRefusing()}, 16000)(batch)
 
 
 def test_teacher_table_of_another_dimension_is_refused(experiment, tmp_path) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from uattr.attributes import AttributeConfig
-from uattr.errors import ConfigError
+from uattr.errors import ConfigError, naming_batch
 from uattr.registry import TEACHERS
 from uattr.teachers.base import SAMPLE_RATE, Teacher, build_teacher
 
@@ -58,5 +58,7 @@ class OnTheFlyTargets:
         wavs = [wav[:length].numpy() for wav, length in zip(batch["wavs"].cpu(), batch["wav_lens"].tolist())]
         targets = dict(batch["targets"])
         for attr, teacher in self.teachers.items():
-            targets[attr] = torch.from_numpy(np.asarray(teacher.embed(wavs), dtype=np.float32))
+            with naming_batch(f"attributes.{attr}: on-the-fly teacher", batch["ids"]):  # e.g. a silent crop
+                vectors = teacher.embed(wavs)
+            targets[attr] = torch.from_numpy(np.asarray(vectors, dtype=np.float32))
         return {**batch, "targets": targets}
