@@ -184,6 +184,10 @@ def test_sentence_transformers_packaged_minilm(data_dir, tmp_path):
     assert (meta["dim"], meta["normalized"], meta["input"], meta["field"]) == (384, True, "text", "text.en")
     assert meta["num_utterances"] == 6 and meta["data"] == str(data_dir)
     assert meta["versions"]["sentence-transformers"] and meta["versions"]["uattr"]
+    # MiniLM ends in a Normalize module: its vectors are unit-norm, and say so, whatever the option.
+    unnormalised = build_teacher("sentence-transformers", normalize_embeddings=False)
+    np.testing.assert_allclose(np.linalg.norm(unnormalised.embed(["the cat sleeps"]), axis=1), 1.0, atol=1e-5)
+    assert unnormalised.normalized
 
 
 def test_resemblyzer_teacher(data_dir, tmp_path):

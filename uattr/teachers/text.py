@@ -29,14 +29,18 @@ class SentenceTransformerTeacher(Teacher):
     ) -> None:
         from sentence_transformers import SentenceTransformer  # heavy: imported only when a teacher is built
 
+        from sentence_transformers.models import Normalize
+
         self.model = model
-        self.normalized = normalize_embeddings
         source = resolve_model(model)
         try:
             self._encoder = SentenceTransformer(source, device=device)
         except (OSError, ValueError) as error:  # a hub id that cannot be fetched; a folder that is not a model
             raise ConfigError(f"sentence-transformers model '{model}': cannot load it ({error})") from None
         self._encoder.eval()
+        # What the vectors are, for the table's metadata: a model that ends in a Normalize module (MiniLM, LaBSE,
+        # BGE-M3) gives unit vectors even with normalize_embeddings off.
+        self.normalized = normalize_embeddings or any(isinstance(module, Normalize) for module in self._encoder)
         # sentence-transformers renamed the method in 5.x; the range in setup.cfg allows both.
         encoder = self._encoder
         get_dim = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
