@@ -42,7 +42,7 @@ def test_round_trip_sorted_scp_and_meta(tmp_path):
         np.testing.assert_array_equal(value, vectors([key])[0])
         assert value.dtype == np.float32
     meta = read_table_meta(out)
-    assert meta == {**META, "dim": 4, "num_utterances": 3}
+    assert meta == {**META, "dim": 4, "num_utterances": 3, "provenance": ["data"]}
     assert read_table_meta(out / "meta.json") == meta
     assert sorted(p.name for p in out.iterdir()) == ["emb.ark", "emb.scp", "meta.json"]
 
@@ -208,6 +208,15 @@ def test_merge_joins_split_tables(tmp_path):
     for key in single:
         np.testing.assert_array_equal(merged[key], single[key])
     assert read_table_meta(tmp_path / "all") == read_table_meta(whole)
+
+
+def test_merge_takes_jobs_that_found_their_inputs_under_other_spellings(tmp_path):
+    """The data dir given as data/dev/ to one job and as an absolute path to another: provenance, not content."""
+    write_table(tmp_path / "p1", [["u-1"]], meta={**META, "data": "data/dev/"})
+    write_table(tmp_path / "p2", [["u-2"]], meta={**META, "data": "/exp/data/dev"})
+    merge_tables([tmp_path / "p1", tmp_path / "p2"], tmp_path / "all")
+    merged = read_table_meta(tmp_path / "all")
+    assert (merged["data"], merged["num_utterances"], merged["provenance"]) == ("data/dev/", 2, ["data"])
 
 
 def test_merge_refuses_duplicates_incomplete_parts_and_other_settings(tmp_path):

@@ -48,6 +48,7 @@ PART_META_NAME = "meta.json.part"
 
 # The metadata key that counts a table's vectors: it differs between split jobs, so merging sums it.
 _COUNT_KEY = "num_utterances"
+_PROVENANCE_KEY = "provenance"  # the writer's keys that say where inputs were found, not what the vectors are
 
 
 def table_is_complete(table_dir: PathLike) -> bool:
@@ -191,7 +192,7 @@ class EmbeddingTableWriter:
         self.ark_path = self.out_dir / ARK_NAME
         self._part_scp = self.out_dir / PART_SCP_NAME
         self._part_meta = self.out_dir / PART_META_NAME
-        self.meta = _plain_json(meta)
+        self.meta = _plain_json({**meta, _PROVENANCE_KEY: sorted(self.provenance)})  # merge_tables reads it too
         if table_is_complete(self.out_dir):
             raise DataError(f"{self.out_dir}: the table is already complete; remove it to write it again")
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -262,7 +263,7 @@ class EmbeddingTableWriter:
         previous = json.loads(self._part_meta.read_text(encoding="utf-8"))
         differing = sorted(
             key for key in set(previous) | set(self.meta)
-            if key not in self.provenance and previous.get(key) != self.meta.get(key)
+            if key not in self.provenance | {_PROVENANCE_KEY} and previous.get(key) != self.meta.get(key)
         )
         if differing:
             raise DataError(
@@ -339,13 +340,16 @@ def merge_tables(parts: Iterable[PathLike], out_dir: PathLike) -> None:
     _require_complete(parts)
     lines: dict[str, tuple[str, str]] = {}  # id -> (location, where first seen)
     reference_meta: dict[str, Any] | None = None
+    merged_meta: dict[str, Any] = {}  # the first job's, provenance included
     total = 0
     for part in parts:
         meta = read_table_meta(part)
         total += int(meta.get(_COUNT_KEY, 0))
-        comparable = {k: v for k, v in meta.items() if k != _COUNT_KEY}
+        # Where each job found its inputs may be written differently (data/dev/ or an absolute path).
+        ignored = {_COUNT_KEY, *meta.get(_PROVENANCE_KEY, ())}
+        comparable = {k: v for k, v in meta.items() if k not in ignored}
         if reference_meta is None:
-            reference_meta = comparable
+            reference_meta, merged_meta = comparable, meta
         elif comparable != reference_meta:
             differing = sorted(
                 k for k in set(comparable) | set(reference_meta) if comparable.get(k) != reference_meta.get(k)
@@ -364,7 +368,7 @@ def merge_tables(parts: Iterable[PathLike], out_dir: PathLike) -> None:
     with atomic_write(Path(out_dir) / SCP_NAME) as handle:
         for key in sorted(lines):
             handle.write(f"{key} {lines[key][0]}\n")
-    _write_json(Path(out_dir) / META_NAME, {**reference_meta, _COUNT_KEY: total})
+    _write_json(Path(out_dir) / META_NAME, {**merged_meta, _COUNT_KEY: total})
 
 
 def _read_scp_lines(scp: Path) -> list[tuple[int, str, str]]:
