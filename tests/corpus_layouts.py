@@ -289,8 +289,9 @@ def run_recipe_script(recipe: Path, *args: str, env: dict[str, str] | None = Non
     environment = dict(os.environ)
     environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment['PATH']}"
     environment.update(env or {})
-    return subprocess.run(
-        ["bash", *args], cwd=recipe, env=environment, capture_output=True, text=True, timeout=300, check=False
+    return subprocess.run(  # no standard input: a script that reads it must not wait on the test's
+        ["bash", *args], cwd=recipe, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=300, check=False,
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import kaldiio
 import numpy as np
 import pytest
@@ -90,6 +93,17 @@ def test_pipe_entries_run_the_command(tmp_path):
     np.testing.assert_array_equal(load_audio(entry, sample_rate=16000, start=0.25, end=0.375, utt_id="u"),
                                   samples[4000:6000])
     assert audio_info(entry, utt_id="u").num_frames == 8000
+
+
+def test_a_pipe_command_gets_no_standard_input(tmp_path):
+    """A command that reads its input (ffmpeg without -nostdin) must not eat its caller's: the recipe's teacher
+    list is read on standard input. Run in a child whose input is an open pipe, as a shell loop's would be."""
+    path = write_audio(tmp_path / "a.wav", ramp(800), 16000, subtype="FLOAT")
+    entry = f'test "$(readlink /proc/self/fd/0)" = /dev/null && cat {path} |'
+    child = f"from uattr.data.audio import load_audio as l; print(l({entry!r}, sample_rate=16000, utt_id='u').size)"
+    done = subprocess.run([sys.executable, "-c", child], stdin=subprocess.PIPE, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.stdout.strip() == "800", done.stderr
 
 
 def test_failing_or_silent_pipes_name_the_utterance(tmp_path):

@@ -8,13 +8,15 @@ from pathlib import Path
 
 from corpus_layouts import copy_recipe, run_recipe_script
 
-# Logs every call (and the GPUs it sees to $UATTR_GPUS, then runs 0.5 s so that jobs overlap); fails the subcommand named by $FAIL_SUB; `train` saves a model, `compute-metrics` and
+# Logs every call (and the GPUs it sees to $UATTR_GPUS, then runs 0.5 s so that jobs overlap); fails the subcommand
+# named by $FAIL_SUB; reads its standard input to the end with $EAT_STDIN; `train` saves a model, `compute-metrics` and
 # `score-retrieval` write their --out, `results` copies the --stage-times file it is given into its --out.
 FAKE_UATTR = """\
     #!/usr/bin/env bash
     echo "$*" >> "${UATTR_CALLS}"
     [ -n "${UATTR_GPUS:-}" ] && { echo "${CUDA_VISIBLE_DEVICES-none} $*" >> "${UATTR_GPUS}"; sleep 0.5; }
     [ "$1" = "${FAIL_SUB:-}" ] && { echo "fake failure of $1" >&2; exit 3; }
+    [ -n "${EAT_STDIN:-}" ] && cat > /dev/null  # as a wav.scp pipe such as ffmpeg (without -nostdin) does
     sub=$1
     while [ $# -gt 0 ]; do
       case "$1" in --exp-dir) exp=$2 ;; --out) out=$2 ;; --stage-times) times=$2 ;; esac
@@ -80,6 +82,14 @@ def test_optional_teacher_sets_are_skipped_when_stage_1_did_not_write_them(tmp_p
     assert "lang: none of its sets exists; skipped" in output
 
 
+def test_a_teacher_that_reads_standard_input_leaves_the_teacher_list_alone(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    (recipe / "conf" / "teachers.txt").write_text("speaker train --teacher a\nsemantic dev --teacher b\n")
+    status, output, calls = _run(recipe, env, "--stage", "2", "--stop_stage", "2", "--nj", "1", EAT_STDIN="1")
+    assert status == 0, output
+    assert len([call for call in calls if call.startswith("extract-teacher")]) == 2, calls
+
+
 def test_split_jobs_on_a_gpu_get_one_each(tmp_path: Path) -> None:
     """A teacher (or extraction) on cuda, split into --nj jobs: each job sees one GPU of its own."""
     recipe, env = _recipe(tmp_path)
@@ -138,6 +148,25 @@ def test_skipped_scoring_removes_the_scores_of_an_earlier_run(tmp_path: Path) ->
     assert (scores / "sv_test" / "metrics.json").read_text() == "{}\n"  # scored now
     assert not [call for call in calls if call.startswith("score-retrieval")]
     assert _stages(recipe) == ["5"]
+
+
+def test_the_teachers_of_another_dumpdir_are_scored_as_a_system_of_their_own(tmp_path: Path) -> None:
+    """The LaBSE set-up (--dumpdir dump_labse) leaves the scores of the dump/ teachers alone."""
+    recipe, env = _recipe(tmp_path)
+    earlier = recipe / "exp" / "teacher" / "scores" / "sv_test" / "metrics.json"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text('{"ecapa": true}')
+    _table(recipe / "dump_labse" / "teacher" / "semantic" / "q", 8)
+    _table(recipe / "dump_labse" / "teacher" / "semantic" / "g", 8)
+    (recipe / "data").mkdir()
+    (recipe / "data" / "retrieval_tasks").write_text("s2t semantic q teacher g data/q/map\n")
+    status, output, calls = _run(recipe, env, "--stage", "5", "--stop_stage", "5", "--systems", "", "--untrained_systems",
+                                 "", "--sv_sets", "test", "--dumpdir", "dump_labse")
+    assert status == 0, output
+    assert earlier.read_text() == '{"ecapa": true}'
+    (retrieval,) = [call for call in calls if call.startswith("score-retrieval")]
+    assert "--query dump_labse/teacher/semantic/q/emb.scp" in retrieval and "--system teacher_dump_labse" in retrieval
+    assert (recipe / "exp" / "teacher_dump_labse" / "scores" / "s2t" / "metrics.json").is_file()
 
 
 def test_training_reads_the_recipes_sets_before_the_users_overrides(tmp_path: Path) -> None:

@@ -155,7 +155,10 @@ def _decode(entry: str, utt_id: str) -> tuple[np.ndarray, int]:
 
 def _run_pipe(entry: str, utt_id: str) -> bytes:
     command = entry.strip()[:-1]
-    result = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    # No standard input: a command that reads it (ffmpeg without -nostdin) would eat its caller's.
+    result = subprocess.run(
+        command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False
+    )
     if result.returncode != 0:
         message = result.stderr.decode(errors="replace").strip().splitlines()
         detail = f": {message[-1]}" if message else ""

@@ -178,9 +178,18 @@ sv_set() { echo "${1%%:*}"; }
 sv_trials() { if [[ $1 == *:* ]]; then echo "data/${1%%:*}/${1#*:}"; else echo "data/$1/trials"; fi; }
 sv_name() { if [[ $1 == *:* ]]; then echo "${1%%:*}_${1#*:}"; else echo "$1"; fi; }
 
+# The teachers' own embeddings are scored as one more system, the ceilings: "teacher" for the tables in dump/,
+# "teacher_<name>" for those of another --dumpdir (e.g. teacher_dump_labse), so that each keeps its own scores.
+teacher_system=teacher
+[ "$(basename "${dumpdir}")" = dump ] || teacher_system="teacher_$(basename "${dumpdir}")"
+
 # Where a system's (or the teacher's) embeddings of <attr>/<set> live.
 emb_scp() {  # system attr set
-  if [ "$1" = teacher ]; then echo "${dumpdir}/teacher/$2/$3/emb.scp"; else echo "${expdir}/$1/emb/$2/$3/emb.scp"; fi
+  if [ "$1" = "${teacher_system}" ]; then
+    echo "${dumpdir}/teacher/$2/$3/emb.scp"
+  else
+    echo "${expdir}/$1/emb/$2/$3/emb.scp"
+  fi
 }
 
 # The vector dimension of an embedding table (from the meta.json beside its emb.scp).
@@ -227,7 +236,8 @@ fi
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   stage_start=${SECONDS}
   log "Stage 2: teacher embeddings (${teacher_conf})"
-  while read -r attr sets opts || [ -n "${attr:-}" ]; do  # a last line without its newline too
+  # The list is read on descriptor 3: a job on standard input (a wav.scp pipe such as ffmpeg) must not eat it.
+  while read -r attr sets opts <&3 || [ -n "${attr:-}" ]; do  # a last line without its newline too
     case "${attr}" in ''|'#'*) continue ;; esac
     # One call per attribute: the teacher is loaded once for all of its sets.
     data_dirs=()
@@ -247,7 +257,7 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     # shellcheck disable=SC2086
     run_split "${dumpdir}/teacher/${attr}/log" "$(gpus_for "${teacher_device}")" extract-teacher ${opts} \
       --data "${data_dirs[@]}" --out "${dumpdir}/teacher/${attr}/{set}"
-  done < "${teacher_conf}"
+  done 3< "${teacher_conf}"
   stage_done 2 teachers
 fi
 
@@ -335,7 +345,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
   stage_start=${SECONDS}
   split_opts score_args "${score_opts}"
   split_opts sv_cohort_args "${sv_cohort_opts}"
-  for system in ${all_systems} teacher; do
+  for system in ${all_systems} ${teacher_system}; do
     scoredir="${expdir}/${system}/scores"
     for spec in ${sv_sets}; do
       set=$(sv_set "${spec}")
@@ -370,7 +380,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     while read -r name attr query_set gallery_kind gallery_set query2ref; do
       query=$(emb_scp "${system}" "${attr}" "${query_set}")
       gallery_owner=${system}
-      [ "${gallery_kind}" = teacher ] && gallery_owner=teacher
+      [ "${gallery_kind}" = teacher ] && gallery_owner=${teacher_system}
       gallery=$(emb_scp "${gallery_owner}" "${attr}" "${gallery_set}")
       if [ ! -f "${query}" ] || [ ! -f "${gallery}" ]; then
         log "Stage 5: ${system}: no ${attr} embeddings for ${name}; skipped"
@@ -407,7 +417,7 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   last_sv_set=$(sv_name "$(echo ${sv_sets} | awk '{print $NF}')")
   det_inputs=()
   det_labels=()
-  for system in ${all_systems} teacher; do
+  for system in ${all_systems} ${teacher_system}; do
     f="${expdir}/${system}/scores/sv_${last_sv_set}/scores"
     [ -f "${f}" ] && { det_inputs+=("${f}"); det_labels+=("${system}"); }
   done
