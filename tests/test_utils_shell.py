@@ -111,6 +111,8 @@ printf '<%s>' "${{words[@]}}"
     assert run([str(script), opts], tmp_path).stdout == f"7\n{words}"
     assert not (tmp_path / "pwned").exists()
     assert run([str(script), ""], tmp_path).stdout == "0\n<>"  # (printf prints its format once even without words)
+    for empty_last in ("--data.valid_max_utts ''", '--a "" --data.valid_max_utts \'\''):  # '' is YAML's null
+        assert run([str(script), empty_last], tmp_path).stdout.endswith("<--data.valid_max_utts><>"), empty_last
     broken = run([str(script), "--languages 'fr_fr"], tmp_path)
     assert broken.returncode == 2 and "cannot split the options '--languages 'fr_fr' into words" in broken.stderr
 

@@ -4,11 +4,13 @@
 # YAML list. Plain unquoted expansion would split those values at their spaces; eval would run $(...) in them.
 #   split_opts ARRAY_NAME "OPTS"   →  ARRAY_NAME=(the words of OPTS)
 split_opts() {
-  local _split_opts_words  # a name no caller uses: mapfile below writes the caller's array
-  # On an unmatched quote xargs says why (on stderr) and fails.
-  if ! _split_opts_words=$(printf '%s' "$2" | xargs -r printf '%s\n'); then
+  # On an unmatched quote xargs says why (on stderr) and fails; checked first, as the split below cannot tell.
+  if ! printf '%s' "$2" | xargs -r printf '%s\0' > /dev/null; then
     echo "$0: cannot split the options '$2' into words" >&2
     exit 2
   fi
-  mapfile -t "$1" < <(printf '%s' "${_split_opts_words}${_split_opts_words:+$'\n'}")
+  # NUL-terminated words, so an empty one ('') survives; xargs drops an empty last word,
+  # so a sentinel word follows the options and is taken off again.
+  mapfile -d '' -t "$1" < <(printf '%s\n.' "$2" | xargs printf '%s\0')
+  unset "$1[-1]"
 }
