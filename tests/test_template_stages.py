@@ -214,7 +214,10 @@ def test_help_shows_the_defaults_run_sh_sets(tmp_path: Path) -> None:
     assert status == 0, output
     assert "--train_jobs     # systems trained at the same time on this machine (default: 2)" in output  # run.sh's
     assert '(default: "joint_s3prl_wav2vec2 joint semantic speaker")' in output
+    assert "--device         # cpu|cuda (default: cuda when ngpu > 0, else cpu)" in output
     assert calls == []
+    status, output, _ = _run(recipe, env, "--device", "cuda", "--help")  # as a recipe's run.sh sets it
+    assert "--device         # cpu|cuda (default: cuda)" in output
 
 
 def test_stage_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
@@ -222,7 +225,10 @@ def test_stage_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
     for args, message in [(("--stage", "2-4"), "--stage must be a stage number, got '2-4'"),
                           (("--stop_stage", "last"), "--stop_stage must be a stage number, got 'last'"),
                           (("--stage", "5", "--stop_stage", "3"), "--stage 5 comes after --stop_stage 3"),
-                          (("--train_jobs", "2", "--ngpu", "1"), "--train_jobs 2 with --ngpu 1 on this machine")]:
+                          (("--train_jobs", "2", "--ngpu", "1"), "--train_jobs 2 with --ngpu 1 on this machine"),
+                          (("--nj", "0"), "--nj must be a positive number, got '0'"),
+                          (("--cpus_per_gpu", "four"), "--cpus_per_gpu must be a positive number, got 'four'"),
+                          (("--ngpu", "-1"), "--ngpu must be a number of GPUs, got '-1'")]:
         status, output, calls = _run(recipe, env, *args)
         assert status == 2 and message in output and not calls, (args, output)
 
@@ -252,13 +258,12 @@ def test_an_external_model_is_not_also_scored_as_the_untrained_baselines(tmp_pat
     assert "the untrained baselines (--untrained_systems baseline) are not evaluated" in output
 
 
-def test_multi_node_training_meets_at_the_jobs_first_node(tmp_path: Path) -> None:
-    """The rendezvous host is known only inside the Slurm job: expanded there, not on the submitting host."""
-    recipe, env = _recipe(tmp_path)
+def _fake_slurm(recipe: Path, env: dict[str, str]) -> None:
+    """sbatch (logged) runs the array's one task here, on "node1" of "node[1-2]"; srun runs the command (once)."""
     fake = Path(env["PATH"].split(":")[0])
     stubs = {
-        # sbatch runs the array's one task here, on "node1" of "node[1-2]"; srun runs the command (once).
-        "sbatch": 'for a in "$@"; do script=$a; done; SLURM_ARRAY_TASK_ID=1 SLURM_JOB_NODELIST="node[1-2]" bash "$script"',
+        "sbatch": 'echo "sbatch $*" >> "${UATTR_CALLS}"; for a in "$@"; do script=$a; done; '
+                  'SLURM_ARRAY_TASK_ID=1 SLURM_JOB_NODELIST="node[1-2]" bash "$script"',
         "srun": 'while [[ $1 == --* ]]; do shift; done; exec "$@"',
         "scontrol": "printf 'node1\\nnode2\\n'",
         "torchrun": 'echo "torchrun $*" >> "${UATTR_CALLS}"; while [ "$1" != -m ]; do shift; done; shift 2; '
@@ -268,6 +273,12 @@ def test_multi_node_training_meets_at_the_jobs_first_node(tmp_path: Path) -> Non
         (fake / name).write_text(f"#!/usr/bin/env bash\n{body}\n")
         (fake / name).chmod(0o755)
     (recipe / "conf" / "slurm.conf").write_text("")
+
+
+def test_multi_node_training_meets_at_the_jobs_first_node(tmp_path: Path) -> None:
+    """The rendezvous host is known only inside the Slurm job: expanded there, not on the submitting host."""
+    recipe, env = _recipe(tmp_path)
+    _fake_slurm(recipe, env)
     status, output, calls = _run(
         recipe, env, "--stage", "3", "--stop_stage", "3", "--systems", "joint", "--untrained_systems", "",
         "--init_upstreams", "", "--train_jobs", "1", "--ngpu", "2", "--num_nodes", "2",
@@ -277,3 +288,16 @@ def test_multi_node_training_meets_at_the_jobs_first_node(tmp_path: Path) -> Non
     assert "--nnodes=2 --nproc_per_node=2 --rdzv_backend=c10d --rdzv_endpoint=node1:29500 --rdzv_id=joint" in torchrun
     (train,) = [call for call in calls if call.startswith("train")]
     assert train.endswith("--trainer.tag $HOME")  # an option value reaches uattr as given, not expanded
+    (sbatch,) = [call for call in calls if call.startswith("sbatch")]
+    assert "--nodes=2 --ntasks-per-node=1 --cpus-per-task=10 --gres=gpu:2" in sbatch  # 5 CPUs per GPU
+
+
+def test_on_slurm_a_single_extraction_job_is_still_a_cluster_job(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    _fake_slurm(recipe, env)
+    (recipe / "exp" / "joint" / "model").mkdir(parents=True)
+    status, output, calls = _run(recipe, env, "--stage", "4", "--stop_stage", "4", "--systems", "joint",
+                                 "--untrained_systems", "", "--nj", "1", "--device", "cuda", cmd_backend="slurm")
+    assert status == 0, output
+    assert [call.split(" ", 1)[0] for call in calls] == ["sbatch", "extract"]
+    assert "--gres=gpu:1" in calls[0] and "--num-jobs" not in calls[1]

@@ -19,6 +19,8 @@ stop_stage=100         # last stage to run
 nj=2                   # parallel jobs for teachers and extraction (data preparation: --data_opts "--nj N")
 ngpu=0                 # GPUs per training job (0 = CPU); >1 launches torchrun (DDP)
 num_nodes=1            # nodes per training job (>1 needs a Slurm cmd.sh: srun + torchrun rendezvous)
+cpus_per_gpu=5         # CPUs a Slurm training job asks for per GPU (per node; ngpu 0: for the job), e.g. 4
+                       # data-loader workers + the process; the local job runner shares this machine's
 data_opts=""           # options passed to local/data.sh
 dumpdir=dump           # teacher embeddings
 expdir=exp             # experiments
@@ -65,6 +67,7 @@ General options:
   --nj             # parallel jobs for teachers and extraction; a GPU each on cuda (default: ${nj})
   --ngpu           # GPUs per training job; >1 = torchrun DDP (default: ${ngpu})
   --num_nodes      # nodes per training job, Slurm only (default: ${num_nodes})
+  --cpus_per_gpu   # CPUs a Slurm training job asks for per GPU (ngpu 0: for the job) (default: ${cpus_per_gpu})
   --data_opts      # options for local/data.sh (default: "${data_opts}")
   --dumpdir        # teacher embeddings dir (default: ${dumpdir}); the training configs name the tables they
                    #   read themselves (data.target_pattern): move both, e.g. --train_opts "--data.target_pattern ..."
@@ -83,7 +86,7 @@ Training:
   --init_upstreams # encoders to create before training, "<arch>:<conf.yaml>" (default: "${init_upstreams}")
   --train_opts     # extra dotted overrides for uattr train (default: "${train_opts}")
   --train_jobs     # systems trained at the same time on this machine (default: ${train_jobs})
-  --device         # cpu|cuda (default: cuda when ngpu > 0)
+  --device         # cpu|cuda (default: ${device:-cuda when ngpu > 0, else cpu})
   --external_model # a trained model dir to evaluate instead of training (default: "${external_model}")
 Evaluation:
   --sv_attr        # attribute scored on trials (default: ${sv_attr})
@@ -111,6 +114,10 @@ fi
 for option in stage stop_stage; do
   [[ ${!option} =~ ^[0-9]+$ ]] || { log "Error: --${option} must be a stage number, got '${!option}'"; exit 2; }
 done
+for option in nj num_nodes cpus_per_gpu train_jobs; do
+  [[ ${!option} =~ ^[1-9][0-9]*$ ]] || { log "Error: --${option} must be a positive number, got '${!option}'"; exit 2; }
+done
+[[ ${ngpu} =~ ^[0-9]+$ ]] || { log "Error: --ngpu must be a number of GPUs, got '${ngpu}'"; exit 2; }
 if [ "${stage}" -gt "${stop_stage}" ]; then
   log "Error: --stage ${stage} comes after --stop_stage ${stop_stage}: no stage would run"
   exit 2
@@ -198,16 +205,18 @@ table_dim() {  # emb.scp
 }
 
 # Run a `uattr` subcommand that supports --job/--num-jobs/--merge as ${nj} jobs through ${decode_cmd}
-# (each with its share of the CPU threads, and a GPU of its own when it runs on one), then merge; with nj=1 run
-# it directly.
+# (each with its share of the CPU threads, and a GPU of its own when it runs on one), then merge. With nj=1 it
+# runs directly on this machine; on Slurm it is still one job of the cluster's.
 run_split() {  # logdir gpus_per_job subcommand args...
-  local logdir=$1 gpus=$2
+  local logdir=$1 gpus=$2 threads=$(( $(nproc) / nj > 0 ? $(nproc) / nj : 1 ))
   shift 2
-  if [ "${nj}" -le 1 ]; then
+  if [ "${nj}" -le 1 ] && [ "${cmd_backend:-local}" = local ]; then
     uattr "$@"
+  elif [ "${nj}" -le 1 ]; then
+    ${decode_cmd} --gpu "${gpus}" --num-threads "${threads}" "${logdir}/job.1.log" uattr "$@"
   else
-    OMP_NUM_THREADS=$(( $(nproc) / nj > 0 ? $(nproc) / nj : 1 )) \
-      ${decode_cmd} --gpu "${gpus}" JOB=1:"${nj}" "${logdir}/job.JOB.log" uattr "$@" --job JOB --num-jobs "${nj}"
+    OMP_NUM_THREADS=${threads} ${decode_cmd} --gpu "${gpus}" --num-threads "${threads}" JOB=1:"${nj}" \
+      "${logdir}/job.JOB.log" uattr "$@" --job JOB --num-jobs "${nj}"
     uattr "$@" --merge "${nj}"
   fi
 }
@@ -298,7 +307,8 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     log "Stage 3: training $1 (${conf}) → ${sysdir}; log: ${sysdir}/train.log"
     mkdir -p "${sysdir}"
     # shellcheck disable=SC2086
-    ${cuda_cmd} --gpu "${ngpu}" --num-nodes "${num_nodes}" "${sysdir}/train.launch.log" \
+    ${cuda_cmd} --gpu "${ngpu}" --num-nodes "${num_nodes}" \
+      --num-threads "$(( cpus_per_gpu * (ngpu > 0 ? ngpu : 1) ))" "${sysdir}/train.launch.log" \
       "${launcher[@]}" train --config "${conf}" --exp-dir "${sysdir}" --trainer.device "${device}" "${train_args[@]}"
   }
   for system in ${systems}; do
