@@ -11,7 +11,7 @@ import pytest
 import soundfile
 
 from data_fixtures import make_data_dir, ramp, tone, write_audio
-from uattr.data.audio import AudioSource, audio_info, entry_kind, load_audio
+from uattr.data.audio import AudioInfo, AudioSource, audio_info, entry_kind, load_audio, segment_frames
 from uattr.data.kaldi import DataDir, Segment, write_data_dir
 from uattr.errors import DataError
 
@@ -39,6 +39,27 @@ def test_mp3_when_libsndfile_supports_it(tmp_path):
     path = write_audio(tmp_path / "a.mp3", tone(440, 0.5, 16000), 16000)
     loaded = load_audio(str(path), sample_rate=16000, utt_id="u")
     assert dominant_frequency(loaded, 16000) == pytest.approx(440, abs=3)
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_an_mp3_segment_is_the_same_samples_as_cut_from_the_whole_decode(tmp_path, rate):
+    """libsndfile's mp3 decoder gives ~3000 zero or wrong samples right after a seek."""
+    if "MP3" not in soundfile.available_formats():
+        pytest.skip("this libsndfile has no MP3 support")
+    times = np.arange(4 * rate) / rate
+    chirp = (0.5 * np.sin(2 * np.pi * (100 * times + 300 * times**2))).astype(np.float32)
+    path = str(write_audio(tmp_path / "chirp.mp3", chirp, rate))
+    whole = load_audio(path, sample_rate=rate, utt_id="u")
+    segment = load_audio(path, sample_rate=rate, start=1.0, end=2.0, utt_id="u")
+    np.testing.assert_array_equal(segment, whole[rate : 2 * rate])
+
+
+def test_segment_times_round_half_up_as_kaldi_does():
+    """0.01 s at 22050 Hz is sample 220.5: Kaldi's extract-segments starts at 221 (Python's round() says 220)."""
+    info = AudioInfo(22050, 22050, 1)
+    assert [segment_frames(info, start, start + 0.01, "r.wav", "u") for start in (0.01, 0.03, 0.05)] == [
+        (221, 441), (662, 882), (1103, 1323)
+    ]
 
 
 def test_resampling_keeps_the_frequency(tmp_path):

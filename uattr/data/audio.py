@@ -14,6 +14,7 @@ recording) raises :class:`AudioError` (a :class:`DataError`) naming the utteranc
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 import subprocess
@@ -29,6 +30,8 @@ from uattr.errors import DataError
 
 # Kaldi's extract-segments tolerates segments that end up to this far past the end of the recording.
 MAX_SEGMENT_OVERSHOOT_S = 0.5
+# Samples an mp3 segment is decoded from before its start (see load_audio); 8192 measured exact at 8-48 kHz.
+MP3_SEEK_MARGIN = 16384
 
 _ARK_OFFSET = re.compile(r"^(?P<ark>.+):(?P<offset>\d+)$")
 
@@ -88,7 +91,7 @@ def load_audio(
 ) -> np.ndarray:
     """Samples of one wav.scp entry as float32 mono at ``sample_rate``.
 
-    ``start``/``end`` (seconds; ``end`` None = to the end) cut a segment; samples are ``round(t * rate)``.
+    ``start``/``end`` (seconds; ``end`` None = to the end) cut a segment; samples are ``floor(t * rate + 0.5)``.
     ``channel`` picks one channel (0-based); None mixes all channels down by averaging.
     """
     if entry_kind(entry) == "file":
@@ -96,9 +99,12 @@ def load_audio(
         with _open_file(entry, utt_id) as handle:
             info = _header(handle, entry, utt_id)
             first, last = segment_frames(info, start, end, entry, utt_id)
+            # An mp3 decoder needs a run-in after a seek (its bit reservoir): started at the segment, the first
+            # ~3000 samples come out zero or wrong. It starts MP3_SEEK_MARGIN samples earlier and drops them.
+            begin = max(0, first - MP3_SEEK_MARGIN) if handle.format == "MP3" else first
             try:
-                handle.seek(first)
-                samples = handle.read(last - first, dtype="float32", always_2d=True)
+                handle.seek(begin)
+                samples = handle.read(last - begin, dtype="float32", always_2d=True)[first - begin :]
             except (soundfile.LibsndfileError, RuntimeError) as error:
                 raise AudioError(utt_id, f"cannot decode {entry}: {error}") from None
     else:
@@ -196,12 +202,17 @@ def segment_frames(info: AudioInfo, start: float, end: float | None, entry: str,
     duration = info.duration
     if end is not None and end > duration + MAX_SEGMENT_OVERSHOOT_S:
         raise AudioError(utt_id, f"segment end {end:g} s is past the end of {entry} ({duration:.3f} s long)")
-    first = round(start * info.sample_rate)
-    last = info.num_frames if end is None else min(round(end * info.sample_rate), info.num_frames)
+    first = _frame_at(start, info.sample_rate)
+    last = info.num_frames if end is None else min(_frame_at(end, info.sample_rate), info.num_frames)
     if first >= last:
         span = f"[{start:g}, {'end' if end is None else f'{end:g}'}]"
         raise AudioError(utt_id, f"segment {span} s is empty in {entry} ({duration:.3f} s long)")
     return first, last
+
+
+def _frame_at(seconds: float, rate: int) -> int:
+    """The sample at a time, rounded half up as Kaldi's extract-segments does (Python's round() goes to even)."""
+    return math.floor(seconds * rate + 0.5)
 
 
 def _select_channel(samples: np.ndarray, channel: int | None, entry: str, utt_id: str) -> np.ndarray:
