@@ -186,6 +186,15 @@ def segment_dir(tmp_path: Path, segments: str) -> Path:
     return data
 
 
+def test_a_recording_no_segment_uses_is_a_problem_as_in_kaldi(tmp_path):
+    data = segment_dir(tmp_path, "a rec 0 0.5\n")
+    with open(data / "wav.scp", "a") as handle:
+        handle.write(f"spare {tmp_path / 'rec.wav'}\n")
+    assert [str(p) for p in validate_data_dir(data).problems] == [
+        f"{data}/wav.scp:2: id 'spare': recording not used by any segment (utils/fix_data_dir.sh drops it)"
+    ]
+
+
 def test_segment_rules(tmp_path):
     """The rules loading applies: finite times, a known recording, samples within it (an end at most 0.5 s past)."""
     data = segment_dir(tmp_path, "a rec 0 0.5\nb nope 0 1\nc rec 0.5 0.2\nd rec -1 0.2\ne rec x 1\nf rec 0.2 3\n"

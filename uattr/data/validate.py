@@ -180,6 +180,12 @@ class _Validator:
                 self.add(segments.path, number, utt, f"end time {end_text} is not after start time {start_text}")
             else:
                 valid[utt] = (recording, start, None if end == -1 else end)
+        # As Kaldi's validate_data_dir.sh: the recordings of the segments are those of wav.scp.
+        used = {recording for _, (recording, _, _) in segments.rows.values()}
+        for recording, (number, _) in wav_scp.rows.items():
+            if recording not in used:
+                self.add(wav_scp.path, number, recording, "recording not used by any segment (utils/fix_data_dir.sh "
+                         "drops it)")
         return valid
 
     def check_keys(self, table: _Table, known: _Table, known_what: str, must_cover: bool) -> None:
