@@ -94,6 +94,7 @@ def test_spk2utt_is_derived_from_utt2spk(tmp_path):
         ("segments", "a a 0 1_0\n", r"segments:1: id 'a': end time '1_0' is not a number"),  # float() takes it
         ("utt2dur", "a 1.5\nb ٣\n", r"utt2dur:2: id 'b': value '٣' is not a number"),  # an Arabic-Indic digit
         ("utt2dur", "a 1.5\nb nan\n", r"utt2dur:2: id 'b': value 'nan' is not a finite number"),
+        ("utt2dur", "a 1.5\nb -0.25\n", r"utt2dur:2: id 'b': duration -0.25 is not positive"),  # batching
         ("utt2dur", "a 1.5 2\n", r"utt2dur:1: id 'a': expected one number after the id, got '1.5 2'"),
             ("utt2lang", "a en fr\n", r"utt2lang:1: id 'a': expected one language after the id, got 'en fr'"),
     ],

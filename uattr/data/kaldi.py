@@ -141,10 +141,15 @@ def read_token_table(path: str | os.PathLike, what: str = "value") -> dict[str, 
     return {key: value for _, key, value in _iter_tokens(path, what)}
 
 
-def read_float_table(path: str | os.PathLike) -> dict[str, float]:
-    """Read a numeric table such as ``utt2dur``; every value must be one finite number."""
-    return {key: parse_number(value, f"{path}:{number}: id '{key}'", "value") for number, key, value in
-            _iter_tokens(path, "number")}
+def read_durations(path: str | os.PathLike) -> dict[str, float]:
+    """Read ``utt2dur``: every value must be one positive finite number (seconds)."""
+    durations = {}
+    for number, key, value in _iter_tokens(path, "number"):
+        where = f"{path}:{number}: id '{key}'"
+        durations[key] = parse_number(value, where, "value")
+        if durations[key] <= 0:  # the batch samplers would take it as a batch slot of no audio
+            raise DataError(f"{where}: duration {value} is not positive")
+    return durations
 
 
 def _iter_tokens(path: str | os.PathLike, what: str) -> Iterator[tuple[int, str, str]]:
@@ -211,7 +216,7 @@ class DataDir:
             spk2utt=optional("spk2utt", read_spk2utt),
             text=text,
             utt2lang=optional("utt2lang", lambda p: read_token_table(p, ONE_TOKEN_FILES["utt2lang"])),
-            utt2dur=optional("utt2dur", read_float_table) if durations else None,
+            utt2dur=optional("utt2dur", read_durations) if durations else None,
         )
 
     def locate(self, utt_id: str) -> tuple[str, float, float | None]:

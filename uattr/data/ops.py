@@ -23,7 +23,7 @@ from uattr.data.kaldi import (
     format_number,
     key_kind,
     parse_segment,
-    read_float_table,
+    read_durations,
     read_segments,
     read_token_table,
     table_files,
@@ -459,7 +459,7 @@ def compute_durations(path: str | os.PathLike, *, force: bool = False, num_threa
     source = AudioSource(DataDir.load(path, durations=False))
     if not force and _covers(path / "utt2dur", source.ids) and _covers(path / "utt2num_samples", source.ids):
         logger.info("%s/utt2dur and utt2num_samples are complete; skipping (--force recomputes)", path)
-        return read_float_table(path / "utt2dur")
+        return read_durations(path / "utt2dur")
     measured = source.measure_all(num_threads)
     write_data_dir(
         path,
@@ -474,6 +474,6 @@ def compute_durations(path: str | os.PathLike, *, force: bool = False, num_threa
 def _covers(path: Path, ids: Sequence[str]) -> bool:
     """Whether the numeric table ``path`` holds exactly ``ids`` (a malformed one does not: it is recomputed)."""
     try:
-        return path.is_file() and sorted(read_float_table(path)) == sorted(ids)
+        return path.is_file() and sorted(read_durations(path)) == sorted(ids)
     except DataError:
         return False
