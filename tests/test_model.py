@@ -339,6 +339,23 @@ def test_the_weights_digest_is_that_of_the_weights_not_of_the_files_bytes(tmp_pa
     assert safetensors_sha256(tmp_path / "changed" / "model.safetensors") not in digests
 
 
+def test_the_weights_digest_is_of_the_file_as_loaded(
+    tiny_encoder_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hashed on first use: a model saved over the folder since is an error, not the digest of other weights;
+    a folder given as a relative path is recorded as an absolute one (the working directory may change)."""
+    config = ModelConfig(UpstreamConfig(name=f"hf:{tiny_encoder_dir}"), {"speaker": AttributeConfig(dim=4)})
+    UnifiedEncoder(config).save_pretrained(tmp_path / "m")
+    monkeypatch.chdir(tmp_path)
+    loaded, unused = UnifiedEncoder.from_pretrained("m"), UnifiedEncoder.from_pretrained("m")
+    assert loaded.source == str(tmp_path / "m")
+    assert loaded.weights_sha256() == safetensors_sha256(tmp_path / "m" / "model.safetensors")
+    UnifiedEncoder(config).save_pretrained(tmp_path / "m")  # other random weights
+    with pytest.raises(ConfigError, match="model.safetensors: saved again since this model was loaded from it"):
+        unused.weights_sha256()
+    assert loaded.weights_sha256() != safetensors_sha256(tmp_path / "m" / "model.safetensors")  # as loaded
+
+
 @pytest.mark.parametrize("source", ["hf_folder", "hf_hub_id", "s3prl_hf_custom"])
 def test_a_saved_model_loads_from_its_own_folder_alone(
     source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refuse_pretrained_weights: Callable[[], None]

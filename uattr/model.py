@@ -77,8 +77,9 @@ class UnifiedEncoder(nn.Module):
         super().__init__()
         _check_attributes(config)
         self.config = config
-        self.source: str | None = None  # the folder from_pretrained() read, for provenance in outputs
+        self.source: str | None = None  # the folder from_pretrained() read (absolute), for provenance in outputs
         self._weights_sha256: str | None = None
+        self._weights_file_state: tuple[int, int, int] | None = None  # that file's (inode, size, mtime) at load
         if upstream is None:
             from uattr.upstream import build_upstream  # the loaders import transformers/s3prl: only when needed
 
@@ -184,9 +185,16 @@ class UnifiedEncoder(nn.Module):
 
     def weights_sha256(self) -> str | None:
         """SHA-256 of the model.safetensors this model was loaded from (None if not loaded from a folder): what
-        tells embeddings of a retrained model from those of the one it replaced in the same folder."""
+        tells embeddings of a retrained model from those of the one it replaced in the same folder.
+
+        Computed on first use (hashing gigabytes costs seconds), from the file as it was loaded: one saved over
+        it since then is an error rather than the digest of weights this model does not hold."""
         if self.source is not None and self._weights_sha256 is None:
-            self._weights_sha256 = safetensors_sha256(Path(self.source) / WEIGHTS_FILE)
+            path = Path(self.source) / WEIGHTS_FILE
+            digest = safetensors_sha256(path)
+            if _file_state(path) != self._weights_file_state:
+                raise ConfigError(f"{path}: saved again since this model was loaded from it; load it again")
+            self._weights_sha256 = digest
         return self._weights_sha256
 
     def layer_weights(self) -> dict[str, dict[str, list]]:
@@ -250,6 +258,7 @@ class UnifiedEncoder(nn.Module):
                 WEIGHTS_FILE,
             )
         model = cls(config)
+        state = _file_state(directory / WEIGHTS_FILE)
         try:
             safetensors.torch.load_model(model, directory / WEIGHTS_FILE, strict=True)
         except RuntimeError as error:
@@ -260,8 +269,14 @@ class UnifiedEncoder(nn.Module):
             raise ConfigError(
                 f"{directory / WEIGHTS_FILE}: cannot read it ({error}); is it truncated? save the model again"
             ) from None
-        model.source = str(directory)
+        model.source, model._weights_file_state = str(directory.absolute()), state
         return model.to(device).eval()
+
+
+def _file_state(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is written again or replaced: its inode, size and modification time."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _check_attributes(config: ModelConfig) -> None:
