@@ -166,6 +166,8 @@ def test_an_explicit_layer_list_reads_exactly_those_layers() -> None:
         (BranchConfig(projection="full"), f"{WHERE}.projection"),
         (BranchConfig(head="none"), f"{WHERE}.head"),
         (BranchConfig(head="linear", head_hidden=8), f"{WHERE}.head_hidden"),
+        (BranchConfig(head="mlp", head_hidden=0), f"{WHERE}.head_hidden: must be a positive integer, got 0"),
+        (BranchConfig(head="mlp", head_hidden=-1), f"{WHERE}.head_hidden: must be a positive integer, got -1"),
     ],
 )
 def test_bad_branch_configs_name_the_key(config: BranchConfig, key: str) -> None:

@@ -23,6 +23,8 @@ def build_head(
     target = input_dim if output_dim is None else output_dim
     if hidden_dim is not None and kind != "mlp":
         raise ConfigError(f"{where}.head_hidden: only head 'mlp' has a hidden layer (head is {kind!r})")
+    if hidden_dim is not None and (isinstance(hidden_dim, bool) or not isinstance(hidden_dim, int) or hidden_dim < 1):
+        raise ConfigError(f"{where}.head_hidden: must be a positive integer, got {hidden_dim!r}")
     if kind == "linear":
         return (nn.Identity() if target == input_dim else nn.Linear(input_dim, target)), target
     if kind == "mlp":
