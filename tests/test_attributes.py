@@ -157,25 +157,37 @@ def test_an_unknown_name_lists_the_choices() -> None:
         ATTRIBUTE_EXPERTS.get("speeker")
 
 
+L1_PLUGIN = (  # a plug-in module registering an L1 distillation loss under {name!r}
+    "from uattr.losses import DistillationLoss\n"
+    "from uattr.registry import LOSSES\n\n"
+    "@LOSSES.register({name!r})\n"
+    "class L1Loss(DistillationLoss):\n"
+    "    def forward(self, student, teacher):\n"
+    "        return (student - teacher).abs().mean()\n"
+)
+
+
+def _install_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str, module: str, source: str | None = None
+) -> None:
+    """An installed distribution (a dist-info on sys.path) whose ``uattr.plugins`` entry point ``entry`` names
+    ``module`` (written from ``source`` unless None); the registry loads plug-ins again at its next lookup."""
+    if source is not None:
+        (tmp_path / f"{module}.py").write_text(source)
+    dist = module.replace("_", "-")
+    dist_info = tmp_path / f"{module}-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (dist_info / "entry_points.txt").write_text(f"[uattr.plugins]\n{entry} = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+
+
 def test_an_installed_package_registers_through_its_entry_point(
     isolated_registries: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    (tmp_path / "uattr_ep_plugin.py").write_text(
-        "import torch\n"
-        "from uattr.losses import DistillationLoss\n"
-        "from uattr.registry import LOSSES\n\n"
-        "@LOSSES.register('ep_l1')\n"
-        "class L1Loss(DistillationLoss):\n"
-        "    def forward(self, student, teacher):\n"
-        "        return (student - teacher).abs().mean()\n"
-    )
-    dist_info = tmp_path / "uattr_ep_plugin-0.1.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: uattr-ep-plugin\nVersion: 0.1\n")
-    (dist_info / "entry_points.txt").write_text("[uattr.plugins]\nep = uattr_ep_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "uattr_ep_plugin", raising=False)
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    _install_plugin(tmp_path, monkeypatch, "ep", "uattr_ep_plugin", L1_PLUGIN.format(name="ep_l1"))
     assert "ep_l1" in LOSSES  # lookup loads the entry points
     monkeypatch.delitem(sys.modules, "uattr_ep_plugin")
     expert = _expert(dim=3, loss=LossConfig("ep_l1"))
@@ -186,13 +198,8 @@ def test_an_installed_package_registers_through_its_entry_point(
 def test_a_plug_in_that_fails_to_import_is_named(
     isolated_registries: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    dist_info = tmp_path / "uattr_broken_plugin-0.1.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: uattr-broken-plugin\nVersion: 0.1\n")
-    (dist_info / "entry_points.txt").write_text("[uattr.plugins]\nbroken = not_there_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
-    message = r"plug-in 'broken' \(not_there_plugin, from uattr-broken-plugin\) failed to load: ModuleNotFoundError"
+    _install_plugin(tmp_path, monkeypatch, "broken", "not_there_plugin")
+    message = r"plug-in 'broken' \(not_there_plugin, from not-there-plugin\) failed to load: ModuleNotFoundError"
     for _ in range(2):  # not loaded the first time: a later lookup tries again and says so again
         with pytest.raises(ConfigError, match=message):
             ATTRIBUTE_EXPERTS.get("distill")
@@ -201,21 +208,8 @@ def test_a_plug_in_that_fails_to_import_is_named(
 def test_a_plug_in_that_fails_after_registering_is_named_again_on_the_next_lookup(
     isolated_registries: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    (tmp_path / "uattr_half_plugin.py").write_text(
-        "from uattr.losses import DistillationLoss\n"
-        "from uattr.registry import LOSSES\n\n"
-        "@LOSSES.register('half_l1')\n"
-        "class L1(DistillationLoss):\n"
-        "    def forward(self, student, teacher):\n"
-        "        return (student - teacher).abs().mean()\n\n"
-        "import some_missing_dependency\n"
-    )
-    dist_info = tmp_path / "uattr_half_plugin-0.1.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: uattr-half-plugin\nVersion: 0.1\n")
-    (dist_info / "entry_points.txt").write_text("[uattr.plugins]\nhalf = uattr_half_plugin\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    source = L1_PLUGIN.format(name="half_l1") + "\nimport some_missing_dependency\n"
+    _install_plugin(tmp_path, monkeypatch, "half", "uattr_half_plugin", source)
     message = r"plug-in 'half' .*failed to load: ModuleNotFoundError: No module named 'some_missing_dependency'"
     for _ in range(2):  # not "loss 'half_l1' is already registered" by the class of the first attempt
         with pytest.raises(ConfigError, match=message):
