@@ -269,6 +269,21 @@ def test_nontargets_cross_languages_as_often_as_the_targets_even_beyond_the_shar
     _check_trials(trials, utt2spk, utt2lang, 270, 50, 50)
 
 
+def test_nontargets_that_cannot_match_the_targets_share_are_a_warning(caplog):
+    """One speaker per language (the toy corpus's evaluation sets): every nontarget crosses languages, no target
+    does, and a language detector would verify perfectly."""
+    utt2spk, utt2lang = _speakers(2, 4)  # s0 speaks x, s1 speaks y
+    with caplog.at_level(logging.WARNING):
+        trials = make_trials(utt2spk, utt2lang, num_target=12, num_nontarget=12, seed=0)
+    _check_trials(trials, utt2spk, utt2lang, 12, 0, 12)
+    assert "the nontarget trials cross languages in 100% of the pairs, the targets in 0%: too few same-language" \
+        in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        make_trials(*_speakers(6, 10, bilingual=2), num_target=270, num_nontarget=270, seed=0)
+    assert "cross languages" not in caplog.text
+
+
 def test_large_lists_are_sampled_without_listing_every_pair():
     utt2spk, utt2lang = _speakers(300, 12)  # 3600 utterances, 6.5M pairs: nontargets are sampled
     trials = make_trials(utt2spk, utt2lang, num_target=2000, num_nontarget=2000, seed=1, cross_language_share=0.5)

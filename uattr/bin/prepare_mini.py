@@ -46,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-trials", type=int, default=_DEFAULTS.num_trials,
                         help="target trials per set, and as many nontarget (default: every target pair)")
     parser.add_argument("--cross-language-share", type=float, default=_DEFAULTS.cross_language_share,
-                        help="share of cross-language target trials, at most (nontargets: the share the targets "
-                             "reach) (default %(default)s)")
+                        help="share of cross-language target trials when --num-trials samples them (with every "
+                             "target pair, the share the bilingual voices give); the nontargets take the share the "
+                             "targets reach (default %(default)s)")
     parser.add_argument("--wav-dir", type=Path, help="audio cache (default: <out>/wav)")
     parser.add_argument("--nj", type=int, default=_DEFAULTS.nj, help="parallel synthesis jobs (default %(default)s)")
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default %(default)s)")

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 Trial = tuple[str, str, str]
 # Enumerate a category when it has at most this many pairs (or few more than requested); sample otherwise.
 _ENUMERATE_LIMIT = 200_000
+# How far (as a share of the trials) the nontargets' cross-language share may miss the targets' before a warning:
+# rounding to whole trials alone moves it by 1/N.
+_SHARE_TOLERANCE = 0.05
 
 
 # A block of candidate pairs: all pairs within ``a`` (``b`` None) or all pairs across ``a`` and ``b``.
@@ -163,8 +166,9 @@ def make_trials(
     gives all it has (with a warning). The nontargets take the share the targets reached, so that whether a pair
     crosses languages says nothing of its label (a language detector would otherwise beat chance at
     verification): cross-language targets are the pairs of bilingual speakers, often fewer than asked for, and
-    where same-language targets fall short, cross-language ones make up the difference beyond the share. No utterance is
-    paired with itself and no pair appears twice.
+    where same-language targets fall short, cross-language ones make up the difference beyond the share. Where
+    the nontargets cannot reach the targets' share (e.g. one speaker per language: no same-language nontarget
+    pair), a warning says so. No utterance is paired with itself and no pair appears twice.
 
     With ``utt2text`` no trial pairs two utterances of one text. Where speakers read from one set of texts, each
     text once, such pairs are nearly all nontargets; a speaker embedding that keeps some content scores them
@@ -190,8 +194,15 @@ def make_trials(
         label = "target" if target else "nontarget"
         for category, number in ((same, want_same), (cross, want_cross)):
             trials.extend((utts[i], utts[j], label) for i, j in _draw(category, number, rng))
-        if target and want_same + want_cross:
-            share = want_cross / (want_same + want_cross)
+        reached = want_cross / (want_same + want_cross) if want_same + want_cross else share
+        if target:
+            share = reached
+        elif abs(reached - share) > _SHARE_TOLERANCE:
+            logger.warning(
+                "the nontarget trials cross languages in %.0f%% of the pairs, the targets in %.0f%%: too few %s "
+                "nontarget pairs exist, so whether a pair crosses languages tells its label",
+                100 * reached, 100 * share, "cross-language" if reached < share else "same-language",
+            )
     return sorted(trials)
 
 
