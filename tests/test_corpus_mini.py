@@ -203,7 +203,7 @@ def test_the_units_come_from_the_languages_asked_for_not_the_voices_installed(tm
     assert len(load_units(UDHR, without_spanish)) > len(load_units(UDHR, list(UDHR_FILES)))
 
 
-@pytest.mark.parametrize("option", ["units_per_voice", "eval_units_per_voice", "num_trials"])
+@pytest.mark.parametrize("option", ["units_per_voice", "eval_units_per_voice", "num_trials", "voices_per_language"])
 def test_counts_below_one_are_an_error_naming_the_option(tmp_path, option):
     config = MiniConfig(out=tmp_path, roster=ROSTER, udhr=UDHR, **{option: 0})
     with pytest.raises(ConfigError, match=f"--{option.replace('_', '-')} must be at least 1, got 0"):

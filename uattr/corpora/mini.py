@@ -128,7 +128,7 @@ def select_voices(config: MiniConfig) -> list[Voice]:
     if config.engines:
         voices = [voice for voice in voices if voice.engine in config.engines]
     voices = usable_voices(voices)
-    if config.voices_per_language:
+    if config.voices_per_language is not None:
         kept: dict[str, list[str]] = {}
         for voice in voices:
             ids = kept.setdefault(voice.lang, [])
@@ -332,7 +332,7 @@ def prepare_mini(config: MiniConfig) -> Summary:
     """Build the whole corpus under ``config.out`` (see the module docstring for the layout)."""
     out = Path(config.out)
     wav_dir = Path(config.wav_dir) if config.wav_dir else out / "wav"
-    for option in ("units_per_voice", "eval_units_per_voice", "num_trials"):
+    for option in ("units_per_voice", "eval_units_per_voice", "num_trials", "voices_per_language"):
         value = getattr(config, option)
         if value is not None and value < 1:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
