@@ -342,6 +342,19 @@ def _voice(voice_id: str, lang: str) -> tts.Voice:
     return tts.Voice(voice_id, lang, "espeak", (lang,), "roster:1")
 
 
+def test_the_amplitude_of_an_mbrola_pho_voice_is_mbrolas_volume(tmp_path, monkeypatch):
+    """espeak-ng writing phonemes applies no -a; mbrola's -v does (else the clipping advice would do nothing)."""
+    calls = []
+    monkeypatch.setattr(tts, "_call", lambda argv, stdin=None: calls.append(list(argv)) or b"a\t50\n")
+    for args, volume in ((("es1", "-p", "45", "-a", "70"), ["-v", "0.7"]), (("es1", "-p", "45"), [])):
+        calls.clear()
+        tts._run_mbrola_pho(tts.Voice("v", "es", "mbrola-pho", args, "roster:1"), "hola", tmp_path / "o.wav", tmp_path)
+        assert calls[1][: 1 + len(volume)] == ["mbrola", *volume] and calls[1][1 + len(volume)] == "-e"
+    with pytest.raises(DataError, match="-a 'loud': the amplitude must be a number"):
+        tts._run_mbrola_pho(tts.Voice("v", "es", "mbrola-pho", ("es1", "-a", "loud"), "roster:1"), "hola",
+                            tmp_path / "o.wav", tmp_path)
+
+
 def test_ctrl_c_stops_synthesis_without_running_the_queued_jobs(tmp_path, monkeypatch):
     import os
     import signal
@@ -393,6 +406,16 @@ def test_clipped_engine_output_is_refused_and_a_resampling_overshoot_scaled(tmp_
     resampled = resample_poly(square, 320, 441)
     assert rate == 16000 and np.abs(resampled).max() > 1.05
     np.testing.assert_allclose(written, resampled / np.abs(resampled).max(), atol=2**-14)  # scaled, not clipped
+
+
+def test_near_silent_engine_output_is_refused(tmp_path, monkeypatch):
+    """What an engine gives for text in a script it cannot read: exit status 0, half a second of near-silence."""
+    hum = 2e-4 * np.sin(2 * np.pi * 50 * np.arange(8000) / 16000)
+    monkeypatch.setitem(tts.ENGINES, "espeak", _EngineWriting(hum, 16000))
+    job = tts.SynthesisJob("v-ru-a01p1", _voice("v", "ru"), "Каждый человек", tmp_path / "silent.wav")
+    with pytest.raises(DataError, match=r"voice 'v'.*'v-ru-a01p1'.*near-silent \(0.50 s at RMS 1.4e-04\)"):
+        tts.synthesize_one(job)
+    assert not job.wav.exists()
 
 
 def test_retrieval_sets_an_earlier_run_wrote_and_this_one_does_not_are_removed(tmp_path):

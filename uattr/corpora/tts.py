@@ -60,6 +60,10 @@ FULL_SCALE = 32767 / 32768  # the largest 16-bit sample, as soundfile reads it (
 # espeak-ng's default amplitude had 0.35 % (0.5 % at worst, in runs of up to 17 samples); of the voices of
 # egs/mini/uattr1/local/voices.txt at their amplitudes there, none had more than 0.08 %.
 MAX_FULL_SCALE_SHARE = 1e-3
+# Output quieter than this (RMS) is not speech: an engine given text it cannot read (another script) exits 0
+# with a fraction of a second of near-silence (RMS 0 to 6e-4 measured); the voices of the mini recipe's roster
+# measured 0.028 (the Spanish MBROLA voices) to about 0.1.
+MIN_SPEECH_RMS = 3e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +131,15 @@ def _run_mbrola_pho(voice: Voice, text: str, wav: Path, workdir: Path) -> None:
     # espeak-ng's Spanish MBROLA front end emits phonemes such as "o/" that the databases do not know.
     phonemes = _call(["espeak-ng", "-v", f"mb-{voice.args[0]}", *voice.args[1:], "-q", "--pho", "--stdin"],
                      text.encode())
-    _call(["mbrola", "-e", str(_mbrola_database(voice)), "-", str(wav)], _STRESS_MARK.sub(rb"\1\t", phonemes))
+    # Writing phonemes, espeak-ng applies no amplitude: its -a (100 = as is) becomes mbrola's volume ratio.
+    options = voice.args[1:]
+    amplitude = next((options[i + 1] for i in range(len(options) - 1) if options[i] == "-a"), None)
+    try:
+        volume = ["-v", f"{float(amplitude) / 100:g}"] if amplitude is not None else []
+    except ValueError:
+        raise DataError(f"-a {amplitude!r}: the amplitude must be a number (100: as the voice is)") from None
+    _call(["mbrola", *volume, "-e", str(_mbrola_database(voice)), "-", str(wav)],
+          _STRESS_MARK.sub(rb"\1\t", phonemes))
 
 
 def _run_pico(voice: Voice, text: str, wav: Path, workdir: Path) -> None:
@@ -267,6 +279,12 @@ def _to_target_format(source: Path, target: Path) -> None:
     samples = samples.mean(axis=1)
     if samples.size == 0:
         raise DataError(f"{source}: the engine produced no audio")
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    if rms < MIN_SPEECH_RMS:
+        raise DataError(
+            f"the engine's output is near-silent ({samples.size / rate:.2f} s at RMS {rms:.1e}): can the voice read "
+            "this text's language and script?"
+        )
     full_scale = float(np.mean(np.abs(samples) >= FULL_SCALE))
     if full_scale > MAX_FULL_SCALE_SHARE:
         raise DataError(
