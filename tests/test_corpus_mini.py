@@ -186,6 +186,21 @@ def test_missing_engines_and_voice_packages_are_skipped_with_a_warning(tmp_path,
     assert "/usr/share/mbrola/zz9/zz9 is not installed" in caplog.text and "mb_zz" in caplog.text
 
 
+def test_voices_an_engine_does_not_know_are_skipped_with_a_warning(tmp_path, monkeypatch, caplog):
+    """espeak-ng and flite fall back to another voice for a name they do not have: the same speaker twice."""
+    roster = _write(tmp_path / "voices.txt", "esp_a en espeak en+m1\nesp_typo en espeak en+mm3\n"
+                                             "fl_slt en flite slt\nfl_typo en flite sltt\n")
+    _only_programs(monkeypatch, {"espeak-ng", "flite"})
+    listings = {("espeak-ng", "--voices=variant"): " 5  variant  --/M  m1  !v/m1\n 5  variant  --/F  f2  !v/f2\n",
+                ("flite", "-lv"): "Voices available: kal awb rms slt \n"}
+    monkeypatch.setattr(tts, "_listing", lambda *argv: listings[argv])
+    with caplog.at_level(logging.WARNING, logger="uattr.corpora.tts"):
+        usable = tts.usable_voices(tts.parse_roster(roster))
+    assert [voice.voice_id for voice in usable] == ["esp_a", "fl_slt"]
+    assert "because espeak-ng has no variant 'mm3'" in caplog.text and "esp_typo" in caplog.text
+    assert "because flite has no voice 'sltt' (flite -lv: kal awb rms slt)" in caplog.text
+
+
 def test_too_few_voices_stop_with_a_clear_message(tmp_path, monkeypatch):
     _only_programs(monkeypatch, set())
     config = MiniConfig(out=tmp_path, roster=ROSTER, udhr=UDHR, min_voices=5)

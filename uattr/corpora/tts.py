@@ -28,6 +28,7 @@ a temporary name and renamed, so an existing valid file is never synthesised aga
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import shutil
@@ -87,16 +88,19 @@ class Engine:
     programs: tuple[str, ...]
     data_file: Callable[[Voice], Path | None]
     run: Callable[[Voice, str, Path, Path], None]
+    # Why the engine would not use the voice its roster line names (a misspelt name it falls back from), or None.
+    unknown_voice: Callable[[Voice], str | None] = lambda voice: None
 
     def missing(self, voice: Voice) -> str | None:
-        """Why ``voice`` cannot be used here (a program or a voice package is absent), or None."""
+        """Why ``voice`` cannot be used here (a program or a voice package is absent, or the engine does not
+        know the voice), or None."""
         for program in self.programs:
             if shutil.which(program) is None:
                 return f"{program} is not installed"
         data = self.data_file(voice)
         if data is not None and not data.exists():
             return f"{data} is not installed"
-        return None
+        return self.unknown_voice(voice)
 
 
 def _call(argv: Sequence[str], stdin: bytes | None = None) -> bytes:
@@ -109,6 +113,33 @@ def _call(argv: Sequence[str], stdin: bytes | None = None) -> bytes:
         tail = done.stderr.decode("utf-8", "replace").strip()[-300:]
         raise DataError(f"'{' '.join(argv)}' failed with status {done.returncode}: {tail}")
     return done.stdout
+
+
+@functools.lru_cache(maxsize=None)
+def _listing(*argv: str) -> str | None:
+    """What a synthesiser lists of its voices (asked once per run); None where it cannot be asked."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _unknown_espeak_variant(voice: Voice) -> str | None:
+    # espeak-ng says the base voice for a variant it does not have, so a misspelt one would be a second voice
+    # id of the same speaker.
+    variant, listing = voice.args[0].partition("+")[2], _listing("espeak-ng", "--voices=variant")
+    if variant and listing is not None and variant not in re.findall(r"!v/(\S+)", listing):
+        return f"espeak-ng has no variant '{variant}' (espeak-ng --voices=variant lists them)"
+    return None
+
+
+def _unknown_flite_voice(voice: Voice) -> str | None:
+    # flite says its default voice (kal) for a name it does not have.
+    listing = _listing("flite", "-lv")
+    listed = listing.partition(":")[2].split() if listing is not None else [voice.args[0]]
+    if voice.args[0] not in listed:
+        return f"flite has no voice '{voice.args[0]}' (flite -lv: {' '.join(listed)})"
+    return None
 
 
 def _mbrola_database(voice: Voice) -> Path:
@@ -172,11 +203,11 @@ def _festival_voice(voice: Voice) -> Path:
 
 
 ENGINES: dict[str, Engine] = {
-    "espeak": Engine(("espeak-ng",), lambda voice: None, _run_espeak),
+    "espeak": Engine(("espeak-ng",), lambda voice: None, _run_espeak, _unknown_espeak_variant),
     "mbrola": Engine(("espeak-ng", "mbrola"), _mbrola_database, _run_mbrola),
     "mbrola-pho": Engine(("espeak-ng", "mbrola"), _mbrola_database, _run_mbrola_pho),
     "pico": Engine(("pico2wave",), lambda voice: _PICO_DIR / f"{voice.args[0]}_ta.bin", _run_pico),
-    "flite": Engine(("flite",), lambda voice: None, _run_flite),
+    "flite": Engine(("flite",), lambda voice: None, _run_flite, _unknown_flite_voice),
     "rhvoice": Engine(("RHVoice-test",), lambda voice: _RHVOICE_DIR / voice.args[0], _run_rhvoice),
     "festival": Engine(("text2wave",), _festival_voice, _run_festival),
 }
