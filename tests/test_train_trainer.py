@@ -95,6 +95,21 @@ def test_resume_is_bit_identical(experiment, tmp_path, monkeypatch) -> None:
     assert scalars[0] == scalars[1]
 
 
+def test_a_run_killed_right_after_its_last_checkpoint_completes_its_bookkeeping_on_resume(
+    experiment, tmp_path, monkeypatch
+) -> None:
+    """Killed between the checkpoint of the last step and valid_metrics.json (and the pruning): the resumed
+    run has nothing left to train, and still writes both."""
+    config = build_config(experiment, trainer={"keep_last": 1, "n_best": 1})
+    run_until_killed(config, tmp_path / "exp", monkeypatch, step=6)
+    metrics = tmp_path / "exp" / "valid_metrics.json"
+    assert [entry["step"] for entry in json.loads(metrics.read_text())] == [3]
+    assert len(list_checkpoints(tmp_path / "exp" / "checkpoints")) == 2
+    Trainer(config, tmp_path / "exp").run()
+    assert [entry["step"] for entry in json.loads(metrics.read_text())] == [3, 6]
+    assert len(list_checkpoints(tmp_path / "exp" / "checkpoints")) == 1
+
+
 def test_both_optimisers_update_every_trainable_parameter(experiment, tmp_path) -> None:
     """The paper's pair (encoder Adam 1e-5, branches Adadelta 1.5): every trainable parameter moves."""
     data = copy.deepcopy(experiment)

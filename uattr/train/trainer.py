@@ -224,6 +224,8 @@ class Trainer:
         self.best.load_state_dict(state["best"])
         self.history = list(state["history"])
         set_rng_state(state["rng"][self.context.rank])  # same world size: the sampler's settings include it
+        if self.context.is_main:
+            self._after_checkpoint()
         logger.info("resumed from %s (step %d, epoch %d)", path, self.step, self.epoch)
         return True
 
@@ -478,10 +480,15 @@ class Trainer:
         state = self.state_dict()  # on every rank: gathering the RNG states is a collective
         if self.context.is_main:
             save_checkpoint(state, checkpoint_path(self.checkpoint_dir, self.step))
-            with atomic_write(self.exp_dir / METRICS_FILE) as handle:
-                json.dump(self.history, handle, indent=1)
-            prune_checkpoints(self.checkpoint_dir, self.config.trainer.keep_last, self.best.steps)
+            self._after_checkpoint()
         self.context.barrier()
+
+    def _after_checkpoint(self) -> None:
+        """What follows a checkpoint: valid_metrics.json from its history, and the pruning of older checkpoints.
+        A resume does it again, so a run killed between the checkpoint and these leaves neither behind."""
+        with atomic_write(self.exp_dir / METRICS_FILE) as handle:
+            json.dump(self.history, handle, indent=1)
+        prune_checkpoints(self.checkpoint_dir, self.config.trainer.keep_last, self.best.steps)
 
     def _model_selection(self) -> dict[str, Any]:
         """The checkpoints ``EXP/model`` is made of: the n best by the criterion (``average_best``), the best
