@@ -27,8 +27,8 @@ class SentenceTransformerTeacher(Teacher):
     def __init__(
         self, model: str = DEFAULT_TEXT_MODEL, normalize_embeddings: bool = True, device: str = "cpu"
     ) -> None:
-        from sentence_transformers import SentenceTransformer  # heavy: imported only when a teacher is built
-
+        # heavy: imported only when a teacher is built
+        from sentence_transformers import SentenceTransformer
         from sentence_transformers.models import Normalize
 
         self.model = model
