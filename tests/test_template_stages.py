@@ -160,8 +160,8 @@ def test_the_teachers_of_another_dumpdir_are_scored_as_a_system_of_their_own(tmp
     _table(recipe / "dump_labse" / "teacher" / "semantic" / "g", 8)
     (recipe / "data").mkdir()
     (recipe / "data" / "retrieval_tasks").write_text("s2t semantic q teacher g data/q/map\n")
-    status, output, calls = _run(recipe, env, "--stage", "5", "--stop_stage", "5", "--systems", "", "--untrained_systems",
-                                 "", "--sv_sets", "test", "--dumpdir", "dump_labse")
+    status, output, calls = _run(recipe, env, "--stage", "5", "--stop_stage", "5", "--systems", "",
+                                 "--untrained_systems", "", "--sv_sets", "test", "--dumpdir", "dump_labse")
     assert status == 0, output
     assert earlier.read_text() == '{"ecapa": true}'
     (retrieval,) = [call for call in calls if call.startswith("score-retrieval")]
