@@ -219,6 +219,23 @@ def test_merge_takes_jobs_that_found_their_inputs_under_other_spellings(tmp_path
     assert (merged["data"], merged["num_utterances"], merged["provenance"]) == ("data/dev/", 2, ["data"])
 
 
+def test_a_stale_job_table_makes_the_merged_table_incomplete_before_it_goes(tmp_path, monkeypatch):
+    """Killed right after removing the job's table, the merged table must not name its ark as complete."""
+    from uattr.data import tables
+
+    job = write_table(tmp_path / "out" / "split1" / "1", [["u-1", "u-2"]])
+    merge_tables([job], tmp_path / "out")
+    assert table_is_complete(tmp_path / "out")
+
+    def killed(table_dir):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tables, "_remove_table", killed)
+    with pytest.raises(KeyboardInterrupt):
+        keep_current_table(job, ["u-1", "u-3"], merged_dir=tmp_path / "out")
+    assert not table_is_complete(tmp_path / "out")
+
+
 def test_merge_refuses_duplicates_incomplete_parts_and_other_settings(tmp_path):
     write_table(tmp_path / "p1", [["u-1", "u-2"]])
     write_table(tmp_path / "p2", [["u-2"]])

@@ -540,6 +540,28 @@ def test_cli_extract_split_merge_and_noop(data_dir, tmp_path, capfd, restore_log
     assert uattr_main(["extract-teacher", "--out", str(out)]) == 1
 
 
+def test_a_job_redone_after_the_merge_first_makes_the_merged_table_incomplete(
+    data_dir, tmp_path, monkeypatch, restore_logging
+):
+    """The merged emb.scp points into the jobs' arks: a job whose stale table is removed, and whose teacher then
+    fails to load, must not leave the merged table looking complete over an ark that is gone."""
+    out = tmp_path / "lang"
+    common = ["extract-teacher", "-q", "--teacher", "labels", "--data", str(data_dir), "--out", str(out)]
+    for job in ("1", "2"):
+        assert uattr_main(common + ["--job", job, "--num-jobs", "2"]) == 0
+    assert uattr_main(["extract-teacher", "-q", "--out", str(out), "--merge", "2"]) == 0
+    assert table_is_complete(out)
+    utt2lang = read_table(data_dir / "utt2lang")
+    write_table(data_dir / "utt2lang", {**utt2lang, next(iter(utt2lang)): "de"})  # job 1's inputs change
+
+    def failing_load(name, **options):
+        raise ConfigError("the teacher cannot be loaded here")
+
+    monkeypatch.setattr("uattr.teachers.base.build_teacher", failing_load)
+    assert uattr_main(common + ["--job", "1", "--num-jobs", "2"]) == 1
+    assert not table_is_complete(out / "split2" / "1") and not table_is_complete(out)
+
+
 def test_cli_several_data_dirs_share_one_teacher_load(data_dir, tmp_path, capfd, restore_logging):
     # A copy of the data dir under another name: two sets, one call, one table each under '{set}'.
     other = tmp_path / "other_set"

@@ -123,10 +123,14 @@ def extract_embeddings(
         "model_sha256": model.weights_sha256(), "inputs_sha256": data.inputs_digest(),
         "autocast": None if amp_dtype is None else amp,  # None: as in the tables written before the option
     }
-    pending = [attr for attr in attributes if not keep_current_table(table_dirs[attr], utt_ids, made_by)]
-    if num_jobs:
-        for attr in pending:
-            drop_merged_table(out_dir / attr / set_name)
+    merged_dirs = {attr: out_dir / attr / set_name for attr in attributes} if num_jobs else {}
+    pending = [
+        attr for attr in attributes
+        if not keep_current_table(table_dirs[attr], utt_ids, made_by, merged_dirs.get(attr))
+    ]
+    for attr in pending:
+        if attr in merged_dirs:
+            drop_merged_table(merged_dirs[attr])
     writers = {
         attr: EmbeddingTableWriter(
             table_dirs[attr],

@@ -65,7 +65,10 @@ _CHANGE_MEANS = {
 
 
 def keep_current_table(
-    table_dir: PathLike, utt_ids: Iterable[str], made_by: Mapping[str, Any] | None = None
+    table_dir: PathLike,
+    utt_ids: Iterable[str],
+    made_by: Mapping[str, Any] | None = None,
+    merged_dir: PathLike | None = None,
 ) -> bool:
     """Keep a complete table of exactly ``utt_ids`` (True: nothing to write); remove one of other utterances.
 
@@ -75,8 +78,17 @@ def keep_current_table(
     of the data dir's inputs), a table, complete or partial, whose metadata differs on those keys was made by
     something else (a model retrained into the same folder, audio pointed elsewhere under the same ids): it is
     removed too, so no resume mixes the vectors of two models or two versions of the data.
+
+    ``merged_dir``: for a split job's table, the merged table that points into it, which stops being complete
+    before the job's table is removed (else it would look complete while naming an ark that is gone).
     """
     table_dir = Path(table_dir)
+
+    def remove() -> None:
+        if merged_dir is not None:
+            drop_merged_table(merged_dir)
+        _remove_table(table_dir)
+
     complete = table_is_complete(table_dir)
     if complete:
         held = set(table_ids(table_dir))
@@ -87,7 +99,7 @@ def keep_current_table(
                 "%s: written for other utterances (%d missing, %d no longer wanted; e.g. %s); writing it again",
                 table_dir, len(missing), len(extra), ", ".join(f"'{key}'" for key in (missing[:1] + extra[:1])),
             )
-            _remove_table(table_dir)
+            remove()
             return False
     differing = _differing_metadata(table_dir, made_by or {})
     if len(differing) > 1 and "inputs_sha256" in differing:
@@ -97,7 +109,7 @@ def keep_current_table(
         if len(differing) == 1 and differing[0] in _CHANGE_MEANS:
             reason += f" ({_CHANGE_MEANS[differing[0]]})"
         logger.warning("%s: made with other %s; writing it again", table_dir, reason)
-        _remove_table(table_dir)
+        remove()
         return False
     return complete
 

@@ -53,7 +53,8 @@ def extract_teacher(
     if inputs is not None:
         teacher.prepare(inputs, source=str(data.path / field))
     meta = {**teacher.metadata(), "field": field, "data": str(data_dir), "inputs_sha256": data.inputs_digest(field)}
-    if keep_current_table(target, utt_ids, {key: meta[key] for key in IDENTITY_KEYS if key in meta}):
+    identity = {key: meta[key] for key in IDENTITY_KEYS if key in meta}
+    if keep_current_table(target, utt_ids, identity, out_dir if num_jobs else None):
         logger.info("%s: teacher table already complete; nothing to do", target)
         return target
     if num_jobs:
