@@ -446,6 +446,13 @@ def test_retrieval_sets_an_earlier_run_wrote_and_this_one_does_not_are_removed(t
     again = write_retrieval_sets(tmp_path, "dev", utterances([("fr1", "fr"), ("fr2", "fr")]), {"u2"}, samples)
     assert [line.split()[0] for line in again] == ["dev_s2t_seen", "dev_s2t_unseen"]  # no English voice: no s2s
     assert not any((tmp_path / f"dev_s2s_{kind}").exists() for kind in ("gallery", "seen", "unseen"))
+    # A set an earlier run was killed while deleting (its wav.scp gone first, as some filesystems list it) goes too,
+    # as does what a kill left moved aside.
+    write_retrieval_sets(tmp_path, "dev", utterances([("en1", "en"), ("fr1", "fr")]), {"u2"}, samples)
+    (tmp_path / "dev_s2s_seen" / "wav.scp").unlink()
+    (tmp_path / ".dev_s2s_unseen.removing").mkdir()
+    write_retrieval_sets(tmp_path, "dev", utterances([("fr1", "fr"), ("fr2", "fr")]), {"u2"}, samples)
+    assert sorted(path.name for path in tmp_path.iterdir() if "s2s" in path.name) == []
 
 
 def test_voice_and_unit_splits_are_disjoint_per_language_and_deterministic():

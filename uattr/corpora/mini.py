@@ -278,10 +278,16 @@ def _write_set(path: Path, utterances: Sequence[Utterance], samples: dict[str, i
 
 
 def _remove_stale_set(path: Path) -> None:
-    """A set this run does not write, left by an earlier run with other options: later stages would use it."""
-    if (path / "wav.scp").is_file():
+    """A set this run does not write, left by an earlier run with other options: later stages would use it.
+
+    Moved aside first, then deleted: a run killed while deleting leaves no set that has lost some of its files
+    (later stages take a dir with ``text`` alone for a text-only set) and no longer looks like one to remove."""
+    removing = path.with_name(f".{path.name}.removing")
+    if path.is_dir():
         logger.info("%s: removing this set of an earlier run (this corpus has none)", path)
-        shutil.rmtree(path)
+        shutil.rmtree(removing, ignore_errors=True)
+        path.rename(removing)
+    shutil.rmtree(removing, ignore_errors=True)
 
 
 def _write_retrieval_set(
