@@ -29,7 +29,6 @@ from uattr.data.kaldi import DataDir
 from uattr.data.sampler import DynamicBatchSampler
 from uattr.data.tables import (
     EmbeddingTableWriter,
-    drop_merged_table,
     job_dir,
     keep_current_table,
     merge_split,
@@ -128,9 +127,6 @@ def extract_embeddings(
         attr for attr in attributes
         if not keep_current_table(table_dirs[attr], utt_ids, made_by, merged_dirs.get(attr))
     ]
-    for attr in pending:
-        if attr in merged_dirs:
-            drop_merged_table(merged_dirs[attr])
     writers = {
         attr: EmbeddingTableWriter(
             table_dirs[attr],

@@ -85,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
         data_dir = DataDir.load(data)
         identity = teacher_identity(args.teacher, data_dir, args.model, args.field, classes)
         utt_ids = split_ids(data_dir.utt_ids, args.job, args.num_jobs)
-        merged = out if args.num_jobs else None  # a job's table to remove first makes the merged one incomplete
+        merged = out if args.num_jobs else None  # a job's table not kept makes the merged one incomplete first
         if not keep_current_table(job_dir(out, args.job, args.num_jobs), utt_ids, identity, merged):
             pending[data] = out
     for data in outputs.keys() - pending.keys():

@@ -79,39 +79,43 @@ def keep_current_table(
     something else (a model retrained into the same folder, audio pointed elsewhere under the same ids): it is
     removed too, so no resume mixes the vectors of two models or two versions of the data.
 
-    ``merged_dir``: for a split job's table, the merged table that points into it, which stops being complete
-    before the job's table is removed (else it would look complete while naming an ark that is gone).
+    ``merged_dir``: for a split job's table, the merged table that points into it. Whenever the job's table is
+    not kept (it is about to be written), the merged table stops being complete first, before anything of the
+    job's is removed: else it would look complete while naming an ark that is gone or being rewritten.
     """
     table_dir = Path(table_dir)
-
-    def remove() -> None:
-        if merged_dir is not None:
-            drop_merged_table(merged_dir)
-        _remove_table(table_dir)
-
     complete = table_is_complete(table_dir)
+    stale = _stale_reason(table_dir, complete, utt_ids, made_by or {})
+    if complete and stale is None:
+        return True
+    if merged_dir is not None:
+        _drop_merged_table(merged_dir)
+    if stale is not None:
+        logger.warning("%s: %s; writing it again", table_dir, stale)
+        _remove_table(table_dir)
+    return False
+
+
+def _stale_reason(
+    table_dir: Path, complete: bool, utt_ids: Iterable[str], made_by: Mapping[str, Any]
+) -> str | None:
+    """Why the table (complete or partial) must be written again, or None."""
     if complete:
         held = set(table_ids(table_dir))
         wanted = set(utt_ids)
         if held != wanted:
             missing, extra = sorted(wanted - held), sorted(held - wanted)
-            logger.warning(
-                "%s: written for other utterances (%d missing, %d no longer wanted; e.g. %s); writing it again",
-                table_dir, len(missing), len(extra), ", ".join(f"'{key}'" for key in (missing[:1] + extra[:1])),
-            )
-            remove()
-            return False
-    differing = _differing_metadata(table_dir, made_by or {})
+            return (f"written for other utterances ({len(missing)} missing, {len(extra)} no longer wanted; e.g. "
+                    + ", ".join(f"'{key}'" for key in (missing[:1] + extra[:1])) + ")")
+    differing = _differing_metadata(table_dir, made_by)
     if len(differing) > 1 and "inputs_sha256" in differing:
         differing.remove("inputs_sha256")  # follows from the other change (e.g. another input field)
-    if differing:
-        reason = ", ".join(differing)
-        if len(differing) == 1 and differing[0] in _CHANGE_MEANS:
-            reason += f" ({_CHANGE_MEANS[differing[0]]})"
-        logger.warning("%s: made with other %s; writing it again", table_dir, reason)
-        remove()
-        return False
-    return complete
+    if not differing:
+        return None
+    reason = ", ".join(differing)
+    if len(differing) == 1 and differing[0] in _CHANGE_MEANS:
+        reason += f" ({_CHANGE_MEANS[differing[0]]})"
+    return f"made with other {reason}"
 
 
 def _differing_metadata(table_dir: Path, made_by: Mapping[str, Any]) -> list[str]:
@@ -132,9 +136,10 @@ def _remove_table(table_dir: Path) -> None:
         (table_dir / name).unlink(missing_ok=True)
 
 
-def drop_merged_table(out_dir: PathLike) -> None:
-    """Called by a split job about to write: the merged table of an earlier run points into the arks the jobs
-    rewrite, so it stops being complete (meta.json first) until :func:`merge_split` joins the jobs again."""
+def _drop_merged_table(out_dir: PathLike) -> None:
+    """For a split job about to write (:func:`keep_current_table`): the merged table of an earlier run points into
+    the arks the jobs rewrite, so it stops being complete (meta.json first) until :func:`merge_split` joins the
+    jobs again."""
     for name in (META_NAME, SCP_NAME):
         (Path(out_dir) / name).unlink(missing_ok=True)
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from uattr.data.audio import AudioSource
 from uattr.data.kaldi import DataDir
-from uattr.data.tables import EmbeddingTableWriter, drop_merged_table, job_dir, keep_current_table, split_ids
+from uattr.data.tables import EmbeddingTableWriter, job_dir, keep_current_table, split_ids
 from uattr.errors import ConfigError, DataError, naming_batch
 from uattr.fileio import PathLike
 from uattr.teachers.base import IDENTITY_KEYS, SAMPLE_RATE, Teacher, input_field
@@ -57,8 +57,6 @@ def extract_teacher(
     if keep_current_table(target, utt_ids, identity, out_dir if num_jobs else None):
         logger.info("%s: teacher table already complete; nothing to do", target)
         return target
-    if num_jobs:
-        drop_merged_table(out_dir)
 
     writer = EmbeddingTableWriter(target, meta=meta)
     todo = [utt for utt in utt_ids if utt not in writer.done_ids]
