@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import re
 import json
 import random
@@ -439,6 +440,29 @@ def test_an_update_the_fp16_grad_scaler_skips_is_logged(experiment, tmp_path, mo
     with caplog.at_level(logging.INFO, logger="uattr.train.trainer"):
         Trainer(build_config(experiment, trainer={"max_steps": 2, "valid_every": None}), tmp_path / "exp").run()
     assert "step 1: fp16 gradients overflowed; update skipped, loss scale now 8.50706e+37" in caplog.text
+
+
+@pytest.mark.parametrize("grad_clip", [None, 5.0])
+def test_an_fp16_overflow_in_one_parameter_group_skips_both(experiment, tmp_path, monkeypatch, grad_clip) -> None:
+    """Only the encoder's gradients overflow: the norm over both groups is infinite and clipping scales every
+    gradient by NaN (no clip) or 0, so the branches must not step either, although their own gradients were
+    finite, and Adam's moments must not move them."""
+    monkeypatch.setattr(
+        trainer_module, "amp_settings", lambda amp, device: (None, torch.amp.GradScaler("cpu", init_scale=2.0**4))
+    )
+    config = build_config(experiment, trainer={"grad_clip": grad_clip}, optim={"branches": {"optimizer": {
+        "name": "adam", "lr": 1e-3}}})
+    trainer = Trainer(config, tmp_path / "exp")
+    batches = iter(trainer.train_data.loader)
+    trainer._forward_backward(next(batches), 1, sync=True)
+    trainer._update()  # a normal update first, so that Adam has moments that could move the weights
+    before = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    trainer._forward_backward(next(batches), 1, sync=True)
+    next(p for p in trainer.model.upstream.parameters() if p.grad is not None).grad.view(-1)[0] = math.inf
+    trainer._update()
+    for name, value in trainer.model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert trainer.scaler.get_scale() == 2.0**3
 
 
 def test_resume_refuses_data_that_changed_under_the_same_paths(tmp_path, monkeypatch) -> None:

@@ -378,20 +378,20 @@ class Trainer:
             for optimizer in self.optimizers.values():
                 self.scaler.unscale_(optimizer)
         grad_norm = nn.utils.clip_grad_norm_(self.parameters, clip if clip else math.inf)
-        if self.scaler is not None:  # the scaler itself skips a step with inf/NaN gradients
+        # One norm over both groups: where it is not finite, clipping has scaled every gradient by 0 or NaN, so no
+        # optimiser steps. (The scaler alone would step a group whose own gradients were finite.)
+        if torch.isfinite(grad_norm):
             for optimizer in self.optimizers.values():
-                self.scaler.step(optimizer)
-            self.scaler.update()
+                self.scaler.step(optimizer) if self.scaler is not None else optimizer.step()
+        if self.scaler is not None:
+            self.scaler.update()  # lowers the scale on the overflow its unscale_ calls recorded
             if not torch.isfinite(grad_norm):  # dynamic loss scaling at work: expected now and then, early on
                 logger.info(
                     "step %d: fp16 gradients overflowed; update skipped, loss scale now %g",
                     self.step + 1,
                     self.scaler.get_scale(),
                 )
-        elif torch.isfinite(grad_norm):
-            for optimizer in self.optimizers.values():
-                optimizer.step()
-        else:
+        elif not torch.isfinite(grad_norm):
             logger.warning("step %d: non-finite gradient norm; update skipped", self.step + 1)
         for optimizer in self.optimizers.values():
             optimizer.zero_grad(set_to_none=True)
