@@ -549,6 +549,40 @@ def test_a_log_line_covers_every_update_since_the_last_across_epochs(experiment,
     assert logged[6] == pytest.approx((losses[4] + losses[5]) / 2, rel=1e-6)
 
 
+def _sum_over_two_ranks(rank: int, store: str, results: Any) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        context = DistributedContext(rank=rank, world_size=2)
+        results[rank] = context.sum_over_ranks({"loss": torch.tensor(1.5 + rank), "micro_batches": 2})
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_sum_over_ranks_all_reduces(tmp_path) -> None:
+    """Two gloo processes: each gets the sums of both."""
+    results = torch.multiprocessing.Manager().dict()
+    torch.multiprocessing.spawn(_sum_over_two_ranks, args=(str(tmp_path / "store"), results), nprocs=2)
+    assert dict(results) == {0: {"loss": 4.0, "micro_batches": 4.0}, 1: {"loss": 4.0, "micro_batches": 4.0}}
+
+
+def test_a_log_line_averages_over_every_ranks_micro_batches(experiment, tmp_path, caplog) -> None:
+    """Under DDP each rank sums its own micro-batches' losses: the line (and TensorBoard) must show the mean over
+    all ranks, not rank 0's share. Here another rank's sums are added as the all-reduce would."""
+    trainer = Trainer(build_config(experiment, trainer={"log_every": 1}), tmp_path / "exp", show_progress=False)
+    other_rank = {"loss": 30.0, "semantic/loss": 10.0, "speaker/loss": 20.0, "micro_batches": 2.0}
+
+    def with_the_other_rank(values):
+        return {name: float(value) + other_rank[name] for name, value in values.items()}
+
+    trainer.context.sum_over_ranks = with_the_other_rank
+    running = {"loss": torch.tensor(6.0), "semantic/loss": torch.tensor(2.0), "speaker/loss": torch.tensor(4.0),
+               "micro_batches": torch.tensor(2.0), "updates": torch.tensor(1.0)}
+    trainer.step, trainer.update_lrs = 1, {"upstream": 1e-5}
+    with caplog.at_level(logging.INFO, logger="uattr.train.trainer"):
+        trainer._log_training(running, 1.0, 1.0)
+    assert "loss 9 (semantic 3, speaker 6)" in caplog.text
+
+
 def test_resume_refuses_another_length_of_a_decaying_schedule(experiment, tmp_path, monkeypatch) -> None:
     """warmup_cosine decays over max_steps: resumed with another length, the lr would jump (step 3 of 6 is the
     half-way point, of 12 a quarter of the way)."""

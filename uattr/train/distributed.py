@@ -10,7 +10,7 @@ import dataclasses
 import datetime
 import logging
 import os
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 import torch.distributed as dist
@@ -57,6 +57,15 @@ class DistributedContext:
         gathered: list[Any] = [None] * self.world_size
         dist.all_gather_object(gathered, obj)
         return gathered
+
+    def sum_over_ranks(self, values: Mapping[str, float | torch.Tensor]) -> dict[str, float]:
+        """Each value summed over the ranks, on every rank (each calls it with the same keys): one all-reduce of
+        a small vector."""
+        keys = sorted(values)
+        stacked = torch.tensor([float(values[key]) for key in keys], dtype=torch.float64, device=self.device)
+        if self.enabled:
+            dist.all_reduce(stacked)
+        return dict(zip(keys, stacked.tolist()))
 
     def gather_to_main(self, obj: Any) -> list[Any] | None:
         """Every rank's ``obj`` in rank order on rank 0, None elsewhere (picklable data; only rank 0 holds them

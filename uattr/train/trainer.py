@@ -403,10 +403,12 @@ class Trainer:
     # ------------------------------------------------------------------------------------ logging, validation
 
     def _log_training(self, running: dict[str, torch.Tensor], grad_norm: float | None, seconds: float) -> None:
-        """Losses as means per micro-batch of the updates since the last log line."""
+        """Losses as means per micro-batch of the updates since the last log line, over every rank's micro-batches
+        (each rank calls this at the same steps)."""
         updates = float(running.pop("updates"))
-        micro_batches = float(running.pop("micro_batches"))
-        means = {name: float(total) / micro_batches for name, total in running.items()}
+        totals = self.context.sum_over_ranks(running)
+        micro_batches = totals.pop("micro_batches")
+        means = {name: total / micro_batches for name, total in totals.items()}
         lrs = self.update_lrs  # the lr of the update just made (the schedules have moved on to the next one's)
         attributes = ", ".join(
             f"{name.removesuffix('/loss')} {value:.4g}" for name, value in means.items() if name != "loss"
