@@ -263,7 +263,7 @@ def _fake_slurm(recipe: Path, env: dict[str, str]) -> None:
     fake = Path(env["PATH"].split(":")[0])
     stubs = {
         "sbatch": 'echo "sbatch $*" >> "${UATTR_CALLS}"; for a in "$@"; do script=$a; done; '
-                  'SLURM_ARRAY_TASK_ID=1 SLURM_JOB_NODELIST="node[1-2]" bash "$script"',
+                  'SLURM_JOB_ID=31337 SLURM_ARRAY_TASK_ID=1 SLURM_JOB_NODELIST="node[1-2]" bash "$script"',
         "srun": 'while [[ $1 == --* ]]; do shift; done; exec "$@"',
         "scontrol": "printf 'node1\\nnode2\\n'",
         "torchrun": 'echo "torchrun $*" >> "${UATTR_CALLS}"; while [ "$1" != -m ]; do shift; done; shift 2; '
@@ -285,11 +285,29 @@ def test_multi_node_training_meets_at_the_jobs_first_node(tmp_path: Path) -> Non
         "--train_opts", "--trainer.tag '$HOME'", cmd_backend="slurm", MASTER_ADDR="submit-host")
     assert status == 0, output
     (torchrun,) = [call for call in calls if call.startswith("torchrun")]
-    assert "--nnodes=2 --nproc_per_node=2 --rdzv_backend=c10d --rdzv_endpoint=node1:29500 --rdzv_id=joint" in torchrun
+    assert "--nnodes=2 --nproc_per_node=2 --rdzv_backend=c10d --rdzv_endpoint=node1:21337 --rdzv_id=joint" in torchrun
     (train,) = [call for call in calls if call.startswith("train")]
     assert train.endswith("--trainer.tag $HOME")  # an option value reaches uattr as given, not expanded
     (sbatch,) = [call for call in calls if call.startswith("sbatch")]
     assert "--nodes=2 --ntasks-per-node=1 --cpus-per-task=10 --gres=gpu:2" in sbatch  # 5 CPUs per GPU
+
+
+def test_single_node_ddp_lets_torchrun_pick_a_free_port(tmp_path: Path) -> None:
+    """Two DDP jobs on one host (two recipes, or Slurm jobs sharing a node) must not meet in one rendezvous."""
+    recipe, env = _recipe(tmp_path)
+    _fake_slurm(recipe, env)  # for its torchrun stand-in; the jobs run here
+    status, output, calls = _run(recipe, env, "--stage", "3", "--stop_stage", "3", "--systems", "joint",
+                                 "--untrained_systems", "", "--init_upstreams", "", "--train_jobs", "1", "--ngpu", "2")
+    assert status == 0, output
+    (torchrun,) = [call for call in calls if call.startswith("torchrun")]
+    assert "--nnodes=1 --nproc_per_node=2 --rdzv_backend=c10d --rdzv_endpoint=localhost:0 --rdzv_id=joint" in torchrun
+
+
+def test_multi_node_training_without_gpus_is_refused(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    status, output, calls = _run(recipe, env, "--stage", "3", "--num_nodes", "2", cmd_backend="slurm")
+    assert status == 2 and calls == []
+    assert "--num_nodes 2 needs GPUs: multi-node DDP runs one process per GPU (--ngpu)" in output
 
 
 def test_on_slurm_a_single_extraction_job_is_still_a_cluster_job(tmp_path: Path) -> None:

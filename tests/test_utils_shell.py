@@ -281,7 +281,7 @@ range=${{array%%%*}}
 echo "Submitted batch job 4242"
 status=0
 for ((task = ${{range%-*}}; task <= ${{range#*-}}; task++)); do
-  SLURM_ARRAY_TASK_ID=$task SLURM_JOB_NODELIST="node[1-2]" bash "$script" || status=1
+  SLURM_JOB_ID=$((4242 + task)) SLURM_ARRAY_TASK_ID=$task SLURM_JOB_NODELIST="node[1-2]" bash "$script" || status=1
 done
 exit $status
 """)
@@ -314,7 +314,9 @@ def test_slurm_runner_submits_an_array_and_names_failures(tmp_path, fake_slurm):
     srun = "srun --nodes=2 --ntasks-per-node=1 --cpus-per-task=3 bash -o pipefail -c bash -c echo\\ task\\ "
     assert [call[: len(srun) + 1] for call in calls[1:]] == [f"{srun}{i}" for i in (1, 2, 3)]
     log = (tmp_path / "exp" / "log" / "t.1.log").read_text().splitlines()
-    assert log[2] == "task 1 on node1:29500" and log[3].startswith("# Ended (code 0)")
+    # Each task (a job of its own) meets at a port of its own: jobs sharing a first node must not meet.
+    assert log[2] == "task 1 on node1:14243" and log[3].startswith("# Ended (code 0)")
+    assert (tmp_path / "exp" / "log" / "t.3.log").read_text().splitlines()[2] == "task 3 on node1:14245"
 
 
 def test_slurm_runner_cpu_job_without_range(tmp_path, fake_slurm):

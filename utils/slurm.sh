@@ -8,7 +8,8 @@ Batch scripts and Slurm's own output go to \$(dirname LOG)/q/.
 Options:
   --gpu N            GPUs per task (--gres=gpu:N, plus \$gpu_opts from the config when N > 0)
   --num-nodes N      nodes per task (--nodes=N); srun runs COMMAND once per node with MASTER_ADDR set to
-                     the first node and MASTER_PORT (default 29500), for torchrun's rendezvous
+                     the first node and MASTER_PORT (default 10000 + job id % 20000), for torchrun's
+                     rendezvous
   --num-threads N    CPUs per task (--cpus-per-task=N)
   --mem M            memory per node (--mem=M, e.g. 16G)
   --time T           time limit (--time=T, e.g. 24:00:00)
@@ -47,7 +48,8 @@ script="${queue_dir}/${name}.sh"
   echo 'id=${SLURM_ARRAY_TASK_ID}'
   if [ "${num_nodes}" -gt 1 ]; then
     echo 'export MASTER_ADDR=$(scontrol show hostnames "${SLURM_JOB_NODELIST}" | head -n 1)'
-    echo 'export MASTER_PORT=${MASTER_PORT:-29500}'
+    # A port of the job's own (below Linux's ephemeral range): two multi-node jobs may share a first node.
+    echo 'export MASTER_PORT=${MASTER_PORT:-$(( 10000 + SLURM_JOB_ID % 20000 ))}'
   fi
   printf 'run_logged "$(for_job "${log_template}" "${id}")" "$(for_job "${command_template}" "${id}")" '
   printf 'srun --nodes=%d --ntasks-per-node=1 --cpus-per-task=%d\n' "${num_nodes}" "${num_threads}"

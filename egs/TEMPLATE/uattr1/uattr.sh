@@ -118,6 +118,10 @@ for option in nj num_nodes cpus_per_gpu train_jobs; do
   [[ ${!option} =~ ^[1-9][0-9]*$ ]] || { log "Error: --${option} must be a positive number, got '${!option}'"; exit 2; }
 done
 [[ ${ngpu} =~ ^[0-9]+$ ]] || { log "Error: --ngpu must be a number of GPUs, got '${ngpu}'"; exit 2; }
+if [ "${num_nodes}" -gt 1 ] && [ "${ngpu}" -eq 0 ]; then
+  log "Error: --num_nodes ${num_nodes} needs GPUs: multi-node DDP runs one process per GPU (--ngpu)"
+  exit 2
+fi
 if [ "${stage}" -gt "${stop_stage}" ]; then
   log "Error: --stage ${stage} comes after --stop_stage ${stop_stage}: no stage would run"
   exit 2
@@ -301,8 +305,10 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         --rdzv_endpoint="${MASTER_ADDR:?no MASTER_ADDR: use the Slurm cmd_backend}:${MASTER_PORT:-29500}" \
         --rdzv_id="$3" -m uattr "${@:4}"' torchrun "${num_nodes}" "${ngpu}" "$1")
     elif [ "${ngpu}" -gt 1 ]; then  # DDP on this machine: one process per GPU
+      # Port 0: torchrun takes a free one, so that jobs sharing a host (--train_jobs, two recipes) never meet in
+      # one rendezvous; a fixed port made a second job join the first one's and die when that one ended.
       launcher=(torchrun --nnodes=1 --nproc_per_node="${ngpu}" --rdzv_backend=c10d
-        --rdzv_endpoint="localhost:${MASTER_PORT:-29500}" --rdzv_id="$1" -m uattr)
+        --rdzv_endpoint="localhost:${MASTER_PORT:-0}" --rdzv_id="$1" -m uattr)
     fi
     log "Stage 3: training $1 (${conf}) → ${sysdir}; log: ${sysdir}/train.log"
     mkdir -p "${sysdir}"
