@@ -40,7 +40,7 @@ from uattr.teachers.base import Teacher, register_teacher
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
 from uattr.train.config import ExperimentConfig, TrainerConfig
 from uattr.train.data import build_split
-from uattr.train.distributed import DistributedContext
+from uattr.train.distributed import DistributedContext, init_distributed
 from uattr.train.trainer import Trainer, total_updates, train
 from uattr.train.validate import ValidationTasks, load_tasks, metric_names, validate
 
@@ -563,6 +563,13 @@ def test_sum_over_ranks_all_reduces(tmp_path) -> None:
     results = torch.multiprocessing.Manager().dict()
     torch.multiprocessing.spawn(_sum_over_two_ranks, args=(str(tmp_path / "store"), results), nprocs=2)
     assert dict(results) == {0: {"loss": 4.0, "micro_batches": 4.0}, 1: {"loss": 4.0, "micro_batches": 4.0}}
+
+
+def test_a_ddp_run_refuses_one_named_gpu_for_every_rank(monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"trainer\.device 'cuda:0': in a DDP run each process takes its local "
+                                          r"rank's GPU; give 'cuda'"):
+        init_distributed("cuda:0")
 
 
 def test_a_log_line_averages_over_every_ranks_micro_batches(experiment, tmp_path, caplog) -> None:

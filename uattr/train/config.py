@@ -164,7 +164,7 @@ class TrainerConfig:
     best_criterion: str = "valid/loss"
     best_mode: Literal["auto", "min", "max"] = "auto"  # auto: max for r@k/mrr/acc, min otherwise
     average_best: bool = True  # final model = parameter mean of the n best checkpoints (false: the best one)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (one process only: under DDP, cuda = the local rank's GPU)
     teacher_mode: Literal["cached", "on_the_fly"] = "cached"
     on_the_fly: list[str] | None = None  # attributes whose teacher runs on the batch (None: all)
     find_unused_parameters: bool | Literal["auto"] = "auto"  # DDP; auto: probe one batch for unused parameters

@@ -97,6 +97,11 @@ def init_distributed(device_spec: str, timeout_minutes: float = 30.0) -> Distrib
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if world_size > 1 and device_spec.startswith("cuda:"):  # every rank would take that one GPU
+        raise ConfigError(
+            f"trainer.device '{device_spec}': in a DDP run each process takes its local rank's GPU; give 'cuda' "
+            f"(or 'auto'), and choose the GPUs with CUDA_VISIBLE_DEVICES"
+        )
     device = resolve_device(device_spec, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
