@@ -339,6 +339,25 @@ def test_the_ddp_probe_leaves_every_rng_state_alone(experiment, tmp_path) -> Non
     assert torch.equal(before[0], after[0]) and np.array_equal(before[1], after[1]) and before[2] == after[2]
 
 
+def test_the_ddp_probe_leaves_batch_norm_statistics_alone(experiment, tmp_path) -> None:
+    """Encoders with a batch norm (HuBERT's and wav2vec 2.0's conv_pos_batch_norm, conformer convolutions) update
+    its running statistics in a training-mode forward; the probe must not."""
+    trainer = Trainer(from_dict(ExperimentConfig, experiment), tmp_path / "exp")
+    trainer.context = DistributedContext(world_size=2)
+    norm = torch.nn.BatchNorm1d(32, affine=False)
+    trainer.model.upstream.add_module("probe_norm", norm)  # fed the encoder's output frames by a hook
+
+    def normalise_the_last_layer(module, inputs, output) -> None:
+        norm(output[0][-1].flatten(0, 1))
+
+    trainer.model.upstream.register_forward_hook(normalise_the_last_layer)
+    before = {name: buffer.clone() for name, buffer in trainer.model.named_buffers()}
+    assert trainer._find_unused_parameters() is False
+    assert int(norm.num_batches_tracked) == 0 and torch.equal(norm.running_mean, torch.zeros(32))
+    for name, buffer in trainer.model.named_buffers():
+        assert torch.equal(buffer, before[name]), name
+
+
 class RecordingWriter:
     """Stands in for the TensorBoard writer: ``{tag: {step: value}}``."""
 

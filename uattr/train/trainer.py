@@ -245,8 +245,9 @@ class Trainer:
     def _find_unused_parameters(self) -> bool:
         """DDP's ``find_unused_parameters``: only when some trainable parameter gets no gradient (costly).
 
-        The probe is a training-mode forward whose dropout draws random numbers: every RNG state is put back
-        after it, so that the run is the same with ``auto`` as with the value it finds.
+        The probe is a training-mode forward whose dropout draws random numbers and whose batch norms update
+        their running statistics: every RNG state and buffer is put back after it, so that the run is the same
+        with ``auto`` as with the value it finds.
         """
         setting = self.config.trainer.find_unused_parameters
         if setting != "auto":
@@ -255,12 +256,16 @@ class Trainer:
             return False
         dataset = self.train_data.dataset
         saved = rng_state()
+        buffers = {name: buffer.clone() for name, buffer in self.model.named_buffers()}
         try:
             batch = self._to_device(self.targets(collate_batch([dataset[i] for i in range(min(2, len(dataset)))])))
             total, _ = self.model_loss(batch["wavs"], batch["wav_lens"], batch["targets"])
             unused = unused_parameters(self.model, total)
         finally:
             set_rng_state(saved)
+            with torch.no_grad():
+                for name, buffer in self.model.named_buffers():
+                    buffer.copy_(buffers[name])
         if unused:
             logger.info("DDP: %d trainable parameters get no gradient (e.g. %s)", len(unused), unused[0])
         return bool(unused)
