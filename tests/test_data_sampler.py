@@ -197,6 +197,9 @@ def test_ddp_resume_per_rank():
     resumed = DynamicBatchSampler(durations, max_batch_seconds=20.0, num_replicas=2, rank=1)
     resumed.load_state_dict(samplers[1].state_dict())
     assert list(resumed) == per_rank[1][5:]
+    with pytest.raises(ConfigError, match=r"\(num_replicas: 2 → 1\); num_replicas is the number of training "
+                                          r"processes \(GPUs × nodes\): resume with as many"):
+        DynamicBatchSampler(durations, max_batch_seconds=20.0).load_state_dict(samplers[1].state_dict())
 
 
 def language_table(counts: dict[str, int]) -> tuple[list[str], dict[str, str]]:

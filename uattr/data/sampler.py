@@ -255,11 +255,16 @@ class DynamicBatchSampler(Sampler[list[int]]):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a position: the next iteration yields exactly the batches after ``batches_done``."""
-        changed = [
-            f"{key}: {state.get(key)!r} → {value!r}" for key, value in self._settings().items() if state.get(key) != value
-        ]
+        changed = {key: value for key, value in self._settings().items() if state.get(key) != value}
         if changed:
-            raise ConfigError(f"cannot resume the batch sampler, its settings changed ({'; '.join(changed)})")
+            listed = "; ".join(f"{key}: {state.get(key)!r} → {value!r}" for key, value in changed.items())
+            hint = (
+                "; num_replicas is the number of training processes (GPUs × nodes): resume with as many as the "
+                "checkpoint was written by"
+                if "num_replicas" in changed
+                else ""
+            )
+            raise ConfigError(f"cannot resume the batch sampler, its settings changed ({listed}){hint}")
         self.epoch = int(state["epoch"])
         done = int(state["batches_done"])
         if not 0 <= done <= len(self):
