@@ -6,7 +6,8 @@ Everything is generated in a temporary folder: a random w2v-BERT encoder (``--pr
 The trainer is ``uattr.train.trainer.Trainer`` with the paper's optimisers; one update is its own step
 (forward, backward, clipping, both optimisers, schedules) on one batch of ``--batch-size`` utterances.
 
-1. data pipeline alone: utterances/s of the train DataLoader (audio decoding, collation; ``--num-workers``);
+1. data pipeline alone: utterances/s of the train DataLoader (audio decoding, collation; ``--num-workers``) in
+   its steady state, over one epoch less each worker's first batch;
 2. model step with cached targets, on batches loaded beforehand;
 3. the same step with the speaker targets from a random-init speechbrain ``ECAPA_TDNN`` of the real size
    (channels 1024 ×4 + 3072, attention 128, 192-d, 80 mel bins: spkrec-ecapa-voxceleb's hyperparameters) run on
@@ -21,6 +22,7 @@ Prints a Markdown table: median seconds per update over ``--steps`` timed update
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -47,6 +49,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 SEMANTIC_DIM = 1024
 SPEAKER_DIM = 192
+PIPELINE_ROUNDS = 5  # batches per loader worker in the data-pipeline timing: the first round is left out
 
 
 @register_teacher("benchmark-random-ecapa")
@@ -126,18 +129,16 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_data_pipeline(trainer: Trainer, batches: int) -> tuple[float, list[dict[str, Any]]]:
-    """Utterances/s of the loader alone (first batch excluded: worker start-up), and the batches it gave."""
-    loaded, started, utterances = [], None, 0
+def time_data_pipeline(trainer: Trainer, num_workers: int) -> float:
+    """Utterances/s of the train DataLoader alone in its steady state, over one epoch. Each worker's first batch
+    pays its start-up and they arrive together, so the clock starts at the arrival of that first round; it stops
+    at the last batch's arrival, before the iterator shuts its workers down."""
+    arrivals, sizes = [], []
     for batch in trainer.train_data.loader:
-        loaded.append(batch)
-        if started is None:
-            started = time.perf_counter()
-        else:
-            utterances += len(batch["ids"])
-        if len(loaded) == batches:
-            break
-    return utterances / (time.perf_counter() - started), loaded
+        arrivals.append(time.perf_counter())
+        sizes.append(len(batch["ids"]))
+    first_round = max(1, num_workers)
+    return sum(sizes[first_round:]) / (arrivals[-1] - arrivals[first_round - 1])
 
 
 def time_steps(trainer: Trainer, batches: list[dict[str, Any]], warmup: int) -> list[float]:
@@ -157,7 +158,14 @@ def time_steps(trainer: Trainer, batches: list[dict[str, Any]], warmup: int) -> 
 def run_case(config: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) -> dict[str, float]:
     trainer = Trainer(config, exp_dir)
     parameters = sum(p.numel() for p in trainer.model.parameters())
-    pipeline, batches = time_data_pipeline(trainer, args.warmup + args.steps)
+    epoch = len(trainer.train_data.sampler)
+    if epoch < PIPELINE_ROUNDS * max(1, args.num_workers) or epoch < args.warmup + args.steps:
+        raise SystemExit(
+            f"{epoch} batches per epoch: the data-pipeline timing needs {PIPELINE_ROUNDS} per loader worker, the "
+            f"steps {args.warmup + args.steps}; raise --utterances"
+        )
+    pipeline = time_data_pipeline(trainer, args.num_workers)
+    batches = list(itertools.islice(trainer.train_data.loader, args.warmup + args.steps))
     seconds = statistics.median(time_steps(trainer, batches, args.warmup))
     utterances = statistics.mean(len(batch["ids"]) for batch in batches)
     del trainer
@@ -172,14 +180,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="encoder size")
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
     parser.add_argument("--batch-size", type=int, default=20, help="utterances per update (the paper: 20 per GPU)")
-    parser.add_argument("--utterances", type=int, default=200, help="generated training utterances")
+    parser.add_argument(
+        "--utterances", type=int, default=400,
+        help=f"generated training utterances: an epoch of at least {PIPELINE_ROUNDS} batches per loader worker",
+    )
     parser.add_argument("--num-workers", type=int, default=4, help="DataLoader workers")
     parser.add_argument("--steps", type=int, default=10, help="timed updates")
     parser.add_argument("--warmup", type=int, default=2, help="untimed updates first")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    if (args.warmup + args.steps) * args.batch_size > args.utterances:
-        parser.error("--utterances must cover (--warmup + --steps) × --batch-size")
 
     with tempfile.TemporaryDirectory(prefix="uattr-bench-") as tmp:
         root = Path(tmp)

@@ -12,7 +12,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 CASES = {
-    "train_step.py": ["--device", "cpu", "--preset", "tiny", "--batch-size", "2", "--utterances", "4", "--steps",
+    "train_step.py": ["--device", "cpu", "--preset", "tiny", "--batch-size", "2", "--utterances", "10", "--steps",
                       "1", "--warmup", "1", "--num-workers", "0"],
     "branch.py": ["--repeats", "1", "--layers", "2", "--dim", "32", "--batch", "2", "--seconds", "1",
                   "--encoder-hidden", "32", "--encoder-layers", "2"],

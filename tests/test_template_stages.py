@@ -122,6 +122,25 @@ def test_failing_results_leaves_stage_6_not_done(tmp_path: Path) -> None:
     assert [line.split("\t")[0] for line in (recipe / "exp" / "RESULTS.md").read_text().splitlines()] == ["5", "6"]
 
 
+def test_a_stage_that_fails_keeps_no_row_of_an_earlier_run(tmp_path: Path) -> None:
+    """A failing plot in stage 6 (before `uattr results`) or a failing stage 5: the earlier run's row of that stage
+    must not say it ran."""
+    recipe, env = _recipe(tmp_path)
+    (recipe / "exp" / "joint" / "emb").mkdir(parents=True)
+    (recipe / "exp" / "joint" / "emb" / "layer_weights.json").write_text("{}")
+    (recipe / "exp" / "stage_times.tsv").write_text("4\textract\t2\n5\tscore\t3\n6\treport\t1\n")
+    status, output, _ = _run(recipe, env, "--stage", "6", "--stop_stage", "6", FAIL_SUB="plot-layer-weights")
+    assert status != 0 and "fake failure of plot-layer-weights" in output
+    assert _stages(recipe) == ["4", "5"]
+    (recipe / "data" / "test").mkdir(parents=True)
+    (recipe / "data" / "test" / "trials").write_text("a b target\n")
+    _table(recipe / "exp" / "joint" / "emb" / "speaker" / "test", 4)
+    status, output, _ = _run(recipe, env, "--stage", "5", "--stop_stage", "5", "--systems", "joint",
+                             "--untrained_systems", "", "--sv_sets", "test", FAIL_SUB="score-sv")
+    assert status != 0 and "fake failure of score-sv" in output
+    assert _stages(recipe) == ["4"]
+
+
 def _table(folder: Path, dim: int) -> None:
     folder.mkdir(parents=True)
     (folder / "emb.scp").write_text("u1 emb.ark:4\n")

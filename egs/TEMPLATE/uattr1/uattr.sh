@@ -173,6 +173,13 @@ stage_times_with() {  # stage name out: the stage times with this stage's row (t
   { [ -f "${timing}" ] && awk -F'\t' -v stage="$1" '$1 != stage' "${timing}"
     printf '%s\t%s\t%d\n' "$1" "$2" "$(( SECONDS - stage_start ))"; } | sort -n > "$3"
 }
+stage_begin() {  # stage: until it is done again, no row says it ran (an earlier run's would, after a failure)
+  stage_start=${SECONDS}
+  if [ -f "${timing}" ]; then
+    awk -F'\t' -v stage="$1" '$1 != stage' "${timing}" > "${timing}.tmp"
+    mv "${timing}.tmp" "${timing}"
+  fi
+}
 stage_done() {  # stage name
   stage_times_with "$1" "$2" "${timing}.tmp"
   mv "${timing}.tmp" "${timing}"
@@ -235,7 +242,7 @@ retrieval_tasks() {
 }
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
-  stage_start=${SECONDS}
+  stage_begin 1
   log "Stage 1: data preparation (local/data.sh ${data_opts})"
   split_opts data_args "${data_opts}"
   local/data.sh "${data_args[@]}"
@@ -247,7 +254,7 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
-  stage_start=${SECONDS}
+  stage_begin 2
   log "Stage 2: teacher embeddings (${teacher_conf})"
   # The list is read on descriptor 3: a job on standard input (a wav.scp pipe such as ffmpeg) must not eat it.
   while read -r attr sets opts <&3 || [ -n "${attr:-}" ]; do  # a last line without its newline too
@@ -277,7 +284,7 @@ fi
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${external_model}" ]; then
   log "Stage 3: skipped: evaluating ${external_model} as system '${systems}'"
 elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
-  stage_start=${SECONDS}
+  stage_begin 3
   for spec in ${init_upstreams}; do
     arch=${spec%%:*}
     upstream_conf=${spec#*:}
@@ -341,7 +348,7 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
-  stage_start=${SECONDS}
+  stage_begin 4
   # Retrieval query sets and speech galleries are extracted too.
   extra_sets=$(retrieval_tasks | awk '{print $3} $4 == "speech" {print $5}')
   for spec in ${sv_sets} ${sv_cohort}; do extra_sets+=" $(sv_set "${spec}")"; done
@@ -358,7 +365,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
 fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
-  stage_start=${SECONDS}
+  stage_begin 5
   split_opts score_args "${score_opts}"
   split_opts sv_cohort_args "${sv_cohort_opts}"
   for system in ${all_systems} ${teacher_system}; do
@@ -418,7 +425,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
-  stage_start=${SECONDS}
+  stage_begin 6
   log "Stage 6: plots and RESULTS.md"
   # RESULTS.md lists this stage's time too, but the stage is recorded done only once `uattr results` succeeds.
   report_args=(--stage-times "${timing}.report")
@@ -444,10 +451,6 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   stage_times_with 6 report "${timing}.report"
   if ! uattr results --exp-dir "${expdir}" --out "${expdir}/RESULTS.md" "${report_args[@]}"; then
     rm -f "${timing}.report"
-    if [ -f "${timing}" ]; then  # an earlier run's stage 6 row would say the report is current
-      awk -F'\t' '$1 != 6' "${timing}" > "${timing}.tmp"
-      mv "${timing}.tmp" "${timing}"
-    fi
     log "Error: stage 6: uattr results failed; ${expdir}/RESULTS.md is not up to date"
     exit 1
   fi
