@@ -158,6 +158,23 @@ def test_a_metric_missing_from_some_runs_says_how_many_had_it(tmp_path):
     assert "| joint | – | 2 | 2.00 ± 0.71 | 0.2000 (1 run) |" in render_results([row], runs=["a", "b"])
 
 
+def test_counts_that_differ_over_runs_and_reference_rows_of_aggregated_tables(tmp_path):
+    runs = {run: collect_rows([dump(tmp_path / run / "joint/scores/vox/metrics.json", {**SV, "n_target": n})])
+            for run, n in (("a", 10), ("b", 11))}
+    reference = dump(tmp_path / "ref.json", {"eer": 0.9, "meta": {"system": "ECAPA", "test_set": "vox",
+                                                                 "source": "paper"}})
+    text = render_results(aggregate_runs(runs) + collect_rows([], [reference]), runs=list(runs))
+    assert "| joint | – | 2 | 1.50 | 0.2000 | 0.1000 | 10.5 ± 0.7 | 90 |" in text
+    assert "| ECAPA (paper) | – | – | 0.90 |" in text  # a reference is not one of the runs
+
+
+def test_a_metric_name_is_escaped_in_its_header(tmp_path):
+    (row,) = collect_rows([dump(tmp_path / "exp/joint/scores/vox/metrics.json", {**SV, "acc|top": 3.0})])
+    header = next(line for line in render_results([row]).splitlines() if line.startswith("| system |"))
+    assert header.endswith("| acc\\|top |")
+    assert header.replace("\\|", "").count("|") == 2 + 1 + len(row.values)
+
+
 def test_a_spread_below_the_columns_precision_still_shows(tmp_path):
     runs = {run: collect_rows([dump(tmp_path / run / "joint/scores/vox/metrics.json", {"eer": eer})])
             for run, eer in (("a", 1.004), ("b", 1.006))}
@@ -290,3 +307,23 @@ def test_layer_weights_validation_and_plot(tmp_path):
     for bad in bad_inputs:
         with pytest.raises(DataError, match="model"):
             validate_layer_weights(bad, "model")
+
+
+def test_plot_names_are_printed_as_given(tmp_path, monkeypatch):
+    """A system named with ``$`` must not start math mode (a lone one fails to parse), and one starting with ``_``
+    must not vanish from the legend."""
+    import uattr.scoring.plots as plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: (drawn.append(figure), figure.savefig(
+        tmp_path / "check.png")))
+    rates = error_rates(np.array([0.9, 0.8, 0.3, 0.2]), np.array([1, 1, 0, 0]))
+    plot_det([("_hidden", rates), ("cost $5 a$x^$b", rates)], tmp_path / "det.png", title="a $ b")
+    plot_layer_weights({"_speaker": {"layers": [1], "weights": [1.0]}, "$sem": {"layers": [1], "weights": [1.0]}},
+                       tmp_path / "lw.png", title="$x")
+    det, weights = (figure.axes[0] for figure in drawn)
+    assert [text.get_text() for text in det.get_legend().get_texts()] == [
+        "_hidden (EER 0.00%)", r"cost \$5 a\$x^\$b (EER 0.00%)"]
+    assert det.get_title() == r"a \$ b"
+    assert [text.get_text() for text in weights.get_legend().get_texts()] == ["_speaker", r"\$sem"]
+    assert weights.get_title() == r"\$x"

@@ -44,6 +44,13 @@ def save_figure(figure: Figure, path: PathLike) -> None:
         figure.savefig(handle, format=image, dpi=150, bbox_inches="tight")
 
 
+def _literal(text: str) -> str:
+    """``text`` as matplotlib should print it: a ``$`` pair would start math mode (and a lone one can fail to
+    parse). Labels are handed to ``legend`` with their artists, which keeps those that start with ``_`` (set as
+    an artist's label, matplotlib leaves them out of the legend)."""
+    return text.replace("$", r"\$")
+
+
 def _probit(p: np.ndarray, floor: float) -> np.ndarray:
     return norm.ppf(np.clip(p, floor, 1.0 - floor))
 
@@ -93,10 +100,12 @@ def plot_det(curves: Sequence[tuple[str, ErrorRates]], out: PathLike, title: str
     floor, top = det_limits(curves, eers)
     figure = Figure(figsize=(6, 6))
     axes = figure.add_subplot()
-    for (label, rates), eer in zip(curves, eers):
+    lines = []
+    for (_, rates), eer in zip(curves, eers):
         x, y = _probit(rates.p_fa, floor), _probit(rates.p_miss, floor)
         keep = _thin(x, y)
-        (line,) = axes.plot(x[keep], y[keep], label=f"{label} (EER {100 * eer:.2f}%)")
+        (line,) = axes.plot(x[keep], y[keep])
+        lines.append(line)
         point = _probit(np.array([eer]), floor)[0]
         axes.plot([point], [point], "o", color=line.get_color())
     ticks = det_ticks(floor, top)
@@ -108,9 +117,10 @@ def plot_det(curves: Sequence[tuple[str, ErrorRates]], out: PathLike, title: str
     axes.plot(limits, limits, ":", color="grey", linewidth=0.8)
     axes.set_xlabel("False alarm rate (%)")
     axes.set_ylabel("Miss rate (%)")
-    axes.set_title(title)
+    axes.set_title(_literal(title))
     axes.grid(True, linewidth=0.3)
-    axes.legend(loc="upper right", fontsize="small")
+    labels = [f"{_literal(label)} (EER {100 * eer:.2f}%)" for (label, _), eer in zip(curves, eers)]
+    axes.legend(lines, labels, loc="upper right", fontsize="small")
     save_figure(figure, out)
 
 
@@ -158,14 +168,15 @@ def plot_layer_weights(weights: Mapping[str, Mapping[str, Sequence]], out: PathL
     width = 0.8 / len(weights)
     figure = Figure(figsize=(max(6.0, 0.35 * len(layers) + 2), 3.5))
     axes = figure.add_subplot()
-    for number, (attr, entry) in enumerate(weights.items()):
+    bars = []
+    for number, entry in enumerate(weights.values()):
         x = np.array([position[layer] for layer in entry["layers"]]) + (number - (len(weights) - 1) / 2) * width
-        axes.bar(x, entry["weights"], width=width, label=attr)
+        bars.append(axes.bar(x, entry["weights"], width=width))
     axes.set_xticks(range(len(layers)), [str(layer) for layer in layers])
     axes.set_xlabel("layer")
     axes.set_ylabel("weight")
     if title:
-        axes.set_title(title)
-    axes.legend(fontsize="small")
+        axes.set_title(_literal(title))
+    axes.legend(bars, [_literal(attr) for attr in weights], fontsize="small")
     axes.grid(True, axis="y", linewidth=0.3)
     save_figure(figure, out)

@@ -349,8 +349,8 @@ def _header(key: str) -> str:
 def _number(key: str, value: float) -> str:
     position = _column_rank(key)[0]
     style = _COLUMNS[position][2] if position < len(_COLUMNS) else "{:.4g}"
-    if style == "{:d}":
-        return str(int(value)) if float(value).is_integer() else f"{value:g}"
+    if style == "{:d}":  # a count; its mean and spread over runs need not be whole
+        return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
     return style.format(value)
 
 
@@ -376,13 +376,13 @@ def _table(rows: Sequence[ResultRow], aggregated: bool) -> list[str]:
     keys = sorted({key for row in rows for key in row.values}, key=_column_rank)
     header = "| system | condition | " + ("runs | " if aggregated else "")
     lines = [
-        header + " | ".join(_header(key) for key in keys) + " |",
+        header + " | ".join(markdown_cell(_header(key)) for key in keys) + " |",
         "|---|---|" + ("---:|" if aggregated else "") + "---:|" * len(keys),
     ]
     for row in rows:
         system = f"{row.system} ({row.source})" if row.source else row.system
         cells = [markdown_cell(system) or EMPTY, markdown_cell(row.condition) or EMPTY]
-        cells += [str(row.runs)] if aggregated else []
+        cells += [EMPTY if row.source else str(row.runs)] if aggregated else []  # a reference is no run
         cells += [_cell(row, key) for key in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
