@@ -75,6 +75,17 @@ def test_label_expert_classifies_into_its_classes(loss: str) -> None:
     value = expert.loss(embedding, torch.tensor([0, 2, 1]))
     assert embedding.shape == (3, 4) and value.shape == () and torch.isfinite(value)
     assert expert.loss_fn.num_classes == 3 and expert.loss_fn.embedding_dim == 4
+    assert expert.logits(embedding).shape == (3, 3)
+
+
+@pytest.mark.parametrize("loss", [LossConfig("ce"), LossConfig("aam", {"margin": 0.0})])
+def test_label_expert_logits_are_the_scores_its_loss_trains(loss: LossConfig) -> None:
+    """Less a training-only margin: with none, the loss is their cross-entropy."""
+    expert = _expert("lang", expert="label", classes=["de", "en", "fr"], dim=4, loss=loss)
+    embedding = expert(*_hidden())
+    target = torch.tensor([0, 2, 1])
+    torch.testing.assert_close(expert.loss(embedding, target),
+                               torch.nn.functional.cross_entropy(expert.logits(embedding), target))
 
 
 def test_label_targets_must_be_class_indices() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import safetensors.torch
+import soundfile
 import torch
 from torch import nn
 
@@ -27,6 +28,7 @@ from train_fixtures import (  # noqa: F401  (one_thread: autouse fixture)
     make_experiment,
     one_thread,
     run_until_killed,
+    write_table,
     write_teacher_tables,
 )
 import uattr.train.trainer as trainer_module
@@ -38,7 +40,7 @@ from uattr.scoring.metrics import sv_metrics
 from uattr.scoring.trials import read_trials
 from uattr.teachers.base import Teacher, register_teacher
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
-from uattr.train.config import ExperimentConfig, TrainerConfig
+from uattr.train.config import ExperimentConfig, TrainerConfig, load_experiment_config
 from uattr.train.data import build_split
 from uattr.train.distributed import DistributedContext, init_distributed
 from uattr.train.trainer import Trainer, total_updates, train
@@ -163,6 +165,10 @@ class LookupModel(nn.Module):
             attr: torch.tensor(np.stack([table[int(n)] for n in wav_lens]), dtype=torch.float32)
             for attr, table in self.by_length.items()
         }
+
+    @property
+    def attributes(self) -> list[str]:
+        return list(self.by_length)
 
     def expert(self, attr: str) -> SimpleNamespace:
         return SimpleNamespace(loss_fn=SimpleNamespace(reduction="sum"))
@@ -482,6 +488,35 @@ def test_an_fp16_overflow_in_one_parameter_group_skips_both(experiment, tmp_path
     for name, value in trainer.model.state_dict().items():
         assert torch.equal(value, before[name]), name
     assert trainer.scaler.get_scale() == 2.0**3
+
+
+def test_a_label_attribute_is_validated_by_its_accuracy_and_classifies(experiment, tmp_path) -> None:
+    """valid/<attr>/acc is the share of dev utterances whose class the trained classifier's logits pick (the
+    model selection can use it), and UnifiedEncoder.classify gives those classes' posteriors."""
+    data = copy.deepcopy(experiment)
+    dump = Path(data["data"]["target_pattern"]).parent.parent
+    for split in (data["data"]["train"], data["data"]["valid"]):
+        utts = sorted(line.split()[0] for line in (Path(split) / "utt2spk").read_text().splitlines())
+        write_table(dump / "parity" / Path(split).name, {utt: np.array([i % 2], np.float32) for i, utt in
+                                                         enumerate(utts)}, classes=["even", "odd"])
+    data["attributes"]["parity"] = {"expert": "label", "loss": {"name": "ce"}}
+    config = build_config(data, trainer={"best_criterion": "valid/parity/acc"})
+    exp = tmp_path / "exp"
+    Trainer(config, exp).run()
+    state = load_checkpoint(list_checkpoints(exp / "checkpoints")[6])
+    model = UnifiedEncoder(load_experiment_config(exp / "config.yaml").model_config())
+    model.load_state_dict(state["model"])
+    dev = Path(data["data"]["valid"])
+    utts = sorted(line.split()[0] for line in (dev / "utt2spk").read_text().splitlines())
+    wav_scp = dict(line.split() for line in (dev / "wav.scp").read_text().splitlines())
+    classes, posteriors = model.classify([soundfile.read(wav_scp[utt], dtype="float32")[0] for utt in utts], 16000,
+                                         "parity")
+    assert classes == ["even", "odd"] and posteriors.shape == (6, 2)
+    torch.testing.assert_close(posteriors.sum(dim=1), torch.ones(6))
+    correct = sum(int(posteriors[i].argmax()) == i % 2 for i in range(6))
+    assert state["history"][-1]["valid/parity/acc"] == pytest.approx(100 * correct / 6)
+    with pytest.raises(ConfigError, match="attribute 'speaker' is not a label attribute"):
+        model.classify([np.zeros(16000, np.float32)], 16000, "speaker")
 
 
 def test_resume_refuses_data_that_changed_under_the_same_paths(tmp_path, monkeypatch) -> None:

@@ -29,6 +29,7 @@ from torch import nn
 
 from uattr import __version__
 from uattr.attributes import AttributeConfig, AttributeExpert, build_expert
+from uattr.attributes.label import LabelExpert
 from uattr.config import from_dict, load_yaml, save_yaml
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import atomic_dir, atomic_path, atomic_write
@@ -172,6 +173,24 @@ class UnifiedEncoder(nn.Module):
                 return self(*self._pad(waveforms, sample_rate), attributes)
             alone = [self(*self._pad([wav], sample_rate), attributes) for wav in waveforms]
             return {attr: torch.cat([embeddings[attr] for embeddings in alone]) for attr in alone[0]}
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def classify(
+        self, waveforms: torch.Tensor | Sequence[torch.Tensor | np.ndarray], sample_rate: int, attribute: str
+    ) -> tuple[list[str], torch.Tensor]:
+        """Class posteriors [B, C] of label attribute ``attribute`` for raw audio (taken as :meth:`embed` takes
+        it), and the class names of its columns: what a language or gender branch predicts, from the classifier
+        its loss trained."""
+        expert = self.expert(attribute)
+        if not isinstance(expert, LabelExpert):
+            raise ConfigError(f"attribute '{attribute}' is not a label attribute (its expert: {expert.config.expert})")
+        embedding = self.embed(waveforms, sample_rate, [attribute])[attribute]
+        was_training = self.training
+        self.eval()
+        try:
+            return expert.classes, torch.softmax(expert.logits(embedding).float(), dim=-1)
         finally:
             self.train(was_training)
 

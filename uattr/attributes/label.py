@@ -34,6 +34,10 @@ class LabelExpert(AttributeExpert):
     def loss_arguments(self) -> dict[str, Any]:
         return {"num_classes": len(self.classes), "embedding_dim": self.embedding_dim}
 
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Class scores [B, len(classes)] of this attribute's embeddings [B, E], columns in ``classes`` order."""
+        return self.loss_fn.logits(embedding)
+
     def check_target(self, embedding: torch.Tensor, target: torch.Tensor) -> None:
         if target.shape != embedding.shape[:1] or target.is_floating_point():
             raise target_error(

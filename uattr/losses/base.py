@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 from typing import Any
 
+import torch
 from torch import nn
 
 from uattr.errors import ConfigError
@@ -32,12 +33,20 @@ class DistillationLoss(nn.Module):
 
 
 class ClassificationLoss(nn.Module):
-    """Classifies an embedding [B, E] into one of ``num_classes`` (int targets [B]); owns its classifier."""
+    """Classifies an embedding [B, E] into one of ``num_classes`` (int targets [B]); owns its classifier.
+
+    ``logits`` gives the class scores the loss trains, without a training-only margin: validation accuracy and
+    ``UnifiedEncoder.classify`` read them. A subclass defines both ``forward`` and ``logits``.
+    """
 
     def __init__(self, num_classes: int, embedding_dim: int) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.embedding_dim = embedding_dim
+
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Class scores [B, num_classes] of embeddings [B, E]; their softmax is the class posterior."""
+        raise NotImplementedError(f"{type(self).__name__} defines no logits(); a classification loss needs one")
 
 
 def build_loss(config: LossConfig, where: str, kind: type[nn.Module], **provided: Any) -> nn.Module:

@@ -21,8 +21,11 @@ class CrossEntropyLoss(ClassificationLoss):
         self.classifier = nn.Linear(embedding_dim, num_classes)
         self.label_smoothing = float(label_smoothing)
 
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.classifier(embedding)
+
     def forward(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self.classifier(embedding), target, label_smoothing=self.label_smoothing)
+        return F.cross_entropy(self.logits(embedding), target, label_smoothing=self.label_smoothing)
 
 
 @LOSSES.register("aam")
@@ -48,7 +51,14 @@ class AAMSoftmaxLoss(ClassificationLoss):
             margin=float(margin), scale=float(scale), easy_margin=check_flag("easy_margin", easy_margin)
         )
 
+    def _cosines(self, embedding: torch.Tensor) -> torch.Tensor:
+        return F.linear(F.normalize(embedding, dim=-1), F.normalize(self.weight, dim=-1))
+
+    def logits(self, embedding: torch.Tensor) -> torch.Tensor:
+        """s·cos θ_j for every class: the margin only makes training harder."""
+        return self.margin.scale * self._cosines(embedding)
+
     def forward(self, embedding: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        cosine = F.linear(F.normalize(embedding, dim=-1), F.normalize(self.weight, dim=-1))
+        cosine = self._cosines(embedding)
         logits = self.margin(cosine, F.one_hot(target, self.num_classes).to(cosine.dtype))
         return F.cross_entropy(logits, target)

@@ -71,7 +71,7 @@ from uattr.train.distributed import (
 )
 from uattr.train.optim import GROUPS, LearningRateSchedule, build_group, split_parameters
 from uattr.train.targets import OnTheFlyTargets, build_teachers
-from uattr.train.validate import format_metrics, load_tasks, metric_names, validate
+from uattr.train.validate import classified_attributes, format_metrics, load_tasks, metric_names, validate
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class Trainer:
             self.valid_data = build_split(data, "valid", cached, self.model.sample_rate, settings.seed, self.context)
             self.data_fingerprint |= data_fingerprint(self.valid_data, "dev")
             self.tasks = load_tasks(data)
-            names = metric_names(list(self.config.attributes), self.tasks)
+            names = metric_names(list(self.config.attributes), self.tasks, classified_attributes(self.model))
             if settings.best_criterion not in names:
                 raise ConfigError(
                     f"trainer.best_criterion '{settings.best_criterion}' is not a validation metric; metrics: "

@@ -2,7 +2,7 @@
 
 Model selection and NewBob only ever see these numbers; test sets are not touched during training.
 Metric names: ``valid/loss``, ``valid/<attr>/loss``, ``valid/<attr>/eer`` (%), ``valid/<attr>/min_dcf_0.01``,
-``valid/<attr>/r@1`` (%).
+``valid/<attr>/r@1`` (%), and for a label attribute ``valid/<attr>/acc`` (%, the classifier its loss trains).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Callable, ContextManager, Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from uattr.attributes.label import LabelExpert
 from uattr.errors import ConfigError
 from uattr.scoring.embeddings import EmbeddingSet, load_embedding_set, normalise_rows
 from uattr.scoring.metrics import sv_metrics
@@ -74,9 +75,20 @@ def _retrieval_metric_name(attr: str) -> str:
     return f"valid/{attr}/r@1"
 
 
-def metric_names(attributes: Sequence[str], tasks: ValidationTasks) -> list[str]:
-    """The names :func:`validate` returns (see the module docstring), known before any validation runs."""
+def _accuracy_name(attr: str) -> str:
+    return f"valid/{attr}/acc"
+
+
+def classified_attributes(model: torch.nn.Module) -> list[str]:
+    """The attributes of ``model`` (a UnifiedEncoder) whose experts classify: their dev accuracy is measured."""
+    return [attr for attr in model.attributes if isinstance(model.expert(attr), LabelExpert)]
+
+
+def metric_names(attributes: Sequence[str], tasks: ValidationTasks, classified: Sequence[str] = ()) -> list[str]:
+    """The names :func:`validate` returns (see the module docstring), known before any validation runs;
+    ``classified`` as :func:`classified_attributes` gives them."""
     names = ["valid/loss"] + [f"valid/{attr}/loss" for attr in attributes]
+    names += [_accuracy_name(attr) for attr in attributes if attr in classified]
     for attr in attributes:
         if attr in tasks.trials:
             names += _sv_metric_names(attr)
@@ -107,6 +119,7 @@ def validate(
     sums: dict[str, float] = defaultdict(float)
     count = 0
     collected: dict[str, tuple[list[str], list[np.ndarray]]] = {attr: ([], []) for attr in tasks.attributes}
+    classified = classified_attributes(model)
     try:
         for batch in batches:
             with autocast():
@@ -118,6 +131,10 @@ def validate(
                 weighted, loss = _utterance_sums(model, attr, embedding, targets)
                 sums["valid/loss"] += weighted
                 sums[f"valid/{attr}/loss"] += loss
+                if attr in classified:
+                    expert = model.expert(attr)
+                    predicted = expert.logits(embedding).argmax(dim=-1)
+                    sums[_accuracy_name(attr)] += 100.0 * float((predicted == targets[expert.target_key]).sum())
             for attr, (ids, vectors) in collected.items():
                 ids.extend(batch["ids"])
                 vectors.append(embeddings[attr].cpu().numpy())
