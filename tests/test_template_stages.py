@@ -322,6 +322,20 @@ def test_single_node_ddp_lets_torchrun_pick_a_free_port(tmp_path: Path) -> None:
     assert "--nnodes=1 --nproc_per_node=2 --rdzv_backend=c10d --rdzv_endpoint=localhost:0 --rdzv_id=joint" in torchrun
 
 
+def test_random_init_encoders_stay_where_the_configs_name_them_when_expdir_moves(tmp_path: Path) -> None:
+    """The mini configs train on hf:exp/init_upstream/...: an experiment of another --expdir must find (and, on a
+    fresh checkout, make) them there, not make unread ones under its own folder."""
+    recipe, env = _recipe(tmp_path)
+    status, output, calls = _run(recipe, env, "--stage", "3", "--stop_stage", "3", "--systems", "joint",
+                                 "--untrained_systems", "", "--expdir", "exp_400")
+    assert status == 0, output
+    created = [call for call in calls if call.startswith("create-upstream")]
+    assert [call.split("--out ")[1] for call in created] == ["exp/init_upstream/encoder_w2vbert",
+                                                            "exp/init_upstream/encoder_wav2vec2"]
+    assert "hf:exp/init_upstream/encoder_w2vbert" in (recipe / "conf" / "train_joint.yaml").read_text()
+    assert any(call.startswith("train ") and "--exp-dir exp_400/joint" in call for call in calls)
+
+
 def test_multi_node_training_without_gpus_is_refused(tmp_path: Path) -> None:
     recipe, env = _recipe(tmp_path)
     status, output, calls = _run(recipe, env, "--stage", "3", "--num_nodes", "2", cmd_backend="slurm")

@@ -36,7 +36,9 @@ teacher_conf=conf/teachers.txt   # lines: "<attr> <set,set?,...> <uattr extract-
 systems=""             # systems to train: conf/train_<system>.yaml → exp/<system>
 untrained_systems=""   # systems built without training: conf/model_<system>.yaml → exp/<system>/model (baselines)
 init_upstreams=""      # randomly initialised encoders to build first, "<arch>:<conf.yaml>" each →
-                       # ${expdir}/init_upstream/<conf name> (for from-scratch set-ups such as the mini recipe)
+                       # ${init_upstream_dir}/<conf name> (for from-scratch set-ups such as the mini recipe)
+init_upstream_dir=exp/init_upstream  # where they go: the training configs name this path, so it stays put
+                       # when --expdir moves (an experiment of another --expdir trains from the same encoders)
 train_opts=""          # extra `uattr train` overrides for every system (e.g. --trainer.max_steps 100)
 train_jobs=1           # systems trained at the same time, each with its share of the CPU threads (CPU recipes:
                        # two 1-thread trainings on 2 cores do ~1.3x the work of one 2-thread training)
@@ -71,8 +73,8 @@ General options:
   --data_opts      # options for local/data.sh (default: "${data_opts}")
   --dumpdir        # teacher embeddings dir (default: ${dumpdir}); the training configs name the tables they
                    #   read themselves (data.target_pattern): move both, e.g. --train_opts "--data.target_pattern ..."
-  --expdir         # experiments dir (default: ${expdir}); configs that read a random-init encoder of stage 3
-                   #   name its path (exp/init_upstream/...) themselves
+  --expdir         # experiments dir (default: ${expdir}); the random-init encoders of stage 3 stay in
+                   #   --init_upstream_dir, whose path the configs name
   --validate_opts  # extra uattr validate-data-dir options (default: "${validate_opts}")
 Data:
   --train_set      # training set: uattr train --data.train data/<train_set> (default: ${train_set})
@@ -84,6 +86,7 @@ Training:
   --systems        # systems to train, each conf/train_<system>.yaml (default: "${systems}")
   --untrained_systems # baselines built without training from conf/model_<system>.yaml (default: "${untrained_systems}")
   --init_upstreams # encoders to create before training, "<arch>:<conf.yaml>" (default: "${init_upstreams}")
+  --init_upstream_dir # where they go, as the configs name it (default: ${init_upstream_dir})
   --train_opts     # extra dotted overrides for uattr train (default: "${train_opts}")
   --train_jobs     # systems trained at the same time on this machine (default: ${train_jobs})
   --device         # cpu|cuda (default: ${device:-cuda when ngpu > 0, else cpu})
@@ -289,8 +292,8 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     arch=${spec%%:*}
     upstream_conf=${spec#*:}
     name=$(basename "${upstream_conf}" .yaml)
-    log "Stage 3: random-init ${arch} encoder ${expdir}/init_upstream/${name} (${upstream_conf})"
-    uattr create-upstream --arch "${arch}" --config "${upstream_conf}" --out "${expdir}/init_upstream/${name}"
+    log "Stage 3: random-init ${arch} encoder ${init_upstream_dir}/${name} (${upstream_conf})"
+    uattr create-upstream --arch "${arch}" --config "${upstream_conf}" --out "${init_upstream_dir}/${name}"
   done
   for system in ${untrained_systems}; do
     log "Stage 3: ${system}: untrained model from conf/model_${system}.yaml"
