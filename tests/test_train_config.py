@@ -248,6 +248,17 @@ def test_a_quiet_run_still_records_everything_in_train_log(experiment, tmp_path,
     assert "INFO" in log and "step 2 validation" in log
 
 
+def test_the_error_that_stops_a_run_ends_its_train_log(experiment, tmp_path, capsys) -> None:
+    """A recipe points a failed run to EXP/train.log: the error must be there, not only on the console."""
+    config = write_config(tmp_path / "conf.yaml", experiment)
+    exp = tmp_path / "exp"
+    capsys.readouterr()
+    assert uattr_main(["train", "--config", str(config), "--exp-dir", str(exp), "--attributes.speaker.dim", "7"]) == 1
+    last = (exp / "train.log").read_text().splitlines()[-1]
+    assert " ERROR: training stopped: attributes.speaker.dim: 7, but " in last
+    assert capsys.readouterr().err.count("attributes.speaker.dim: 7, but") == 1  # the console has it once
+
+
 def torchrun_train(config: Path, exp: Path, *overrides: str) -> None:
     """``uattr train`` in two processes (DDP, gloo on CPU)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]

@@ -18,9 +18,10 @@ def setup_logging(verbosity: int = 0, log_file: str | Path | None = None) -> Non
     logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
 
 
-def add_file_handler(log_file: str | Path) -> None:
-    """Also write the log to ``log_file`` (e.g. the experiment dir's train.log)."""
+def add_file_handler(log_file: str | Path) -> logging.Handler:
+    """Also write the log to ``log_file`` (e.g. the experiment dir's train.log); returns the handler."""
     Path(log_file).parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
+    return handler

@@ -35,7 +35,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from uattr.config import save_yaml
 from uattr.data.collate import collate_batch
 from uattr.data.sampler import DynamicBatchSampler
-from uattr.errors import ConfigError, DataError
+from uattr.errors import ConfigError, DataError, UattrError, user_message
 from uattr.fileio import atomic_dir, atomic_write
 from uattr.log import add_file_handler
 from uattr.model import WEIGHTS_FILE, UnifiedEncoder
@@ -615,15 +615,22 @@ def train(
     root = logging.getLogger()
     known_handlers, level = list(root.handlers), root.level
     handler_levels = {handler: handler.level for handler in known_handlers}
+    run_log = None
     try:
         if context.is_main:
             for handler in known_handlers:
                 handler.setLevel(max(handler.level, level))
             root.setLevel(min(level, logging.INFO))
-            add_file_handler(Path(exp_dir) / "train.log")
+            run_log = add_file_handler(Path(exp_dir) / "train.log")
         else:
             root.setLevel(logging.WARNING)
         return Trainer(config, exp_dir, context, resume, show_progress).run()
+    except BaseException as error:
+        # The command reports the error on the console once this returns; the run's own record must end with it
+        # too (a recipe points there), not with the last line before it.
+        if run_log is not None:
+            run_log.handle(_stop_record(error))
+        raise
     finally:
         for handler in [h for h in root.handlers if h not in known_handlers]:
             root.removeHandler(handler)
@@ -632,3 +639,15 @@ def train(
             handler.setLevel(handler_level)
         root.setLevel(level)
         cleanup_distributed()
+
+
+def _stop_record(error: BaseException) -> logging.LogRecord:
+    """The train.log line of the error that stopped the run: a toolkit error's message, an interrupt, or an
+    unexpected error with its traceback."""
+    if isinstance(error, KeyboardInterrupt):
+        message, exc_info = "training interrupted", None
+    elif isinstance(error, UattrError):
+        message, exc_info = f"training stopped: {user_message(error)}", None
+    else:
+        message, exc_info = "training stopped by an unexpected error", (type(error), error, error.__traceback__)
+    return logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, (), exc_info)

@@ -343,7 +343,7 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   for system in ${systems}; do
     [ -f "${expdir}/${system}/model/model.safetensors" ] && continue
     train_log="${expdir}/${system}/train.log"  # written by uattr train; the launcher's log when it never started
-    [ -f "${train_log}" ] || train_log="${expdir}/${system}/train.launch.log"
+    [ -s "${train_log}" ] || train_log="${expdir}/${system}/train.launch.log"
     log "Error: ${system}: training failed (no ${expdir}/${system}/model); see ${train_log}"
     exit 1
   done
