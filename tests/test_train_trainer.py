@@ -519,6 +519,23 @@ def test_a_label_attribute_is_validated_by_its_accuracy_and_classifies(experimen
         model.classify([np.zeros(16000, np.float32)], 16000, "speaker")
 
 
+def test_a_labels_table_for_an_expert_of_float_targets_is_named(experiment, tmp_path) -> None:
+    data = copy.deepcopy(experiment)
+    dump = Path(data["data"]["target_pattern"]).parent.parent
+    utts = [line.split()[0] for line in (Path(data["data"]["train"]) / "utt2spk").read_text().splitlines()]
+    write_table(dump / "rate" / "train", {utt: np.array([0], np.float32) for utt in utts}, classes=["fast", "slow"])
+    data["attributes"]["rate"] = {"expert": "distill"}
+    with pytest.raises(ConfigError, match=r"^attributes\.rate\.expert: .*dump/rate/train/meta\.json is a labels "
+                                          r"table \(class indices of fast, slow\), but expert 'distill' learns float"):
+        Trainer(build_config(data), tmp_path / "exp")
+
+
+def test_a_missing_data_dir_is_named_before_its_teacher_tables(experiment, tmp_path) -> None:
+    missing = str(tmp_path / "data" / "trian")
+    with pytest.raises(ConfigError, match=rf"^data\.train: {re.escape(missing)}: no such data directory$"):
+        Trainer(build_config(experiment, data={"train": missing}), tmp_path / "exp")
+
+
 def test_resume_refuses_data_that_changed_under_the_same_paths(tmp_path, monkeypatch) -> None:
     """New teacher vectors or a wav.scp pointing elsewhere, same ids and count: refused by name; the data put
     back, the run resumes."""

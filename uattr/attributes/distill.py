@@ -18,7 +18,9 @@ class DistillExpert(AttributeExpert):
 
     def __init__(self, name: str, config: AttributeConfig, num_hidden_states: int, hidden_size: int) -> None:
         if config.classes is not None:
-            raise ConfigError(f"attributes.{name}.classes: only 'label' experts have classes (expert is 'distill')")
+            raise ConfigError(
+                f"attributes.{name}.classes: only 'label' experts have classes (expert is '{config.expert}')"
+            )
         super().__init__(name, config, num_hidden_states, hidden_size)
 
     def check_target(self, embedding: torch.Tensor, target: torch.Tensor) -> None:

@@ -15,8 +15,10 @@ from typing import Any, Literal, Sequence
 
 from uattr.config import apply_overrides, from_dict, load_yaml, to_dict
 from uattr.data.tables import META_NAME, SCP_NAME, read_table_meta
+from uattr.attributes.label import LabelExpert
 from uattr.errors import ConfigError
 from uattr.model import AttributeConfig, ModelConfig
+from uattr.registry import ATTRIBUTE_EXPERTS
 from uattr.upstream.base import UpstreamConfig
 
 SplitName = Literal["train", "valid"]
@@ -248,6 +250,9 @@ def fill_target_shapes(config: ExperimentConfig, teacher_dims: dict[str, int] | 
     ``teacher_dims`` gives the dimension of on-the-fly teachers, which have no table.
     """
     teacher_dims = teacher_dims or {}
+    for key, data_dir in (("data.train", config.data.train), ("data.valid", config.data.valid)):
+        if data_dir is not None and not Path(data_dir).is_dir():  # else its tables would be blamed
+            raise ConfigError(f"{key}: {data_dir}: no such data directory")
     attributes = {}
     for name, attribute in config.attributes.items():
         where = f"attributes.{name}"
@@ -257,6 +262,13 @@ def fill_target_shapes(config: ExperimentConfig, teacher_dims: dict[str, int] | 
             table_dir = table_files(config.data.target_table(name, "train"))[1]
             meta, source = read_table_meta(table_dir), str(table_dir / META_NAME)
         if meta.get("classes") is not None:  # a label table: the classes fix the indices, dim is the branch's own
+            known = attribute.expert in ATTRIBUTE_EXPERTS  # an unknown one is named when the model is built
+            if known and not issubclass(ATTRIBUTE_EXPERTS.get(attribute.expert), LabelExpert):
+                raise ConfigError(
+                    f"{where}.expert: {source} is a labels table (class indices of {', '.join(meta['classes'])}), "
+                    f"but expert '{attribute.expert}' learns float vectors: use a 'label' expert, or make its targets "
+                    "with a teacher that gives them"
+                )
             if attribute.classes is None:
                 attribute = dataclasses.replace(attribute, classes=list(meta["classes"]))
             elif list(attribute.classes) != list(meta["classes"]):
