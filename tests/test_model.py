@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -450,4 +451,16 @@ def test_weights_that_do_not_match_the_config_are_a_config_error(tiny_encoder_di
     config["attributes"]["speaker"]["dim"] = 4
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="model.safetensors: does not match"):
+        UnifiedEncoder.from_pretrained(tmp_path)
+
+
+def test_a_model_of_a_plug_in_that_is_not_installed_names_its_config(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+    upstream = UpstreamConfig(name=f"hf:{tiny_encoder_dir}")
+    UnifiedEncoder(ModelConfig(upstream, {"speaker": AttributeConfig(dim=8)})).save_pretrained(tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["attributes"]["speaker"]["expert"] = "speaking_rate"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(tmp_path / 'config.yaml'))}: .*unknown attribute expert "
+                                          r"'speaking_rate'.*a plug-in \(a uattr\.plugins entry point\) that is not "
+                                          r"installed here\?$"):
         UnifiedEncoder.from_pretrained(tmp_path)

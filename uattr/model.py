@@ -33,6 +33,7 @@ from uattr.attributes.label import LabelExpert
 from uattr.config import from_dict, load_yaml, save_yaml
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import atomic_dir, atomic_path, atomic_write
+from uattr.registry import UnknownComponentError
 from uattr.upstream.base import Upstream, UpstreamConfig
 
 __all__ = ["AttributeConfig", "ModelConfig", "UnifiedEncoder"]
@@ -276,7 +277,13 @@ class UnifiedEncoder(nn.Module):
                 config.upstream.name,
                 WEIGHTS_FILE,
             )
-        model = cls(config)
+        try:
+            model = cls(config)
+        except UnknownComponentError as error:
+            raise ConfigError(
+                f"{directory / CONFIG_FILE}: {error}; was the model trained with a plug-in (a uattr.plugins entry "
+                "point) that is not installed here?"
+            ) from None
         state = _file_state(directory / WEIGHTS_FILE)
         try:
             safetensors.torch.load_model(model, directory / WEIGHTS_FILE, strict=True)

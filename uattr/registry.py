@@ -69,6 +69,10 @@ def _load_plugin(entry: EntryPoint) -> None:
         ) from error
 
 
+class UnknownComponentError(ConfigError):
+    """A name no built-in or installed plug-in registered."""
+
+
 class Registry(Generic[T]):
     """A name → component map for one kind of component (e.g. ``attribute expert``)."""
 
@@ -99,7 +103,9 @@ class Registry(Generic[T]):
         """Look ``name`` up, loading built-ins and plug-ins first; unknown names list the choices."""
         load_plugins()
         if name not in self._items:
-            raise ConfigError(f"unknown {self.kind} '{name}'; choices: {', '.join(sorted(self._items)) or '(none)'}")
+            raise UnknownComponentError(
+                f"unknown {self.kind} '{name}'; choices: {', '.join(sorted(self._items)) or '(none)'}"
+            )
         return self._items[name]
 
     def names(self) -> list[str]:

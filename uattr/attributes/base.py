@@ -106,7 +106,7 @@ def build_expert(name: str, config: AttributeConfig, num_hidden_states: int, hid
     try:
         factory = ATTRIBUTE_EXPERTS.get(config.expert)
     except ConfigError as error:
-        raise ConfigError(f"attributes.{name}.expert: {error}") from None
+        raise type(error)(f"attributes.{name}.expert: {error}") from None  # an UnknownComponentError stays one
     return factory(name, config, num_hidden_states, hidden_size)
 
 

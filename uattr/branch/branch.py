@@ -61,7 +61,7 @@ def _build(key: str, registry: Registry, name: str, where: str, **kwargs: int) -
     try:
         factory = registry.get(name)
     except ConfigError as error:
-        raise ConfigError(f"{where}.{key}: {error}") from None
+        raise type(error)(f"{where}.{key}: {error}") from None  # an UnknownComponentError stays one
     return factory(**kwargs)
 
 

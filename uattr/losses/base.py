@@ -57,7 +57,7 @@ def build_loss(config: LossConfig, where: str, kind: type[nn.Module], **provided
     try:
         factory = LOSSES.get(config.name)
     except ConfigError as error:
-        raise ConfigError(f"{where}.name: {error}") from None
+        raise type(error)(f"{where}.name: {error}") from None  # an UnknownComponentError stays one
     if not _is_loss_of(factory, kind):
         fitting = [name for name in LOSSES.names() if _is_loss_of(LOSSES.get(name), kind)]
         raise ConfigError(
