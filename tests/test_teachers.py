@@ -318,6 +318,12 @@ def test_a_new_hub_revision_of_a_teacher_has_its_tables_written_again(data_dir, 
     assert not np.allclose(load(out)["spkA-u1"], before["spkA-u1"])
 
 
+def test_an_ecapa_model_that_cannot_be_fetched_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # speechbrain may make its savedir here
+    with pytest.raises(ConfigError, match=r"^speechbrain-ecapa model 'org/no-such-ecapa': cannot load it \(.*"):
+        build_teacher("speechbrain-ecapa", model="org/no-such-ecapa")  # offline: neither cached nor fetched
+
+
 def test_ecapa_embeds_an_utterance_padded_in_a_batch_as_alone(tmp_path):
     teacher = build_teacher("speechbrain-ecapa", model=str(make_tiny_ecapa(tmp_path / "ecapa")))
     rng = np.random.default_rng(0)

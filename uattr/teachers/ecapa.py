@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from uattr.errors import BatchItemError
+from uattr.errors import BatchItemError, ConfigError
 from uattr.teachers.base import SAMPLE_RATE, Teacher, register_teacher, resolve_model
 
 DEFAULT_ECAPA_MODEL = "speechbrain/spkrec-ecapa-voxceleb"
@@ -36,12 +36,15 @@ class EcapaTeacher(Teacher):
         local = Path(source).is_dir()
         # A local folder is its own savedir: speechbrain then finds every checkpoint there and never looks at
         # the hub paths its hyperparams.yaml may name; a hub id goes through the Hugging Face cache.
-        self._classifier = EncoderClassifier.from_hparams(
-            source=source,
-            savedir=source if local else None,
-            run_opts={"device": device},
-            fetch_config=FetchConfig(allow_network=not local),
-        )
+        try:
+            self._classifier = EncoderClassifier.from_hparams(
+                source=source,
+                savedir=source if local else None,
+                run_opts={"device": device},
+                fetch_config=FetchConfig(allow_network=not local),
+            )
+        except (OSError, ValueError) as error:  # a hub id that cannot be fetched; a folder that is not a model
+            raise ConfigError(f"speechbrain-ecapa model '{model}': cannot load it ({error})") from None
         self._classifier.eval()
         self.dim = int(self._embed_batch([np.zeros(SAMPLE_RATE, dtype=np.float32)]).shape[1])
 
