@@ -6,6 +6,7 @@ import importlib
 import sys
 from pathlib import Path
 
+import kaldiio
 import pytest
 import torch
 
@@ -16,7 +17,7 @@ from uattr.branch import BranchConfig
 from uattr.config import from_dict
 from uattr.errors import ConfigError, DataError
 from uattr.losses import LossConfig
-from uattr.registry import ATTRIBUTE_EXPERTS, LOSSES, POOLINGS, PROJECTIONS
+from uattr.registry import ATTRIBUTE_EXPERTS, LOSSES, POOLINGS, PROJECTIONS, TEACHERS
 
 PLUGIN_DIR = Path(__file__).parent / "plugins"
 NUM_HIDDEN_STATES, HIDDEN = 4, 8
@@ -34,7 +35,7 @@ def _hidden(batch: int = 3, frames: int = 6) -> tuple[torch.Tensor, torch.Tensor
 def isolated_registries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Registrations made by a test vanish after it (the registries are module-level singletons)."""
     registry.load_plugins()
-    for component_registry in (POOLINGS, PROJECTIONS, LOSSES, ATTRIBUTE_EXPERTS):
+    for component_registry in (POOLINGS, PROJECTIONS, LOSSES, ATTRIBUTE_EXPERTS, TEACHERS):
         monkeypatch.setattr(component_registry, "_items", dict(component_registry._items))
 
 
@@ -153,6 +154,26 @@ def test_a_plugin_outside_the_package_registers_and_is_used(
     hidden[:, 2, 2:] = float("inf")  # padding of the shortest utterance: masked max must ignore it
     embedding = expert(hidden, frame_lens)
     assert embedding.shape == (3, 1) and torch.isfinite(embedding).all()
+
+
+def test_the_plugin_teacher_of_the_readme_caches_one_number_per_utterance(
+    isolated_registries: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from uattr.bin.main import main
+    from uattr.data.tables import read_table_meta
+
+    monkeypatch.syspath_prepend(str(PLUGIN_DIR))
+    _import_fresh("uattr_toy_plugin", monkeypatch)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wav.scp").write_text("s1-a a.wav\ns1-b b.wav\n")
+    (data / "utt2spk").write_text("s1-a s1\ns1-b s1\n")
+    (data / "utt2rate").write_text("s1-a 3.5\ns1-b 4.25\n")
+    assert main(["extract-teacher", "--teacher", "toy_number", "--data", str(data), "--out", str(tmp_path / "rate")]) == 0
+    vectors = dict(kaldiio.load_scp(str(tmp_path / "rate" / "emb.scp")))
+    assert {utt: vector.tolist() for utt, vector in vectors.items()} == {"s1-a": [3.5], "s1-b": [4.25]}
+    meta = read_table_meta(tmp_path / "rate")
+    assert (meta["teacher"], meta["dim"], meta["field"]) == ("toy_number", 1, "utt2rate")
 
 
 def test_registering_a_taken_name_is_an_error(isolated_registries: None) -> None:
