@@ -454,3 +454,36 @@ def test_an_s3prl_upstream_in_half_precision_is_a_clear_error(models: dict[str, 
     upstream = build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(models["wav2vec2"])))
     with pytest.raises(ConfigError, match="s3prl feeds its model float32 input, so the model must stay in float32"):
         upstream.to(torch.bfloat16)(*padded_batch())
+
+
+@pytest.mark.parametrize("name", ["hf:{}", "s3prl:hf_wav2vec2_custom"])
+def test_a_half_precision_checkpoint_loads_in_float32(models: dict[str, Path], tmp_path: Path, name: str) -> None:
+    """transformers loads a checkpoint in the dtype its config names: the branches, optimisers and loss scaling
+    need float32 weights (an fp16 encoder failed at the first scaled update, or at build time through s3prl)."""
+    import transformers
+
+    folder = tmp_path / "half"
+    transformers.AutoModel.from_pretrained(models["wav2vec2"]).half().save_pretrained(folder)
+    shutil.copy(models["wav2vec2"] / "preprocessor_config.json", folder)
+    assert '"float16"' in (folder / "config.json").read_text()
+    upstream = build_upstream(UpstreamConfig(name=name.format(folder), path=str(folder) if "s3prl" in name else None))
+    assert {parameter.dtype for parameter in upstream.parameters()} == {torch.float32}
+    hidden, _ = upstream(*padded_batch())
+    assert hidden.dtype == torch.float32
+
+
+@pytest.mark.parametrize("arch", ["w2v-bert", "wav2vec2"])
+def test_a_batch_too_short_for_a_spec_augment_mask_trains_unmasked(models: dict[str, Path], arch: str) -> None:
+    """A padded batch of fewer frames than mask_time_length (0.2 s): transformers would raise."""
+    upstream = build_upstream(UpstreamConfig(name=f"hf:{models[arch]}", options={"mask_time_prob": 0.5}))
+    upstream.train()
+    wavs, wav_lens = torch.randn(2, 3000), torch.tensor([3000, 2500])
+    hidden, frame_lens = upstream(wavs, wav_lens)
+    assert hidden.shape[2] < upstream.model.config.mask_time_length and frame_lens.tolist()
+    long_hidden, _ = upstream(*padded_batch())  # long enough: masked as usual
+    assert long_hidden.shape[1] == 3
+
+
+def test_an_s3prl_hf_expert_refuses_a_folder_of_another_model_type(models: dict[str, Path]) -> None:
+    with pytest.raises(ConfigError, match=r"holds a 'wavlm' model, and hf_wav2vec2_custom builds 'wav2vec2' ones"):
+        build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(models["wavlm"])))

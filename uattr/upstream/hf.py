@@ -61,7 +61,10 @@ def _load_weights(config: UpstreamConfig, source: str, model_config: Any) -> Any
     incomplete checkpoint) is an error, and any other missing weight a warning; a weight of another shape (an
     option that changes a size) is an error naming the options."""
     try:
-        model, info = transformers.AutoModel.from_pretrained(source, config=model_config, output_loading_info=True)
+        # float32 whatever the checkpoint's dtype: the branches, the optimisers and fp16 loss scaling need it
+        model, info = transformers.AutoModel.from_pretrained(
+            source, config=model_config, output_loading_info=True, dtype=torch.float32
+        )
     except OSError as error:
         raise ConfigError(f"{config.name}: cannot load the model weights: {error}") from error
     except RuntimeError as error:  # size mismatches
@@ -122,6 +125,10 @@ class HFUpstream(Upstream):
         """The model's keyword arguments for a padded batch."""
         raise NotImplementedError
 
+    def _sequence_length(self, inputs: dict[str, torch.Tensor]) -> int:
+        """Frames of the padded batch ``inputs`` describe, as the encoder layers see them."""
+        raise NotImplementedError
+
     def _forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         wav_lens = wav_lens.to(wavs.device)
         frame_lens = self.frame_lengths(wav_lens)
@@ -131,6 +138,11 @@ class HFUpstream(Upstream):
         # them in its own dtype.
         dtype = self.model.dtype
         inputs = {key: value.to(dtype) if value.is_floating_point() else value for key, value in inputs.items()}
+        frames = self._sequence_length(inputs)
+        if self.model.training and frames < getattr(self.model.config, "mask_time_length", 0):
+            # SpecAugment cannot place one time mask in so few frames (transformers raises): this batch goes
+            # unmasked, as a batch of short utterances would be left alone by a masking rate anyway.
+            inputs["mask_time_indices"] = torch.zeros(len(wavs), frames, dtype=torch.bool, device=wavs.device)
         outputs = self.model(**inputs, output_hidden_states=True, return_dict=True)
         return torch.stack(outputs.hidden_states), frame_lens
 
@@ -165,6 +177,9 @@ class HFWaveformUpstream(HFUpstream):
             inputs["attention_mask"] = mask.long()
         return inputs
 
+    def _sequence_length(self, inputs: dict[str, torch.Tensor]) -> int:
+        return int(self.frame_lengths(torch.tensor([inputs["input_values"].shape[1]])))
+
 
 class HFFbankUpstream(HFUpstream):
     """w2v-BERT 2.0: stacked 160-d fbank, 20 ms frames; "frozen_frontend" freezes its feature projection."""
@@ -188,6 +203,9 @@ class HFFbankUpstream(HFUpstream):
     def _model_inputs(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> dict[str, torch.Tensor]:
         features, mask, _ = self.fbank(wavs, wav_lens)
         return {"input_features": features, "attention_mask": mask}
+
+    def _sequence_length(self, inputs: dict[str, torch.Tensor]) -> int:
+        return inputs["input_features"].shape[1]
 
     def frontend_module(self) -> torch.nn.Module:
         return self.model.feature_projection
@@ -220,7 +238,7 @@ def load_hf_upstream(config: UpstreamConfig) -> HFUpstream:
             raise ConfigError(f"{config.name}: unknown option '{key}' (not a field of the {model_type} config)")
         setattr(model_config, key, value)
     if config.architecture:
-        model = transformers.AutoModel.from_config(model_config)
+        model = transformers.AutoModel.from_config(model_config, dtype=torch.float32)
     else:
         model = _load_weights(config, source, model_config)
     disable_layerdrop(model)

@@ -21,6 +21,7 @@ again (from s3prl's cache, or downloaded) before its own weights replace the che
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -49,13 +50,29 @@ HF_EXPERTS = {
 }
 
 
+# The model type each of them builds: another folder would lose its own weights (a WavLM's position bias) unseen.
+HF_EXPERT_MODEL_TYPES = {"hf_wav2vec2_custom": "wav2vec2", "hf_hubert_custom": "hubert"}
+
+
 class RandomInitModel:
     """Stands in for a transformers model class in an s3prl expert module while it builds from architecture files:
     s3prl always calls ``<model class>.from_pretrained(folder)`` and has no switch for a weight-free build."""
 
     @staticmethod
     def from_pretrained(folder: str, *args: Any, **kwargs: Any) -> Any:
-        return transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(folder))
+        return transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(folder), dtype=torch.float32)
+
+
+def float32_model(model_class: Any) -> Any:
+    """``model_class`` with a ``from_pretrained`` that loads float32 weights: transformers loads a checkpoint in the
+    dtype its config names, and s3prl feeds its model float32 input."""
+
+    class Float32Model:
+        @staticmethod
+        def from_pretrained(folder: str, *args: Any, **kwargs: Any) -> Any:
+            return model_class.from_pretrained(folder, *args, **{**kwargs, "dtype": torch.float32})
+
+    return Float32Model
 
 
 class S3PRLHubUpstream(Upstream):
@@ -155,11 +172,22 @@ def load_s3prl_upstream(config: UpstreamConfig) -> S3PRLHubUpstream:
         raise ConfigError(f"upstream '{config.name}' loads a checkpoint: set upstream.path")
     if name.startswith("hf_") and checkpoint:
         require_hf_folder(checkpoint, config.name)
+        model_type = transformers.AutoConfig.from_pretrained(checkpoint).model_type
+        if name in HF_EXPERT_MODEL_TYPES and model_type != HF_EXPERT_MODEL_TYPES[name]:
+            raise ConfigError(
+                f"upstream '{config.name}': {checkpoint} holds a '{model_type}' model, and {name} builds "
+                f"'{HF_EXPERT_MODEL_TYPES[name]}' ones (its own weights would be dropped); load it as hf:{checkpoint}"
+            )
     elif name.endswith("_local") and not Path(checkpoint).expanduser().exists():
         raise ConfigError(f"upstream '{config.name}': no such checkpoint '{checkpoint}'")
-    weight_free = mock.patch(HF_EXPERTS[name], RandomInitModel) if architecture else contextlib.nullcontext()
+    if name in HF_EXPERTS:
+        module, model_class = HF_EXPERTS[name].rsplit(".", 1)
+        original = getattr(importlib.import_module(module), model_class)
+        loader = mock.patch(HF_EXPERTS[name], RandomInitModel if architecture else float32_model(original))
+    else:
+        loader = contextlib.nullcontext()
     try:
-        with weight_free:
+        with loader:
             loaded = Loader(name, path_or_url=checkpoint, extra_conf=dict(config.options))
     except OSError as error:
         raise ConfigError(f"upstream '{config.name}': cannot load it: {error}") from error
