@@ -487,3 +487,62 @@ def test_a_batch_too_short_for_a_spec_augment_mask_trains_unmasked(models: dict[
 def test_an_s3prl_hf_expert_refuses_a_folder_of_another_model_type(models: dict[str, Path]) -> None:
     with pytest.raises(ConfigError, match=r"holds a 'wavlm' model, and hf_wav2vec2_custom builds 'wav2vec2' ones"):
         build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(models["wavlm"])))
+
+
+FAIRSEQ_TINY = {  # s3prl's own (fairseq-style) encoders: config keys of their checkpoints
+    "extractor_mode": "layer_norm", "encoder_layers": 2, "encoder_embed_dim": 32, "encoder_ffn_embed_dim": 64,
+    "encoder_attention_heads": 2, "conv_feature_layers": "[(32,10,5)] + [(32,3,2)] * 4 + [(32,2,2)] * 2",
+}
+
+
+def pre_ln_wavlm_checkpoint(path: Path) -> Path:
+    """A WavLM Large-style checkpoint (layer_norm_first: a final LayerNorm after the last layer), as s3prl's
+    wavlm_local loads it."""
+    from s3prl.upstream.wavlm.WavLM import WavLM, WavLMConfig
+
+    config = {**FAIRSEQ_TINY, "layer_norm_first": True, "conv_pos": 16, "conv_pos_groups": 4,
+              "relative_position_embedding": True, "num_buckets": 32, "max_distance": 64, "gru_rel_pos": True}
+    torch.manual_seed(0)
+    model = WavLM(WavLMConfig(config))
+    with torch.no_grad():
+        model.encoder.layer_norm.weight.mul_(3.0)  # a final LayerNorm that changes its input
+    torch.save({"cfg": config, "model": model.state_dict()}, path)
+    return path
+
+
+def test_s3prl_pre_ln_encoders_give_the_last_layers_output_and_train_their_cnn(tmp_path: Path) -> None:
+    """Index L is the output of layer L, as hf: gives it (s3prl took the final LayerNorm's output); with finetune
+    full the CNN gets gradients (s3prl's feature_grad_mult 0 ran it under no_grad)."""
+    path = pre_ln_wavlm_checkpoint(tmp_path / "wavlm.pt")
+    upstream = build_upstream(UpstreamConfig(name="s3prl:wavlm_local", path=str(path), finetune="full"))
+    model = upstream.upstream.upstream.model
+    last = {}
+    model.encoder.layers[-1].register_forward_hook(lambda module, args, output: last.update(x=output[0]))
+    upstream.train()
+    hidden, frame_lens = upstream(*padded_batch())
+    valid = int(frame_lens[0])
+    torch.testing.assert_close(hidden[-1, 0, :valid], last["x"].transpose(0, 1)[0, :valid])
+    hidden[-1].pow(2).sum().backward()
+    assert all(parameter.grad is not None for parameter in model.feature_extractor.parameters())
+    assert not any(parameter.requires_grad for parameter in model.encoder.layer_norm.parameters())  # unused
+    frozen_cnn = build_upstream(UpstreamConfig(name="s3prl:wavlm_local", path=str(path)))  # frozen_frontend
+    assert frozen_cnn.upstream.upstream.model.feature_grad_mult == 0.0
+
+
+def test_s3prl_data2vec_with_stacked_positional_convolutions_is_not_padding_invariant(tmp_path: Path) -> None:
+    from s3prl.upstream.data2vec.data2vec_model import Data2VecAudioConfig, Data2VecAudioModel
+
+    config = {**FAIRSEQ_TINY, "conv_pos": 5, "conv_pos_groups": 4, "pos_conv_depth": 5}
+    model = Data2VecAudioModel(Data2VecAudioConfig(**config))
+    model.remove_pretraining_modules()
+    torch.save({"task_cfg": {"normalize": True}, "model_cfg": config, "model_weight": {**model.state_dict(),
+                                                                                      "_ema": None}},
+               tmp_path / "d2v.pt")
+    upstream = build_upstream(UpstreamConfig(name="s3prl:data2vec_local", path=str(tmp_path / "d2v.pt")))
+    assert not upstream.padding_invariant
+    upstream.eval()
+    with torch.no_grad():  # what the flag says: an utterance's frames depend on the batch's padding
+        wavs, wav_lens = padded_batch()
+        hidden, _ = upstream(wavs, wav_lens)
+        alone, alone_lens = upstream(wavs[1:2, : WAV_LENS[1]], wav_lens[1:2])
+        assert not torch.allclose(alone[:, 0, : int(alone_lens[0])], hidden[:, 1, : int(alone_lens[0])], atol=1e-3)

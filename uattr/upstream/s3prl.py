@@ -12,6 +12,10 @@ count those, and an embedding would depend on its batch; so where the front end 
 a batch whose longest utterance is under 0.05 s with zeros it treats as audio, and its frame-count check fails just
 above that, so utterances under 0.065 s (MIN_SAMPLES) are refused.
 
+s3prl's own (fairseq-style) encoders are adjusted to the toolkit's conventions: a pre-LN encoder's final LayerNorm
+is bypassed, so the last hidden state is the last layer's output (as with ``hf:``), and a policy that trains the
+CNN sets ``feature_grad_mult`` to 1 (s3prl's 0 runs the CNN without gradients).
+
 Architecture files (``upstream.architecture``) exist for the Hugging Face names only: their ``config.json`` and
 ``preprocessor_config.json``, from which the model is built with random weights. The other names build from a
 checkpoint that holds configuration and weights together, so a saved model with one of them loads it through s3prl
@@ -97,9 +101,13 @@ class S3PRLHubUpstream(Upstream):
         except ConfigError:  # not a CNN front end s3prl exposes as ``feature_extractor``
             frontend = None
         self.convolutions = conv_geometry(frontend)
-        # s3prl's experts pass a padding mask to the transformer; a GroupNorm in the CNN still sees the padding.
-        self.padding_invariant = self.convolutions is not None and not any(
-            isinstance(module, nn.GroupNorm) for module in frontend.modules()
+        # s3prl's experts pass a padding mask to the transformer; a GroupNorm in the CNN still sees the padding, and
+        # so do stacked positional convolutions (data2vec's): the padding they read is no longer zero after the first.
+        positional = getattr(getattr(getattr(upstream.upstream, "model", None), "encoder", None), "pos_conv", None)
+        self.padding_invariant = (
+            self.convolutions is not None
+            and not any(isinstance(module, nn.GroupNorm) for module in frontend.modules())
+            and (positional is None or sum(isinstance(m, nn.Conv1d) for m in positional.modules()) <= 1)
         )
 
     def frame_lengths(self, wav_lens: torch.Tensor, reported: torch.Tensor) -> torch.Tensor:
@@ -194,4 +202,21 @@ def load_s3prl_upstream(config: UpstreamConfig) -> S3PRLHubUpstream:
     disable_layerdrop(loaded)
     upstream = S3PRLHubUpstream(config.name, loaded)
     apply_finetune_policy(upstream, config)
+    fairseq_model = getattr(loaded.upstream, "model", None)
+    if hasattr(fairseq_model, "feature_grad_mult"):  # s3prl's fairseq-style experts
+        bypass_final_layer_norm(fairseq_model.encoder)
+        # s3prl sets 0, which runs the CNN under no_grad whatever requires_grad says: a trained front end needs 1.
+        trained = any(parameter.requires_grad for parameter in fairseq_model.feature_extractor.parameters())
+        fairseq_model.feature_grad_mult = 1.0 if trained else 0.0
     return upstream
+
+
+def bypass_final_layer_norm(encoder: nn.Module) -> None:
+    """A pre-LN fairseq encoder (``layer_norm_first``: WavLM, HuBERT and wav2vec 2.0 Large, XLS-R) ends with a
+    LayerNorm, and s3prl takes the encoder's output as the last hidden state: index L would be LN(output of layer
+    L), unlike the other indices and unlike hf: for the same checkpoint. That LayerNorm passes its input through
+    here, and its parameters, unused then, are frozen."""
+    norm = getattr(encoder, "layer_norm", None)
+    if getattr(encoder, "layer_norm_first", False) and isinstance(norm, nn.Module):
+        norm.register_forward_hook(lambda module, inputs, output: inputs[0])
+        norm.requires_grad_(False)
