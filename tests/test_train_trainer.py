@@ -536,6 +536,24 @@ def test_a_missing_data_dir_is_named_before_its_teacher_tables(experiment, tmp_p
         Trainer(build_config(experiment, data={"train": missing}), tmp_path / "exp")
 
 
+def test_an_encoder_whose_frames_depend_on_the_padding_is_validated_one_utterance_at_a_time(
+    experiment, tmp_path
+) -> None:
+    """A GroupNorm front end (wav2vec 2.0 Base) sees a batch's padding: dev embeddings, and the model selection
+    that rests on them, must be those extraction gives, which encodes such a model one utterance at a time."""
+    from uattr.upstream.create import create_upstream
+
+    assert any(len(batch) > 1 for batch in Trainer(build_config(experiment), tmp_path / "a").valid_data.sampler)
+    group_norm = create_upstream("wav2vec2", tmp_path / "w2v2", hidden_size=32, num_hidden_layers=2,
+                                 num_attention_heads=2, intermediate_size=64, conv_dim=[32] * 7,
+                                 feat_extract_norm="group", num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+    config = build_config(experiment, upstream={"name": f"hf:{group_norm}"})
+    trainer = Trainer(config, tmp_path / "b")
+    assert not trainer.model.upstream.padding_invariant
+    assert [len(batch) for batch in trainer.valid_data.sampler] == [1] * 6
+    assert max(len(batch) for batch in trainer.train_data.sampler) == 2  # training batches stay as configured
+
+
 def test_resume_refuses_data_that_changed_under_the_same_paths(tmp_path, monkeypatch) -> None:
     """New teacher vectors or a wav.scp pointing elsewhere, same ids and count: refused by name; the data put
     back, the run resumes."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -136,7 +137,12 @@ class Trainer:
         self.data_fingerprint = data_fingerprint(self.train_data, "train")
         self.valid_data: SplitData | None = None
         if data.valid is not None:
-            self.valid_data = build_split(data, "valid", cached, self.model.sample_rate, settings.seed, self.context)
+            # Dev embeddings as extraction and embed() give them: an encoder whose frames depend on a batch's padding
+            # (a GroupNorm front end) is validated one utterance at a time, as it is encoded there.
+            dev = data if self.model.upstream.padding_invariant else dataclasses.replace(
+                data, max_batch_size=1, max_batch_seconds=None
+            )
+            self.valid_data = build_split(dev, "valid", cached, self.model.sample_rate, settings.seed, self.context)
             self.data_fingerprint |= data_fingerprint(self.valid_data, "dev")
             self.tasks = load_tasks(data)
             names = metric_names(list(self.config.attributes), self.tasks, classified_attributes(self.model))
