@@ -264,6 +264,32 @@ def test_split_jobs_and_merge_equal_a_single_job(model_dir: Path, data_dir: Path
     assert table_is_complete(tmp_path / "split" / "speaker" / "data")
 
 
+def test_split_and_unsplit_runs_into_one_folder_never_leave_a_stale_table(
+    model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """Stage 4 run with --nj 2, then with --nj 1 and --amp bf16, then with --nj 2 again: the merged table must be
+    the split jobs' (float32), not the unsplit run's; an unsplit table that split jobs replace leaves no ark."""
+    model = UnifiedEncoder.from_pretrained(model_dir)
+    out, table = tmp_path / "emb", tmp_path / "emb" / "speaker" / "data"
+
+    def split_run() -> None:
+        for job in (1, 2):
+            extract_embeddings(model, data_dir, out, attributes=["speaker"], job=job, num_jobs=2, show_progress=False)
+        merge_jobs(out, "data", ["speaker"], 2)
+
+    split_run()
+    extract_embeddings(model, data_dir, out, attributes=["speaker"], amp="bf16", show_progress=False)
+    assert read_table_meta(table)["autocast"] == "bf16" and (table / "emb.ark").is_file()
+    split_run()  # the job tables are current (float32) and kept: only the merge can notice
+    assert read_table_meta(table)["autocast"] is None
+    assert not (table / "emb.ark").exists()
+    assert all("/split2/" in line for line in (table / "emb.scp").read_text().splitlines())
+    shutil.rmtree(table)
+    extract_embeddings(model, data_dir, out, attributes=["speaker"], show_progress=False)
+    extract_embeddings(model, data_dir, out, attributes=["speaker"], job=1, num_jobs=2, show_progress=False)
+    assert not (table / "emb.ark").exists()  # the unsplit table's ark, no longer named by any scp
+
+
 def test_cli_extracts_a_subset_of_attributes_from_an_experiment_dir(
     model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:

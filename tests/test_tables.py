@@ -227,8 +227,12 @@ def test_a_stale_job_table_makes_the_merged_table_incomplete_before_it_goes(tmp_
     merge_tables([job], tmp_path / "out")
     assert table_is_complete(tmp_path / "out")
 
-    def killed(table_dir):
-        raise KeyboardInterrupt
+    remove_table = tables._remove_table
+
+    def killed(table_dir):  # at the removal of the job's table, after the merged one's
+        if table_dir == job:
+            raise KeyboardInterrupt
+        remove_table(table_dir)
 
     monkeypatch.setattr(tables, "_remove_table", killed)
     with pytest.raises(KeyboardInterrupt):

@@ -139,9 +139,9 @@ def _remove_table(table_dir: Path) -> None:
 def _drop_merged_table(out_dir: PathLike) -> None:
     """For a split job about to write (:func:`keep_current_table`): the merged table of an earlier run points into
     the arks the jobs rewrite, so it stops being complete (meta.json first) until :func:`merge_split` joins the
-    jobs again."""
-    for name in (META_NAME, SCP_NAME):
-        (Path(out_dir) / name).unlink(missing_ok=True)
+    jobs again. A table that one unsplit job wrote there has an ark of its own, which nothing would read again:
+    it goes too."""
+    _remove_table(Path(out_dir))
 
 
 def table_ids(table_dir: PathLike) -> list[str]:
@@ -449,7 +449,12 @@ def merge_split(out_dir: PathLike, num_jobs: int) -> Path:
     parts = [job_dir(out_dir, job, num_jobs) for job in range(1, num_jobs + 1)]
     _require_complete(parts)  # before anything is compared with the merged table: a wrong N must not discard it
     part_ids = [key for part in parts for key in table_ids(part)]
-    if keep_current_table(out_dir, part_ids):
+    # Current only if made as the parts were: a table of one earlier job over the whole set (another precision,
+    # say) has the same ids.
+    reference = read_table_meta(parts[0])
+    ignored = {_COUNT_KEY, _PROVENANCE_KEY, *reference.get(_PROVENANCE_KEY, ())}
+    made_by = {key: value for key, value in reference.items() if key not in ignored}
+    if keep_current_table(out_dir, part_ids, made_by):
         logger.info("%s: merged table already complete; nothing to do", out_dir)
         return out_dir
     merge_tables(parts, out_dir)
