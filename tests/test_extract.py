@@ -290,6 +290,23 @@ def test_split_and_unsplit_runs_into_one_folder_never_leave_a_stale_table(
     assert not (table / "emb.ark").exists()  # the unsplit table's ark, no longer named by any scp
 
 
+def test_a_split_job_reads_only_the_audio_of_its_share(model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    """Measuring every utterance's duration, a job failed on another job's broken file (and decoded every pipe)."""
+    data = tmp_path / "broken" / "data"
+    shutil.copytree(data_dir, data)
+    ids = [line.split()[0] for line in (data / "wav.scp").read_text().splitlines()]
+    last = ids[-1]
+    (data / "wav.scp").write_text("".join(f"{utt} {tmp_path / 'missing.wav' if utt == last else path}\n"
+                                          for utt, path in (line.split() for line in
+                                                            (data_dir / "wav.scp").read_text().splitlines())))
+    (data / "utt2dur").unlink(missing_ok=True)
+    model = UnifiedEncoder.from_pretrained(model_dir)
+    extract_embeddings(model, data, tmp_path / "emb", attributes=["speaker"], job=1, num_jobs=2, show_progress=False)
+    with pytest.raises(DataError, match=f"utterance '{last}'"):
+        extract_embeddings(model, data, tmp_path / "emb", attributes=["speaker"], job=2, num_jobs=2,
+                           show_progress=False)
+
+
 def test_cli_extracts_a_subset_of_attributes_from_an_experiment_dir(
     model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:

@@ -150,7 +150,7 @@ def extract_embeddings(
         if not model.upstream.padding_invariant and max_batch_size > 1:
             logger.info("%s: its hidden states depend on padding; one utterance per batch", model.upstream.name)
             max_batch_size = 1
-        durations = audio.durations()
+        durations = audio.durations(todo)
         dataset = UtteranceDataset(todo, audio, {})
         sampler = DynamicBatchSampler(
             [durations[utt] for utt in todo], max_batch_seconds=max_batch_seconds,

@@ -20,7 +20,7 @@ import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import soundfile
@@ -271,21 +271,25 @@ class AudioSource:
         first, last = segment_frames(info, start, end, entry, utt_id)
         return (last - first) / info.sample_rate, last - first
 
-    def measure_all(self, num_threads: int = 8) -> dict[str, tuple[float, int]]:
-        """:meth:`measure` of every utterance; recordings are probed once each, ``num_threads`` at a time."""
-        first_utt_of_entry = {self.data.locate(utt)[0]: utt for utt in reversed(self.ids)}
+    def measure_all(self, num_threads: int = 8, ids: Sequence[str] | None = None) -> dict[str, tuple[float, int]]:
+        """:meth:`measure` of every utterance (of ``ids`` only, if given: a split job's share, what a resume has
+        left); recordings are probed once each, ``num_threads`` at a time."""
+        ids = self.ids if ids is None else list(ids)
+        first_utt_of_entry = {self.data.locate(utt)[0]: utt for utt in reversed(ids)}
         with ThreadPoolExecutor(num_threads) as pool:
             list(pool.map(self.info, first_utt_of_entry.values()))
-        return {utt: self.measure(utt) for utt in self.ids}
+        return {utt: self.measure(utt) for utt in ids}
 
-    def durations(self) -> dict[str, float]:
-        """Seconds per utterance: ``utt2dur`` when the data dir has it, otherwise measured from the audio."""
+    def durations(self, ids: Sequence[str] | None = None) -> dict[str, float]:
+        """Seconds per utterance (of ``ids`` only, if given): ``utt2dur`` when the data dir has it, otherwise
+        measured from the audio, so that another job's broken file or a pipe it decodes is not this one's work."""
+        ids = self.ids if ids is None else list(ids)
         if self.data.utt2dur is not None:
-            missing = [utt for utt in self.ids if utt not in self.data.utt2dur]
+            missing = [utt for utt in ids if utt not in self.data.utt2dur]
             if missing:
                 raise DataError(
                     f"{self.data.path}/utt2dur: {len(missing)} utterance(s) missing, e.g. '{missing[0]}' "
                     f"(run uattr compute-durations --force)"
                 )
-            return {utt: self.data.utt2dur[utt] for utt in self.ids}
-        return {utt: duration for utt, (duration, _) in self.measure_all().items()}
+            return {utt: self.data.utt2dur[utt] for utt in ids}
+        return {utt: duration for utt, (duration, _) in self.measure_all(ids=ids).items()}

@@ -65,7 +65,7 @@ def extract_teacher(
     audio = AudioSource(data, sample_rate=SAMPLE_RATE) if inputs is None else None
     if audio is not None:
         # Similar durations share a batch (little padding); longest first, so memory limits show at once.
-        durations = audio.durations()
+        durations = audio.durations(todo)
         todo.sort(key=lambda utt: (-durations[utt], utt))
     with tqdm(total=len(todo), unit="utt", desc=f"{teacher.name} {target}", disable=not show_progress) as bar:
         for start in range(0, len(todo), batch_size):
