@@ -307,6 +307,30 @@ def test_a_split_job_reads_only_the_audio_of_its_share(model_dir: Path, data_dir
                            show_progress=False)
 
 
+def test_nothing_to_extract_is_an_error_naming_the_data_dir(model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    model = UnifiedEncoder.from_pretrained(model_dir)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "wav.scp").write_text("")
+    with pytest.raises(DataError, match=rf"^{empty}: no utterances \(its wav.scp or segments is empty\)"):
+        extract_embeddings(model, empty, tmp_path / "emb", show_progress=False)
+    text_only = tmp_path / "text_only"
+    text_only.mkdir()
+    shutil.copy(data_dir / "text", text_only / "text")
+    with pytest.raises(DataError, match=rf"{text_only}: no wav.scp \(a text-only data dir\)"):
+        extract_embeddings(model, text_only, tmp_path / "emb", show_progress=False)
+    for job in (1, 2, 3, 4, 5, 6, 7, 8, 9):  # more jobs than utterances: a job's empty share is fine
+        extract_embeddings(model, data_dir, tmp_path / "jobs", attributes=["speaker"], job=job, num_jobs=9,
+                           show_progress=False)
+
+
+def test_the_cli_out_is_a_root_not_a_pattern(model_dir: Path, data_dir: Path, tmp_path: Path, capsys) -> None:
+    out = str(tmp_path / "emb" / "{set}")
+    assert uattr_main(["extract", "--model", str(model_dir), "--data", str(data_dir), "--out", out]) == 1
+    assert "the output root, not a pattern: tables go to <out>/<attr>/<set>" in capsys.readouterr().err
+    assert not (tmp_path / "emb").exists()
+
+
 def test_cli_extracts_a_subset_of_attributes_from_an_experiment_dir(
     model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:

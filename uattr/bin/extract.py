@@ -50,6 +50,8 @@ def main(args: argparse.Namespace) -> int:
     from uattr.model import UnifiedEncoder
     from uattr.train.distributed import resolve_device
 
+    if "{set}" in args.out:  # extract-teacher's --out takes one; here each set goes to <out>/<attr>/<set>
+        raise ConfigError(f"--out '{args.out}': the output root, not a pattern: tables go to <out>/<attr>/<set>")
     model_dir = resolve_model_dir(args.model)
     if args.set_name and len(args.data) > 1:
         raise ConfigError("--set-name names one set: give one --data with it")

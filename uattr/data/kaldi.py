@@ -223,6 +223,8 @@ class DataDir:
         """``(wav.scp entry, start, end)`` of an utterance's audio (whole recording: ``0.0, None``)."""
         if self.segments is None:
             if utt_id not in self.wav_scp:
+                if not self.wav_scp:  # its ids came from text
+                    raise DataError(f"{self.path}: no wav.scp (a text-only data dir): '{utt_id}' has no audio")
                 raise DataError(f"{self.path}/wav.scp: no utterance '{utt_id}'")
             return self.wav_scp[utt_id], 0.0, None
         segment = self.segments.get(utt_id)
