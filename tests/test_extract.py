@@ -331,6 +331,20 @@ def test_the_cli_out_is_a_root_not_a_pattern(model_dir: Path, data_dir: Path, tm
     assert not (tmp_path / "emb").exists()
 
 
+def test_models_built_in_memory_are_told_apart_by_their_weights(model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+    """Two models not loaded from a folder: the second one's tables must not pass for the first one's."""
+    first = UnifiedEncoder.from_pretrained(model_dir)
+    second = UnifiedEncoder(first.config)
+    first.source = second.source = None  # as built in Python
+    assert first.weights_sha256() != second.weights_sha256()
+    assert first.weights_sha256() == first.weights_sha256()
+    extract_embeddings(first, data_dir, tmp_path / "emb", attributes=["speaker"], show_progress=False)
+    table = extract_embeddings(second, data_dir, tmp_path / "emb", attributes=["speaker"], show_progress=False)
+    expected = _one_by_one(second, data_dir)["speaker"]
+    for utt, vector in read_embedding_table(table["speaker"] / "emb.scp").items():
+        np.testing.assert_allclose(vector, expected[utt], atol=1e-5)
+
+
 def test_cli_extracts_a_subset_of_attributes_from_an_experiment_dir(
     model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:

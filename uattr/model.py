@@ -72,6 +72,15 @@ def safetensors_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def state_sha256(module: nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers in memory: names, dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 class UnifiedEncoder(nn.Module):
     """Upstream + experts; ``forward`` returns ``{attribute: embedding [B, E]}`` from one encoder pass."""
 
@@ -203,13 +212,16 @@ class UnifiedEncoder(nn.Module):
         wavs = nn.utils.rnn.pad_sequence(waveforms, batch_first=True).to(device)
         return wavs, wav_lens
 
-    def weights_sha256(self) -> str | None:
-        """SHA-256 of the model.safetensors this model was loaded from (None if not loaded from a folder): what
-        tells embeddings of a retrained model from those of the one it replaced in the same folder.
+    def weights_sha256(self) -> str:
+        """SHA-256 of the model.safetensors this model was loaded from: what tells embeddings of a retrained model
+        from those of the one it replaced in the same folder. A model not loaded from a folder gets the digest
+        of its weights as they are now (extracted tables of two such models must not pass for each other's).
 
         Computed on first use (hashing gigabytes costs seconds), from the file as it was loaded: one saved over
         it since then is an error rather than the digest of weights this model does not hold."""
-        if self.source is not None and self._weights_sha256 is None:
+        if self.source is None:
+            return state_sha256(self)  # not kept: the weights may still change
+        if self._weights_sha256 is None:
             path = Path(self.source) / WEIGHTS_FILE
             digest = safetensors_sha256(path)
             if _file_state(path) != self._weights_file_state:
