@@ -661,6 +661,16 @@ def test_a_ddp_run_refuses_one_named_gpu_for_every_rank(monkeypatch) -> None:
         init_distributed("cuda:0")
 
 
+def test_a_gpu_index_this_machine_lacks_is_a_config_error(monkeypatch) -> None:
+    from uattr.train.distributed import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0", option="--device") == torch.device("cuda", 0)
+    with pytest.raises(ConfigError, match=r"^--device 'cuda:5': this machine has 1 CUDA device\(s\)$"):
+        resolve_device("cuda:5", option="--device")
+
+
 def test_a_log_line_averages_over_every_ranks_micro_batches(experiment, tmp_path, caplog) -> None:
     """Under DDP each rank sums its own micro-batches' losses: the line (and TensorBoard) must show the mean over
     all ranks, not rank 0's share. Here another rank's sums are added as the all-reduce would."""

@@ -87,9 +87,12 @@ def resolve_device(spec: str, local_rank: int = 0, option: str = "trainer.device
     if spec == "cuda":
         return torch.device("cuda", local_rank)
     try:
-        return torch.device(spec)
+        device = torch.device(spec)
     except RuntimeError as error:
         raise ConfigError(f"{option} '{spec}': {error}") from error
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"{option} '{spec}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def init_distributed(device_spec: str, timeout_minutes: float = 30.0) -> DistributedContext:
