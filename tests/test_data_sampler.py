@@ -223,6 +223,19 @@ def test_weighted_sampling_follows_the_language_formula(alpha):
     np.testing.assert_allclose(observed, expected, atol=0.005)
 
 
+def test_an_utterance_drawn_several_times_is_spread_over_batches():
+    """A rare language's utterances are drawn many times an epoch; sorted by duration alone, their copies sat side
+    by side and one batch could be 20 copies of one utterance."""
+    utt_ids, utt2lang = language_table({"en": 900, "fr": 90, "sw": 10})
+    durations = np.random.default_rng(0).uniform(1, 10, len(utt_ids))
+    sampler = DynamicBatchSampler(durations, max_batch_seconds=200.0, max_batch_size=20,
+                                  weights=language_balanced_weights(utt_ids, utt2lang, 0.05), seed=0)
+    batches = list(sampler)
+    distinct = [len(set(batch)) / len(batch) for batch in batches]
+    assert min(distinct) > 0.2 and np.mean(distinct) > 0.8  # before: 0.05 (20 copies of one) and 0.41
+    assert max(float(durations[batch].max()) * len(batch) for batch in batches) <= 200.0
+
+
 def test_weighted_draws_are_deterministic_per_seed_and_epoch():
     utt_ids, utt2lang = language_table({"en": 50, "fr": 5})
     weights = language_balanced_weights(utt_ids, utt2lang)

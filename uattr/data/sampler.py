@@ -180,7 +180,9 @@ class DynamicBatchSampler(Sampler[list[int]]):
         sorted_chunks, ends = [], []
         for offset in range(0, len(order), chunk):
             part = order[offset : offset + chunk]
-            part = part[np.argsort(self.durations[part], kind="stable")]
+            # By duration, each utterance's first draw before its second: sorted by duration alone, the copies of
+            # an utterance that weighted sampling drew several times would sit side by side and fill one batch.
+            part = part[np.lexsort((self.durations[part], _draw_numbers(part)))]
             sorted_chunks.append(part)
             ends.extend(offset + end for end in self._pack(part))
         flat = np.concatenate(sorted_chunks) if sorted_chunks else np.zeros(0, dtype=np.int64)
@@ -271,3 +273,14 @@ class DynamicBatchSampler(Sampler[list[int]]):
             raise ConfigError(f"cannot resume the batch sampler at batch {done} of {len(self)} in epoch {self.epoch}")
         self.batches_done = done
         self._resume_at = done
+
+
+def _draw_numbers(indices: np.ndarray) -> np.ndarray:
+    """For each position, how many times its index occurred before it (0 for a first draw)."""
+    order = np.argsort(indices, kind="stable")
+    positions = np.arange(len(indices))
+    first_of_run = np.r_[True, indices[order][1:] != indices[order][:-1]] if len(indices) else np.zeros(0, bool)
+    run_start = np.maximum.accumulate(np.where(first_of_run, positions, 0))
+    numbers = np.empty(len(indices), dtype=np.int64)
+    numbers[order] = positions - run_start
+    return numbers
