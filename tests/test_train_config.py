@@ -72,6 +72,7 @@ def test_unknown_keys_name_their_dotted_path(section, key) -> None:
             r"trainer: set trainer\.max_steps or trainer\.max_epochs",
         ),
         ({"trainer": {"grad_accum": 0}}, r"trainer: grad_accum must be at least 1"),
+        ({"trainer": {"seed": -1}}, r"trainer: seed must be at least 0"),
         ({"data": {"sampling": "gender"}}, r"data\.sampling: 'gender'"),
         ({"trainer": {"max_steps": "many"}}, r"trainer\.max_steps"),
         ({"trainer": {"max_steps": 0}}, r"trainer: max_steps must be at least 1 \(or null\), got 0"),

@@ -175,6 +175,7 @@ class TrainerConfig:
         if self.max_steps is None and self.max_epochs is None:
             raise ValueError("set trainer.max_steps or trainer.max_epochs")
         _at_least(self, 1, "grad_accum", "log_every", "keep_last", "n_best")
+        _at_least(self, 0, "seed")  # numpy takes no negative seed
         for name in ("max_steps", "max_epochs", "valid_every", "save_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 (or null), got {getattr(self, name)}")
