@@ -82,6 +82,17 @@ def test_dev_and_test_unpacked_apart(tmp_path):
     assert counts == {"voxceleb1_test": 5}
 
 
+def test_sets_an_earlier_run_wrote_and_this_one_does_not_are_removed(tmp_path, caplog):
+    """Run again with --lists o and no cohort: the earlier full set and cohort would be scored or used as the
+    AS-norm cohort by later stages as if current."""
+    root = make_voxceleb1(tmp_path / "vox1")
+    prepare_voxceleb1(root, tmp_path / "data", cohort_per_speaker=2)
+    assert (tmp_path / "data" / "voxceleb1").is_dir() and (tmp_path / "data" / "voxceleb1_cohort").is_dir()
+    prepare_voxceleb1(root, tmp_path / "data", lists=["o"], cohort_per_speaker=0)
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["voxceleb1_test"]
+    assert "voxceleb1_cohort: written by an earlier run with other options; removed" in caplog.text
+
+
 def test_list_errors_name_the_line(tmp_path):
     root = make_voxceleb1(tmp_path / "vox1")
     lines = VOX_LISTS["veri_test2.txt"]

@@ -324,6 +324,12 @@ def test_an_ecapa_model_that_cannot_be_fetched_is_named(tmp_path, monkeypatch):
         build_teacher("speechbrain-ecapa", model="org/no-such-ecapa")  # offline: neither cached nor fetched
 
 
+def test_a_teacher_on_a_gpu_this_machine_lacks_is_a_config_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"^teacher 'resemblyzer': --device cuda, but CUDA is not available"):
+        build_teacher("resemblyzer", device="cuda")
+
+
 def test_ecapa_embeds_an_utterance_padded_in_a_batch_as_alone(tmp_path):
     teacher = build_teacher("speechbrain-ecapa", model=str(make_tiny_ecapa(tmp_path / "ecapa")))
     rng = np.random.default_rng(0)

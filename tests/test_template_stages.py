@@ -79,7 +79,7 @@ def test_optional_teacher_sets_are_skipped_when_stage_1_did_not_write_them(tmp_p
         "dump/teacher/semantic/{set}"
     ]
     assert "semantic: no data/dev_s2s_gallery (optional); skipped" in output
-    assert "lang: none of its sets exists; skipped" in output
+    assert "Warning: lang: none of its sets exists (do the names in conf/teachers.txt match stage 1's?)" in output
 
 
 def test_a_teacher_that_reads_standard_input_leaves_the_teacher_list_alone(tmp_path: Path) -> None:
@@ -166,6 +166,7 @@ def test_skipped_scoring_removes_the_scores_of_an_earlier_run(tmp_path: Path) ->
     assert not [name for name in stale if (scores / name).exists()]
     assert (scores / "sv_test" / "metrics.json").read_text() == "{}\n"  # scored now
     assert not [call for call in calls if call.startswith("score-retrieval")]
+    assert "Stage 5: Warning: joint: no_query skipped: no exp/joint/emb/semantic/q1/emb.scp" in output
     assert _stages(recipe) == ["5"]
 
 

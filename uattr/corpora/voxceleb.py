@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 from pathlib import Path
 from typing import Container, Mapping, Sequence
 
@@ -158,6 +159,10 @@ def prepare_voxceleb1(
             raise DataError(f"{root}: no speaker outside the O list for the AS-norm cohort (is the dev part there?)")
         _write_set(out, COHORT_SET, {utt: wavs[utt] for utt in cohort})
         counts[COHORT_SET] = len(cohort)
+    for name in (FULL_SET, COHORT_SET):  # an earlier run's, with other options: later stages would take it as current
+        if name not in counts and (out / name).is_dir():
+            logger.warning("%s/%s: written by an earlier run with other options; removed", out, name)
+            shutil.rmtree(out / name)
     for name, count in counts.items():
         logger.info("%s/%s: %d utterances", out, name, count)
     return counts

@@ -77,8 +77,15 @@ def register_teacher(name: str) -> Callable[[T], T]:
 
 
 def build_teacher(name: str, **options: Any) -> Teacher:
-    """Construct the teacher registered as ``name``; an option it does not take is a ConfigError."""
+    """Construct the teacher registered as ``name``; an option it does not take, or a CUDA device on a machine
+    without one, is a ConfigError."""
     check_teacher_options(name, options)
+    device = str(options.get("device", ""))
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():  # the libraries fail with a driver traceback
+            raise ConfigError(f"teacher '{name}': --device {device}, but CUDA is not available on this machine")
     return TEACHERS.get(name)(**options)
 
 

@@ -274,7 +274,10 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
       fi
       data_dirs+=("data/${set}")
     done
-    if [ ${#data_dirs[@]} -eq 0 ]; then log "  ${attr}: none of its sets exists; skipped"; continue; fi
+    if [ ${#data_dirs[@]} -eq 0 ]; then  # all optional and absent: set names that do not match stage 1's?
+      log "  Warning: ${attr}: none of its sets exists (do the names in ${teacher_conf} match stage 1's?); skipped"
+      continue
+    fi
     log "  ${attr} (${sets}): uattr extract-teacher ${opts}"
     teacher_device=$(sed -n 's/.*--device[= ]\([^ ]*\).*/\1/p' <<< "${opts}")
     # shellcheck disable=SC2086
@@ -408,8 +411,10 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
       gallery_owner=${system}
       [ "${gallery_kind}" = teacher ] && gallery_owner=${teacher_system}
       gallery=$(emb_scp "${gallery_owner}" "${attr}" "${gallery_set}")
-      if [ ! -f "${query}" ] || [ ! -f "${gallery}" ]; then
-        log "Stage 5: ${system}: no ${attr} embeddings for ${name}; skipped"
+      if [ ! -f "${query}" ] || [ ! -f "${gallery}" ]; then  # RESULTS.md will lack the task: said loudly
+        missing=${query}
+        [ -f "${query}" ] && missing=${gallery}
+        log "Stage 5: Warning: ${system}: ${name} skipped: no ${missing}"
         rm -rf "${scoredir:?}/${name:?}"
         continue
       fi

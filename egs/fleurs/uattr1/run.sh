@@ -5,7 +5,8 @@
 #   ./run.sh --external_model ../../commonvoice/uattr1/exp/sem_spk_w2vbert/model
 set -euo pipefail
 
-# Extraction on a GPU, as the teachers in conf/teachers.txt (--device cpu runs it on the CPU).
+# Extraction on a GPU, as the teachers (--device cpu runs extraction on the CPU; the teachers' own --device is
+# on their lines in conf/teachers.txt).
 ./uattr.sh \
   --device cuda \
   --valid_set "" \

@@ -7,7 +7,8 @@
 set -euo pipefail
 
 # The release's FLAC rate is not guaranteed to be 16 kHz: audio is resampled when loaded, so any rate is valid.
-# Extraction on a GPU, as the teachers in conf/teachers.txt (--device cpu runs it on the CPU).
+# Extraction on a GPU, as the teachers (--device cpu runs extraction on the CPU; the teachers' own --device is
+# on their lines in conf/teachers.txt).
 ./uattr.sh \
   --device cuda \
   --valid_set "" \

@@ -6,7 +6,8 @@
 #   ./run.sh --external_model ... --stage 4 --sv_sets voxceleb1_test:trials_o --sv_cohort voxceleb1_cohort
 set -euo pipefail
 
-# Extraction on a GPU, as the teachers in conf/teachers.txt (--device cpu runs it on the CPU).
+# Extraction on a GPU, as the teachers (--device cpu runs extraction on the CPU; the teachers' own --device is
+# on their lines in conf/teachers.txt).
 ./uattr.sh \
   --device cuda \
   --valid_set "" \

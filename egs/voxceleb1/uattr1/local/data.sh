@@ -8,7 +8,8 @@ set -euo pipefail
 . ./db.sh
 root=${VOXCELEB1}      # the corpus folder (default: VOXCELEB1 from db.sh)
 lists_dir=""           # folder of the official lists (default: the corpus folder)
-lists="o e h"          # trial lists to convert (o is required)
+lists="o e h"          # trial lists to convert (o is required; without e and h, run.sh needs
+                       # --sv_sets voxceleb1_test:trials_o, as it scores data/voxceleb1 otherwise)
 cohort_per_speaker=5   # AS-norm cohort: utterances per speaker outside the O list (0: no cohort)
 help_message="Usage: $0 [--root DIR] [--lists_dir DIR] [--lists 'o e h'] [--cohort_per_speaker N]"
 
