@@ -63,13 +63,18 @@ def speaker_balanced_weights(utt_ids: Sequence[str], utt2spk: Mapping[str, str])
     return group_balanced_weights(utt_ids, utt2spk, 0.0, "speaker")
 
 
+SPREAD_RATIO = 0.8  # a waiting copy joins a batch, even one holding its utterance, before utterances 1.25x longer
+
+
 class DynamicBatchSampler(Sampler[list[int]]):
     """Yield lists of dataset indices whose padded cost ``len(batch) × max duration`` ≤ ``max_batch_seconds``.
 
     Without ``weights`` every index is used once per epoch; with them, each epoch draws ``num_samples``
     indices with replacement ∝ ``weights``. Indices are sorted by duration within chunks of ``bucket_size``
-    batches' worth, so a batch holds similar lengths (little padding) while the order stays random. A single
-    utterance longer than the budget becomes a batch of its own. Call :meth:`set_epoch` every epoch.
+    batches' worth, so a batch holds similar lengths (little padding) while the order stays random; copies of an
+    index drawn several times are spread over neighbouring batches (:meth:`_spread_copies`), for a little more
+    padding. A single utterance longer than the budget becomes a batch of its own. Call :meth:`set_epoch` every
+    epoch.
 
     DDP: every rank builds the same global batch list; rank r takes batches r, r+R, ...; the list is padded
     by repeating its first batches (or cut, with ``drop_last``) so that every rank runs the same number of steps.
@@ -168,6 +173,42 @@ class DynamicBatchSampler(Sampler[list[int]]):
             ends.append(len(order))
         return ends
 
+    def _spread_copies(self, order: np.ndarray) -> np.ndarray:
+        """Reorder duration-sorted ``order`` so that no batch :meth:`_pack` cuts from it holds an utterance twice,
+        while copies are left: weighted sampling draws a rare language's utterances many times an epoch, and
+        sorted side by side their copies would fill whole batches. A copy that would join a batch holding its
+        utterance waits for the next batch; being shorter than what follows in the sorted order, it adds no
+        padding there. Copies left when nothing else is (one utterance drawn more often than there are batches)
+        share the last batches."""
+        durations = self.durations.tolist()
+        result: list[int] = []
+        waiting: list[int] = []
+        in_batch: set[int] = set()
+        size, longest = 0, 0.0
+        pending = iter(order.tolist())
+        upcoming = next(pending, None)
+        while upcoming is not None or waiting:
+            ready = next((k for k, index in enumerate(waiting) if index not in in_batch), None)
+            if waiting and upcoming is not None and durations[waiting[0]] < SPREAD_RATIO * durations[upcoming]:
+                index = waiting.pop(0)  # waited long enough: much longer utterances follow, it would pad them
+            elif ready is not None:
+                index = waiting.pop(ready)
+            elif upcoming is not None:
+                index, upcoming = upcoming, next(pending, None)
+                if index in in_batch:
+                    waiting.append(index)
+                    continue
+            else:  # only copies of what the batch holds: they share it
+                index = waiting.pop(0)
+            widest = max(longest, durations[index])
+            full = self.max_batch_size is not None and size + 1 > self.max_batch_size
+            if size and (full or (size + 1) * widest > self.max_batch_seconds):  # as _pack cuts
+                in_batch, size, widest = set(), 0, durations[index]
+            result.append(index)
+            in_batch.add(index)
+            size, longest = size + 1, widest
+        return np.asarray(result, dtype=order.dtype)
+
     def _global_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All ranks' batches of ``epoch``: (flat index order, batch starts, batch ends) in batch order."""
         rng = np.random.default_rng([self.seed, epoch])
@@ -180,9 +221,9 @@ class DynamicBatchSampler(Sampler[list[int]]):
         sorted_chunks, ends = [], []
         for offset in range(0, len(order), chunk):
             part = order[offset : offset + chunk]
-            # By duration, each utterance's first draw before its second: sorted by duration alone, the copies of
-            # an utterance that weighted sampling drew several times would sit side by side and fill one batch.
-            part = part[np.lexsort((self.durations[part], _draw_numbers(part)))]
+            part = part[np.argsort(self.durations[part], kind="stable")]
+            if self.probabilities is not None:
+                part = self._spread_copies(part)
             sorted_chunks.append(part)
             ends.extend(offset + end for end in self._pack(part))
         flat = np.concatenate(sorted_chunks) if sorted_chunks else np.zeros(0, dtype=np.int64)
@@ -273,14 +314,3 @@ class DynamicBatchSampler(Sampler[list[int]]):
             raise ConfigError(f"cannot resume the batch sampler at batch {done} of {len(self)} in epoch {self.epoch}")
         self.batches_done = done
         self._resume_at = done
-
-
-def _draw_numbers(indices: np.ndarray) -> np.ndarray:
-    """For each position, how many times its index occurred before it (0 for a first draw)."""
-    order = np.argsort(indices, kind="stable")
-    positions = np.arange(len(indices))
-    first_of_run = np.r_[True, indices[order][1:] != indices[order][:-1]] if len(indices) else np.zeros(0, bool)
-    run_start = np.maximum.accumulate(np.where(first_of_run, positions, 0))
-    numbers = np.empty(len(indices), dtype=np.int64)
-    numbers[order] = positions - run_start
-    return numbers
