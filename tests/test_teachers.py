@@ -282,8 +282,10 @@ def cache_hub_revision(cache: Path, repo_id: str, commit: str, files: dict[str, 
     (repo / "blobs").mkdir(exist_ok=True)
     for relative, source in files.items():
         blob = repo / "blobs" / hashlib.sha256(source.read_bytes()).hexdigest()
-        if not blob.exists():
-            blob.symlink_to(source)  # the package's file stands in for the downloaded bytes
+        if not blob.exists() and source.stat().st_size < 1 << 20:
+            shutil.copy(source, blob)  # downloaded now: a file of its own, with its own time
+        elif not blob.exists():
+            blob.symlink_to(source)  # the package's weights stand in for the downloaded bytes
         link = repo / "snapshots" / commit / relative
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(blob)
@@ -308,11 +310,16 @@ def test_a_new_hub_revision_of_a_teacher_has_its_tables_written_again(data_dir, 
     capsys.readouterr()
     assert uattr_main(argv) == 0  # the same revision: the table is kept
     assert (out / "emb.ark").stat().st_mtime_ns == written and "already complete" in capsys.readouterr().err
+    other_node = tmp_path / "hub_of_another_node"  # the same revision downloaded again, at another time
+    cache_hub_revision(other_node, "org/minilm", "a" * 40, files)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(other_node))
+    assert uattr_main(argv) == 0
+    assert (out / "emb.ark").stat().st_mtime_ns == written and "already complete" in capsys.readouterr().err
     # The next revision pools the first token instead of the mean.
     pooling = tmp_path / "pooling.json"
     pooling.write_text('{"word_embedding_dimension": 384, "pooling_mode_cls_token": true, '
                        '"pooling_mode_mean_tokens": false}')
-    cache_hub_revision(cache, "org/minilm", "b" * 40, {**files, "1_Pooling/config.json": pooling})
+    cache_hub_revision(other_node, "org/minilm", "b" * 40, {**files, "1_Pooling/config.json": pooling})
     assert uattr_main(argv) == 0
     assert "made with other model_files_sha256" in capsys.readouterr().err
     assert not np.allclose(load(out)["spkA-u1"], before["spkA-u1"])

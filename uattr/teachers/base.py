@@ -142,20 +142,21 @@ def teacher_identity(
 
 
 def model_files_digest(spec: str | None) -> str | None:
-    """SHA-256 of the relative path, size and modification time of every file in a model folder: a local one (a
-    path or a ``pkg:`` spec), or for a hub id the Hugging Face cache's snapshot of the revision it holds as
-    current; None for no model or a hub model not downloaded yet. Tables record it, so that a model saved again
-    into the same folder (fine-tuned, or its package upgraded), or a new revision downloaded from the hub, is
-    noticed although its name is the same. Hashing the contents would read gigabytes of weights at every check,
-    for the rare rewrite that keeps both size and time. Hidden entries (a clone's ``.git``, whose index changes on
-    ``git status``; download caches) and ``__pycache__`` are not the model and are left out."""
+    """SHA-256 of the relative path, size and modification time of every file in a local model folder (a path or
+    a ``pkg:`` spec); for a hub id, of the revision (commit) the Hugging Face cache holds as current; None for no
+    model or a hub model not downloaded yet. Tables record it, so that a model saved again into the same folder
+    (fine-tuned, or its package upgraded), or a new revision downloaded from the hub, is noticed although its name
+    is the same. A hub model is known by its commit, not by its cached files, whose times differ between the
+    caches of two nodes (the split jobs of one table must agree). Hashing the contents would read gigabytes of
+    weights at every check, for the rare rewrite that keeps both size and time. Hidden entries (a clone's
+    ``.git``, whose index changes on ``git status``; download caches) and ``__pycache__`` are not the model and
+    are left out."""
     if spec is None:
         return None
     folder = Path(resolve_model(spec))
     if not folder.is_dir():
-        folder = _cached_hub_snapshot(spec)
-    if folder is None:
-        return None
+        snapshot = _cached_hub_snapshot(spec)
+        return None if snapshot is None else digest([f"hub revision {snapshot.name}".encode()])
     entries = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(name for name in dirs if not name.startswith(".") and name != "__pycache__")
@@ -171,8 +172,8 @@ def model_files_digest(spec: str | None) -> str | None:
 
 def _cached_hub_snapshot(repo_id: str) -> Path | None:
     """The Hugging Face cache's snapshot folder of model ``repo_id`` at the revision its ``refs/main`` names (the one
-    the libraries load offline, and replace by a newer one online); None when the model is not cached or the spec
-    is no hub id. A new revision gets a snapshot folder of its own, with its changed files as new blobs."""
+    the libraries load offline, and replace by a newer one online), named by that revision's commit hash; None when
+    the model is not cached or the spec is no hub id."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
