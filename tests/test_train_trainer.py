@@ -530,6 +530,43 @@ def test_a_labels_table_for_an_expert_of_float_targets_is_named(experiment, tmp_
         Trainer(build_config(data), tmp_path / "exp")
 
 
+def test_label_experts_registered_as_factories_or_with_losses_without_scores(experiment, tmp_path, monkeypatch):
+    """A factory function (not a class) under a labels table is not checked as a class; a plug-in classification
+    loss that gives no class scores still trains, without a dev accuracy, and classify says why it cannot."""
+    from uattr.attributes.label import LabelExpert
+    from uattr.losses import ClassificationLoss
+    from uattr.registry import ATTRIBUTE_EXPERTS, LOSSES
+
+    monkeypatch.setattr(ATTRIBUTE_EXPERTS, "_items", dict(ATTRIBUTE_EXPERTS._items))
+    monkeypatch.setattr(LOSSES, "_items", dict(LOSSES._items))
+
+    @ATTRIBUTE_EXPERTS.register("label_factory")
+    def label_factory(*args):
+        return LabelExpert(*args)
+
+    @LOSSES.register("plain_ce")
+    class PlainCrossEntropy(ClassificationLoss):
+        def __init__(self, num_classes: int, embedding_dim: int) -> None:
+            super().__init__(num_classes, embedding_dim)
+            self.classifier = nn.Linear(embedding_dim, num_classes)
+
+        def forward(self, embedding, target):
+            return nn.functional.cross_entropy(self.classifier(embedding), target)
+
+    data = copy.deepcopy(experiment)
+    dump = Path(data["data"]["target_pattern"]).parent.parent
+    for split in (data["data"]["train"], data["data"]["valid"]):
+        utts = [line.split()[0] for line in (Path(split) / "utt2spk").read_text().splitlines()]
+        write_table(dump / "parity" / Path(split).name, {utt: np.array([len(utt) % 2], np.float32) for utt in utts},
+                    classes=["even", "odd"])
+    data["attributes"]["parity"] = {"expert": "label_factory", "loss": {"name": "plain_ce"}}
+    trainer = Trainer(build_config(data, trainer={"max_steps": 3}), tmp_path / "exp")
+    trainer.run()
+    assert "valid/parity/loss" in trainer.history[-1] and "valid/parity/acc" not in trainer.history[-1]
+    with pytest.raises(ConfigError, match="attribute 'parity': its loss PlainCrossEntropy gives no class scores"):
+        trainer.model.classify([np.zeros(16000, np.float32)], 16000, "parity")
+
+
 def test_a_missing_data_dir_is_named_before_its_teacher_tables(experiment, tmp_path) -> None:
     missing = str(tmp_path / "data" / "trian")
     with pytest.raises(ConfigError, match=rf"^data\.train: {re.escape(missing)}: no such data directory$"):

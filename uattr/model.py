@@ -33,6 +33,7 @@ from uattr.attributes.label import LabelExpert
 from uattr.config import from_dict, load_yaml, save_yaml
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import atomic_dir, atomic_path, atomic_write
+from uattr.losses.base import gives_logits
 from uattr.registry import UnknownComponentError
 from uattr.upstream.base import Upstream, UpstreamConfig
 
@@ -196,13 +197,10 @@ class UnifiedEncoder(nn.Module):
         expert = self.expert(attribute)
         if not isinstance(expert, LabelExpert):
             raise ConfigError(f"attribute '{attribute}' is not a label attribute (its expert: {expert.config.expert})")
+        if not gives_logits(expert.loss_fn):
+            raise ConfigError(f"attribute '{attribute}': its loss {type(expert.loss_fn).__name__} gives no class scores")
         embedding = self.embed(waveforms, sample_rate, [attribute])[attribute]
-        was_training = self.training
-        self.eval()
-        try:
-            return expert.classes, torch.softmax(expert.logits(embedding).float(), dim=-1)
-        finally:
-            self.train(was_training)
+        return expert.classes, torch.softmax(expert.logits(embedding).float(), dim=-1)  # the classifier: no dropout
 
     def _pad(self, waveforms: list[torch.Tensor], sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
         device = next(self.parameters()).device

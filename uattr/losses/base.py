@@ -46,7 +46,13 @@ class ClassificationLoss(nn.Module):
 
     def logits(self, embedding: torch.Tensor) -> torch.Tensor:
         """Class scores [B, num_classes] of embeddings [B, E]; their softmax is the class posterior."""
-        raise NotImplementedError(f"{type(self).__name__} defines no logits(); a classification loss needs one")
+        raise NotImplementedError(f"{type(self).__name__} defines no logits(): it gives no class scores")
+
+
+def gives_logits(loss: nn.Module) -> bool:
+    """Whether a classification loss defines :meth:`ClassificationLoss.logits` (a plug-in written before it may
+    not: it still trains, without a dev accuracy or ``classify``)."""
+    return type(loss).logits is not ClassificationLoss.logits
 
 
 def build_loss(config: LossConfig, where: str, kind: type[nn.Module], **provided: Any) -> nn.Module:

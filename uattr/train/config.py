@@ -263,12 +263,14 @@ def fill_target_shapes(config: ExperimentConfig, teacher_dims: dict[str, int] | 
             table_dir = table_files(config.data.target_table(name, "train"))[1]
             meta, source = read_table_meta(table_dir), str(table_dir / META_NAME)
         if meta.get("classes") is not None:  # a label table: the classes fix the indices, dim is the branch's own
-            known = attribute.expert in ATTRIBUTE_EXPERTS  # an unknown one is named when the model is built
-            if known and not issubclass(ATTRIBUTE_EXPERTS.get(attribute.expert), LabelExpert):
+            # An unknown expert is named when the model is built; a factory function is not checked here.
+            factory = ATTRIBUTE_EXPERTS.get(attribute.expert) if attribute.expert in ATTRIBUTE_EXPERTS else None
+            if isinstance(factory, type) and not issubclass(factory, LabelExpert):
+                classes = ", ".join(meta["classes"][:5]) + (", …" if len(meta["classes"]) > 5 else "")
                 raise ConfigError(
-                    f"{where}.expert: {source} is a labels table (class indices of {', '.join(meta['classes'])}), "
-                    f"but expert '{attribute.expert}' learns float vectors: use a 'label' expert, or make its targets "
-                    "with a teacher that gives them"
+                    f"{where}.expert: {source} is a labels table (class indices of {classes}), but expert "
+                    f"'{attribute.expert}' learns float vectors: use a 'label' expert, or make its targets with a "
+                    "teacher that gives them"
                 )
             if attribute.classes is None:
                 attribute = dataclasses.replace(attribute, classes=list(meta["classes"]))

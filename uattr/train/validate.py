@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from uattr.attributes.label import LabelExpert
+from uattr.losses.base import gives_logits
 from uattr.errors import ConfigError
 from uattr.scoring.embeddings import EmbeddingSet, load_embedding_set, normalise_rows
 from uattr.scoring.metrics import sv_metrics
@@ -80,8 +81,12 @@ def _accuracy_name(attr: str) -> str:
 
 
 def classified_attributes(model: torch.nn.Module) -> list[str]:
-    """The attributes of ``model`` (a UnifiedEncoder) whose experts classify: their dev accuracy is measured."""
-    return [attr for attr in model.attributes if isinstance(model.expert(attr), LabelExpert)]
+    """The attributes of ``model`` (a UnifiedEncoder) whose experts classify with a loss that gives its class
+    scores (a plug-in loss may not): their dev accuracy is measured."""
+    return [
+        attr for attr in model.attributes
+        if isinstance(model.expert(attr), LabelExpert) and gives_logits(model.expert(attr).loss_fn)
+    ]
 
 
 def metric_names(attributes: Sequence[str], tasks: ValidationTasks, classified: Sequence[str] = ()) -> list[str]:
