@@ -319,6 +319,7 @@ def test_nothing_to_extract_is_an_error_naming_the_data_dir(model_dir: Path, dat
     shutil.copy(data_dir / "text", text_only / "text")
     with pytest.raises(DataError, match=rf"{text_only}: no wav.scp \(a text-only data dir\)"):
         extract_embeddings(model, text_only, tmp_path / "emb", show_progress=False)
+    assert not (tmp_path / "emb").exists()  # refused before any table folder is made
     for job in (1, 2, 3, 4, 5, 6, 7, 8, 9):  # more jobs than utterances: a job's empty share is fine
         extract_embeddings(model, data_dir, tmp_path / "jobs", attributes=["speaker"], job=job, num_jobs=9,
                            show_progress=False)

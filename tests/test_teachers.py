@@ -337,6 +337,20 @@ def test_a_teacher_on_a_gpu_this_machine_lacks_is_a_config_error(monkeypatch):
         build_teacher("resemblyzer", device="cuda")
 
 
+def test_a_data_dir_without_utterances_or_audio_gives_no_teacher_table(data_dir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "wav.scp").write_text("")
+    with pytest.raises(DataError, match=rf"^{empty}: no utterances: nothing to embed$"):
+        extract_teacher(build_teacher("resemblyzer"), empty, tmp_path / "out", show_progress=False)
+    text_only = tmp_path / "text_only"
+    text_only.mkdir()
+    shutil.copy(data_dir / "text", text_only / "text")
+    with pytest.raises(DataError, match=rf"^{text_only}: no wav.scp \(a text-only data dir\)"):
+        extract_teacher(build_teacher("resemblyzer"), text_only, tmp_path / "out", show_progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_ecapa_embeds_an_utterance_padded_in_a_batch_as_alone(tmp_path):
     teacher = build_teacher("speechbrain-ecapa", model=str(make_tiny_ecapa(tmp_path / "ecapa")))
     rng = np.random.default_rng(0)

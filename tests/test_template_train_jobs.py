@@ -57,6 +57,6 @@ def test_a_failed_system_stops_the_recipe_and_is_named(tmp_path: Path) -> None:
     status, output, calls = _run_stage3(tmp_path, "a broken c")
     assert status != 0
     assert "broken: training failed" in output
-    assert "see exp/broken/train.launch.log" in output  # the fake never wrote a train.log
+    assert "see the end of exp/broken/train.log and exp/broken/train.launch.log" in output
     assert sorted(call[1] for call in calls if call[0] == "end") == ["a", "broken", "c"]  # the others finish
     assert "Stage 3 (train) done" not in output

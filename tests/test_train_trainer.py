@@ -557,14 +557,14 @@ def test_label_experts_registered_as_factories_or_with_losses_without_scores(exp
     dump = Path(data["data"]["target_pattern"]).parent.parent
     for split in (data["data"]["train"], data["data"]["valid"]):
         utts = [line.split()[0] for line in (Path(split) / "utt2spk").read_text().splitlines()]
-        write_table(dump / "parity" / Path(split).name, {utt: np.array([len(utt) % 2], np.float32) for utt in utts},
+        write_table(dump / "oddity" / Path(split).name, {utt: np.array([len(utt) % 2], np.float32) for utt in utts},
                     classes=["even", "odd"])
-    data["attributes"]["parity"] = {"expert": "label_factory", "loss": {"name": "plain_ce"}}
+    data["attributes"]["oddity"] = {"expert": "label_factory", "loss": {"name": "plain_ce"}}
     trainer = Trainer(build_config(data, trainer={"max_steps": 3}), tmp_path / "exp")
     trainer.run()
-    assert "valid/parity/loss" in trainer.history[-1] and "valid/parity/acc" not in trainer.history[-1]
-    with pytest.raises(ConfigError, match="attribute 'parity': its loss PlainCrossEntropy gives no class scores"):
-        trainer.model.classify([np.zeros(16000, np.float32)], 16000, "parity")
+    assert "valid/oddity/loss" in trainer.history[-1] and "valid/oddity/acc" not in trainer.history[-1]
+    with pytest.raises(ConfigError, match="attribute 'oddity': its loss PlainCrossEntropy gives no class scores"):
+        trainer.model.classify([np.zeros(16000, np.float32)], 16000, "oddity")
 
 
 def test_a_missing_data_dir_is_named_before_its_teacher_tables(experiment, tmp_path) -> None:

@@ -219,12 +219,16 @@ class DataDir:
             utt2dur=optional("utt2dur", read_durations) if durations else None,
         )
 
+    def require_audio(self) -> None:
+        """A DataError for a data dir without audio (a text-only one: its ids come from ``text``)."""
+        if not (self.path / "wav.scp").is_file():
+            raise DataError(f"{self.path}: no wav.scp (a text-only data dir): its utterances have no audio")
+
     def locate(self, utt_id: str) -> tuple[str, float, float | None]:
         """``(wav.scp entry, start, end)`` of an utterance's audio (whole recording: ``0.0, None``)."""
         if self.segments is None:
             if utt_id not in self.wav_scp:
-                if not self.wav_scp:  # its ids came from text
-                    raise DataError(f"{self.path}: no wav.scp (a text-only data dir): '{utt_id}' has no audio")
+                self.require_audio()
                 raise DataError(f"{self.path}/wav.scp: no utterance '{utt_id}'")
             return self.wav_scp[utt_id], 0.0, None
         segment = self.segments.get(utt_id)

@@ -47,6 +47,10 @@ def extract_teacher(
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     target = job_dir(out_dir, job, num_jobs)
     data = DataDir.load(data_dir)
+    if not data.utt_ids:  # else a complete table of nothing (a job's empty share is fine)
+        raise DataError(f"{data.path}: no utterances: nothing to embed")
+    if teacher.input == "audio":
+        data.require_audio()
     utt_ids = split_ids(data.utt_ids, job, num_jobs)
     field = input_field(teacher, field)
     inputs = _read_inputs(data, field, teacher.input) if teacher.input != "audio" else None

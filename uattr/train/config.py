@@ -244,6 +244,14 @@ def table_files(path: str | Path) -> tuple[Path, Path]:
     return (path, path.parent) if path.suffix == ".scp" else (path / SCP_NAME, path)
 
 
+def require_data_dirs(data: DataConfig) -> None:
+    """A ConfigError for a train or dev data dir that does not exist, before anything reads its teacher tables
+    (which would be blamed) or loads an on-the-fly teacher (slow)."""
+    for key, data_dir in (("data.train", data.train), ("data.valid", data.valid)):
+        if data_dir is not None and not Path(data_dir).is_dir():
+            raise ConfigError(f"{key}: {data_dir}: no such data directory")
+
+
 def fill_target_shapes(config: ExperimentConfig, teacher_dims: dict[str, int] | None = None) -> ExperimentConfig:
     """Fill each attribute's empty ``dim`` (or ``classes``) from its train table's meta.json, before the model
     is built; a value that disagrees with the table is a ConfigError (the targets would not fit the head).
@@ -251,9 +259,6 @@ def fill_target_shapes(config: ExperimentConfig, teacher_dims: dict[str, int] | 
     ``teacher_dims`` gives the dimension of on-the-fly teachers, which have no table.
     """
     teacher_dims = teacher_dims or {}
-    for key, data_dir in (("data.train", config.data.train), ("data.valid", config.data.valid)):
-        if data_dir is not None and not Path(data_dir).is_dir():  # else its tables would be blamed
-            raise ConfigError(f"{key}: {data_dir}: no such data directory")
     attributes = {}
     for name, attribute in config.attributes.items():
         where = f"attributes.{name}"

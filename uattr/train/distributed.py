@@ -84,14 +84,13 @@ def resolve_device(spec: str, local_rank: int = 0, option: str = "trainer.device
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"{option} '{spec}': CUDA is not available on this machine")
-    if spec == "cuda":
-        return torch.device("cuda", local_rank)
     try:
-        device = torch.device(spec)
+        device = torch.device("cuda", local_rank) if spec == "cuda" else torch.device(spec)
     except RuntimeError as error:
         raise ConfigError(f"{option} '{spec}': {error}") from error
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"{option} '{spec}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+        shown = spec if spec != "cuda" else f"cuda (local rank {local_rank}: cuda:{local_rank})"
+        raise ConfigError(f"{option} '{shown}': this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 

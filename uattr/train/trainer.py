@@ -60,6 +60,7 @@ from uattr.train.config import (
     experiment_dict,
     fill_target_shapes,
     on_the_fly_attributes,
+    require_data_dirs,
 )
 from uattr.train.data import SplitData, build_split, data_fingerprint
 from uattr.train.distributed import (
@@ -125,6 +126,7 @@ class Trainer:
         settings = config.trainer
         seed_everything(settings.seed + self.context.rank)
 
+        require_data_dirs(config.data)
         on_the_fly = on_the_fly_attributes(config)
         teachers = build_teachers(config.attributes, on_the_fly, self.device)
         self.config = fill_target_shapes(config, {attr: teacher.dim for attr, teacher in teachers.items()})

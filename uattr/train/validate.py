@@ -117,7 +117,7 @@ def validate(
     and returns the metrics, the other ranks None (a dev set thus takes 1/world of the time, well within the
     process group's timeout). Losses are the training losses (full weights) averaged over the dev utterances,
     the same however the dev set is batched or shared out (see :func:`_utterance_sums`; the trainer gives an encoder
-    that is not ``padding_invariant`` one utterance per batch, as extraction does).
+    that is not ``padding_invariant`` one utterance per batch, as extraction does: a slower validation).
     """
     context = context or DistributedContext()
     was_training = model.training

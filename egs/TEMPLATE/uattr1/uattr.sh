@@ -315,7 +315,7 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
       # the c10d rendezvous on the job's first node, MASTER_ADDR, which only the job knows: expanded there.
       # shellcheck disable=SC2016
       launcher=(bash -c 'exec torchrun --nnodes="$1" --nproc_per_node="$2" --rdzv_backend=c10d \
-        --rdzv_endpoint="${MASTER_ADDR:?no MASTER_ADDR: use the Slurm cmd_backend}:${MASTER_PORT:-29500}" \
+        --rdzv_endpoint="${MASTER_ADDR:?no MASTER_ADDR: use the Slurm cmd_backend}:${MASTER_PORT:?no MASTER_PORT}" \
         --rdzv_id="$3" -m uattr "${@:4}"' torchrun "${num_nodes}" "${ngpu}" "$1")
     elif [ "${ngpu}" -gt 1 ]; then  # DDP on this machine: one process per GPU
       # Port 0: torchrun takes a free one, so that jobs sharing a host (--train_jobs, two recipes) never meet in
@@ -345,9 +345,10 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
   wait  # a job's success is judged by its model below, not by the race-prone exit statuses of `wait -n`
   for system in ${systems}; do
     [ -f "${expdir}/${system}/model/model.safetensors" ] && continue
-    train_log="${expdir}/${system}/train.log"  # written by uattr train; the launcher's log when it never started
-    [ -s "${train_log}" ] || train_log="${expdir}/${system}/train.launch.log"
-    log "Error: ${system}: training failed (no ${expdir}/${system}/model); see ${train_log}"
+    # uattr train appends to train.log (an earlier run's lines come first); a launch that failed before it
+    # started shows in the launcher's log only.
+    log "Error: ${system}: training failed (no ${expdir}/${system}/model); see the end of" \
+      "${expdir}/${system}/train.log and ${expdir}/${system}/train.launch.log"
     exit 1
   done
   stage_done 3 train
