@@ -169,7 +169,8 @@ def test_the_plugin_teacher_of_the_readme_caches_one_number_per_utterance(
     (data / "wav.scp").write_text("s1-a a.wav\ns1-b b.wav\n")
     (data / "utt2spk").write_text("s1-a s1\ns1-b s1\n")
     (data / "utt2rate").write_text("s1-a 3.5\ns1-b 4.25\n")
-    assert main(["extract-teacher", "--teacher", "toy_number", "--data", str(data), "--out", str(tmp_path / "rate")]) == 0
+    out = tmp_path / "rate"
+    assert main(["extract-teacher", "--teacher", "toy_number", "--data", str(data), "--out", str(out)]) == 0
     vectors = dict(kaldiio.load_scp(str(tmp_path / "rate" / "emb.scp")))
     assert {utt: vector.tolist() for utt, vector in vectors.items()} == {"s1-a": [3.5], "s1-b": [4.25]}
     meta = read_table_meta(tmp_path / "rate")

@@ -332,7 +332,9 @@ def test_the_cli_out_is_a_root_not_a_pattern(model_dir: Path, data_dir: Path, tm
     assert not (tmp_path / "emb").exists()
 
 
-def test_models_built_in_memory_are_told_apart_by_their_weights(model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
+def test_models_built_in_memory_are_told_apart_by_their_weights(
+    model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
     """Two models not loaded from a folder: the second one's tables must not pass for the first one's."""
     first = UnifiedEncoder.from_pretrained(model_dir)
     second = UnifiedEncoder(first.config)

@@ -198,7 +198,8 @@ class UnifiedEncoder(nn.Module):
         if not isinstance(expert, LabelExpert):
             raise ConfigError(f"attribute '{attribute}' is not a label attribute (its expert: {expert.config.expert})")
         if not gives_logits(expert.loss_fn):
-            raise ConfigError(f"attribute '{attribute}': its loss {type(expert.loss_fn).__name__} gives no class scores")
+            loss = type(expert.loss_fn).__name__
+            raise ConfigError(f"attribute '{attribute}': its loss {loss} gives no class scores")
         embedding = self.embed(waveforms, sample_rate, [attribute])[attribute]
         return expert.classes, torch.softmax(expert.logits(embedding).float(), dim=-1)  # the classifier: no dropout
 

@@ -89,7 +89,9 @@ def keep_current_table(
     if complete and stale is None:
         return True
     if merged_dir is not None:
-        _drop_merged_table(merged_dir)
+        # It points into the arks the job rewrites; a table one unsplit job wrote there has an ark of its own,
+        # which nothing would read again. Either goes until merge_split joins the jobs.
+        _remove_table(Path(merged_dir))
     if stale is not None:
         logger.warning("%s: %s; writing it again", table_dir, stale)
         _remove_table(table_dir)
@@ -135,13 +137,6 @@ def _remove_table(table_dir: Path) -> None:
     for name in (META_NAME, SCP_NAME, ARK_NAME, PART_META_NAME, PART_SCP_NAME):
         (table_dir / name).unlink(missing_ok=True)
 
-
-def _drop_merged_table(out_dir: PathLike) -> None:
-    """For a split job about to write (:func:`keep_current_table`): the merged table of an earlier run points into
-    the arks the jobs rewrite, so it stops being complete (meta.json first) until :func:`merge_split` joins the
-    jobs again. A table that one unsplit job wrote there has an ark of its own, which nothing would read again:
-    it goes too."""
-    _remove_table(Path(out_dir))
 
 
 def table_ids(table_dir: PathLike) -> list[str]:

@@ -46,8 +46,8 @@ def save_figure(figure: Figure, path: PathLike) -> None:
 
 def _literal(text: str) -> str:
     """``text`` as matplotlib should print it: a ``$`` pair would start math mode (and a lone one can fail to
-    parse). Labels are handed to ``legend`` with their artists, which keeps those that start with ``_`` (set as
-    an artist's label, matplotlib leaves them out of the legend)."""
+    parse). (Legend labels also go to ``legend`` with their artists: set as an artist's label, one that starts
+    with ``_`` would be left out.)"""
     return text.replace("$", r"\$")
 
 

@@ -13,9 +13,9 @@ import math
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+from uattr.attributes.label import LabelExpert
 from uattr.config import apply_overrides, from_dict, load_yaml, to_dict
 from uattr.data.tables import META_NAME, SCP_NAME, read_table_meta
-from uattr.attributes.label import LabelExpert
 from uattr.errors import ConfigError
 from uattr.model import AttributeConfig, ModelConfig
 from uattr.registry import ATTRIBUTE_EXPERTS

@@ -395,7 +395,10 @@ class Trainer:
         # optimiser steps. (The scaler alone would step a group whose own gradients were finite.)
         if torch.isfinite(grad_norm):
             for optimizer in self.optimizers.values():
-                self.scaler.step(optimizer) if self.scaler is not None else optimizer.step()
+                if self.scaler is not None:
+                    self.scaler.step(optimizer)
+                else:
+                    optimizer.step()
         if self.scaler is not None:
             self.scaler.update()  # lowers the scale on the overflow its unscale_ calls recorded
             if not torch.isfinite(grad_norm):  # dynamic loss scaling at work: expected now and then, early on

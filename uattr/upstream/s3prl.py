@@ -48,14 +48,11 @@ SAMPLE_RATE = 16000  # every s3prl upstream takes 16 kHz audio
 # end of wav2vec 2.0 and HuBERT (4 expected frames, 2 computed); from 1040 samples on it holds.
 MIN_SAMPLES = 1040
 # s3prl's Hugging Face experts, each with the transformers model class as its expert module names it.
+# With the model type each builds: a folder of another type would lose its own weights (a WavLM's position bias).
 HF_EXPERTS = {
-    "hf_wav2vec2_custom": "s3prl.upstream.hf_wav2vec2.expert.Wav2Vec2Model",
-    "hf_hubert_custom": "s3prl.upstream.hf_hubert.expert.HubertModel",
+    "hf_wav2vec2_custom": ("s3prl.upstream.hf_wav2vec2.expert.Wav2Vec2Model", "wav2vec2"),
+    "hf_hubert_custom": ("s3prl.upstream.hf_hubert.expert.HubertModel", "hubert"),
 }
-
-
-# The model type each of them builds: another folder would lose its own weights (a WavLM's position bias) unseen.
-HF_EXPERT_MODEL_TYPES = {"hf_wav2vec2_custom": "wav2vec2", "hf_hubert_custom": "hubert"}
 
 
 class RandomInitModel:
@@ -178,20 +175,21 @@ def load_s3prl_upstream(config: UpstreamConfig) -> S3PRLHubUpstream:
     checkpoint = architecture or (os.path.expanduser(config.path) if config.path else config.path)
     if name.endswith(CHECKPOINT_SUFFIXES) and not checkpoint:
         raise ConfigError(f"upstream '{config.name}' loads a checkpoint: set upstream.path")
-    if name.startswith("hf_") and checkpoint:
+    if name in HF_EXPERTS and checkpoint:
         require_hf_folder(checkpoint, config.name)
-        model_type = transformers.AutoConfig.from_pretrained(checkpoint).model_type
-        if name in HF_EXPERT_MODEL_TYPES and model_type != HF_EXPERT_MODEL_TYPES[name]:
+        model_type, expected = transformers.AutoConfig.from_pretrained(checkpoint).model_type, HF_EXPERTS[name][1]
+        if model_type != expected:
             raise ConfigError(
                 f"upstream '{config.name}': {checkpoint} holds a '{model_type}' model, and {name} builds "
-                f"'{HF_EXPERT_MODEL_TYPES[name]}' ones (its own weights would be dropped); load it as hf:{checkpoint}"
+                f"'{expected}' ones (its own weights would be dropped); load it as hf:{checkpoint}"
             )
     elif name.endswith("_local") and not Path(checkpoint).expanduser().exists():
         raise ConfigError(f"upstream '{config.name}': no such checkpoint '{checkpoint}'")
     if name in HF_EXPERTS:
-        module, model_class = HF_EXPERTS[name].rsplit(".", 1)
+        class_path = HF_EXPERTS[name][0]
+        module, model_class = class_path.rsplit(".", 1)
         original = getattr(importlib.import_module(module), model_class)
-        loader = mock.patch(HF_EXPERTS[name], RandomInitModel if architecture else float32_model(original))
+        loader = mock.patch(class_path, RandomInitModel if architecture else float32_model(original))
     else:
         loader = contextlib.nullcontext()
     try:
