@@ -88,6 +88,8 @@ def test_sets_an_earlier_run_wrote_and_this_one_does_not_are_removed(tmp_path, c
     root = make_voxceleb1(tmp_path / "vox1")
     prepare_voxceleb1(root, tmp_path / "data", cohort_per_speaker=2)
     assert (tmp_path / "data" / "voxceleb1").is_dir() and (tmp_path / "data" / "voxceleb1_cohort").is_dir()
+    prepare_voxceleb1(root, tmp_path / "data", lists=["o", "e"], cohort_per_speaker=2)
+    assert not (tmp_path / "data" / "voxceleb1" / "trials_h").exists()
     prepare_voxceleb1(root, tmp_path / "data", lists=["o"], cohort_per_speaker=0)
     assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["voxceleb1_test"]
     assert "voxceleb1_cohort: written by an earlier run with other options; removed" in caplog.text

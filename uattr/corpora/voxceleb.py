@@ -152,6 +152,8 @@ def prepare_voxceleb1(
         full = _write_set(out, FULL_SET, wavs)
         for name in sorted(set(lists) - {"o"}):
             write_trials(full / f"trials_{name}", trials[name])
+        for name in sorted(set(TRIAL_LISTS) - set(lists)):  # an earlier run's list, which stage 5 would score
+            (full / f"trials_{name}").unlink(missing_ok=True)
         counts[FULL_SET] = len(wavs)
     if cohort_per_speaker > 0:
         cohort = cohort_utterances(wavs, test_speakers, cohort_per_speaker, seed)
