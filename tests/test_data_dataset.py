@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from uattr.data.collate import collate_batch
-from uattr.data.dataset import UtteranceDataset, filter_by_duration, join_targets
+from uattr.data.dataset import Draw, UtteranceDataset, filter_by_duration, join_targets
 from uattr.data.sampler import DynamicBatchSampler
 from uattr.errors import DataError
 
@@ -126,6 +126,19 @@ def test_random_crop_is_deterministic_per_seed_epoch_and_index(corpus):
     assert [len(dataset(0, 0)[i]["wav"]) for i in (0, 2)] == [50, 40]  # short ones untouched
     starts = {int(dataset(seed, epoch)[1]["wav"][0]) for seed in range(3) for epoch in range(3)}
     assert len(starts) > 1  # other seeds and epochs move the window
+
+
+def test_each_draw_of_an_utterance_gets_a_crop_of_its_own(corpus):
+    """Weighted sampling draws an utterance several times an epoch: each copy is cropped anew, reproducibly, also
+    in DataLoader workers (the draw number travels with the index); a first draw keeps the plain index's crop."""
+    audio, targets = corpus
+    data = UtteranceDataset(["u1", "u2", "u3"], audio, targets, max_seconds=0.05, seed=0)
+    assert torch.equal(data[Draw(1, 0)]["wav"], data[1]["wav"])
+    starts = [int(data[Draw(1, number)]["wav"][0]) for number in range(8)]
+    assert len(set(starts)) > 4 and starts == [int(data[Draw(1, number)]["wav"][0]) for number in range(8)]
+    loader = torch.utils.data.DataLoader(data, batch_sampler=[[Draw(1, n) for n in range(8)]], num_workers=1,
+                                         collate_fn=lambda items: [int(item["wav"][0]) for item in items])
+    assert next(iter(loader)) == starts
 
 
 def test_start_crop_keeps_the_beginning(corpus):

@@ -238,6 +238,10 @@ def test_an_utterance_drawn_several_times_is_spread_over_batches():
     assert max(float(durations[batch].max()) * len(batch) for batch in batches) <= 200.0
     drawn = np.random.default_rng([0, 0]).choice(len(durations), len(durations), p=sampler.probabilities)
     assert sorted(i for batch in batches for i in batch) == sorted(drawn.tolist())  # every draw, once
+    numbers: dict[int, list[int]] = {}
+    for index in (index for batch in batches for index in batch):  # each copy knows which draw it is
+        numbers.setdefault(int(index), []).append(index.number)
+    assert all(sorted(drawn) == list(range(len(drawn))) for drawn in numbers.values())
 
 
 def test_weighted_draws_are_deterministic_per_seed_and_epoch():

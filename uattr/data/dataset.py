@@ -116,6 +116,21 @@ def target_tensor(utt_id: str, attr: str, value: Any) -> torch.Tensor:
     return torch.tensor(array, dtype=torch.float32)  # a copy: cached tables are read-only memory maps
 
 
+class Draw(int):
+    """A dataset index drawn for the ``number``-th time in its epoch (weighted sampling draws with replacement), so
+    that each copy of an utterance gets a crop of its own."""
+
+    number: int
+
+    def __new__(cls, index: int, number: int) -> "Draw":
+        draw = super().__new__(cls, index)
+        draw.number = number
+        return draw
+
+    def __reduce__(self) -> tuple[type, tuple[int, int]]:  # to DataLoader workers
+        return Draw, (int(self), self.number)
+
+
 class UtteranceDataset(torch.utils.data.Dataset):
     """Item i = ``{"id", "wav": FloatTensor[S], "targets": {attr: Tensor}}`` for the i-th utterance id.
 
@@ -167,12 +182,14 @@ class UtteranceDataset(torch.utils.data.Dataset):
         return [min(float(utt2dur[u]), limit) for u in self.utt_ids]
 
     def _crop(self, wav: np.ndarray, index: int) -> np.ndarray:
-        """Cut ``wav`` to ``max_samples``; the random window depends only on (seed, epoch, index)."""
+        """Cut ``wav`` to ``max_samples``; the random window depends only on (seed, epoch, index) and, for a
+        :class:`Draw` after the first, on its draw number."""
         if self.max_samples is None or len(wav) <= self.max_samples:
             return wav
         start = 0
         if self.crop == "random":
-            rng = np.random.default_rng([self.seed, self.epoch, index])
+            number = getattr(index, "number", 0)
+            rng = np.random.default_rng([self.seed, self.epoch, int(index)] + ([number] if number else []))
             start = int(rng.integers(0, len(wav) - self.max_samples + 1))
         return wav[start : start + self.max_samples]
 

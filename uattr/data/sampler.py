@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 from torch.utils.data import Sampler
 
-from uattr.data.dataset import describe_ids
+from uattr.data.dataset import Draw, describe_ids
 from uattr.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -232,8 +232,9 @@ class DynamicBatchSampler(Sampler[list[int]]):
         batch_order = rng.permutation(len(ends)) if self.shuffle else np.arange(len(ends))
         return flat, starts[batch_order], ends_array[batch_order]
 
-    def _rank_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """This rank's share of ``epoch``'s batches (cached for the current epoch)."""
+    def _rank_plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """This rank's share of ``epoch``'s batches (cached for the current epoch), and the draw number of each
+        position of the plan when indices are drawn with replacement."""
         if self._plan is None or self._plan[0] != epoch:
             flat, starts, ends = self._global_plan(epoch)
             total = len(starts)
@@ -245,7 +246,8 @@ class DynamicBatchSampler(Sampler[list[int]]):
                 padded = -(-total // self.num_replicas) * self.num_replicas
                 batch_ids = np.resize(np.arange(total), padded) if total else np.arange(0)
             mine = batch_ids[self.rank :: self.num_replicas]
-            self._plan = (epoch, flat, starts[mine], ends[mine])
+            numbers = _draw_numbers(flat) if self.probabilities is not None else None
+            self._plan = (epoch, flat, starts[mine], ends[mine], numbers)
         return self._plan[1:]
 
     def set_epoch(self, epoch: int) -> None:
@@ -263,13 +265,17 @@ class DynamicBatchSampler(Sampler[list[int]]):
         return len(self._rank_plan(self.epoch)[1])
 
     def __iter__(self) -> Iterator[list[int]]:
-        flat, starts, ends = self._rank_plan(self.epoch)
+        flat, starts, ends, numbers = self._rank_plan(self.epoch)
         first = self._resume_at or 0
         self._resume_at = None
         self.batches_done = first
         for start, end in zip(starts[first:].tolist(), ends[first:].tolist()):
             self.batches_done += 1
-            yield flat[start:end].tolist()
+            if numbers is None:
+                yield flat[start:end].tolist()
+            else:  # drawn with replacement: each index says which of its draws it is
+                pairs = zip(flat[start:end].tolist(), numbers[start:end].tolist())
+                yield [Draw(index, number) for index, number in pairs]
 
     def _settings(self) -> dict[str, Any]:
         """Everything besides (seed, epoch) that shapes the batch plan; a resume must find them unchanged."""
@@ -314,3 +320,14 @@ class DynamicBatchSampler(Sampler[list[int]]):
             raise ConfigError(f"cannot resume the batch sampler at batch {done} of {len(self)} in epoch {self.epoch}")
         self.batches_done = done
         self._resume_at = done
+
+
+def _draw_numbers(indices: np.ndarray) -> np.ndarray:
+    """For each position of ``indices``, how many times its index occurs before it (0 for a first draw)."""
+    order = np.argsort(indices, kind="stable")
+    positions = np.arange(len(indices))
+    first_of_run = np.r_[True, indices[order][1:] != indices[order][:-1]] if len(indices) else np.zeros(0, bool)
+    run_start = np.maximum.accumulate(np.where(first_of_run, positions, 0))
+    numbers = np.empty(len(indices), dtype=np.int64)
+    numbers[order] = positions - run_start
+    return numbers
