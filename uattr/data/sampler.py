@@ -158,14 +158,19 @@ class DynamicBatchSampler(Sampler[list[int]]):
             typical = min(typical, self.max_batch_size)
         return max(1, typical)
 
+    def _overflows(self, size: int, widest: float) -> bool:
+        """Whether one more item, making the longest of a batch of ``size`` items ``widest``, breaks the budget: a
+        new batch starts there. The cut :meth:`_pack` makes and :meth:`_spread_copies` foresees."""
+        full = self.max_batch_size is not None and size + 1 > self.max_batch_size
+        return size > 0 and (full or (size + 1) * widest > self.max_batch_seconds)
+
     def _pack(self, order: np.ndarray) -> list[int]:
         """Greedily cut duration-sorted ``order`` into batches within budget; return the batch end offsets."""
         ends: list[int] = []
         size, longest = 0, 0.0
         for position, seconds in enumerate(self.durations[order].tolist()):
             widest = max(longest, seconds)
-            fits = (size + 1) * widest <= self.max_batch_seconds
-            if size and (not fits or (self.max_batch_size is not None and size + 1 > self.max_batch_size)):
+            if self._overflows(size, widest):
                 ends.append(position)
                 size, widest = 0, seconds
             size, longest = size + 1, widest
@@ -201,8 +206,7 @@ class DynamicBatchSampler(Sampler[list[int]]):
             else:  # only copies of what the batch holds: they share it
                 index = waiting.pop(0)
             widest = max(longest, durations[index])
-            full = self.max_batch_size is not None and size + 1 > self.max_batch_size
-            if size and (full or (size + 1) * widest > self.max_batch_seconds):  # as _pack cuts
+            if self._overflows(size, widest):
                 in_batch, size, widest = set(), 0, durations[index]
             result.append(index)
             in_batch.add(index)

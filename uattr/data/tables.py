@@ -357,9 +357,7 @@ def merge_tables(parts: Iterable[PathLike], out_dir: PathLike) -> None:
     for part in parts:
         meta = read_table_meta(part)
         total += int(meta.get(_COUNT_KEY, 0))
-        # Where each job found its inputs may be written differently (data/dev/ or an absolute path).
-        ignored = {_COUNT_KEY, *meta.get(_PROVENANCE_KEY, ())}
-        comparable = {k: v for k, v in meta.items() if k not in ignored}
+        comparable = _made_as(meta)
         if reference_meta is None:
             reference_meta, merged_meta = comparable, meta
         elif comparable != reference_meta:
@@ -381,6 +379,13 @@ def merge_tables(parts: Iterable[PathLike], out_dir: PathLike) -> None:
         for key in sorted(lines):
             handle.write(f"{key} {lines[key][0]}\n")
     _write_json(Path(out_dir) / META_NAME, {**merged_meta, _COUNT_KEY: total})
+
+
+def _made_as(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What a table's metadata says of how its vectors were made: all but its count and the keys that say where
+    its job found the inputs (written differently by two jobs: data/dev/ or an absolute path)."""
+    ignored = {_COUNT_KEY, *meta.get(_PROVENANCE_KEY, ())}
+    return {key: value for key, value in meta.items() if key not in ignored}
 
 
 def _read_scp_lines(scp: Path) -> list[tuple[int, str, str]]:
@@ -446,10 +451,7 @@ def merge_split(out_dir: PathLike, num_jobs: int) -> Path:
     part_ids = [key for part in parts for key in table_ids(part)]
     # Current only if made as the parts were: a table of one earlier job over the whole set (another precision,
     # say) has the same ids.
-    reference = read_table_meta(parts[0])
-    ignored = {_COUNT_KEY, _PROVENANCE_KEY, *reference.get(_PROVENANCE_KEY, ())}
-    made_by = {key: value for key, value in reference.items() if key not in ignored}
-    if keep_current_table(out_dir, part_ids, made_by):
+    if keep_current_table(out_dir, part_ids, _made_as(read_table_meta(parts[0]))):
         logger.info("%s: merged table already complete; nothing to do", out_dir)
         return out_dir
     merge_tables(parts, out_dir)

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from uattr.attributes.label import LabelExpert
-from uattr.losses.base import gives_logits
 from uattr.errors import ConfigError
+from uattr.losses.base import gives_logits
 from uattr.scoring.embeddings import EmbeddingSet, load_embedding_set, normalise_rows
 from uattr.scoring.metrics import sv_metrics
 from uattr.scoring.retrieval import evaluate_retrieval, relevance_by_id, relevance_from_map, retrieval_metrics

@@ -172,14 +172,16 @@ mkdir -p "${expdir}"
 timing="${expdir}/stage_times.tsv"
 
 # Record each stage's wall time for RESULTS.md.
+stage_rows_except() {  # stage: the recorded stage times without that stage's row
+  if [ -f "${timing}" ]; then awk -F'\t' -v stage="$1" '$1 != stage' "${timing}"; fi
+}
 stage_times_with() {  # stage name out: the stage times with this stage's row (the latest run of each is kept)
-  { [ -f "${timing}" ] && awk -F'\t' -v stage="$1" '$1 != stage' "${timing}"
-    printf '%s\t%s\t%d\n' "$1" "$2" "$(( SECONDS - stage_start ))"; } | sort -n > "$3"
+  { stage_rows_except "$1"; printf '%s\t%s\t%d\n' "$1" "$2" "$(( SECONDS - stage_start ))"; } | sort -n > "$3"
 }
 stage_begin() {  # stage: until it is done again, no row says it ran (an earlier run's would, after a failure)
   stage_start=${SECONDS}
   if [ -f "${timing}" ]; then
-    awk -F'\t' -v stage="$1" '$1 != stage' "${timing}" > "${timing}.tmp"
+    stage_rows_except "$1" > "${timing}.tmp"
     mv "${timing}.tmp" "${timing}"
   fi
 }
