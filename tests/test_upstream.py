@@ -319,11 +319,30 @@ def test_too_short_utterance_is_a_data_error(models: dict[str, Path]) -> None:
     s3prl = build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(models["wav2vec2"])))
     for samples in (700, 1000):  # s3prl zero-pads a batch of 700 to 800 samples; 1000 fails its frame-count check
         wav_lens[1] = samples
-        with pytest.raises(DataError, match=f"batch item 1: upstream .*: {samples} samples; s3prl upstreams need at "
-                                            f"least 1040 \\(0.065 s\\)"):
+        with pytest.raises(DataError, match=f"batch item 1: upstream .*: {samples} samples; through s3prl it needs "
+                                            f"at least 1040 \\(0.0650 s\\)"):
             s3prl(wavs, wav_lens)
     with torch.no_grad():  # the shortest that works, in a batch of its length (eval: no time masks of 10 frames)
         s3prl.eval()(wavs[:, :1040], torch.tensor([1040, 1040]))
+
+
+def test_the_s3prl_minimum_length_follows_the_front_end(tmp_path: Path) -> None:
+    """Wider kernels, same 320 stride: s3prl's frame-count check fails up to a longer length, computed from them."""
+    kernels = [10, 3, 3, 3, 3, 3, 3]
+    folder = create_upstream("wav2vec2", tmp_path / "wide", **TINY_WAVEFORM, conv_kernel=kernels)
+    upstream = build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(folder))).eval()
+    assert upstream.min_samples == 1280  # 1040 with the default kernels
+    wavs = 0.1 * torch.randn(1, 1700, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        with pytest.raises(AssertionError):  # s3prl's own check, without uattr's: one sample short
+            upstream.upstream(wavs[:, :1279], torch.tensor([1279]))
+        for samples in range(1280, 1700, 7):
+            upstream(wavs[:, :samples], torch.tensor([samples]))
+        with pytest.raises(DataError, match="1279 samples; through s3prl it needs at least 1280 \\(0.0800 s\\)"):
+            upstream(wavs[:, :1279], torch.tensor([1279]))
+    strided = create_upstream("wav2vec2", tmp_path / "strided", **TINY_WAVEFORM, conv_stride=[5, 2, 2, 2, 2, 2, 1])
+    with pytest.raises(ConfigError, match="stride 160 samples per frame, but s3prl takes 320 .* load it as hf:"):
+        build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(strided)))
 
 
 def test_create_upstream_is_seeded_atomic_and_rerunnable(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ not produce by repeating the last one (alone) or with outputs at padded position
 count those, and an embedding would depend on its batch; so where the front end is a stack of 1-D convolutions
 (wav2vec 2.0, HuBERT, WavLM, data2vec, XLS-R), the lengths are the convolutions' real output lengths. s3prl also pads
 a batch whose longest utterance is under 0.05 s with zeros it treats as audio, and its frame-count check fails just
-above that, so utterances under 0.065 s (MIN_SAMPLES) are refused.
+above that (with the 400/320 front end of wav2vec 2.0 and HuBERT: up to 1039 samples), so shorter utterances are
+refused; the minimum is computed from the front end's convolutions (``s3prl_min_samples``).
 
 s3prl's own (fairseq-style) encoders are adjusted to the toolkit's conventions: a pre-LN encoder's final LayerNorm
 is bypassed, so the last hidden state is the last layer's output (as with ``hf:``), and a policy that trains the
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -43,10 +45,7 @@ from uattr.upstream.hf import architecture_folder, require_hf_folder, save_hf_ar
 
 CHECKPOINT_SUFFIXES = ("_local", "_url", "_custom")
 SAMPLE_RATE = 16000  # every s3prl upstream takes 16 kHz audio
-# s3prl zero-pads a batch shorter than MIN_SECOND (800 samples) as if it were audio, and its frame-count check
-# (_match_length: ceil(samples / 320) // frames == 1) fails for 961-1039 samples with the 400/320 convolution front
-# end of wav2vec 2.0 and HuBERT (4 expected frames, 2 computed); from 1040 samples on it holds.
-MIN_SAMPLES = 1040
+PADDED_SAMPLES = 800  # s3prl's MIN_SECOND * 16 kHz: a shorter batch is zero-padded to it, as if it were audio
 # s3prl's Hugging Face experts, each with the transformers model class as its expert module names it.
 # With the model type each builds: a folder of another type would lose its own weights (a WavLM's position bias).
 HF_EXPERTS = {
@@ -98,6 +97,12 @@ class S3PRLHubUpstream(Upstream):
         except ConfigError:  # not a CNN front end s3prl exposes as ``feature_extractor``
             frontend = None
         self.convolutions = conv_geometry(frontend)
+        if self.convolutions is not None and math.prod(c[1] for c in self.convolutions) != self.downsample_rate:
+            raise ConfigError(
+                f"{name}: its convolutions stride {math.prod(c[1] for c in self.convolutions)} samples per frame, "
+                f"but s3prl takes {self.downsample_rate} (its frame-count check would fail); load it as hf:<folder>"
+            )
+        self.min_samples = s3prl_min_samples(self.convolutions, self.downsample_rate)
         # s3prl's experts pass a padding mask to the transformer; a GroupNorm in the CNN still sees the padding, and
         # so do stacked positional convolutions (data2vec's): the padding they read is no longer zero after the first.
         positional = getattr(getattr(getattr(upstream.upstream, "model", None), "encoder", None), "pos_conv", None)
@@ -111,11 +116,7 @@ class S3PRLHubUpstream(Upstream):
         """Frames the CNN front end really produces (``reported``, s3prl's count, where it is not a CNN)."""
         if self.convolutions is None:
             return reported
-        lens = wav_lens
-        for kernel, stride, padding, dilation in self.convolutions:
-            span = dilation * (kernel - 1) + 1
-            lens = (torch.div(lens + 2 * padding - span, stride, rounding_mode="floor") + 1).clamp(min=0)
-        return torch.minimum(lens, reported)
+        return torch.minimum(conv_output_lengths(wav_lens, self.convolutions), reported)
 
     def save_architecture(self, directory: Path) -> None:
         if not self.saves_architecture:
@@ -131,11 +132,12 @@ class S3PRLHubUpstream(Upstream):
                 f"{dtype}; for half precision run it in float32 under torch.autocast"
             )
         wav_lens = wav_lens.to(wavs.device)
-        short = (wav_lens < MIN_SAMPLES).nonzero().flatten().tolist()
+        short = (wav_lens < self.min_samples).nonzero().flatten().tolist()
         if short:
             raise BatchItemError(
-                f"upstream {self.name}: {int(wav_lens[short[0]])} samples; s3prl upstreams need at least "
-                f"{MIN_SAMPLES} ({MIN_SAMPLES / SAMPLE_RATE:.3f} s); drop utterances this short from the data", short[0]
+                f"upstream {self.name}: {int(wav_lens[short[0]])} samples; through s3prl it needs at least "
+                f"{self.min_samples} ({self.min_samples / SAMPLE_RATE:.4f} s); drop utterances this short from the "
+                f"data", short[0]
             )
         hidden, lens = self.upstream(wavs, wav_lens)
         frame_lens = self.frame_lengths(wav_lens, lens[0])
@@ -152,6 +154,34 @@ def conv_geometry(frontend: nn.Module | None) -> list[tuple[int, int, int, int]]
     if not convolutions or any(isinstance(conv.padding, str) for conv in convolutions):
         return None
     return [(conv.kernel_size[0], conv.stride[0], conv.padding[0], conv.dilation[0]) for conv in convolutions]
+
+
+def conv_output_lengths(lens: torch.Tensor, convolutions: list[tuple[int, int, int, int]]) -> torch.Tensor:
+    """Output frames of a stack of 1-D convolutions (``conv_geometry``) for inputs of ``lens`` samples."""
+    for kernel, stride, padding, dilation in convolutions:
+        span = dilation * (kernel - 1) + 1
+        lens = (torch.div(lens + 2 * padding - span, stride, rounding_mode="floor") + 1).clamp(min=0)
+    return lens
+
+
+def s3prl_min_samples(convolutions: list[tuple[int, int, int, int]] | None, downsample_rate: int) -> int:
+    """The fewest samples from which on every length passes ``S3PRLUpstream``: it zero-pads a batch under
+    PADDED_SAMPLES as if that were audio, and its ``_match_length`` asserts that the front end's frame count and
+    ``ceil(samples / downsample_rate)`` differ by less than a factor of 2 (assuming the larger one is the expected
+    count). Without a known front end, only the padding is avoided."""
+    if convolutions is None:
+        return PADDED_SAMPLES
+    # Past 2 * (receptive field + padding) + downsample_rate samples, the computed frames exceed half the expected
+    # ones (and stay under twice them), so the lengths below that bound are all that can fail.
+    field, jump, padding = 1, 1, 0
+    for kernel, stride, pad, dilation in convolutions:
+        field, padding, jump = field + dilation * (kernel - 1) * jump, padding + 2 * pad * jump, jump * stride
+    lens = torch.arange(PADDED_SAMPLES, 2 * (field + padding) + downsample_rate + 1)
+    computed = conv_output_lengths(lens, convolutions)
+    expected = torch.div(lens + downsample_rate - 1, downsample_rate, rounding_mode="floor")
+    larger, smaller = torch.maximum(computed, expected), torch.minimum(computed, expected)
+    failing = lens[(smaller == 0) | (larger // smaller.clamp(min=1) != 1)]
+    return int(failing.max()) + 1 if failing.numel() else PADDED_SAMPLES
 
 
 @UPSTREAMS.register("s3prl")
