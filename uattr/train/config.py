@@ -2,8 +2,12 @@
 
 The model's own fields (``upstream``, ``attributes``, ``loss_weighting``) sit at the top level, so a recipe
 config reads like the paper's table. Every section is a strict dataclass (uattr.config.from_dict): an
-unknown key is an error naming its dotted path. Defaults are the paper's settings (from the authors' public
-configuration; egs/commonvoice/uattr1/conf/train_sem_spk_w2vbert.yaml maps each to its key).
+unknown key is an error naming its dotted path. The optimiser, loss and data-filtering defaults are the paper's
+settings (from the authors' public configuration; egs/commonvoice/uattr1/conf/train_sem_spk_w2vbert.yaml maps each
+to its key). Three defaults are not, because they suit more set-ups than the paper's, and that config sets them:
+``data.sampling`` is "none" (language sampling needs an utt2lang), ``upstream.finetune`` is "frozen_frontend" (the
+paper trains every w2v-BERT weight: "full"), and the final model is the mean of the 3 best checkpoints (the paper's
+config: the best one).
 """
 
 from __future__ import annotations
