@@ -491,10 +491,15 @@ def test_a_half_precision_checkpoint_loads_in_float32(models: dict[str, Path], t
     assert hidden.dtype == torch.float32
 
 
+@pytest.mark.parametrize("mask_time_prob", [0.5, 0.0])
 @pytest.mark.parametrize("arch", ["w2v-bert", "wav2vec2"])
-def test_a_batch_too_short_for_a_spec_augment_mask_trains_unmasked(models: dict[str, Path], arch: str) -> None:
-    """A padded batch of fewer frames than mask_time_length (0.2 s): transformers would raise."""
-    upstream = build_upstream(UpstreamConfig(name=f"hf:{models[arch]}", options={"mask_time_prob": 0.5}))
+def test_a_batch_too_short_for_a_spec_augment_mask_trains_unmasked(
+    models: dict[str, Path], arch: str, mask_time_prob: float
+) -> None:
+    """A padded batch of fewer frames than mask_time_length (0.2 s): transformers would raise. Without time masks
+    (rate 0) the model has no mask embedding, and is given no mask."""
+    options = {"mask_time_prob": mask_time_prob}
+    upstream = build_upstream(UpstreamConfig(name=f"hf:{models[arch]}", options=options))
     upstream.train()
     wavs, wav_lens = torch.randn(2, 3000), torch.tensor([3000, 2500])
     hidden, frame_lens = upstream(wavs, wav_lens)
