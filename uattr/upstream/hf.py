@@ -140,7 +140,8 @@ class HFUpstream(Upstream):
         inputs = {key: value.to(dtype) if value.is_floating_point() else value for key, value in inputs.items()}
         frames = self._sequence_length(inputs)
         config = self.model.config
-        if self.model.training and getattr(config, "mask_time_prob", 0) > 0 and frames < getattr(config, "mask_time_length", 0):
+        masking = self.model.training and getattr(config, "mask_time_prob", 0) > 0
+        if masking and frames < getattr(config, "mask_time_length", 0):
             # SpecAugment cannot place one time mask in so few frames (transformers raises): this batch goes
             # unmasked, as a batch of short utterances would be left alone by a masking rate anyway. (Without time
             # masks the model has no mask embedding to take a mask.)
