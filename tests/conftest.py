@@ -1,13 +1,33 @@
-"""Test-wide settings: no hub access, small thread pools, deterministic torch."""
+"""Test-wide settings: no hub access and no hub cache, quiet tokenizers, logging put back after each test."""
 
+import atexit
+import logging
 import os
-from typing import Callable
+import shutil
+import tempfile
+from typing import Callable, Iterator
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Offline whatever the shell exported, and with an empty cache of the tests' own: a hub id a test expects to fail
+# must not load a model the developer happens to have cached (nor download one).
+_HUB_CACHE = tempfile.mkdtemp(prefix="uattr-tests-hf-")
+atexit.register(shutil.rmtree, _HUB_CACHE, ignore_errors=True)
+os.environ.update(
+    HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=_HUB_CACHE, HF_HUB_CACHE=os.path.join(_HUB_CACHE, "hub")
+)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The CLI reconfigures the root logger (``basicConfig(force=True)``); put it back so that later tests log, and
+    capture logs, as before."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture()

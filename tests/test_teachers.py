@@ -586,17 +586,7 @@ def test_model_specs_resolve_packaged_models_offline(tmp_path, monkeypatch):
         resolve_model("pkg:json")
 
 
-@pytest.fixture
-def restore_logging():
-    """The CLI reconfigures the root logger; put it back so later tests log as before."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def test_cli_extract_split_merge_and_noop(data_dir, tmp_path, capfd, restore_logging):
+def test_cli_extract_split_merge_and_noop(data_dir, tmp_path, capfd):
     out = tmp_path / "lang"
     common = ["extract-teacher", "-q", "--teacher", "labels", "--data", str(data_dir), "--out", str(out)]
     assert uattr_main(common + ["--job", "1", "--num-jobs", "2"]) == 0
@@ -617,9 +607,7 @@ def test_cli_extract_split_merge_and_noop(data_dir, tmp_path, capfd, restore_log
     assert uattr_main(["extract-teacher", "--out", str(out)]) == 1
 
 
-def test_a_job_redone_after_the_merge_first_makes_the_merged_table_incomplete(
-    data_dir, tmp_path, monkeypatch, restore_logging
-):
+def test_a_job_redone_after_the_merge_first_makes_the_merged_table_incomplete(data_dir, tmp_path, monkeypatch):
     """The merged emb.scp points into the jobs' arks: a job whose stale table is removed, and whose teacher then
     fails to load, must not leave the merged table looking complete over an ark that is gone."""
     out = tmp_path / "lang"
@@ -639,7 +627,7 @@ def test_a_job_redone_after_the_merge_first_makes_the_merged_table_incomplete(
     assert not table_is_complete(out / "split2" / "1") and not table_is_complete(out)
 
 
-def test_cli_several_data_dirs_share_one_teacher_load(data_dir, tmp_path, capfd, restore_logging):
+def test_cli_several_data_dirs_share_one_teacher_load(data_dir, tmp_path, capfd):
     # A copy of the data dir under another name: two sets, one call, one table each under '{set}'.
     other = tmp_path / "other_set"
     shutil.copytree(data_dir, other)
@@ -673,7 +661,7 @@ def test_a_table_made_with_another_field_or_model_is_written_again(data_dir, tmp
     assert read_table_meta(out)["model"] == "toy-v2"
 
 
-def test_cli_labels_of_later_sets_use_the_classes_of_the_first(tmp_path, capfd, restore_logging):
+def test_cli_labels_of_later_sets_use_the_classes_of_the_first(tmp_path, capfd):
     """Stage 2 runs train alone, then train and dev: dev (French only here) must index train's classes, even
     though train's table is complete and skipped; a dev table made with its own classes is written again."""
     train = make_data_dir(tmp_path / "train")
@@ -699,7 +687,7 @@ def test_cli_labels_of_later_sets_use_the_classes_of_the_first(tmp_path, capfd, 
     assert {float(v[0]) for v in load(tmp_path / "lang" / "dev").values()} == {2.0}
 
 
-def test_a_teacher_registered_with_the_registry_records_its_own_name(data_dir, tmp_path, capfd, restore_logging):
+def test_a_teacher_registered_with_the_registry_records_its_own_name(data_dir, tmp_path, capfd):
     """A plug-in that registers with TEACHERS itself, here a subclass of a built-in: its tables carry its name,
     so a second run finds them complete instead of writing them again."""
     from uattr.registry import TEACHERS
@@ -717,7 +705,7 @@ def test_a_teacher_registered_with_the_registry_records_its_own_name(data_dir, t
     assert read_table_meta(tmp_path / "lang")["teacher"] == "test-registry-labels"
 
 
-def test_cli_a_mistyped_option_leaves_a_complete_table_alone(data_dir, tmp_path, capfd, restore_logging):
+def test_cli_a_mistyped_option_leaves_a_complete_table_alone(data_dir, tmp_path, capfd):
     out = tmp_path / "lang"
     assert uattr_main(["extract-teacher", "-q", "--teacher", "labels", "--data", str(data_dir), "--out", str(out)]) == 0
     for mistyped, message in (

@@ -180,14 +180,17 @@ def test_local_runner_runs_jobs_in_parallel_and_names_failures(tmp_path):
     assert (tmp_path / "log" / "job.3.log").read_text().splitlines()[-1].startswith("# Ended (code 1)")
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs to run two jobs at once")
 def test_local_runner_runs_a_job_per_cpu_whatever_omp_num_threads_says(tmp_path):
-    """The recipes give each split job OMP_NUM_THREADS = CPUs / jobs, which nproc reports as the CPU count."""
-    env = {**ENV, "OMP_NUM_THREADS": "1"}
-    result = run([str(UTILS / "run.sh"), "JOB=1:4", "log/job.JOB.log", *JOB_COMMAND[:2], JOB_COMMAND[2].replace(
+    """The recipes give each split job OMP_NUM_THREADS = CPUs / jobs, which nproc reports as the CPU count. A stub
+    nproc does the same on a machine of 3 CPUs, whatever this one has."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    write_script(stubs / "nproc", '#!/bin/sh\necho "${OMP_NUM_THREADS:-3}"\n')
+    env = {**ENV, "OMP_NUM_THREADS": "1", "PATH": f"{stubs}{os.pathsep}{ENV['PATH']}"}
+    result = run([str(UTILS / "run.sh"), "JOB=1:5", "log/job.JOB.log", *JOB_COMMAND[:2], JOB_COMMAND[2].replace(
         "; [ JOB -ne 3 ]", "")], tmp_path, env)
     assert result.returncode == 0, result.stderr
-    assert max(int((tmp_path / f"count.{i}").read_text()) for i in range(1, 5)) == 2
+    assert max(int((tmp_path / f"count.{i}").read_text()) for i in range(1, 6)) == 3
 
 
 def test_local_runner_single_job_and_shell_words(tmp_path):
