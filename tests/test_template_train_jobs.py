@@ -10,7 +10,9 @@ from corpus_layouts import copy_recipe, run_recipe_script
 
 
 def _fake_train(folder: Path) -> Path:
-    """A stand-in `uattr` whose `train` logs its start and end, sleeps, and saves a model unless the exp is 'broken'."""
+    """A stand-in `uattr` whose `train` logs its start and end, sleeps, and saves a model unless the exp is 'broken'.
+    The systems named in $RENDEZVOUS each wait (up to 10 s) until all of them have started: run side by side, they
+    overlap however loaded the machine is; run one after the other, the first ends before the next starts."""
     script = folder / "uattr"
     folder.mkdir(parents=True)
     script.write_text(textwrap.dedent("""\
@@ -18,7 +20,15 @@ def _fake_train(folder: Path) -> Path:
         [ "$1" = train ] || exit 0
         while [ $# -gt 0 ]; do [ "$1" = --exp-dir ] && exp=$2; shift; done
         echo "start $(basename "${exp}") ${OMP_NUM_THREADS:-unset} $(date +%s.%N)" >> "${UATTR_CALLS}"
-        sleep 1
+        if [[ " ${RENDEZVOUS:-} " == *" $(basename "${exp}") "* ]]; then
+          for _ in $(seq 100); do
+            waiting=0
+            for system in ${RENDEZVOUS}; do grep -q "^start ${system} " "${UATTR_CALLS}" || waiting=1; done
+            [ "${waiting}" = 0 ] && break
+            sleep 0.1
+          done
+        fi
+        sleep 0.3
         echo "end $(basename "${exp}") $(date +%s.%N)" >> "${UATTR_CALLS}"
         [ "$(basename "${exp}")" = broken ] && exit 3
         mkdir -p "${exp}/model" && touch "${exp}/model/model.safetensors"
@@ -27,7 +37,7 @@ def _fake_train(folder: Path) -> Path:
     return folder
 
 
-def _run_stage3(tmp_path: Path, systems: str) -> tuple[int, str, list[list[str]]]:
+def _run_stage3(tmp_path: Path, systems: str, rendezvous: str = "") -> tuple[int, str, list[list[str]]]:
     recipe = copy_recipe("voxceleb1", tmp_path / "checkout")
     for system in systems.split():  # checked before stage 3 starts; the fake train does not read them
         (recipe / "conf" / f"train_{system}.yaml").write_text("{}\n")
@@ -36,13 +46,13 @@ def _run_stage3(tmp_path: Path, systems: str) -> tuple[int, str, list[list[str]]
     fake = _fake_train(tmp_path / "fake_bin")
     done = run_recipe_script(
         recipe, "run.sh", "--stage", "3", "--stop_stage", "3", "--systems", systems, "--train_jobs", "2",
-        env={"PATH": f"{fake}:/usr/bin:/bin", "UATTR_CALLS": str(calls)},
+        env={"PATH": f"{fake}:/usr/bin:/bin", "UATTR_CALLS": str(calls), "RENDEZVOUS": rendezvous},
     )
     return done.returncode, done.stdout + done.stderr, [line.split() for line in calls.read_text().splitlines()]
 
 
 def test_systems_train_two_at_a_time_with_a_share_of_the_threads_each(tmp_path: Path) -> None:
-    status, output, calls = _run_stage3(tmp_path, "a b c")
+    status, output, calls = _run_stage3(tmp_path, "a b c", rendezvous="a b")
     assert status == 0, output
     starts = {call[1]: float(call[3]) for call in calls if call[0] == "start"}
     ends = {call[1]: float(call[2]) for call in calls if call[0] == "end"}
