@@ -373,13 +373,14 @@ def test_the_amplitude_of_an_mbrola_pho_voice_is_mbrolas_volume(tmp_path, monkey
 def test_ctrl_c_stops_synthesis_without_running_the_queued_jobs(tmp_path, monkeypatch):
     import os
     import signal
-    import threading
     import time
 
     started = []
 
     def slow_synthesis(job):
         started.append(job.utt_id)
+        if len(started) == 5:  # Ctrl-C, while the fifth job runs (in a worker thread)
+            os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.02)
 
     monkeypatch.setattr(tts, "synthesize_one", slow_synthesis)
@@ -387,7 +388,6 @@ def test_ctrl_c_stops_synthesis_without_running_the_queued_jobs(tmp_path, monkey
     # Python's own Ctrl-C handler, even where the runner ignores SIGINT (a background job's default).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C
         with pytest.raises(KeyboardInterrupt):
             tts.synthesize(jobs, nj=1, progress=False)
     finally:
