@@ -16,6 +16,7 @@ CASES = {
                       "1", "--warmup", "1", "--num-workers", "0"],
     "branch.py": ["--repeats", "1", "--layers", "2", "--dim", "32", "--batch", "2", "--seconds", "1",
                   "--encoder-hidden", "32", "--encoder-layers", "2"],
+    "data_scaling.py": ["--utterances", "400", "--parts", "2", "--factor", "2"],
     "scoring.py": ["--sv-sizes", "1000", "--speechbrain-sizes", "200", "--speechbrain-dcf-max", "200",
                    "--retrieval-sizes", "200", "--dim", "16", "--repeat", "1"],
 }
@@ -24,6 +25,7 @@ EXPECTED = {
     "train_step.py": "on-the-fly / cached step time",
     "branch.py": "| one joint pass / two models |",
     "scoring.py": "| queries × gallery | uattr (s) |",
+    "data_scaling.py": "| step | grows with | base | base (s) | large | large (s) | growth |",
 }
 
 

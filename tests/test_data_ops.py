@@ -319,6 +319,24 @@ def test_split_by_utterance(data):
     assert [u for p in parts for u in read_ids(p / "utt2spk")] == UTTS
 
 
+def test_a_recording_and_a_speaker_split_across_parts_are_in_each_of_them(tmp_path):
+    """Per utterance, one recording's segments (and one speaker's utterances) land in several parts."""
+    segments = {f"spk{s}-r{r}-{k}": f"rec{r} {k}.0 {k + 1}.0" for r in (1, 2) for k in range(3) for s in "AB"[r - 1]}
+    tables = {
+        "wav.scp": {"rec1": "/audio/rec1.wav", "rec2": "/audio/rec2.wav", "rec3": "/audio/unused.wav"},
+        "segments": segments,
+        "utt2spk": {utt: utt.split("-")[0] for utt in segments},
+        "spk2gender": {"spkA": "f", "spkB": "m", "spkC": "f"},
+    }
+    data = write_data_dir(tmp_path / "data", tables=tables)
+    parts = split_data_dir(data, 4, per_utterance=True)
+    assert [read_ids(part / "segments") for part in parts] == [
+        ["spkA-r1-0", "spkA-r1-1"], ["spkA-r1-2"], ["spkB-r2-0", "spkB-r2-1"], ["spkB-r2-2"]]
+    assert [read_ids(part / "wav.scp") for part in parts] == [["rec1"], ["rec1"], ["rec2"], ["rec2"]]
+    assert [(part / "spk2gender").read_text() for part in parts] == ["spkA f\n", "spkA f\n", "spkB m\n", "spkB m\n"]
+    assert [(part / "spk2utt").read_text().split()[0] for part in parts] == ["spkA", "spkA", "spkB", "spkB"]
+
+
 def test_split_errors(data):
     with pytest.raises(DataError, match="cannot split 3 speakers into 4 parts"):
         split_data_dir(data, 4)

@@ -54,10 +54,11 @@ class _Category:
 
     def sample(self, number: int, rng: random.Random) -> set[tuple[int, int]]:
         """``number`` distinct pairs, uniform: a block drawn by its size, a pair in it, kept if accepted."""
-        weights = [_block_size(block) for block in self.blocks]
+        # Cumulative once: rng.choices would sum the weights of every block (speaker) again at each draw.
+        cumulative = list(itertools.accumulate(_block_size(block) for block in self.blocks))
         chosen: set[tuple[int, int]] = set()
         while len(chosen) < number:
-            a, b = rng.choices(self.blocks, weights)[0]
+            a, b = rng.choices(self.blocks, cum_weights=cumulative)[0]
             i, j = rng.sample(a, 2) if b is None else (rng.choice(a), rng.choice(b))
             if self.accept(i, j):
                 chosen.add((min(i, j), max(i, j)))

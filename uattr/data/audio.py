@@ -7,6 +7,9 @@ A ``wav.scp`` entry is one of Kaldi's rxfilenames:
 * ``foo.ark:123``: the WAV blob stored at byte offset 123 of an archive (read through kaldiio);
 * ``cmd args |``: a shell command whose standard output is an audio file (run with ``/bin/sh``, as Kaldi does).
 
+A segment of a plain file is read by seeking; one of an archive or command entry decodes the whole entry, once
+per segment (utterances are read in duration order, not by recording, so a cache of the last one would not help).
+
 Every problem (missing, empty, corrupt or unreadable audio, a failing command, a segment outside the
 recording) raises :class:`AudioError` (a :class:`DataError`) naming the utterance and the entry.
 """

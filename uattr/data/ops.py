@@ -94,18 +94,37 @@ def utterances_of(tables: Mapping[str, Mapping[str, str]]) -> list[str]:
 
 def select(tables: Mapping[str, Mapping[str, str]], utts: Iterable[str]) -> Tables:
     """The tables restricted to ``utts`` and to the recordings and speakers those utterances use."""
-    keep = set(utts)
-    if "segments" in tables:
-        recordings = {tables["segments"][utt].split()[0] for utt in keep}
-    else:
-        recordings = keep
-    speakers = {tables["utt2spk"][utt] for utt in keep} if "utt2spk" in tables else set()
-    wanted = {"utterance": keep, "recording": recordings, "speaker": speakers}
-    return {
-        name: {key: value for key, value in table.items() if key in wanted[key_kind(name)]}  # type: ignore[index]
-        for name, table in tables.items()
-        if name != "spk2utt"
-    }
+    return partition(tables, [utts])[0]
+
+
+def partition(tables: Mapping[str, Mapping[str, str]], parts: Sequence[Iterable[str]]) -> list[Tables]:
+    """:func:`select` of each part's utterances, in one pass over each table (one per part would make splitting
+    N utterances into P parts cost N × P). A recording or speaker whose utterances fall into several parts is in
+    each of them."""
+    owners: dict[str, dict[str, list[int]]] = {"utterance": {}, "recording": {}, "speaker": {}}
+
+    def own(kind: str, key: str, index: int) -> None:
+        holders = owners[kind].setdefault(key, [])
+        if not holders or holders[-1] != index:
+            holders.append(index)
+
+    for index, utts in enumerate(parts):
+        for utt in utts:
+            own("utterance", utt, index)
+            own("recording", tables["segments"][utt].split()[0] if "segments" in tables else utt, index)
+            if "utt2spk" in tables:
+                own("speaker", tables["utt2spk"][utt], index)
+    selected: list[Tables] = [{} for _ in parts]
+    for name, table in tables.items():
+        if name == "spk2utt":
+            continue
+        for part in selected:
+            part[name] = {}
+        holders_of = owners[key_kind(name)]
+        for key, value in table.items():
+            for index in holders_of.get(key, ()):
+                selected[index][name][key] = value
+    return selected
 
 
 def write_tables(path: str | os.PathLike, tables: Mapping[str, Mapping[str, str]]) -> Path:
@@ -286,7 +305,8 @@ def subset_data_dir(
             raise DataError(
                 f"{src}/utt2lang: no utterance in language '{absent[0]}'; languages: {' '.join(sorted(known))}"
             )
-        utts = [utt for utt in utts if utt2lang[utt] in set(languages)]
+        wanted_languages = set(languages)
+        utts = [utt for utt in utts if utt2lang[utt] in wanted_languages]
     if per_language is not None:
         utts = _first_per_group(utts, _required(tables, "utt2lang", src, "--per-lang"), per_language)
     if per_speaker is not None:
@@ -411,10 +431,12 @@ def split_data_dir(src: str | os.PathLike, num_parts: int, *, per_utterance: boo
     if num_parts > len(groups):
         unit = "utterances" if per_utterance else "speakers"
         raise DataError(f"{src}: cannot split {len(groups)} {unit} into {num_parts} parts")
+    runs = _balanced_runs([len(group) for group in groups], num_parts)
+    contents = partition(tables, [[utt for group in groups[begin:end] for utt in group] for begin, end in runs])
     parts = []
-    for index, (begin, end) in enumerate(_balanced_runs([len(group) for group in groups], num_parts), start=1):
+    for index, content in enumerate(contents, start=1):
         part = src / split_dir_name(num_parts, per_utterance) / str(index)
-        write_new_data_dir(part, select(tables, [utt for group in groups[begin:end] for utt in group]))
+        write_new_data_dir(part, content)
         parts.append(part)
     logger.info("split %s into %d parts under %s", src, num_parts, parts[0].parent)
     return parts

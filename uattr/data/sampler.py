@@ -185,7 +185,7 @@ class DynamicBatchSampler(Sampler[list[int]]):
         utterance waits for the next batch; being shorter than what follows in the sorted order, it adds no
         padding there. Copies left when nothing else is (one utterance drawn more often than there are batches)
         share the last batches."""
-        durations = self.durations.tolist()
+        durations = dict(zip(order.tolist(), self.durations[order].tolist()))  # this chunk's (not the corpus's)
         result: list[int] = []
         waiting: list[int] = []
         in_batch: set[int] = set()

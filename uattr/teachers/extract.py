@@ -63,7 +63,8 @@ def extract_teacher(
         return target
 
     writer = EmbeddingTableWriter(target, meta=meta)
-    todo = [utt for utt in utt_ids if utt not in writer.done_ids]
+    done = writer.done_ids  # once: each read builds the set
+    todo = [utt for utt in utt_ids if utt not in done]
     if len(todo) < len(utt_ids):
         logger.info("%s: resuming, %d of %d utterances already done", target, len(utt_ids) - len(todo), len(utt_ids))
     audio = AudioSource(data, sample_rate=SAMPLE_RATE) if inputs is None else None
