@@ -341,7 +341,7 @@ def test_the_s3prl_minimum_length_follows_the_front_end(tmp_path: Path) -> None:
         with pytest.raises(DataError, match="1279 samples; through s3prl it needs at least 1280 \\(0.0800 s\\)"):
             upstream(wavs[:, :1279], torch.tensor([1279]))
     strided = create_upstream("wav2vec2", tmp_path / "strided", **TINY_WAVEFORM, conv_stride=[5, 2, 2, 2, 2, 2, 1])
-    with pytest.raises(ConfigError, match="stride 160 samples per frame, but s3prl takes 320 .* load it as hf:"):
+    with pytest.raises(ConfigError, match="stride 160 samples per frame, but s3prl counts 320 .* as hf:<folder>"):
         build_upstream(UpstreamConfig(name="s3prl:hf_wav2vec2_custom", path=str(strided)))
 
 

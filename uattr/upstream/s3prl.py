@@ -97,10 +97,12 @@ class S3PRLHubUpstream(Upstream):
         except ConfigError:  # not a CNN front end s3prl exposes as ``feature_extractor``
             frontend = None
         self.convolutions = conv_geometry(frontend)
-        if self.convolutions is not None and math.prod(c[1] for c in self.convolutions) != self.downsample_rate:
+        stride = math.prod(c[1] for c in self.convolutions) if self.convolutions is not None else None
+        if stride not in (None, self.downsample_rate):  # s3prl's HF experts say 320 whatever the config
             raise ConfigError(
-                f"{name}: its convolutions stride {math.prod(c[1] for c in self.convolutions)} samples per frame, "
-                f"but s3prl takes {self.downsample_rate} (its frame-count check would fail); load it as hf:<folder>"
+                f"{name}: its convolutions stride {stride} samples per frame, but s3prl counts "
+                f"{self.downsample_rate} (its frame-count check would fail, and the frame lengths would be wrong); "
+                f"a Hugging Face model folder loads as hf:<folder>"
             )
         self.min_samples = s3prl_min_samples(self.convolutions, self.downsample_rate)
         # s3prl's experts pass a padding mask to the transformer; a GroupNorm in the CNN still sees the padding, and
