@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def table_rows(markdown: str) -> list[list[str]]:
 def test_toy_recipe_runs_every_stage_and_fills_results(tmp_path: Path) -> None:
     recipe = copy_recipe(tmp_path / "uattr1")
     env = {**os.environ, "MAIN_ROOT": str(REPO), "HF_HUB_OFFLINE": "1"}
-    env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env['PATH']}"
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # this interpreter's uattr
     command = ["./run.sh", "--data_opts", "--toy true",
                "--train_opts", "--trainer.max_steps 2 --trainer.valid_every 2 --data.num_workers 0"]
     result = subprocess.run(command, cwd=recipe, env=env, capture_output=True, text=True, timeout=1800)
