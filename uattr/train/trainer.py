@@ -178,6 +178,7 @@ class Trainer:
         self.epoch = 0
         self.batches_in_epoch = 0  # training batches of the current epoch already in an update
         self.history: list[dict[str, Any]] = []
+        self.checkpointed_step: int | None = None  # the step of the latest checkpoint on disk
         # Before the resume: the checkpoint's state then replaces whatever the probe's training-mode forward
         # changed in the model (e.g. BatchNorm statistics).
         find_unused = self._find_unused_parameters()
@@ -231,6 +232,7 @@ class Trainer:
         self.batches_in_epoch = state["batches_in_epoch"]
         self.best.load_state_dict(state["best"])
         self.history = list(state["history"])
+        self.checkpointed_step = self.step
         set_rng_state(state["rng"][self.context.rank])  # same world size: the sampler's settings include it
         if self.context.is_main:
             self._after_checkpoint()
@@ -310,7 +312,7 @@ class Trainer:
                     self.batches_in_epoch = 0
                     if settings.valid_every is None:
                         self._validate_and_save()
-                if not self.history or self.history[-1]["step"] != self.step:
+                if self._last_step_unsaved():
                     self._validate_and_save()
             return self._write_model()
         finally:
@@ -321,6 +323,11 @@ class Trainer:
         """The 1-based epoch of the last update, in logs and valid_metrics.json: an epoch's last update belongs
         to it whether it is validated inside the epoch (``valid_every``) or after the epoch counter moved on."""
         return self.epoch + (1 if self.batches_in_epoch else 0)
+
+    def _last_step_unsaved(self) -> bool:
+        """Whether the last step still lacks its checkpoint, or (with a dev set) its validation."""
+        validated = bool(self.history) and self.history[-1]["step"] == self.step
+        return self.checkpointed_step != self.step or (self.valid_data is not None and not validated)
 
     def finished(self) -> bool:
         settings = self.config.trainer
@@ -357,8 +364,8 @@ class Trainer:
                 self.running_since = time.monotonic()
             if settings.valid_every is not None and self.step % settings.valid_every == 0:
                 self._validate_and_save()
-            elif settings.save_every is not None and self.step % settings.save_every == 0:
-                self._save()
+            elif settings.save_every is not None and self.step % settings.save_every == 0 and not self.finished():
+                self._save()  # (the last step is validated and saved once, by run())
             if self.finished():
                 return
 
@@ -500,6 +507,7 @@ class Trainer:
             save_checkpoint(state, checkpoint_path(self.checkpoint_dir, self.step))
             self._after_checkpoint()
         self.context.barrier()
+        self.checkpointed_step = self.step
 
     def _after_checkpoint(self) -> None:
         """What follows a checkpoint: valid_metrics.json from its history, and the pruning of older checkpoints.
