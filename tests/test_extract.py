@@ -63,6 +63,20 @@ def _one_by_one(model: UnifiedEncoder, data_dir: Path) -> dict[str, dict[str, np
     return result
 
 
+def _assert_same_tables(expected: Path, got: Path, atol: float = 1e-6) -> None:
+    """The tables in two folders hold the same ids with the same vectors (within ``atol``)."""
+    ref, table = read_embedding_table(expected / "emb.scp"), read_embedding_table(got / "emb.scp")
+    assert sorted(ref) == sorted(table), got
+    for utt in ref:
+        np.testing.assert_allclose(table[utt], ref[utt], rtol=0, atol=atol, err_msg=f"{got}: {utt}")
+
+
+def _cli_extract(model_dir: Path, data_dirs: list[Path], out: Path, *options: str) -> int:
+    """``uattr extract`` as stage 4 of uattr.sh runs it (several sets, an explicit device), quiet."""
+    return uattr_main(["extract", "--model", str(model_dir), "--data", *map(str, data_dirs), "--out", str(out),
+                       "--device", "cpu", "-q", *options])
+
+
 def test_batched_extraction_equals_one_utterance_at_a_time(model_dir: Path, data_dir: Path, tmp_path: Path) -> None:
     model = UnifiedEncoder.from_pretrained(model_dir)
     tables = extract_embeddings(model, data_dir, tmp_path / "emb", max_batch_seconds=3.0, show_progress=False)
@@ -152,11 +166,7 @@ def test_interrupted_extraction_resumes_to_the_same_tables(
 
     resumed = extract_embeddings(model, data_dir, tmp_path / "out", max_batch_size=2, show_progress=False)
     for attr in reference:
-        ref = read_embedding_table(reference[attr] / "emb.scp")
-        got = read_embedding_table(resumed[attr] / "emb.scp")
-        assert sorted(ref) == sorted(got)
-        for utt in ref:
-            np.testing.assert_array_equal(ref[utt], got[utt])
+        _assert_same_tables(reference[attr], resumed[attr], atol=0)
 
 
 def test_a_partial_table_of_utterances_gone_from_the_data_dir_is_written_again(
@@ -216,9 +226,10 @@ def test_tables_of_a_model_retrained_into_the_same_folder_are_written_again(
 def test_a_data_dir_rebuilt_with_more_utterances_is_extracted_again(model_dir: Path, tmp_path: Path) -> None:
     model = UnifiedEncoder.from_pretrained(model_dir)
     small = make_data_dir(tmp_path / "v1", speakers=("spkA", "spkB"), utts_per_speaker=2, seconds=0.6)
-    extract_embeddings(model, small, tmp_path / "emb", show_progress=False)
-    larger = make_data_dir(tmp_path / "v1", speakers=("spkA", "spkB"), utts_per_speaker=3, seconds=0.6)
-    assert larger == small  # the same data dir, rebuilt
+    kept = read_embedding_table(extract_embeddings(model, small, tmp_path / "emb", show_progress=False)["speaker"]
+                                / "emb.scp")
+    larger = make_data_dir(tmp_path / "v1", speakers=("spkA", "spkB"), utts_per_speaker=3, seconds=0.6)  # rebuilt
+    assert set(kept) < set(AudioSource(larger).ids)  # the table is complete for the old dir, not for the new one
     tables = extract_embeddings(model, larger, tmp_path / "emb", show_progress=False)
     for table_dir in tables.values():
         assert sorted(read_embedding_table(table_dir / "emb.scp")) == sorted(AudioSource(larger).ids)
@@ -251,11 +262,7 @@ def test_split_jobs_and_merge_equal_a_single_job(model_dir: Path, data_dir: Path
         extract_embeddings(model, data_dir, tmp_path / "split", job=job, num_jobs=3, show_progress=False)
     merge_jobs(tmp_path / "split", "data", ["semantic", "speaker"], 3)
     for attr, table_dir in single.items():
-        ref = read_embedding_table(table_dir / "emb.scp")
-        got = read_embedding_table(tmp_path / "split" / attr / "data" / "emb.scp")
-        assert sorted(ref) == sorted(got)
-        for utt in ref:
-            np.testing.assert_allclose(ref[utt], got[utt], atol=1e-6)
+        _assert_same_tables(table_dir, tmp_path / "split" / attr / "data")
     # Job 2 of the semantic table is run again: only that merged table stops being complete until merged again.
     shutil.rmtree(tmp_path / "split" / "semantic" / "data" / "split3" / "2")
     extract_embeddings(model, data_dir, tmp_path / "split", attributes=["semantic"], job=2, num_jobs=3,
@@ -338,9 +345,10 @@ def test_models_built_in_memory_are_told_apart_by_their_weights(
     """Two models not loaded from a folder: the second one's tables must not pass for the first one's."""
     first = UnifiedEncoder.from_pretrained(model_dir)
     second = UnifiedEncoder(first.config)
-    first.source = second.source = None  # as built in Python
+    same_weights = UnifiedEncoder.from_pretrained(model_dir)
+    first.source = second.source = same_weights.source = None  # as built in Python
     assert first.weights_sha256() != second.weights_sha256()
-    assert first.weights_sha256() == first.weights_sha256()
+    assert first.weights_sha256() == same_weights.weights_sha256()  # a digest of the weights, not of the object
     extract_embeddings(first, data_dir, tmp_path / "emb", attributes=["speaker"], show_progress=False)
     table = extract_embeddings(second, data_dir, tmp_path / "emb", attributes=["speaker"], show_progress=False)
     expected = _one_by_one(second, data_dir)["speaker"]
@@ -392,8 +400,13 @@ def test_autocast_extraction_is_recorded_and_a_table_of_another_precision_is_wri
     assert (table_dir / "emb.scp").stat().st_mtime_ns == before
 
 
-def test_cli_rejects_a_directory_without_a_model(tmp_path: Path, data_dir: Path) -> None:
-    assert uattr_main(["extract", "--model", str(tmp_path), "--data", str(data_dir), "--out", str(tmp_path / "e")]) == 1
+def test_cli_rejects_a_directory_without_a_model(tmp_path: Path, data_dir: Path, capsys) -> None:
+    """Named in one line, before anything is written (an exit status alone does not say which input was wrong)."""
+    assert _cli_extract(tmp_path, [data_dir], tmp_path / "e") == 1
+    assert f"ERROR: {tmp_path}: not a uattr model dir (no config.yaml + model.safetensors, nor model/ inside)" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "e").exists()
 
 
 def test_cli_names_a_device_it_cannot_use(model_dir: Path, data_dir: Path, tmp_path: Path, capsys) -> None:
@@ -441,8 +454,50 @@ def test_utterances_shared_by_several_data_dirs_are_encoded_once(
     assert len(encoded) == 8  # the two queries come from the first set's pass
     for name, tables in separate.items():
         for attr, table_dir in tables.items():
-            ref = read_embedding_table(table_dir / "emb.scp")
-            got = read_embedding_table(tmp_path / "joint" / attr / name / "emb.scp")
-            assert sorted(ref) == sorted(got)
-            for utt in ref:
-                np.testing.assert_allclose(ref[utt], got[utt], atol=1e-6)
+            _assert_same_tables(table_dir, tmp_path / "joint" / attr / name)
+
+
+def test_cli_split_jobs_then_merge_give_the_tables_of_one_run(
+    model_dir: Path, data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """Stage 4 with --nj 2 (run_split in uattr.sh) runs the command once per job with --job J --num-jobs 2, then
+    once more with --merge 2: every set's merged tables must equal those of one unsplit run."""
+    from uattr.data.ops import subset_data_dir
+
+    sets = [data_dir, tmp_path / "queries"]
+    subset_data_dir(data_dir, sets[1], utt_list=["spkA-u1", "spkB-u2", "spkC-u2"])
+    split = tmp_path / "split"
+    assert _cli_extract(model_dir, sets, tmp_path / "single") == 0
+    for job in ("1", "2"):
+        assert _cli_extract(model_dir, sets, split, "--job", job, "--num-jobs", "2") == 0
+    assert not table_is_complete(split / "speaker" / "data")  # only the job tables so far
+    assert _cli_extract(model_dir, sets, split, "--merge", "2") == 0
+    for attr in ("semantic", "speaker"):
+        for name in ("data", "queries"):
+            _assert_same_tables(tmp_path / "single" / attr / name, split / attr / name)
+            assert all("/split2/" in line for line in (split / attr / name / "emb.scp").read_text().splitlines())
+    capsys.readouterr()
+    assert _cli_extract(model_dir, sets, split, "--merge", "3") == 1  # a wrong N: no job table of split3
+    assert f"{split / 'semantic' / 'data' / 'split3' / '1'}: table is not complete" in capsys.readouterr().err
+    assert _cli_extract(model_dir, sets, split, "--merge", "2", "--job", "1") == 1
+    assert "--merge joins finished jobs: do not combine it with --job/--num-jobs" in capsys.readouterr().err
+
+
+def test_cli_set_name_names_the_tables_of_one_data_dir(
+    model_dir: Path, data_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """--set-name replaces the data dir's folder name in <out>/<attr>/<set>, for split jobs and their merge too;
+    with several --data it would give their tables one name, so it is refused before anything is written."""
+    out = tmp_path / "emb"
+    assert _cli_extract(model_dir, [data_dir], out, "--set-name", "clean") == 0
+    for job in ("1", "2"):
+        assert _cli_extract(model_dir, [data_dir], out, "--set-name", "clean_nj2", "--job", job, "--num-jobs", "2") == 0
+    assert _cli_extract(model_dir, [data_dir], out, "--set-name", "clean_nj2", "--merge", "2") == 0
+    for attr in ("semantic", "speaker"):
+        assert sorted(path.name for path in (out / attr).iterdir()) == ["clean", "clean_nj2"]
+        assert sorted(read_embedding_table(out / attr / "clean" / "emb.scp")) == sorted(AudioSource(data_dir).ids)
+        _assert_same_tables(out / attr / "clean", out / attr / "clean_nj2")
+    capsys.readouterr()
+    assert _cli_extract(model_dir, [data_dir, tmp_path / "other"], tmp_path / "two", "--set-name", "clean") == 1
+    assert "ERROR: --set-name names one set: give one --data with it" in capsys.readouterr().err
+    assert not (tmp_path / "two").exists()

@@ -1,6 +1,8 @@
 """The scoring subcommands end to end on small kaldiio tables written in tmp_path."""
 
 import json
+import math
+from pathlib import Path
 
 import kaldiio
 import numpy as np
@@ -52,6 +54,45 @@ def run_json(capsys, argv):
     return json.loads(capsys.readouterr().out)
 
 
+def read_labelled_scores(path: Path) -> tuple[list[float], list[bool]]:
+    """Scores and target flags of a labelled score file (``enroll test score target|nontarget``)."""
+    rows = [line.split() for line in path.read_text().splitlines()]
+    return [float(row[2]) for row in rows], [row[3] == "target" for row in rows]
+
+
+def brute_force_sweep(scores: list[float], labels: list[bool]) -> list[tuple[float, float]]:
+    """(P_miss, P_fa) at θ = −∞ and at each distinct score, counted trial by trial as docs/METRICS.md defines them
+    (rejected when s ≤ θ): an independent check of the sorted sweep of uattr.scoring.metrics."""
+    targets = [s for s, label in zip(scores, labels) if label]
+    nontargets = [s for s, label in zip(scores, labels) if not label]
+    return [(sum(s <= theta for s in targets) / len(targets), sum(s > theta for s in nontargets) / len(nontargets))
+            for theta in [-math.inf, *sorted(set(scores))]]
+
+
+def brute_force_eer(scores: list[float], labels: list[bool]) -> float:
+    """EER (%) where P_miss − P_fa first turns ≥ 0, interpolated on the segment joining its two sweep points."""
+    sweep = brute_force_sweep(scores, labels)
+    for (miss_b, fa_b), (miss_a, fa_a) in zip(sweep, sweep[1:]):
+        gap_b, gap_a = miss_b - fa_b, miss_a - fa_a
+        if gap_b < 0 <= gap_a:
+            return 100 * (miss_b + (-gap_b / (gap_a - gap_b)) * (miss_a - miss_b))
+    raise AssertionError("P_miss − P_fa never crosses 0")
+
+
+def brute_force_min_dcf(
+    scores: list[float], labels: list[bool], p_target: float, c_miss: float = 1.0, c_fa: float = 1.0
+) -> float:
+    """Normalised minDCF, the formula of docs/METRICS.md over the brute-force sweep."""
+    cost = min(c_miss * miss * p_target + c_fa * fa * (1 - p_target) for miss, fa in brute_force_sweep(scores, labels))
+    return cost / min(c_miss * p_target, c_fa * (1 - p_target))
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity in float64, the score of a trial without normalisation."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
 def test_score_sv_and_compute_metrics(sv_setup, capsys):
     d = sv_setup["dir"]
     assert main(["score-sv", "--trials", str(d / "trials"), "--emb", sv_setup["emb"], "--out", str(d / "s1")]) == 0
@@ -63,7 +104,11 @@ def test_score_sv_and_compute_metrics(sv_setup, capsys):
     assert set(metrics) == {"eer", "min_dcf", "n_target", "n_nontarget"}
     assert set(metrics["min_dcf"]) == {"0.01", "0.05"}
     assert (metrics["n_target"], metrics["n_nontarget"]) == (SPEAKERS * 6, 190 - SPEAKERS * 6)
-    assert 0 <= metrics["eer"] < 50
+    scores, labels = read_labelled_scores(d / "s1")
+    assert 0 < metrics["eer"] < 50  # the classes overlap (here P_miss = P_fa = 10% at a sweep point)
+    assert metrics["eer"] == pytest.approx(brute_force_eer(scores, labels), rel=1e-9)
+    for p_target in (0.01, 0.05):
+        assert metrics["min_dcf"][str(p_target)] == pytest.approx(brute_force_min_dcf(scores, labels, p_target))
     # Unlabelled scores get their labels from the trials.
     main(["score-sv", "--trials", str(d / "trials.unlabelled"), "--emb", sv_setup["emb"], "--out", str(d / "s3")])
     assert len((d / "s3").read_text().splitlines()[0].split()) == 3
@@ -161,6 +206,95 @@ def test_plot_det_names_the_score_file_of_one_class(sv_setup, capsys):
     assert main(["plot-det", str(d / "a"), str(d / "targets"), "--out", str(d / "det.png")]) == 1
     assert f"{d / 'targets'}: EER/minDCF need both classes" in capsys.readouterr().err
     assert not (d / "det.png").exists()
+
+
+def score_sv(d: Path, trials: Path, out: str, *options: str) -> int:
+    """``uattr score-sv`` on ``trials`` writing ``d/out``; the embeddings and other options are given."""
+    return main(["score-sv", "--trials", str(trials), "--out", str(d / out), *options])
+
+
+def test_score_sv_skip_missing_drops_only_the_trials_of_ids_without_an_embedding(sv_setup: dict, capsys) -> None:
+    """A trial list of a larger set than was extracted: without --skip-missing it is an error naming the trials;
+    with it they are dropped, with a warning, and every other trial scores as in a list without them."""
+    d, emb = sv_setup["dir"], ["--emb", sv_setup["emb"]]
+    known = (d / "trials").read_text().splitlines(keepends=True)[:12]
+    (d / "known").write_text("".join(known))
+    (d / "with_missing").write_text(known[0] + "spk0-utt0 nobody nontarget\n" + "".join(known[1:])
+                                    + "ghost spk1-utt1 nontarget\n")
+    assert score_sv(d, d / "known", "expected", *emb) == 0
+    capsys.readouterr()
+    assert score_sv(d, d / "with_missing", "x", *emb) == 1
+    missing = (f"{d / 'with_missing'}: 2 trial(s) (first on line 2) name 2 id(s) with no embedding in "
+               f"{sv_setup['emb']}: 'ghost', 'nobody'")  # enrol-side ids first
+    assert f"{missing}; --skip-missing drops such trials" in capsys.readouterr().err
+    assert not (d / "x").exists()
+    assert score_sv(d, d / "with_missing", "kept", *emb, "--skip-missing") == 0
+    assert f"WARNING: skipping {missing}" in capsys.readouterr().err
+    assert (d / "kept").read_text() == (d / "expected").read_text()
+    (d / "all_missing").write_text("spk0-utt0 nobody nontarget\n")
+    assert score_sv(d, d / "all_missing", "x", *emb, "--skip-missing") == 1
+    assert "no trial left to score" in capsys.readouterr().err
+    # An enrolment utterance without an embedding: dropped from its model's mean, which the rest then make up.
+    (d / "model_trials").write_text("spk0 spk0-utt3 target\nspk0 spk1-utt3 nontarget\n")
+    for name, members in (("spk2utt", "spk0-utt0 lost spk0-utt1"), ("spk2utt.present", "spk0-utt0 spk0-utt1")):
+        (d / name).write_text(f"spk0 {members}\n")
+    enrol = [*emb, "--enroll-spk2utt"]
+    assert score_sv(d, d / "model_trials", "x", *enrol, str(d / "spk2utt")) == 1
+    assert "1 enrolment utterance(s) with no embedding" in capsys.readouterr().err
+    assert score_sv(d, d / "model_trials", "models", *enrol, str(d / "spk2utt"), "--skip-missing") == 0
+    assert score_sv(d, d / "model_trials", "models.present", *enrol, str(d / "spk2utt.present")) == 0
+    assert (d / "models").read_text() == (d / "models.present").read_text()
+
+
+def test_score_sv_enroll_emb_takes_the_enrolment_side_from_its_own_table(sv_setup: dict, capsys) -> None:
+    """Enrolment and test utterances extracted into two tables: each side of a trial is looked up in its own, and
+    the score is the cosine of the two raw vectors."""
+    d = sv_setup["dir"]
+    table = dict(kaldiio.load_scp(sv_setup["emb"]))
+    enroll_ids = [f"spk{s}-utt0" for s in range(SPEAKERS)]
+    test_ids = [key for key in sorted(table) if key not in enroll_ids]
+    enroll = save_table(d / "enroll" / "emb.scp", {key: table[key] for key in enroll_ids})
+    test = save_table(d / "test" / "emb.scp", {key: table[key] for key in test_ids})
+    (d / "split_trials").write_text("".join(f"{e} {t}\n" for e in enroll_ids for t in test_ids))
+    assert score_sv(d, d / "split_trials", "s", "--emb", test, "--enroll-emb", enroll) == 0
+    rows = [line.split() for line in (d / "s").read_text().splitlines()]
+    assert [(e, t) for e, t, _ in rows] == [(e, t) for e in enroll_ids for t in test_ids]
+    for e, t, score in rows:
+        assert float(score) == pytest.approx(cosine(table[e], table[t]), abs=1e-6), (e, t)
+    for trial, unknown in (((test_ids[0], test_ids[1]), test_ids[0]), ((enroll_ids[0], enroll_ids[1]), enroll_ids[1])):
+        (d / "wrong_side").write_text(" ".join(trial) + "\n")  # an id of the other side's table
+        capsys.readouterr()
+        assert score_sv(d, d / "wrong_side", "x", "--emb", test, "--enroll-emb", enroll) == 1
+        assert f"name 1 id(s) with no embedding in {enroll} / {test}: '{unknown}';" in capsys.readouterr().err
+
+
+def test_compute_metrics_costs_weigh_misses_and_false_alarms(tmp_path: Path, capsys) -> None:
+    """--c-miss/--c-fa enter minDCF = min_θ[C_miss·P_miss·P_tar + C_fa·P_fa·(1−P_tar)] / min(C_miss·P_tar,
+    C_fa·(1−P_tar)) (docs/METRICS.md): on 10 trials each value must be that formula's, and the costs move it;
+    the EER, which has no costs, stays (interpolated: P_miss − P_fa jumps from −1/12 to +1/6 at θ = 0.4)."""
+    targets, nontargets = [0.9, 0.6, 0.4, 0.35], [0.8, 0.5, 0.3, 0.1, -0.2, -0.5]
+    scores, labels = targets + nontargets, [True] * len(targets) + [False] * len(nontargets)
+    (tmp_path / "scores").write_text("".join(f"e{i} t{i} {score} {'target' if label else 'nontarget'}\n"
+                                             for i, (score, label) in enumerate(zip(scores, labels))))
+    argv = ["compute-metrics", str(tmp_path / "scores"), "--p-target", "0.1", "0.5"]
+    values = {}
+    for c_miss, c_fa in ((1, 1), (10, 1), (1, 10)):
+        costs = ["--c-miss", str(c_miss), "--c-fa", str(c_fa)]
+        metrics = run_json(capsys, [*argv, *costs, "--json"])
+        assert metrics["eer"] == pytest.approx(brute_force_eer(scores, labels)) == pytest.approx(100 / 3)
+        values[c_miss, c_fa] = metrics["min_dcf"]
+        for p_target in (0.1, 0.5):
+            expected = brute_force_min_dcf(scores, labels, p_target, c_miss, c_fa)
+            assert values[c_miss, c_fa][str(p_target)] == pytest.approx(expected, rel=1e-12), (c_miss, c_fa)
+    # Costly misses favour a low threshold at P_tar 0.1 (0.75 → 1/3); costly false alarms a high one at 0.5.
+    assert values[10, 1]["0.1"] == pytest.approx(1 / 3) and values[1, 1]["0.1"] == pytest.approx(0.75)
+    assert values[1, 10]["0.5"] == pytest.approx(0.75) and values[1, 1]["0.5"] == pytest.approx(1 / 3)
+    assert main([*argv, "--c-miss", "10", "--out", str(tmp_path / "m.json")]) == 0
+    assert "minDCF (P_tar=0.1, C_miss=10, C_fa=1): 0.3333" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert (saved["meta"]["c_miss"], saved["meta"]["c_fa"]) == (10, 1) and saved["min_dcf"] == values[10, 1]
+    assert main([*argv, "--c-fa", "0"]) == 1
+    assert "C_miss and C_fa must be positive, got 1.0 and 0.0" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -322,7 +456,6 @@ def test_results_aggregates_runs(tmp_path):
     assert main(["results", "--exp-dir", runs[0], str(tmp_path / "unscored"), "--out", str(out)]) == 1
 
 
-@pytest.mark.slow
 def test_plot_layer_weights_of_a_saved_model(tmp_path):
     from uattr.attributes import AttributeConfig
     from uattr.branch import BranchConfig
