@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-# The venv is rebuilt when the pins or the package metadata change.
+# pip installs again into the venv when the pins or the package metadata change (a package dropped from them stays:
+# `make clean-venv` starts afresh).
 $(STAMP): setup.cfg pyproject.toml tools/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -c tools/constraints.txt -e '.[offline,test]'

