@@ -495,6 +495,16 @@ def test_split_jobs_and_merge_equal_a_single_job(data_dir, tmp_path):
     assert sum(chunks, []) == sorted(UTTERANCES) and {len(c) for c in chunks} == {1, 2}
 
 
+def test_cli_a_job_outside_the_jobs_is_one_clear_error(data_dir, tmp_path, capfd):
+    """Checked before the utterances are shared out (an IndexError, or a TypeError without --job, came first)."""
+    common = ["extract-teacher", "--teacher", "labels", "--data", str(data_dir), "--out", str(tmp_path / "lang")]
+    for job in ("--job 3 --num-jobs 2", "--num-jobs 2", "--job 1", "--job 0 --num-jobs 2"):
+        assert uattr_main([*common, *job.split()]) == 1
+        error = capfd.readouterr().err
+        assert "give both, with 1 <= job <= num_jobs" in error and "Traceback" not in error
+    assert not (tmp_path / "lang").exists()
+
+
 def test_merge_refuses_an_unfinished_job(data_dir, tmp_path):
     extract_teacher(ToyTextTeacher(), data_dir, tmp_path, job=1, num_jobs=2, show_progress=False)
     with pytest.raises(DataError, match=r"split2/2: table is not complete"):

@@ -424,18 +424,23 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
 # Split work (job i of N, 1-based as in JOB=1:N): shared by teacher extraction and embedding extraction.
 
 
-def job_dir(out_dir: PathLike, job: int | None = None, num_jobs: int | None = None) -> Path:
-    """Where job ``job`` of ``num_jobs`` writes (``out_dir`` itself when the work is not split)."""
+def is_split(job: int | None, num_jobs: int | None) -> bool:
+    """Whether ``--job``/``--num-jobs`` split the work; a pair that does not make sense is an error."""
     if job is None and num_jobs is None:
-        return Path(out_dir)
+        return False
     if job is None or num_jobs is None or not 1 <= job <= num_jobs:
         raise ConfigError(f"job {job} of {num_jobs}: give both, with 1 <= job <= num_jobs")
-    return Path(out_dir) / f"split{num_jobs}" / str(job)
+    return True
+
+
+def job_dir(out_dir: PathLike, job: int | None = None, num_jobs: int | None = None) -> Path:
+    """Where job ``job`` of ``num_jobs`` writes (``out_dir`` itself when the work is not split)."""
+    return Path(out_dir) / f"split{num_jobs}" / str(job) if is_split(job, num_jobs) else Path(out_dir)
 
 
 def split_ids(utt_ids: Sequence[str], job: int | None = None, num_jobs: int | None = None) -> list[str]:
     """The ``job``-th (1-based) of ``num_jobs`` contiguous, near-equal chunks of ``utt_ids`` (all when not split)."""
-    if not num_jobs:
+    if not is_split(job, num_jobs):
         return list(utt_ids)
     chunks = np.array_split(np.arange(len(utt_ids)), num_jobs)
     return [utt_ids[i] for i in chunks[job - 1]]
