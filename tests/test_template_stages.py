@@ -236,6 +236,7 @@ def test_help_shows_the_defaults_run_sh_sets(tmp_path: Path) -> None:
     assert '(default: "joint_s3prl_wav2vec2 joint semantic speaker")' in output
     assert "--device         # cpu|cuda (default: cuda when ngpu > 0, else cpu)" in output
     assert calls == []
+    assert "Stages (--stage / --stop_stage): 1 data, 2 teachers, 3 train, 4 extract, 5 score, 6 report." in output
     status, output, _ = _run(recipe, env, "--device", "cuda", "--help")  # as a recipe's run.sh sets it
     assert "--device         # cpu|cuda (default: cuda)" in output
 
@@ -248,7 +249,12 @@ def test_stage_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
                           (("--train_jobs", "2", "--ngpu", "1"), "--train_jobs 2 with --ngpu 1 on this machine"),
                           (("--nj", "0"), "--nj must be a positive number, got '0'"),
                           (("--cpus_per_gpu", "four"), "--cpus_per_gpu must be a positive number, got 'four'"),
-                          (("--ngpu", "-1"), "--ngpu must be a number of GPUs, got '-1'")]:
+                          (("--ngpu", "-1"), "--ngpu must be a number of GPUs, got '-1'"),
+                          (("--stage", "7"), "--stage 7: the stages are 1 (data) to 6 (report)"),
+                          (("--stage", "0"), "--stage 0: the stages are 1 (data) to 6 (report)"),
+                          (("--device", "gpu"), "--device is cpu, cuda or cuda:N, not 'gpu'"),
+                          (("--stage", "3", "--systems", "", "--untrained_systems", ""),
+                           "no system to train or evaluate: give --systems, --untrained_systems or --external_model")]:
         status, output, calls = _run(recipe, env, *args)
         assert status == 2 and message in output and not calls, (args, output)
 

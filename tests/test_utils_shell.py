@@ -65,6 +65,7 @@ def test_parse_options_sets_defined_variables(demo, tmp_path, args, stdout):
         (["--bogus", "1"], "invalid option --bogus"),
         (["--use-gpu", "maybe"], "option --use-gpu expects true or false, got 'maybe'"),
         (["--nj"], "option --nj needs a value"),
+        (["--bogus"], "invalid option --bogus"),  # a misspelt option given last: misspelt, not valueless
         (["--config", "missing.conf"], "cannot read config file 'missing.conf'"),
     ],
 )

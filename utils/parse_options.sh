@@ -64,9 +64,9 @@ while [ $# -gt 0 ]; do
       ;;
     --*)
       _po_option=$1
-      [ $# -ge 2 ] || _po_die "option $1 needs a value"
-      _po_value=$2
-      shift 2
+      _po_value=${2-}
+      [ $# -ge 2 ] || _po_value=$'\n'  # no value: said once the option is known to exist
+      shift $(($# >= 2 ? 2 : 1))
       ;;
     *) break ;;
   esac
@@ -76,6 +76,7 @@ while [ $# -gt 0 ]; do
   if ! [[ ${_po_name} =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [ -z "${!_po_name+set}" ]; then
     _po_die "invalid option ${_po_option} (see $0 --help)"
   fi
+  [ "${_po_value}" != $'\n' ] || _po_die "option ${_po_option} needs a value"
   case "${!_po_name}" in
     true | false)
       case "${_po_value}" in

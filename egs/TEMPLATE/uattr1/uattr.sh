@@ -55,13 +55,15 @@ retrieval_conf=data/retrieval_tasks  # lines: "<name> <attr> <query_set> <galler
 score_opts=""          # extra `uattr score-sv` options (e.g. --norm asnorm --cohort ...)
 extract_opts=""        # extra `uattr extract` options
 results_notes=""       # a markdown file shown at the top of RESULTS.md (what the systems are)
-reference_results=""   # a markdown file of reference rows (e.g. the paper's numbers) added to RESULTS.md
+reference_results=""   # reference rows (e.g. the paper's numbers) for RESULTS.md: a JSON metrics file or markdown
 
 # The help text is built when --help is met (utils/parse_options.sh calls print_help), so that its defaults are
 # those in force then: run.sh's options, which come before the user's, are applied.
 print_help() {
   cat << EOF
 Usage: $0 [options]
+
+Stages (--stage / --stop_stage): 1 data, 2 teachers, 3 train, 4 extract, 5 score, 6 report.
 
 General options:
   --stage          # first stage (default: ${stage})
@@ -100,7 +102,7 @@ Evaluation:
   --score_opts     # extra uattr score-sv options (default: "${score_opts}")
   --extract_opts   # extra uattr extract options (default: "${extract_opts}")
   --results_notes  # markdown shown at the top of RESULTS.md (default: "${results_notes}")
-  --reference_results # markdown rows to show beside ours (default: "${reference_results}")
+  --reference_results # reference rows to show beside ours: JSON metrics or markdown (default: "${reference_results}")
 EOF
 }
 
@@ -117,6 +119,10 @@ fi
 for option in stage stop_stage; do
   [[ ${!option} =~ ^[0-9]+$ ]] || { log "Error: --${option} must be a stage number, got '${!option}'"; exit 2; }
 done
+if [ "${stage}" -lt 1 ] || [ "${stage}" -gt 6 ]; then
+  log "Error: --stage ${stage}: the stages are 1 (data) to 6 (report)"
+  exit 2
+fi
 for option in nj num_nodes cpus_per_gpu train_jobs; do
   [[ ${!option} =~ ^[1-9][0-9]*$ ]] || { log "Error: --${option} must be a positive number, got '${!option}'"; exit 2; }
 done
@@ -136,6 +142,7 @@ if [ "${train_jobs}" -gt 1 ] && [ "${ngpu}" -gt 0 ] && [ "${cmd_backend:-local}"
   exit 2
 fi
 [ -z "${device}" ] && { [ "${ngpu}" -gt 0 ] && device=cuda || device=cpu; }
+[[ ${device} =~ ^(cpu|cuda(:[0-9]+)?)$ ]] || { log "Error: --device is cpu, cuda or cuda:N, not '${device}'"; exit 2; }
 if [ -n "${external_model}" ]; then
   [ -f "${external_model}/config.yaml" ] || { log "Error: --external_model ${external_model}: no config.yaml"; exit 2; }
   if [ -z "${systems}" ]; then  # exp/<name>/model → <name>
@@ -149,6 +156,11 @@ if [ -n "${external_model}" ]; then
   fi
 fi
 all_systems="${systems} ${untrained_systems}"
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 3 ] && [ -z "${all_systems// /}" ]; then  # stages 3-4 would do nothing
+  log "Error: no system to train or evaluate: give --systems, --untrained_systems or --external_model (a trained" \
+    "model dir)"
+  exit 2
+fi
 # Stage 3's config files are checked before anything runs, not after other systems have trained.
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -z "${external_model}" ]; then
   missing=""
