@@ -454,6 +454,8 @@ def test_results_aggregates_runs(tmp_path):
     assert main(["results", "--exp-dir", runs[0], runs[0], "--out", str(out)]) == 1
     (tmp_path / "unscored").mkdir()
     assert main(["results", "--exp-dir", runs[0], str(tmp_path / "unscored"), "--out", str(out)]) == 1
+    assert main(["results", "--exp-dir", str(tmp_path / "unscored")]) == 1  # alone too: no RESULTS.md of nothing
+    assert not (tmp_path / "unscored" / "RESULTS.md").exists()
 
 
 def test_plot_layer_weights_of_a_saved_model(tmp_path):
