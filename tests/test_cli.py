@@ -30,7 +30,23 @@ def test_each_subcommand_documents_itself(name: str, capsys: pytest.CaptureFixtu
 
 def test_unknown_command_lists_the_choices(capsys: pytest.CaptureFixture) -> None:
     assert main(["trian"]) == 2
-    assert "unknown command 'trian'" in capsys.readouterr().err
+    assert "unknown command 'trian'; did you mean train?" in capsys.readouterr().err
+    assert main(["zzz"]) == 2
+    assert "unknown command 'zzz'; commands: " in capsys.readouterr().err
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    """`uattr $cmd` with an empty $cmd must fail, with the command list on stderr."""
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "usage: uattr <command>" in captured.err
+
+
+def test_options_are_not_abbreviated(capsys: pytest.CaptureFixture) -> None:
+    """A script's --ou would silently mean another option once a second one starts with it."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score-sv", "--tri", "t", "--emb", "e.scp", "--out", "s"])
+    assert exit_info.value.code == 2 and "required: --trials" in capsys.readouterr().err  # --tri is not it
 
 
 def test_python_dash_m_uattr_is_the_command() -> None:

@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scores", help="score file: enroll test score [target|nontarget]")
     parser.add_argument("--trials", help="labelled trial list, used when the score file has no labels")
-    parser.add_argument("--p-target", type=float, nargs="+", default=[0.01, 0.05], help="P_tar values of minDCF")
+    parser.add_argument("--p-target", type=float, nargs="+", default=[0.01, 0.05],
+                        help="P_tar values of minDCF (default: 0.01 0.05)")
     parser.add_argument("--c-miss", type=float, default=1.0, help="cost of a miss (default 1)")
     parser.add_argument("--c-fa", type=float, default=1.0, help="cost of a false alarm (default 1)")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")

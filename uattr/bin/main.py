@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import importlib
 import logging
 import sys
@@ -54,6 +55,7 @@ def build_subcommand_parser(name: str, prog: str = "uattr") -> tuple[argparse.Ar
         prog=f"{prog} {name}",
         description=module.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # a script's --ou would silently mean another option once one is added
     )
     _add_common_options(parser)
     module.add_arguments(parser)
@@ -67,17 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         width = max(map(len, commands), default=0)
         listing = "\n".join(f"  {name.ljust(width)}  {summary}" for name, summary in commands.items())
         print(
-            f"usage: uattr <command> [options]   (uattr <command> --help for details)\n\n"
+            f"usage: uattr <command> [options]   (uattr <command> --help for details; uattr --version)\n\n"
             f"uattr {__version__}: one speech encoder, several utterance-level attribute embeddings.\n\n"
-            f"commands:\n{listing}"
+            f"commands:\n{listing}",
+            file=sys.stdout if argv else sys.stderr,
         )
-        return 0
+        return 0 if argv else 2  # no command is a usage error: `uattr $cmd` with an empty $cmd must fail
     if argv[0] == "--version":
         print(f"uattr {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
     if name not in commands:
-        print(f"uattr: unknown command '{name}'; commands: {', '.join(commands)}", file=sys.stderr)
+        close = difflib.get_close_matches(name, commands, n=3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else f"; commands: {', '.join(commands)}"
+        print(f"uattr: unknown command '{name}'{hint} (uattr --help lists them)", file=sys.stderr)
         return 2
     parser, module = build_subcommand_parser(name)
     if getattr(module, "ACCEPTS_OVERRIDES", False):

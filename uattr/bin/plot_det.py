@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scores", nargs="+", help="score files (enroll test score [target|nontarget])")
     parser.add_argument("--labels", nargs="+", help="legend names, one per score file (default: file paths)")
     parser.add_argument("--trials", help="labelled trial list for score files without labels")
-    parser.add_argument("--title", default="DET", help="figure title")
+    parser.add_argument("--title", default="DET", help="figure title (default: DET)")
     parser.add_argument("--out", required=True, help="image file (.png, .pdf, .svg)")
 
 

@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--trials-per-kind", type=int, default=10_000,
                         help="at most this many target (and as many nontarget) dev/test trials (default 10000)")
-    parser.add_argument("--nj", type=int, default=4, help="clip headers read in parallel when durations are needed")
+    parser.add_argument("--nj", type=int, default=4,
+                        help="threads reading clip headers when durations are needed (default: 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the dev/test subsampling (default 0)")
 
 

@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--xsim-k", type=int, default=4, help="neighbours in the xSIM margin (default 4)")
     parser.add_argument("--utt2lang", help="query id → language: also score each query language on its own")
-    parser.add_argument("--block-mb", type=int, default=1024, help="memory for one block of scores (default 1024)")
+    parser.add_argument("--block-mb", type=int, default=1024,
+                        help="memory for one block of scores, in MiB (default: 1024)")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     parser.add_argument("--out", help="write the metrics (with meta) to this JSON file")
     add_meta_arguments(parser)

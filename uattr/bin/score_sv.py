@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enroll-emb", help="enrolment embeddings (default: --emb)")
     parser.add_argument("--enroll-spk2utt", help="model → enrolment utterances: enrol ids of the trials are models")
     parser.add_argument("--mean-emb", help="subtract the mean vector of this (training) table from every embedding")
-    parser.add_argument("--norm", choices=("none", "snorm", "asnorm"), default="none", help="score normalisation")
+    parser.add_argument("--norm", choices=("none", "snorm", "asnorm"), default="none",
+                        help="score normalisation (default: none)")
     parser.add_argument("--cohort", help="cohort embeddings for --norm (emb.scp)")
     parser.add_argument("--cohort-utt2spk", help="group the cohort by speaker (one mean per speaker)")
     parser.add_argument("--top-k", type=int, help=f"AS-norm: top cohort scores per side (default {DEFAULT_TOP_K})")

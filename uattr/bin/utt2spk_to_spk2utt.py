@@ -1,4 +1,4 @@
-"""Write spk2utt from utt2spk (to OUTPUT atomically, or to standard output).
+"""Write spk2utt from utt2spk (to the spk2utt file given, atomically, or to standard output).
 
   uattr utt2spk-to-spk2utt data/train/utt2spk data/train/spk2utt
   uattr utt2spk-to-spk2utt data/train/utt2spk > data/train/spk2utt
