@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -380,6 +382,20 @@ def test_create_upstream_command(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert upstream.num_layers == 3 and not upstream.normalize and upstream.use_attention_mask
     config.write_text(yaml.safe_dump({"num_hidden_layer": 2}))
     assert uattr_main(["create-upstream", "--arch", "hubert", "--config", str(config), "--out", str(out) + "2"]) == 1
+
+
+def test_quiet_commands_draw_no_hugging_face_progress_bars(tmp_path: Path) -> None:
+    """-q leaves warnings and errors alone on stderr: a recipe's logs should not fill with "Writing model shards"."""
+    config = tmp_path / "encoder.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    stderr = {}
+    for quiet in ("-q", ""):
+        command = [sys.executable, "-m", "uattr", "create-upstream", "--arch", "w2v-bert", "--config", str(config),
+                   "--out", str(tmp_path / f"encoder{quiet}"), *([quiet] if quiet else [])]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        stderr[quiet] = done.stderr
+    assert "Writing model shards" in stderr[""] and stderr["-q"] == ""
 
 
 # WavLM: its first layer computes the relative-position bias that the layers above it take as an argument.
