@@ -80,6 +80,16 @@ def test_a_yaml_key_given_twice_is_an_error(tmp_path) -> None:
     assert load_yaml(config) == {"a": {"x": 1}, "b": {"x": 1, "y": 2}}
 
 
+def test_a_yaml_syntax_error_is_one_line_naming_its_position(tmp_path) -> None:
+    """PyYAML's own message spans three lines and names the file "<unicode string>"."""
+    config = tmp_path / "train.yaml"
+    config.write_text("trainer:\n  max_steps: 4\n lr: [\n")
+    with pytest.raises(ConfigError) as error:
+        load_yaml(config)
+    assert str(error.value) == (f"{config}:3:2: invalid YAML: while parsing a block mapping; expected <block end>, "
+                                "but found '<block mapping start>'")
+
+
 def test_atomic_dir_replaces_a_folder_whole_or_not_at_all(tmp_path) -> None:
     model = tmp_path / "model"
     with atomic_dir(model) as staging:

@@ -175,6 +175,10 @@ def test_reader_reports_file_and_line(tmp_path):
     scp.write_text(f"{lines[0]}\nb {tmp_path}/gone.ark:4\n")
     with pytest.raises(DataError, match=r"raw\.scp:2: cannot read the embedding of 'b'"):
         read_embedding_table(scp)
+    ark = lines[0].split()[1].rsplit(":", 1)[0]
+    scp.write_text(f"{lines[0]}\nb {ark}:999999\n")  # kaldiio: an AssertionError without a message
+    with pytest.raises(DataError, match=r"raw\.scp:2: .*:999999: AssertionError \(past the end of the ark, or not"):
+        read_embedding_table(scp)
 
 
 def test_reader_rejects_mixed_dimensions_and_matrices(tmp_path):

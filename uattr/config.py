@@ -51,12 +51,22 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except ConfigError as error:
         raise ConfigError(f"{path}:{error}") from error
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}") from error
+        raise ConfigError(describe_yaml_error(path, error)) from error
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     return data
+
+
+def describe_yaml_error(path: str | Path, error: yaml.YAMLError) -> str:
+    """``PATH:LINE:COLUMN: invalid YAML: problem`` in one line (PyYAML's own text spans lines, quotes the source
+    and names the file "<unicode string>")."""
+    mark = getattr(error, "problem_mark", None)
+    position = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    parts = [getattr(error, "context", None), getattr(error, "problem", None)]
+    problem = "; ".join(part for part in parts if part) or " ".join(str(error).split())
+    return f"{path}{position}: invalid YAML: {problem}"
 
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")

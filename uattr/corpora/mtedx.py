@@ -43,6 +43,7 @@ from uattr.corpora.release import (
     require_file,
     write_query2ref,
 )
+from uattr.config import describe_yaml_error
 from uattr.data.kaldi import Segment, write_data_dir
 from uattr.errors import DataError
 from uattr.fileio import PathLike, iter_lines, read_text
@@ -62,7 +63,7 @@ def _load_yaml(path: Path) -> list[tuple[int, dict[str, str]]]:
         node = loader.get_single_node()
         items = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
-        raise DataError(f"{path}: invalid YAML: {error}") from None
+        raise DataError(describe_yaml_error(path, error)) from None
     finally:
         loader.dispose()
     if not isinstance(items, list):
