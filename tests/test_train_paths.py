@@ -3,7 +3,6 @@ extra checkpoints every ``save_every`` updates, a frozen encoder, and cropped tr
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import re
@@ -17,13 +16,16 @@ import safetensors.torch
 import torch
 
 from data_fixtures import ramp
-from train_fixtures import make_experiment, one_thread  # noqa: F401  (one_thread: autouse fixture)
+from train_fixtures import (  # noqa: F401  (one_thread: autouse fixture)
+    RecordingWriter,
+    build_config,
+    make_experiment,
+    one_thread,
+)
 import uattr.train.trainer as trainer_module
-from uattr.config import from_dict
 from uattr.data.kaldi import DataDir
 from uattr.errors import DataError
 from uattr.train.checkpoint import list_checkpoints, load_checkpoint
-from uattr.train.config import ExperimentConfig
 from uattr.train.trainer import Trainer
 
 SAMPLE_RATE = 16000
@@ -37,13 +39,6 @@ SKEWED_LANGUAGES = {"a-u1": "en", "a-u2": "en", "a-u3": "en", "b-u1": "en", "b-u
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory) -> dict[str, Any]:
     return make_experiment(tmp_path_factory.mktemp("experiment"))
-
-
-def build_config(base: dict[str, Any], **sections: dict[str, Any]) -> ExperimentConfig:
-    data = copy.deepcopy(base)
-    for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
-    return from_dict(ExperimentConfig, data)
 
 
 def skewed_train_dir(experiment: dict[str, Any], root: Path, drop: str | None = None) -> Path:
@@ -109,19 +104,6 @@ def test_weighted_sampling_without_its_labels_names_the_missing_table(experiment
     with pytest.raises(DataError, match=rf"^{re.escape(str(train_dir))}/{table}: no such file, needed for "
                                         rf"data\.sampling: {sampling}$"):
         Trainer(config, tmp_path / "exp")
-
-
-class RecordingWriter:
-    """Stands in for the TensorBoard writer: ``{tag: {step: value}}``."""
-
-    def __init__(self) -> None:
-        self.scalars: dict[str, dict[int, float]] = {}
-
-    def add_scalar(self, tag: str, value: float, step: int) -> None:
-        self.scalars.setdefault(tag, {})[step] = float(value)
-
-    def close(self) -> None:
-        pass
 
 
 @dataclasses.dataclass

@@ -25,6 +25,8 @@ from torch import nn
 from train_fixtures import (  # noqa: F401  (one_thread: autouse fixture)
     SEMANTIC_DIM,
     SPEAKER_DIM,
+    RecordingWriter,
+    build_config,
     make_experiment,
     one_thread,
     run_until_killed,
@@ -50,13 +52,6 @@ from uattr.train.validate import ValidationTasks, load_tasks, metric_names, vali
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory) -> dict[str, Any]:
     return make_experiment(tmp_path_factory.mktemp("experiment"))
-
-
-def build_config(base: dict[str, Any], **sections: dict[str, Any]) -> ExperimentConfig:
-    data = copy.deepcopy(base)
-    for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
-    return from_dict(ExperimentConfig, data)
 
 
 def test_resume_is_bit_identical(experiment, tmp_path, monkeypatch) -> None:
@@ -362,19 +357,6 @@ def test_the_ddp_probe_leaves_batch_norm_statistics_alone(experiment, tmp_path) 
     assert int(norm.num_batches_tracked) == 0 and torch.equal(norm.running_mean, torch.zeros(32))
     for name, buffer in trainer.model.named_buffers():
         assert torch.equal(buffer, before[name]), name
-
-
-class RecordingWriter:
-    """Stands in for the TensorBoard writer: ``{tag: {step: value}}``."""
-
-    def __init__(self) -> None:
-        self.scalars: dict[str, dict[int, float]] = {}
-
-    def add_scalar(self, tag: str, value: float, step: int) -> None:
-        self.scalars.setdefault(tag, {})[step] = float(value)
-
-    def close(self) -> None:
-        pass
 
 
 def test_gradient_accumulation_averages_over_the_micro_batches_of_each_update(experiment, tmp_path) -> None:

@@ -4,6 +4,7 @@ experiment config that ties them together."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ import torch
 
 import uattr.train.trainer as trainer_module
 from data_fixtures import make_data_dir
+from uattr.config import from_dict
 from uattr.data.tables import EmbeddingTableWriter
 from uattr.train.config import ExperimentConfig
 from uattr.train.trainer import Trainer
@@ -126,3 +128,24 @@ def run_until_killed(config: ExperimentConfig, exp_dir: Path, monkeypatch: pytes
     with pytest.raises(Interrupt):
         Trainer(config, exp_dir).run()
     monkeypatch.setattr(trainer_module, "save_checkpoint", real_save)
+
+
+def build_config(base: dict[str, Any], **sections: dict[str, Any]) -> ExperimentConfig:
+    """The experiment ``base`` (a :func:`make_experiment` dict) with ``sections`` updated key by key."""
+    data = copy.deepcopy(base)
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return from_dict(ExperimentConfig, data)
+
+
+class RecordingWriter:
+    """Stands in for the TensorBoard writer: ``{tag: {step: value}}``."""
+
+    def __init__(self) -> None:
+        self.scalars: dict[str, dict[int, float]] = {}
+
+    def add_scalar(self, tag: str, value: float, step: int) -> None:
+        self.scalars.setdefault(tag, {})[step] = float(value)
+
+    def close(self) -> None:
+        pass
