@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -388,11 +389,13 @@ def test_quiet_commands_draw_no_hugging_face_progress_bars(tmp_path: Path) -> No
     """-q leaves warnings and errors alone on stderr: a recipe's logs should not fill with "Writing model shards"."""
     config = tmp_path / "encoder.yaml"
     config.write_text(yaml.safe_dump(TINY))
+    # Without the switch an earlier in-process -q run may have left in this process's environment.
+    env = {key: value for key, value in os.environ.items() if key != "HF_HUB_DISABLE_PROGRESS_BARS"}
     stderr = {}
     for quiet in ("-q", ""):
         command = [sys.executable, "-m", "uattr", "create-upstream", "--arch", "w2v-bert", "--config", str(config),
                    "--out", str(tmp_path / f"encoder{quiet}"), *([quiet] if quiet else [])]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr
         stderr[quiet] = done.stderr
     assert "Writing model shards" in stderr[""] and stderr["-q"] == ""
