@@ -32,7 +32,10 @@ if [ "${num_nodes}" -ne 1 ]; then
   echo "$0: --num-nodes ${num_nodes}: only Slurm (utils/slurm.sh) runs multi-node jobs" >&2
   exit 1
 fi
-[ "${max_jobs_run}" -ge 1 ] || { echo "$0: --max-jobs-run must be at least 1" >&2; exit 1; }
+if ! [[ ${max_jobs_run} =~ ^[1-9][0-9]*$ ]]; then
+  echo "$0: --max-jobs-run must be at least 1, got '${max_jobs_run}'" >&2
+  exit 1
+fi
 
 # GPU slots: slot s holds the GPUs gpus[s*N .. s*N+N-1]; a job runs in a free slot, so no two jobs share a GPU.
 slots=${max_jobs_run}

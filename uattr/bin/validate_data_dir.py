@@ -29,11 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", help="the data dir to check")
     parser.add_argument("--no-audio", "--no-wav", action="store_true",
                         help="do not open the audio (no header/rate checks)")
-    parser.add_argument("--no-feats", "--no-text", action="store_true", dest="kaldi_flags",
+    parser.add_argument("--no-feats", "--no-text", action="store_true", dest="ignored_kaldi_flags",
                         help="accepted as Kaldi's validate_data_dir.sh takes them: a uattr data dir has no features "
                              "and its text is optional")
     parser.add_argument(
-        "--sample-rate", type=int, default=16000, help="expected sample rate in Hz; 0 accepts any (default 16000)"
+        "--sample-rate", type=_count, default=16000, help="expected sample rate in Hz; 0 accepts any (default 16000)"
     )
     parser.add_argument("--max-report", type=_count, default=50, help="print at most this many problems (default 50)")
 
