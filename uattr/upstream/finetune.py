@@ -4,7 +4,9 @@
 * ``frozen_frontend``: the front end (CNN feature encoder, or w2v-BERT's fbank feature projection) is frozen and
   the rest trains, the usual post-training set-up;
 * ``full``: everything trains;
-* ``top_n``: only the top ``top_n`` transformer/conformer layers train.
+* ``top_n``: only the top ``top_n`` transformer/conformer layers train; the others keep running in training
+  mode (their dropout stays active, as with Hugging Face's ``freeze_feature_encoder``), only ``frozen`` switches
+  the encoder to eval mode.
 
 ``gradient_checkpointing`` turns on the Hugging Face model's activation checkpointing where there is one.
 """
