@@ -4,9 +4,10 @@
 * ``frozen_frontend``: the front end (CNN feature encoder, or w2v-BERT's fbank feature projection) is frozen and
   the rest trains, the usual post-training set-up;
 * ``full``: everything trains;
-* ``top_n``: only the top ``top_n`` transformer/conformer layers train; the others keep running in training
-  mode (their dropout stays active, as with Hugging Face's ``freeze_feature_encoder``), only ``frozen`` switches
-  the encoder to eval mode.
+* ``top_n``: only the top ``top_n`` transformer/conformer layers train.
+
+Only ``frozen`` switches the encoder to eval mode; the partial policies freeze by ``requires_grad`` alone, as
+Hugging Face's ``freeze_feature_encoder`` does, so frozen layers keep their dropout in training.
 
 ``gradient_checkpointing`` turns on the Hugging Face model's activation checkpointing where there is one.
 """
