@@ -179,11 +179,21 @@ def test_save_every_adds_checkpoints_between_validations_and_keep_last_prunes_th
     assert [save.validated for save in saves] == [[], [], [5], [5], [5, 7]]  # save_every adds no validation
 
 
-def test_a_save_every_on_the_last_step_leaves_it_to_the_final_validation(experiment, tmp_path, saves) -> None:
-    """The last step (6) is a save_every step too: it is written once, validated, not first without validation."""
-    config = build_config(experiment, trainer={"max_steps": 6, "valid_every": None, "save_every": 2})
+@pytest.mark.parametrize(
+    "settings, written",
+    [  # 5 updates an epoch; validated at each epoch's end and at the last step
+        ({"max_steps": 6, "save_every": 2}, [(2, []), (4, []), (5, [5]), (6, [5, 6])]),
+        ({"max_steps": None, "max_epochs": 2, "save_every": 5}, [(5, [5]), (10, [5, 10])]),
+    ],
+)
+def test_a_save_every_step_that_is_validated_next_is_written_once(
+    experiment, tmp_path, saves, settings: dict[str, Any], written: list[tuple[int, list[int]]]
+) -> None:
+    """save_every steps that end the run (6) or an epoch validated at its end (5, 10) are written once, with their
+    validation, not first without it."""
+    config = build_config(experiment, trainer={**settings, "valid_every": None})
     Trainer(config, tmp_path / "exp", show_progress=False).run()
-    assert [(save.step, save.validated) for save in saves] == [(2, []), (4, []), (5, [5]), (6, [5, 6])]
+    assert [(save.step, save.validated) for save in saves] == written
 
 
 def test_a_frozen_encoder_keeps_its_weights_while_the_branches_learn(experiment, tmp_path) -> None:

@@ -364,10 +364,22 @@ class Trainer:
                 self.running_since = time.monotonic()
             if settings.valid_every is not None and self.step % settings.valid_every == 0:
                 self._validate_and_save()
-            elif settings.save_every is not None and self.step % settings.save_every == 0 and not self.finished():
-                self._save()  # (the last step is validated and saved once, by run())
+            elif settings.save_every is not None and self.step % settings.save_every == 0:
+                if not self._validated_and_saved_next(epoch_batches):  # once is enough
+                    self._save()
             if self.finished():
                 return
+
+    def _validated_and_saved_next(self, epoch_batches: int) -> bool:
+        """Whether :meth:`run` validates and saves right after this update: the run ends, or the epoch does and
+        it is validated at its end (``valid_every`` unset) or was the last one."""
+        settings = self.config.trainer
+        if self.finished():
+            return True
+        if self.batches_in_epoch < epoch_batches:
+            return False
+        last_epoch = settings.max_epochs is not None and self.epoch + 1 >= settings.max_epochs
+        return settings.valid_every is None or last_epoch
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
         return {
