@@ -104,12 +104,16 @@ def _read_trials(path):
     return [tuple(line.split()) for line in path.read_text().splitlines()]
 
 
-def test_make_trials_writes_every_target_pair_and_as_many_nontargets(tmp_path) -> None:
+def test_make_trials_writes_every_target_pair_and_as_many_nontargets(tmp_path, capsys) -> None:
     data = _trial_data_dir(tmp_path / "dev")
     assert main(["make-trials", str(data), str(tmp_path / "trials")]) == 0
     trials = _read_trials(tmp_path / "trials")
     labels = [label for _, _, label in trials]
     assert labels.count("target") == labels.count("nontarget") == 3 * 6  # C(4, 2) per speaker
+    capsys.readouterr()
+    assert main(["make-trials", "--num-target", "100", str(data), str(tmp_path / "capped")]) == 0  # more than exist
+    assert "only 18 target trials exist (100 asked for)" in capsys.readouterr().err
+    assert _read_trials(tmp_path / "capped") == trials
     assert all((label == "target") == (e.split("-")[0] == t.split("-")[0]) for e, t, label in trials)
     assert main(["make-trials", str(data), str(tmp_path / "again")]) == 0
     assert _read_trials(tmp_path / "again") == trials  # the same list for the same seed

@@ -221,8 +221,6 @@ def balanced_trials(
     counts = pair_counts(utt2spk, utt2lang, utt2text)
     targets = counts[True, False] + counts[True, True]
     if limit is not None:
-        if limit > targets:
-            logger.warning("only %d target trials exist (%d asked for)", targets, limit)
         targets = min(limit, targets)
     return make_trials(utt2spk, utt2lang, num_target=targets, num_nontarget=targets, seed=seed,
                        cross_language_share=cross_language_share, utt2text=utt2text)
