@@ -329,6 +329,31 @@ def test_too_short_utterance_is_a_data_error(models: dict[str, Path]) -> None:
         s3prl.eval()(wavs[:, :1040], torch.tensor([1040, 1040]))
 
 
+def brute_force_s3prl_minimum(convolutions: list[tuple[int, int, int, int]], rate: int, longest: int) -> int:
+    """The shortest length from which on (up to ``longest``) s3prl's frame counts agree within a factor of 2."""
+    def passes(samples: int) -> bool:
+        frames = samples
+        for kernel, stride, padding, dilation in convolutions:
+            frames = max((frames + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1, 0)
+        expected = -(-samples // rate)
+        return min(frames, expected) > 0 and max(frames, expected) // min(frames, expected) == 1
+
+    failing = [samples for samples in range(800, longest) if not passes(samples)]
+    return failing[-1] + 1 if failing else 800
+
+
+@pytest.mark.parametrize("convolutions, rate", [
+    ([(10, 5, 0, 1)] + [(3, 2, 0, 1)] * 4 + [(2, 2, 0, 1)] * 2, 320),  # wav2vec 2.0's
+    ([(10, 5, 0, 1)] + [(3, 2, 0, 1)] * 6, 320),
+    ([(160, 160, 0, 1)], 160),  # a small receptive field: the search range is s3prl's padding alone
+    ([(7, 4, 3, 1), (5, 4, 2, 2), (3, 2, 1, 1)], 32),  # padding and dilation
+])
+def test_s3prl_minimum_length_matches_a_brute_force_search(convolutions, rate: int) -> None:
+    from uattr.upstream.s3prl import s3prl_min_samples
+
+    assert s3prl_min_samples(convolutions, rate) == brute_force_s3prl_minimum(convolutions, rate, 20000)
+
+
 def test_the_s3prl_minimum_length_follows_the_front_end(tmp_path: Path) -> None:
     """Wider kernels, same 320 stride: s3prl's frame-count check fails up to a longer length, computed from them."""
     kernels = [10, 3, 3, 3, 3, 3, 3]

@@ -169,8 +169,8 @@ def conv_output_lengths(lens: torch.Tensor, convolutions: list[tuple[int, int, i
 def s3prl_min_samples(convolutions: list[tuple[int, int, int, int]] | None, downsample_rate: int) -> int:
     """The fewest samples from which on every length passes ``S3PRLUpstream``: it zero-pads a batch under
     PADDED_SAMPLES as if that were audio, and its ``_match_length`` asserts that the front end's frame count and
-    ``ceil(samples / downsample_rate)`` differ by less than a factor of 2 (assuming the larger one is the expected
-    count). Without a known front end, only the padding is avoided."""
+    ``ceil(samples / downsample_rate)`` differ by less than a factor of 2, whichever is larger. Without a known front
+    end, only the padding is avoided."""
     if convolutions is None:
         return PADDED_SAMPLES
     # Past 2 * (receptive field + padding) + downsample_rate samples, the computed frames exceed half the expected
@@ -178,7 +178,7 @@ def s3prl_min_samples(convolutions: list[tuple[int, int, int, int]] | None, down
     field, jump, padding = 1, 1, 0
     for kernel, stride, pad, dilation in convolutions:
         field, padding, jump = field + dilation * (kernel - 1) * jump, padding + 2 * pad * jump, jump * stride
-    lens = torch.arange(PADDED_SAMPLES, 2 * (field + padding) + downsample_rate + 1)
+    lens = torch.arange(PADDED_SAMPLES, max(PADDED_SAMPLES, 2 * (field + padding) + downsample_rate) + 1)
     computed = conv_output_lengths(lens, convolutions)
     expected = torch.div(lens + downsample_rate - 1, downsample_rate, rounding_mode="floor")
     larger, smaller = torch.maximum(computed, expected), torch.minimum(computed, expected)
