@@ -4,8 +4,8 @@
 Each step is timed on synthetic tables at a base size and at ``--factor`` times it. The growth column is
 time(large) / time(base) / factor: about 1 for work linear in the size, about ``factor`` for quadratic work. The
 sizes that grow: utterances for the trial list (100 per speaker, as in VoxCeleb, and as many target trials, drawn
-from the speakers' pairs), the resume and the sampler (10 times as many utterances: its plan is cheap per item);
-the number of parts, at a fixed corpus, for the split.
+from the speakers' pairs), for the resume, and for the sampler (which starts at 10 times the base size: its plan
+is cheap per item); the number of parts, at a fixed corpus, for the split.
 
     .venv/bin/python benchmarks/data_scaling.py                  # the table in benchmarks/README.md
     .venv/bin/python benchmarks/data_scaling.py --utterances 2000 --factor 4     # a quick run

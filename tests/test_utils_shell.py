@@ -268,7 +268,7 @@ def test_local_gpu_jobs_need_the_gpus_they_ask_for(tmp_path):
         (["JOB=1:2", "log/same.log", "true"], "2 - 1 + 1 jobs would share the log log/same.log"),
         (["--num-nodes", "2", "log/x.log", "true"], "only Slurm (utils/slurm.sh) runs multi-node jobs"),
         (["--max-jobs", "2", "log/x.log", "true"], "invalid option --max-jobs"),
-        (["--max-jobs-run", "x", "log/x.log", "true"], "--max-jobs-run must be at least 1, got 'x'"),
+        (["--max-jobs-run", "x", "log/x.log", "true"], "--max-jobs-run must be a positive number, got 'x'"),
     ],
 )
 def test_local_runner_usage_errors(tmp_path, args, message):

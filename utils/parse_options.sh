@@ -60,13 +60,14 @@ while [ $# -gt 0 ]; do
     --*=*)
       _po_option=${1%%=*}
       _po_value=${1#*=}
+      _po_missing=0
       shift
       ;;
     --*)
       _po_option=$1
       _po_value=${2-}
-      [ $# -ge 2 ] || _po_value=$'\n'  # no value: said once the option is known to exist
-      shift $(($# >= 2 ? 2 : 1))
+      _po_missing=$(($# < 2))  # no value: said once the option is known to exist
+      shift $((2 - _po_missing))
       ;;
     *) break ;;
   esac
@@ -76,7 +77,7 @@ while [ $# -gt 0 ]; do
   if ! [[ ${_po_name} =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || [ -z "${!_po_name+set}" ]; then
     _po_die "invalid option ${_po_option} (see $0 --help)"
   fi
-  [ "${_po_value}" != $'\n' ] || _po_die "option ${_po_option} needs a value"
+  [ "${_po_missing}" = 0 ] || _po_die "option ${_po_option} needs a value"
   case "${!_po_name}" in
     true | false)
       case "${_po_value}" in
@@ -89,4 +90,4 @@ while [ $# -gt 0 ]; do
 done
 
 unset -f _po_die
-unset _po_args _po_i _po_config _po_option _po_value _po_name
+unset _po_args _po_i _po_config _po_option _po_value _po_name _po_missing

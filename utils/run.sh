@@ -33,7 +33,7 @@ if [ "${num_nodes}" -ne 1 ]; then
   exit 1
 fi
 if ! [[ ${max_jobs_run} =~ ^[1-9][0-9]*$ ]]; then
-  echo "$0: --max-jobs-run must be at least 1, got '${max_jobs_run}'" >&2
+  echo "$0: --max-jobs-run must be a positive number, got '${max_jobs_run}'" >&2
   exit 1
 fi
 

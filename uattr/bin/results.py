@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an image to show (path relative to the current directory); repeatable")
 
 
-def _measured_rows_of(exp_dir: Path, metrics: list[str] | None = None) -> list[ResultRow]:
+def _rows_of_run(exp_dir: Path, metrics: list[str] | None = None) -> list[ResultRow]:
     """The rows of one run's metrics files (``metrics``, else those under ``exp_dir``); none is an error, or a
     RESULTS.md of reference rows alone would look like a result."""
     rows = collect_rows(metrics or find_metric_files(exp_dir))
@@ -67,14 +67,14 @@ def _measured_rows(args: argparse.Namespace) -> list[ResultRow]:
         if not exp_dir.is_dir():
             raise DataError(f"{exp_dir}: no such experiment directory")
     if len(exp_dirs) == 1:
-        rows = _measured_rows_of(exp_dirs[0], args.metrics)
+        rows = _rows_of_run(exp_dirs[0], args.metrics)
         require_distinct_rows(rows, str(exp_dirs[0]))
         return rows
     if args.metrics:
         raise DataError("--metrics names the files of one experiment directory; give one --exp-dir with it")
     if len({exp_dir.resolve() for exp_dir in exp_dirs}) < len(exp_dirs):
         raise DataError(f"--exp-dir: a directory is named twice in {' '.join(args.exp_dir)}")
-    return aggregate_runs({str(exp_dir): _measured_rows_of(exp_dir) for exp_dir in exp_dirs})
+    return aggregate_runs({str(exp_dir): _rows_of_run(exp_dir) for exp_dir in exp_dirs})
 
 
 def main(args: argparse.Namespace) -> None:

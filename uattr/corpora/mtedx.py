@@ -32,6 +32,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from uattr.config import describe_yaml_error
 from uattr.corpora.release import (
     RetrievalTask,
     absolute,
@@ -43,7 +44,6 @@ from uattr.corpora.release import (
     require_file,
     write_query2ref,
 )
-from uattr.config import describe_yaml_error
 from uattr.data.kaldi import Segment, write_data_dir
 from uattr.errors import DataError
 from uattr.fileio import PathLike, iter_lines, read_text

@@ -160,7 +160,9 @@ def read_embedding_table(scp: PathLike) -> dict[str, np.ndarray]:
         try:
             vector = np.asarray(kaldiio.load_mat(location), dtype=np.float32)
         except Exception as error:  # kaldiio raises OSError, ValueError, AssertionError, ... on a bad entry
-            reason = str(error) or f"{type(error).__name__} (past the end of the ark, or not a Kaldi matrix there)"
+            reason = str(error) or type(error).__name__
+            if isinstance(error, AssertionError) and not str(error):  # kaldiio's check of the bytes at the offset
+                reason += " (past the end of the ark, or not a Kaldi matrix there)"
             raise DataError(f"{where}: cannot read the embedding of '{key}' from {location}: {reason}") from error
         if vector.ndim != 1 or vector.size == 0:
             raise DataError(f"{where}: the entry of '{key}' is not a non-empty vector (shape {vector.shape})")

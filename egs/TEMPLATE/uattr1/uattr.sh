@@ -156,7 +156,7 @@ if [ -n "${external_model}" ]; then
   fi
 fi
 all_systems="${systems} ${untrained_systems}"
-if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 3 ] && [ -z "${all_systems// /}" ]; then  # stages 3-4 would do nothing
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 3 ] && [ -z "${all_systems//[[:space:]]/}" ]; then  # stages 3-4 would do nothing
   log "Error: no system to train or evaluate: give --systems, --untrained_systems or --external_model (a trained" \
     "model dir)"
   exit 2
