@@ -193,8 +193,11 @@ def test_local_runner_runs_a_job_per_cpu_whatever_omp_num_threads_says(tmp_path)
     stubs.mkdir()
     write_script(stubs / "nproc", '#!/bin/sh\necho "${OMP_NUM_THREADS:-3}"\n')
     env = {**ENV, "OMP_NUM_THREADS": "1", "PATH": f"{stubs}{os.pathsep}{ENV['PATH']}"}
-    result = run([str(UTILS / "run.sh"), "JOB=1:5", "log/job.JOB.log", *JOB_COMMAND[:2], JOB_COMMAND[2].replace(
-        "; [ JOB -ne 3 ]", "")], tmp_path, env)
+    # Each of the first jobs waits (up to 5 s) until 3 run at once, so that they overlap however loaded the machine.
+    job = ("mkdir -p running started; touch running/JOB started/JOB; for _ in $(seq 50); do "
+           "[ $(ls running | wc -l) -ge 3 ] || [ $(ls started | wc -l) -ge 4 ] && break; sleep 0.1; done; "
+           "ls running | wc -l > count.JOB; sleep 0.1; rm running/JOB")
+    result = run([str(UTILS / "run.sh"), "JOB=1:5", "log/job.JOB.log", "bash", "-c", job], tmp_path, env)
     assert result.returncode == 0, result.stderr
     assert max(int((tmp_path / f"count.{i}").read_text()) for i in range(1, 6)) == 3
 
