@@ -35,11 +35,17 @@ def test_unknown_command_lists_the_choices(capsys: pytest.CaptureFixture) -> Non
     assert "unknown command 'zzz'; commands: " in capsys.readouterr().err
 
 
+def test_quiet_and_verbose_may_come_before_the_command(capsys: pytest.CaptureFixture) -> None:
+    assert main(["-q", "compute-metrics", "missing-scores"]) == 1  # an error is still said under -q
+    assert "missing-scores" in capsys.readouterr().err
+    assert main(["-q"]) == 2 and "usage: uattr" in capsys.readouterr().err
+
+
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
     """`uattr $cmd` with an empty $cmd must fail, with the command list on stderr."""
     assert main([]) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and "usage: uattr <command>" in captured.err
+    assert captured.out == "" and "usage: uattr [-q | -v] <command>" in captured.err
 
 
 def test_options_are_not_abbreviated(capsys: pytest.CaptureFixture) -> None:

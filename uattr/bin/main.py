@@ -62,14 +62,22 @@ def build_subcommand_parser(name: str, prog: str = "uattr") -> tuple[argparse.Ar
     return parser, module
 
 
+_COMMON_OPTIONS = ("-q", "--quiet", "-v", "-vv", "--verbose")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    leading = 0
+    while leading < len(argv) and argv[leading] in _COMMON_OPTIONS:
+        leading += 1
+    # `uattr -q score-sv ...` as `uattr score-sv -q ...`; options and no command: as no command
+    argv = [argv[leading], *argv[:leading], *argv[leading + 1 :]] if leading < len(argv) else []
     commands = discover_commands()
     if not argv or argv[0] in ("-h", "--help"):
         width = max(map(len, commands), default=0)
         listing = "\n".join(f"  {name.ljust(width)}  {summary}" for name, summary in commands.items())
         print(
-            f"usage: uattr <command> [options]   (uattr <command> --help for details; uattr --version)\n\n"
+            f"usage: uattr [-q | -v] <command> [options]   (uattr <command> --help for details; uattr --version)\n\n"
             f"uattr {__version__}: one speech encoder, several utterance-level attribute embeddings.\n\n"
             f"commands:\n{listing}",
             file=sys.stdout if argv else sys.stderr,
