@@ -128,9 +128,10 @@ def test_data_dir_wrappers(tmp_path):
     result = run([str(UTILS / "validate_data_dir.sh"), "--no-feats", "--no-text", str(data)], tmp_path)  # Kaldi's
     assert result.returncode == 0 and "OK, 6 utterances" in result.stdout, result.stderr
 
-    result = run([str(UTILS / "subset_data_dir.sh"), str(data), "2", str(tmp_path / "kaldi")], tmp_path)
-    assert result.returncode == 2 and "use --first N <src> <dst>" in result.stderr
-    assert not (tmp_path / "kaldi").exists()
+    for kaldi_form in ([str(data), "2"], ["--per-spk", str(data), "1"]):
+        result = run([str(UTILS / "subset_data_dir.sh"), *kaldi_form, str(tmp_path / "kaldi")], tmp_path)
+        assert result.returncode == 2 and "use --first N <src> <dst>" in result.stderr
+        assert not (tmp_path / "kaldi").exists()
     result = run([str(UTILS / "subset_data_dir.sh"), "--per-spk", "1", str(data), str(tmp_path / "one")], tmp_path)
     assert result.returncode == 0, result.stderr
     assert read_ids(tmp_path / "one" / "wav.scp") == ["spkA-u1", "spkB-u1", "spkC-u1"]
