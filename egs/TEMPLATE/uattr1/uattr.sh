@@ -51,7 +51,8 @@ sv_attr=speaker        # attribute whose embeddings are scored on trials
 sv_sets="dev test"     # trial lists: "<set>" (data/<set>/trials) or "<set>:<file>" (data/<set>/<file>)
 sv_cohort=""           # AS-norm cohort set: each trial list is also scored with AS-norm against it (sv-asnorm)
 sv_cohort_opts="--top-k 300"  # extra `uattr score-sv` options of the AS-norm scoring
-retrieval_conf=data/retrieval_tasks  # lines: "<name> <attr> <query_set> <gallery_kind: teacher|speech> <gallery_set> <query2ref>"
+retrieval_conf=data/retrieval_tasks  # lines: "<name> <attr> <query_set> <gallery_kind: teacher|speech>
+                       #   <gallery_set> <query2ref>"
 score_opts=""          # extra `uattr score-sv` options (e.g. --norm asnorm --cohort ...)
 extract_opts=""        # extra `uattr extract` options
 results_notes=""       # a markdown file shown at the top of RESULTS.md (what the systems are)
@@ -156,7 +157,8 @@ if [ -n "${external_model}" ]; then
   fi
 fi
 all_systems="${systems} ${untrained_systems}"
-if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 3 ] && [ -z "${all_systems//[[:space:]]/}" ]; then  # stages 3-4 would do nothing
+# A range reaching stages 3-4 without a system would do nothing there, and report success.
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 3 ] && [ -z "${all_systems//[[:space:]]/}" ]; then
   log "Error: no system to train or evaluate: give --systems, --untrained_systems or --external_model (a trained" \
     "model dir)"
   exit 2
