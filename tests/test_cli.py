@@ -145,7 +145,7 @@ def test_make_trials_writes_every_target_pair_and_as_many_nontargets(tmp_path, c
     (["--cross-language-share", "0.3"], False, True, "utt2lang: no such file (--cross-language-share needs"),
     (["--text-independent"], True, False, "text: no such file in data dir"),
     (["--num-target", "0"], True, True, "--num-target must be at least 1, got 0"),
-    (["--cross-language-share", "1.5"], True, True, "cross_language_share must be in [0, 1], got 1.5"),
+    (["--cross-language-share", "1.5"], True, True, "--cross-language-share must be in [0, 1], got 1.5"),
 ])
 def test_make_trials_names_what_is_missing_or_wrong(tmp_path, capsys, argv, languages, texts, message) -> None:
     data = _trial_data_dir(tmp_path / "dev", languages=languages, texts=texts)

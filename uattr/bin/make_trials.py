@@ -53,6 +53,8 @@ def main(args: argparse.Namespace) -> None:
         value = getattr(args, option)
         if value is not None and value < 1:
             raise ConfigError(f"--{option.replace('_', '-')} must be at least 1, got {value}")
+    if not 0.0 <= args.cross_language_share <= 1.0:  # named as the option, before any table is read
+        raise ConfigError(f"--cross-language-share must be in [0, 1], got {args.cross_language_share}")
     data = DataDir.load(args.data_dir, durations=False)
     if data.utt2spk is None:
         raise DataError(f"{data.path / 'utt2spk'}: no such file (a trial list needs each utterance's speaker)")
