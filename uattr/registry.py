@@ -99,13 +99,20 @@ class Registry(Generic[T]):
 
         return decorator
 
-    def get(self, name: str) -> T:
-        """Look ``name`` up, loading built-ins and plug-ins first; unknown names list the choices."""
-        load_plugins()
-        if name not in self._items:
-            raise UnknownComponentError(
-                f"unknown {self.kind} '{name}'; choices: {', '.join(sorted(self._items)) or '(none)'}"
-            )
+    def get(self, name: str, where: str | None = None) -> T:
+        """Look ``name`` up, loading built-ins and plug-ins first; unknown names list the choices. ``where``, the
+        config key that named it (e.g. ``attributes.speaker.expert``), begins any error, a plug-in's failure to
+        load included; the error keeps its type (an UnknownComponentError stays one)."""
+        try:
+            load_plugins()
+            if name not in self._items:
+                raise UnknownComponentError(
+                    f"unknown {self.kind} '{name}'; choices: {', '.join(sorted(self._items)) or '(none)'}"
+                )
+        except ConfigError as error:
+            if where is None:
+                raise
+            raise type(error)(f"{where}: {error}") from None
         return self._items[name]
 
     def names(self) -> list[str]:

@@ -103,10 +103,7 @@ class AttributeExpert(nn.Module):
 
 def build_expert(name: str, config: AttributeConfig, num_hidden_states: int, hidden_size: int) -> AttributeExpert:
     """The registered expert ``config.expert`` for attribute ``name``."""
-    try:
-        factory = ATTRIBUTE_EXPERTS.get(config.expert)
-    except ConfigError as error:
-        raise type(error)(f"attributes.{name}.expert: {error}") from None  # an UnknownComponentError stays one
+    factory = ATTRIBUTE_EXPERTS.get(config.expert, where=f"attributes.{name}.expert")
     return factory(name, config, num_hidden_states, hidden_size)
 
 

@@ -58,11 +58,7 @@ def resolve_layers(config: BranchConfig, num_hidden_states: int, where: str) -> 
 
 def _build(key: str, registry: Registry, name: str, where: str, **kwargs: int) -> nn.Module:
     """Instantiate a registered component; an unknown name names the config key and lists the choices."""
-    try:
-        factory = registry.get(name)
-    except ConfigError as error:
-        raise type(error)(f"{where}.{key}: {error}") from None  # an UnknownComponentError stays one
-    return factory(**kwargs)
+    return registry.get(name, where=f"{where}.{key}")(**kwargs)
 
 
 class AttributeBranch(nn.Module):

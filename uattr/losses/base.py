@@ -60,10 +60,7 @@ def build_loss(config: LossConfig, where: str, kind: type[nn.Module], **provided
 
     ``where`` is the config path of the loss block (``attributes.<attr>.loss``); every error names a key in it.
     """
-    try:
-        factory = LOSSES.get(config.name)
-    except ConfigError as error:
-        raise type(error)(f"{where}.name: {error}") from None  # an UnknownComponentError stays one
+    factory = LOSSES.get(config.name, where=f"{where}.name")
     if not _is_loss_of(factory, kind):
         fitting = [name for name in LOSSES.names() if _is_loss_of(LOSSES.get(name), kind)]
         raise ConfigError(
