@@ -138,14 +138,13 @@ class HFUpstream(Upstream):
         # them in its own dtype.
         dtype = self.model.dtype
         inputs = {key: value.to(dtype) if value.is_floating_point() else value for key, value in inputs.items()}
-        frames = self._sequence_length(inputs)
         config = self.model.config
-        masking = self.model.training and getattr(config, "mask_time_prob", 0) > 0
-        if masking and frames < getattr(config, "mask_time_length", 0):
-            # SpecAugment cannot place one time mask in so few frames (transformers raises): this batch goes
-            # unmasked, as a batch of short utterances would be left alone by a masking rate anyway. (Without time
-            # masks the model has no mask embedding to take a mask.)
-            inputs["mask_time_indices"] = torch.zeros(len(wavs), frames, dtype=torch.bool, device=wavs.device)
+        if self.model.training and getattr(config, "mask_time_prob", 0) > 0:  # (else no mask embedding to take one)
+            frames = self._sequence_length(inputs)
+            if frames < getattr(config, "mask_time_length", 0):
+                # SpecAugment cannot place one time mask in so few frames (transformers raises): this batch goes
+                # unmasked, as a batch of short utterances would be left alone by a masking rate anyway.
+                inputs["mask_time_indices"] = torch.zeros(len(wavs), frames, dtype=torch.bool, device=wavs.device)
         outputs = self.model(**inputs, output_hidden_states=True, return_dict=True)
         return torch.stack(outputs.hidden_states), frame_lens
 
