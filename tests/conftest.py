@@ -1,4 +1,5 @@
-"""Test-wide settings: no hub access and no hub cache, quiet tokenizers, logging put back after each test."""
+"""Test-wide settings: no hub access and no hub cache, quiet tokenizers, logging put back after each test, tests
+marked ``gpu`` skipped where CUDA is not available."""
 
 import atexit
 import logging
@@ -17,6 +18,17 @@ os.environ.update(
     HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=_HUB_CACHE, HF_HUB_CACHE=os.path.join(_HUB_CACHE, "hub")
 )
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

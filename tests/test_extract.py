@@ -400,6 +400,30 @@ def test_autocast_extraction_is_recorded_and_a_table_of_another_precision_is_wri
     assert (table_dir / "emb.scp").stat().st_mtime_ns == before
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
+def test_cuda_extraction_matches_the_cpu(model_dir: Path, data_dir: Path, tmp_path: Path, amp: str) -> None:
+    """Stage 4 on a GPU gives the CPU's embeddings: to float noise in float32 (cuDNN's convolutions may use TF32),
+    close under bf16 and fp16 autocast; each table records its precision. The audio is noise, not the fixture's
+    steady tones, whose normalised fbank frames are all but zero: float noise that CPU and GPU round apart."""
+    rng = np.random.default_rng(0)
+    for wav in (tmp_path / "wav").glob("*.wav"):
+        audio, rate = soundfile.read(wav)
+        soundfile.write(wav, 0.1 * rng.standard_normal(len(audio)), rate)
+    expected = _one_by_one(UnifiedEncoder.from_pretrained(model_dir), data_dir)
+    argv = ["extract", "--model", str(model_dir), "--data", str(data_dir), "--out", str(tmp_path / "emb"), "-q"]
+    assert uattr_main([*argv, "--device", "cuda", "--amp", amp]) == 0
+    for attr in ("semantic", "speaker"):
+        table_dir = tmp_path / "emb" / attr / "data"
+        assert read_table_meta(table_dir)["autocast"] == (None if amp == "none" else amp)
+        table = read_embedding_table(table_dir / "emb.scp")
+        assert sorted(table) == sorted(expected[attr])
+        for utt, vector in table.items():
+            reference = expected[attr][utt]
+            cosine = vector @ reference / (np.linalg.norm(vector) * np.linalg.norm(reference))
+            assert cosine > (0.9999 if amp == "none" else 0.99), f"{attr}/{utt}: cosine {cosine}"
+
+
 def test_cli_rejects_a_directory_without_a_model(tmp_path: Path, data_dir: Path, capsys) -> None:
     """Named in one line, before anything is written (an exit status alone does not say which input was wrong)."""
     assert _cli_extract(tmp_path, [data_dir], tmp_path / "e") == 1

@@ -16,7 +16,7 @@ from uattr.train.checkpoint import list_checkpoints, load_checkpoint
 from uattr.train.config import ExperimentConfig
 from uattr.train.trainer import Trainer
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
