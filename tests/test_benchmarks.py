@@ -17,6 +17,8 @@ CASES = {
     "branch.py": ["--repeats", "1", "--layers", "2", "--dim", "32", "--batch", "2", "--seconds", "1",
                   "--encoder-hidden", "32", "--encoder-layers", "2"],
     "data_scaling.py": ["--utterances", "400", "--parts", "2", "--factor", "2"],
+    "extract.py": ["--device", "cpu", "--preset", "tiny", "--amp", "bf16", "--utterances", "6", "--repeats", "1",
+                   "--num-workers", "0"],
     "scoring.py": ["--sv-sizes", "1000", "--speechbrain-sizes", "200", "--speechbrain-dcf-max", "200",
                    "--retrieval-sizes", "200", "--dim", "16", "--repeat", "1"],
 }
@@ -26,6 +28,7 @@ EXPECTED = {
     "branch.py": "| one joint pass / two models |",
     "scoring.py": "| queries × gallery | uattr (s) |",
     "data_scaling.py": "| step | grows with | base | base (s) | large | large (s) | growth |",
+    "extract.py": "| batched by duration, bf16 autocast |",
 }
 
 
