@@ -433,6 +433,38 @@ def test_near_silent_engine_output_is_refused(tmp_path, monkeypatch):
     assert not job.wav.exists()
 
 
+def test_two_voice_ids_with_the_same_audio_of_one_text_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    speech, other = (0.1 * rng.standard_normal(8000) for _ in range(2))
+    jobs = []
+    for voice_id, samples, text in (("a", speech, "one"), ("b", other, "one"), ("c", speech, "two"),
+                                    ("d", speech, "one")):
+        wav = tmp_path / f"{voice_id}.wav"
+        soundfile.write(str(wav), samples, 16000, subtype="PCM_16")
+        jobs.append(tts.SynthesisJob(f"{voice_id}-en-u1", _voice(voice_id, "en"), text, wav))
+    tts.require_distinct_voices(jobs[:3])  # "c" says another text
+    same = r"voice 'd' .* and .*voice 'a' .* the same audio for 'd-en-u1' and 'a-en-u1'"
+    with pytest.raises(ConfigError, match=same):
+        tts.require_distinct_voices(jobs)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (tools/install_system.sh)")
+def test_espeak_variants_a_regional_voice_ignores_are_refused(tmp_path):
+    def jobs(*voices: str) -> list[tts.SynthesisJob]:
+        made = [
+            tts.SynthesisJob(f"v{index}-fr-u1", tts.Voice(f"v{index}", "fr", "espeak", (voice,), f"roster:{index}"),
+                             "Tous les êtres humains naissent libres.", tmp_path / voice / "u1.wav")
+            for index, voice in enumerate(voices)
+        ]
+        tts.synthesize(made, progress=False)
+        return made
+
+    tts.require_distinct_voices(jobs("fr+m3", "fr+f2"))
+    same = r"voice 'v1' \(fr, espeak fr-fr\+m3\) and .*voice 'v0' \(fr, espeak fr-fr\+f2"
+    with pytest.raises(ConfigError, match=same):
+        tts.require_distinct_voices(jobs("fr-fr+f2", "fr-fr+m3"))
+
+
 def test_retrieval_sets_an_earlier_run_wrote_and_this_one_does_not_are_removed(tmp_path):
     from uattr.corpora.mini import Utterance, write_retrieval_sets
 

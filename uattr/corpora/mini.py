@@ -31,7 +31,15 @@ from typing import Iterable, Sequence
 import soundfile
 
 from uattr.corpora.trials import balanced_trials, write_trials
-from uattr.corpora.tts import SAMPLE_RATE, SynthesisJob, Voice, parse_roster, synthesize, usable_voices
+from uattr.corpora.tts import (
+    SAMPLE_RATE,
+    SynthesisJob,
+    Voice,
+    parse_roster,
+    require_distinct_voices,
+    synthesize,
+    usable_voices,
+)
 from uattr.corpora.udhr import load_units
 from uattr.data.kaldi import write_data_dir
 from uattr.errors import ConfigError
@@ -363,10 +371,10 @@ def prepare_mini(config: MiniConfig) -> Summary:
     utterances = plan_utterances(assignment, units, wav_dir)
 
     start = time.monotonic()
-    synthesised = synthesize(
-        [SynthesisJob(u.utt_id, u.voice, u.text, u.wav) for u in utterances], nj=config.nj
-    )
+    jobs = [SynthesisJob(u.utt_id, u.voice, u.text, u.wav) for u in utterances]
+    synthesised = synthesize(jobs, nj=config.nj)
     seconds = time.monotonic() - start
+    require_distinct_voices(jobs)
     samples = {u.utt_id: soundfile.info(str(u.wav)).frames for u in utterances}
 
     by_set = {name: [u for u in utterances if voice_split[u.voice.voice_id] == name] for name in (TRAIN, *EVAL_SETS)}

@@ -9,7 +9,8 @@ packages, see tools/install_system.sh) and their arguments:
 engine         needs                                engine_args
 =============  ===================================  ==========================================================
 espeak         espeak-ng                            espeak voice (``en+m3``; a variant on a regional voice
-                                                    such as ``fr-fr+f2`` is silently ignored), then options
+                                                    such as ``fr-fr+f2`` is ignored: two such voices are
+                                                    refused as one), then options
 mbrola         espeak-ng, mbrola, mbrola-<db>       voice after ``mb-`` (``fr1``, ``de4-en``), then espeak
                                                     options (give each voice its own ``-p`` pitch)
 mbrola-pho     espeak-ng, mbrola, mbrola-<db>       the same, through ``espeak-ng --pho`` with the ``/``
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import logging
 import re
 import shutil
@@ -343,6 +345,25 @@ def synthesize_one(job: SynthesisJob) -> None:
             _to_target_format(raw, job.wav)
         except (DataError, soundfile.LibsndfileError, RuntimeError) as error:
             raise DataError(f"{job.voice.describe()}: cannot synthesise '{job.utt_id}': {error}") from None
+
+
+def require_distinct_voices(jobs: Sequence[SynthesisJob]) -> None:
+    """Refuse two voice ids whose audio of one text is the same file: one speaker under two ids, which the splits
+    and trials would take for two. The roster checks cannot see it when an engine ignores what tells the voices
+    apart (espeak-ng drops the variant of a regional voice: ``fr-fr+f2`` and ``fr-fr+m3`` are one voice). Only
+    the finished files of one text and one size are read."""
+    groups: dict[tuple[str, int], list[SynthesisJob]] = {}
+    for job in jobs:
+        groups.setdefault((job.text, job.wav.stat().st_size), []).append(job)
+    for group in groups.values():
+        first: dict[str, SynthesisJob] = {}
+        for job in group if len(group) > 1 else ():
+            other = first.setdefault(hashlib.sha256(job.wav.read_bytes()).hexdigest(), job)
+            if other.voice.voice_id != job.voice.voice_id:
+                raise ConfigError(
+                    f"{job.voice.describe()} and {other.voice.describe()} gave the same audio for '{job.utt_id}' "
+                    f"and '{other.utt_id}': one speaker under two voice ids; give one of them another voice"
+                )
 
 
 def synthesize(jobs: Sequence[SynthesisJob], nj: int = 1, progress: bool = True) -> int:
