@@ -28,6 +28,17 @@ def write_script(path: Path, text: str) -> Path:
     return path
 
 
+def test_log_lines_name_their_script_and_errors_go_to_stderr(tmp_path):
+    script = write_script(tmp_path / "stage.sh", f"""#!/usr/bin/env bash
+. {UTILS}/lib/log.sh
+main() {{ log "starting"; log "Error: no --root"; }}
+main
+""")
+    done = run([str(script)], tmp_path)
+    assert done.stdout.endswith(" (stage.sh:3:main) starting\n") and "Error" not in done.stdout
+    assert done.stderr.endswith(" (stage.sh:3:main) Error: no --root\n")
+
+
 # -------------------------------------------------------------------------------------------------- parse_options
 
 
