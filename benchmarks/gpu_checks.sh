@@ -25,8 +25,7 @@ check() {  # check NAME COMMAND...: run COMMAND, its output into $out/NAME and t
 
 check device.txt bash -c "nvidia-smi -L && $python -c 'import sys, torch, transformers; \
 print(sys.version.split()[0], torch.__version__, transformers.__version__, torch.cuda.get_device_name())'"
-check tests.log env HF_HUB_OFFLINE=1 "$python" -m pytest -q -p no:cacheprovider -rs -m gpu \
-    tests/test_train_gpu.py tests/test_extract.py
+check tests.log env HF_HUB_OFFLINE=1 "$python" -m pytest -q -p no:cacheprovider -rs -m gpu tests
 for preset in small w2v-bert-2.0; do
     check "train_step_$preset.md" "$python" benchmarks/train_step.py --device cuda --preset "$preset" --amp bf16 \
         --steps 4 --num-workers 8 --utterances 800

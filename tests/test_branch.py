@@ -47,7 +47,7 @@ def _reference(
 
 
 def _grads(output: torch.Tensor, tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    upstream_grad = torch.linspace(-1, 1, output.numel(), dtype=output.dtype).view_as(output)
+    upstream_grad = torch.linspace(-1, 1, output.numel(), dtype=output.dtype, device=output.device).view_as(output)
     return torch.autograd.grad(output, tensors, upstream_grad)
 
 
@@ -85,6 +85,32 @@ def test_fused_projection_under_bf16_autocast_stays_close_and_keeps_parameter_dt
     torch.testing.assert_close(fused.float(), reference, atol=0.1, rtol=0.05)
     grads = torch.autograd.grad(fused.float().sum(), tensors)
     assert [grad.dtype for grad in grads] == [torch.float32] * 4
+
+
+def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return float((got.detach().double() - want.detach().double()).norm() / want.detach().double().norm())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(
+    ("dtype", "autocast", "tolerance"),
+    [(torch.float64, None, 1e-12), (torch.float32, None, 1e-5), (torch.float32, torch.bfloat16, 2e-2),
+     (torch.float32, torch.float16, 5e-3)],
+)
+def test_fused_projection_on_cuda_equals_the_reference(dtype, autocast, tolerance) -> None:
+    """The custom autograd Function on a GPU: its output and all four gradients equal the reference's (computed
+    outside autocast) to the precision it runs at."""
+    tensors = tuple(
+        tensor.detach().cuda().requires_grad_()
+        for tensor in _inputs(layers=5, batch=3, frames=50, dim=64, out=32, dtype=dtype)
+    )
+    reference = _reference(*tensors, layers=(4, 1, 2, 5, 3))
+    with torch.autocast("cuda", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        fused = _fused(*tensors, layers=(4, 1, 2, 5, 3))
+    assert fused.is_cuda and _relative_error(fused, reference) < tolerance
+    fused_grads = _grads(fused.to(dtype), tensors)
+    for got, want, name in zip(fused_grads, _grads(reference, tensors), ["hidden", "logits", "W", "b"]):
+        assert got.dtype == dtype and _relative_error(got, want) < tolerance, name
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
