@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -31,14 +30,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from train_step import PRESETS, SEMANTIC_DIM, SPEAKER_DIM, make_corpus
+from train_step import SEMANTIC_DIM, SPEAKER_DIM, add_setup_arguments, device_name, generated_setup
 from uattr.attributes.base import AttributeConfig
 from uattr.data.audio import AudioSource
 from uattr.data.tables import read_embedding_table
 from uattr.extract import extract_embeddings
 from uattr.model import ModelConfig, UnifiedEncoder
 from uattr.upstream.base import UpstreamConfig
-from uattr.upstream.create import create_upstream
 
 ONE_AT_A_TIME = {"max_batch_size": 1}
 BATCHED = {"max_batch_seconds": 200.0, "max_batch_size": 64}  # uattr extract's defaults
@@ -70,20 +68,15 @@ def smallest_cosine(reference: Path, other: Path) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="encoder size")
+    add_setup_arguments(parser)
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"), default="bf16",
                         help="autocast of the third case (none: leave that case out)")
     parser.add_argument("--utterances", type=int, default=200, help="generated utterances of 2-9.9 s")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers reading the audio")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each case (the best counts)")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="uattr-bench-") as tmp:
-        root = Path(tmp)
-        upstream = create_upstream("w2v-bert", root / "upstream", seed=args.seed, **PRESETS[args.preset])
-        data = make_corpus(root, args.utterances, args.seed)
+    with generated_setup(args, args.utterances) as (root, upstream, data):
         audio_seconds = sum(AudioSource(data).durations().values())
         torch.manual_seed(args.seed)
         model = UnifiedEncoder(ModelConfig(
@@ -103,13 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             agreement = smallest_cosine(root / "batched" / "0", root / "amp" / "0")
 
-    device = (
-        torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
-    )
     print(
-        f"\n{args.preset} encoder ({parameters / 1e6:.1f}M parameters with branches), {device}, {args.utterances} "
-        f"utterances of 2–9.9 s ({audio_seconds / 3600:.2f} h), {args.num_workers} loader workers, best of "
-        f"{args.repeats}\n"
+        f"\n{args.preset} encoder ({parameters / 1e6:.1f}M parameters with branches), {device_name(args.device)}, "
+        f"{args.utterances} utterances of 2–9.9 s ({audio_seconds / 3600:.2f} h), {args.num_workers} loader "
+        f"workers, best of {args.repeats}\n"
     )
     baseline = cases["one utterance at a time, float32"]
     print("| case | s | utterances/s | audio s/s | speed-up over one at a time |\n|---|---|---|---|---|")

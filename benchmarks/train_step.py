@@ -22,13 +22,14 @@ Prints a Markdown table: median seconds per update over ``--steps`` timed update
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import soundfile
@@ -174,10 +175,30 @@ def run_case(config: ExperimentConfig, exp_dir: Path, args: argparse.Namespace) 
     return {"pipeline_utt_s": pipeline, "step_s": seconds, "step_utt_s": utterances / seconds, "parameters": parameters}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_setup_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device, --preset and --seed: the options of :func:`generated_setup`, shared with extract.py."""
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny", help="encoder size")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+@contextlib.contextmanager
+def generated_setup(args: argparse.Namespace, utterances: int) -> Iterator[tuple[Path, Path, Path]]:
+    """A temporary folder with a random encoder of ``args.preset`` and :func:`make_corpus`'s data: yields the
+    folder, the encoder's and the data dir's paths."""
+    with tempfile.TemporaryDirectory(prefix="uattr-bench-") as tmp:
+        root = Path(tmp)
+        upstream = create_upstream("w2v-bert", root / "upstream", seed=args.seed, **PRESETS[args.preset])
+        yield root, upstream, make_corpus(root, utterances, args.seed)
+
+
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_setup_arguments(parser)
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none")
     parser.add_argument("--batch-size", type=int, default=20, help="utterances per update (the paper: 20 per GPU)")
     parser.add_argument(
@@ -187,22 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-workers", type=int, default=4, help="DataLoader workers")
     parser.add_argument("--steps", type=int, default=10, help="timed updates")
     parser.add_argument("--warmup", type=int, default=2, help="untimed updates first")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="uattr-bench-") as tmp:
-        root = Path(tmp)
-        upstream = create_upstream("w2v-bert", root / "upstream", seed=args.seed, **PRESETS[args.preset])
-        data = make_corpus(root, args.utterances, args.seed)
+    with generated_setup(args, args.utterances) as (root, upstream, data):
         cached = run_case(experiment(root, upstream, data, args, on_the_fly=False), root / "exp-cached", args)
         live = run_case(experiment(root, upstream, data, args, on_the_fly=True), root / "exp-live", args)
 
-    device = (
-        torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
-    )
     print(
-        f"\n{args.preset} encoder ({cached['parameters'] / 1e6:.1f}M parameters with branches), {device}, "
-        f"amp {args.amp}, batch {args.batch_size} utterances of 2–9.9 s, {args.num_workers} loader workers, "
+        f"\n{args.preset} encoder ({cached['parameters'] / 1e6:.1f}M parameters with branches), "
+        f"{device_name(args.device)}, amp {args.amp}, batch {args.batch_size} utterances of 2–9.9 s, {args.num_workers} loader workers, "
         f"median of {args.steps} updates\n"
     )
     print("| measure | s/update | utterances/s |\n|---|---|---|")
