@@ -36,6 +36,7 @@ from uattr.data.tables import (
 )
 from uattr.errors import ConfigError, DataError, naming_batch
 from uattr.fileio import atomic_write
+from uattr.hub import model_folder
 from uattr.model import UnifiedEncoder
 from uattr.precision import autocast, autocast_dtype
 
@@ -43,8 +44,9 @@ logger = logging.getLogger(__name__)
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """Accept an experiment dir (``exp/<tag>``, whose ``model/`` holds the final model) or a model dir."""
-    path = Path(path)
+    """Accept an experiment dir (``exp/<tag>``, whose ``model/`` holds the final model), a model dir, or a model
+    dir's Hugging Face Hub id (``org/name``: downloaded, or taken from the Hub cache)."""
+    path = model_folder(path)
     if (path / "model" / "config.yaml").is_file():
         return path / "model"
     if (path / "config.yaml").is_file() and (path / "model.safetensors").is_file():

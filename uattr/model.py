@@ -28,6 +28,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from uattr import __version__
+from uattr.hub import model_folder
 from uattr.attributes import AttributeConfig, AttributeExpert, build_expert
 from uattr.attributes.label import LabelExpert
 from uattr.config import from_dict, load_yaml, save_yaml
@@ -266,15 +267,19 @@ class UnifiedEncoder(nn.Module):
         return ARCHITECTURE_DIR
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "UnifiedEncoder":
-        """Rebuild a saved model from config.yaml + model.safetensors (no pickle), in eval mode.
+    def from_pretrained(
+        cls, directory: str | os.PathLike, device: str | torch.device = "cpu", revision: str | None = None
+    ) -> "UnifiedEncoder":
+        """Rebuild a saved model from config.yaml + model.safetensors (no pickle), in eval mode. ``directory`` is a
+        model folder, or the id of one uploaded to the Hugging Face Hub (``org/name``, at ``revision`` if given;
+        see :mod:`uattr.hub`).
 
         The encoder is built with random weights from the architecture files config.yaml points at (relative to
         ``directory``), then every weight comes from the safetensors. A model saved without them (by an older
         uattr, or with a checkpoint-only encoder) builds the encoder from its original name first: a local folder
         must still exist there, a hub id or s3prl name is taken from its cache or downloaded.
         """
-        directory = Path(directory)
+        directory = model_folder(directory, revision)
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if not (directory / name).is_file():
                 raise ConfigError(f"{directory}: not a saved uattr model (no {name})")
@@ -426,7 +431,7 @@ def model_card(model: UnifiedEncoder, architecture: str | None = None) -> str:
             "```python",
             "from uattr.model import UnifiedEncoder",
             "",
-            'model = UnifiedEncoder.from_pretrained("<this folder>")',
+            'model = UnifiedEncoder.from_pretrained("<this folder, or its Hugging Face Hub id>")',
             "embeddings = model.embed([waveform], sample_rate=16000)  # {attribute: tensor [1, dim]}",
             "```",
             "",

@@ -21,7 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="experiment dir (exp/<tag>) or model dir (save_pretrained)")
+    parser.add_argument(
+        "--model", required=True,
+        help="experiment dir (exp/<tag>), model dir (save_pretrained), or a model's Hub id (org/name)",
+    )
     parser.add_argument("--data", required=True, nargs="+",
                         help="Kaldi data dir(s), e.g. data/test (several: the model is loaded once)")
     parser.add_argument("--out", required=True, help="output root: <out>/<attr>/<set>/emb.scp")

@@ -19,7 +19,9 @@ from uattr.scoring.plots import image_format, plot_layer_weights, read_layer_wei
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="model dir (written by save_pretrained), or an experiment dir with model/")
+    source.add_argument(
+        "--model", help="model dir (written by save_pretrained), an experiment dir with model/, or a model's Hub id"
+    )
     source.add_argument("--weights", metavar="JSON", help="layer-weight JSON file (as --json-out writes)")
     parser.add_argument("--out", help="image file (.png, .pdf, .svg)")
     parser.add_argument("--json-out", help="write the weights as JSON")
