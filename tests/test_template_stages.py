@@ -284,6 +284,18 @@ def test_an_external_model_is_not_also_scored_as_the_untrained_baselines(tmp_pat
     assert "the untrained baselines (--untrained_systems baseline) are not evaluated" in output
 
 
+def test_an_external_model_given_as_a_hub_id_is_named_after_it(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    status, output, calls = _run(recipe, env, "--stage", "4", "--stop_stage", "4", "--external_model",
+                                 "some-lab/uattr-joint.v1", "--systems", "")
+    assert status == 0, output
+    extracts = [call for call in calls if call.startswith("extract ")]
+    assert len(extracts) == 1 and "--model some-lab/uattr-joint.v1 --data " in extracts[0]
+    assert "--out exp/uattr-joint.v1/emb" in extracts[0]
+    status, output, _ = _run(recipe, env, "--stage", "4", "--stop_stage", "4", "--external_model", "./no/model")
+    assert status == 2 and "Error: --external_model ./no/model: no config.yaml" in output
+
+
 def _fake_slurm(recipe: Path, env: dict[str, str]) -> None:
     """sbatch (logged) runs the array's one task here, on "node1" of "node[1-2]"; srun runs the command (once)."""
     fake = Path(env["PATH"].split(":")[0])

@@ -43,8 +43,9 @@ train_opts=""          # extra `uattr train` overrides for every system (e.g. --
 train_jobs=1           # systems trained at the same time, each with its share of the CPU threads (CPU recipes:
                        # two 1-thread trainings on 2 cores do ~1.3x the work of one 2-thread training)
 device=""              # cpu | cuda (empty: cuda when ngpu > 0)
-external_model=""      # evaluate this trained model dir (uattr save_pretrained) instead of training: stage 3 is
-                       # skipped and ${systems} (default: the model's experiment name) names it in exp/ and RESULTS.md
+external_model=""      # evaluate this trained model dir (uattr save_pretrained), or its Hugging Face Hub id
+                       # <org>/<name>, instead of training: stage 3 is skipped and ${systems} (default: the model's
+                       # experiment name, or <name>) names it in exp/ and RESULTS.md
 
 # Evaluation
 sv_attr=speaker        # attribute whose embeddings are scored on trials
@@ -93,7 +94,8 @@ Training:
   --train_opts     # extra dotted overrides for uattr train (default: "${train_opts}")
   --train_jobs     # systems trained at the same time on this machine (default: ${train_jobs})
   --device         # cpu|cuda (default: ${device:-cuda when ngpu > 0, else cpu})
-  --external_model # a trained model dir to evaluate instead of training (default: "${external_model}")
+  --external_model # a trained model dir, or its Hub id <org>/<name>, to evaluate instead of training
+                   # (default: "${external_model}")
 Evaluation:
   --sv_attr        # attribute scored on trials (default: ${sv_attr})
   --sv_sets        # trial lists, "<set>" or "<set>:<trials file>" (default: "${sv_sets}")
@@ -145,10 +147,15 @@ fi
 [ -z "${device}" ] && { [ "${ngpu}" -gt 0 ] && device=cuda || device=cpu; }
 [[ ${device} =~ ^(cpu|cuda(:[0-9]+)?)$ ]] || { log "Error: --device is cpu, cuda or cuda:N, not '${device}'"; exit 2; }
 if [ -n "${external_model}" ]; then
-  [ -f "${external_model}/config.yaml" ] || { log "Error: --external_model ${external_model}: no config.yaml"; exit 2; }
-  if [ -z "${systems}" ]; then  # exp/<name>/model → <name>
-    systems=$(basename "$(cd "${external_model}" && pwd)")
-    [ "${systems}" = model ] && systems=$(basename "$(cd "${external_model}/.." && pwd)")
+  if [ ! -e "${external_model}" ] && [[ ${external_model} =~ ^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+$ ]]; then
+    [ -z "${systems}" ] && systems=${external_model#*/}  # a Hugging Face Hub id <org>/<name> → <name>
+  else
+    [ -f "${external_model}/config.yaml" ] \
+      || { log "Error: --external_model ${external_model}: no config.yaml"; exit 2; }
+    if [ -z "${systems}" ]; then  # exp/<name>/model → <name>
+      systems=$(basename "$(cd "${external_model}" && pwd)")
+      [ "${systems}" = model ] && systems=$(basename "$(cd "${external_model}/.." && pwd)")
+    fi
   fi
   [ "$(wc -w <<< "${systems}")" -eq 1 ] || { log "Error: --external_model names one system, got '${systems}'"; exit 2; }
   if [ -n "${untrained_systems}" ]; then  # stage 3 does not run: they would be scored as the external model
