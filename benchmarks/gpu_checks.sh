@@ -23,8 +23,8 @@ check() {  # check NAME COMMAND...: run COMMAND, its output into $out/NAME and t
     echo "== $name: $((SECONDS - started)) s"
 }
 
-check device.txt bash -c "nvidia-smi -L && $python -c 'import sys, torch, transformers; \
-print(sys.version.split()[0], torch.__version__, transformers.__version__, torch.cuda.get_device_name())'"
+check device.txt bash -c 'nvidia-smi -L && "$1" -c "import sys, torch, transformers; \
+print(sys.version.split()[0], torch.__version__, transformers.__version__, torch.cuda.get_device_name())"' _ "$python"
 check tests.log env HF_HUB_OFFLINE=1 "$python" -m pytest -q -p no:cacheprovider -rs -m gpu tests
 for preset in small w2v-bert-2.0; do
     check "train_step_$preset.md" "$python" benchmarks/train_step.py --device cuda --preset "$preset" --amp bf16 \

@@ -216,8 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(
         f"\n{args.preset} encoder ({cached['parameters'] / 1e6:.1f}M parameters with branches), "
-        f"{device_name(args.device)}, amp {args.amp}, batch {args.batch_size} utterances of 2–9.9 s, {args.num_workers} loader workers, "
-        f"median of {args.steps} updates\n"
+        f"{device_name(args.device)}, amp {args.amp}, batch {args.batch_size} utterances of 2–9.9 s, "
+        f"{args.num_workers} loader workers, median of {args.steps} updates\n"
     )
     print("| measure | s/update | utterances/s |\n|---|---|---|")
     print(f"| data pipeline alone (loader) | – | {cached['pipeline_utt_s']:.1f} |")

@@ -449,7 +449,7 @@ def test_two_voice_ids_with_the_same_audio_of_one_text_are_refused(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (tools/install_system.sh)")
-def test_espeak_variants_a_regional_voice_ignores_are_refused(tmp_path):
+def test_two_variants_of_a_regional_espeak_voice_are_refused_as_one_voice(tmp_path):
     def jobs(*voices: str) -> list[tts.SynthesisJob]:
         made = [
             tts.SynthesisJob(f"v{index}-fr-u1", tts.Voice(f"v{index}", "fr", "espeak", (voice,), f"roster:{index}"),

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from huggingface_hub import constants
+import huggingface_hub
+from huggingface_hub import constants, errors
 
 from data_fixtures import make_data_dir
 from uattr.attributes.base import AttributeConfig
 from uattr.bin.main import main as uattr_main
 from uattr.data.tables import read_embedding_table
 from uattr.errors import ConfigError
-from uattr.hub import model_folder
+from uattr.extract import resolve_model_dir
+from uattr.hub import hub_model_id, model_folder
 from uattr.model import ModelConfig, UnifiedEncoder
 from uattr.upstream.base import UpstreamConfig
 from uattr.upstream.create import create_upstream
@@ -50,10 +53,13 @@ def test_a_model_on_the_hub_loads_by_its_id_at_a_branch_or_a_commit(saved_model:
     snapshot = cache_as_hub_model(saved_model, "some-lab/uattr-tiny")
     wav = [0.1 * torch.randn(8000, generator=torch.Generator().manual_seed(0))]
     expected = UnifiedEncoder.from_pretrained(saved_model).embed(wav, sample_rate=16000)["speaker"]
-    for revision in (None, COMMIT):
-        model = UnifiedEncoder.from_pretrained("some-lab/uattr-tiny", revision=revision)
+    for name, revision in (("some-lab/uattr-tiny", None), ("some-lab/uattr-tiny", COMMIT),
+                           (f"some-lab/uattr-tiny@{COMMIT}", None), ("some-lab/uattr-tiny@main", None)):
+        model = UnifiedEncoder.from_pretrained(name, revision=revision)
         assert model.source == str(snapshot.absolute())
         torch.testing.assert_close(model.embed(wav, sample_rate=16000)["speaker"], expected)
+    with pytest.raises(ConfigError, match="two revisions, 'main' in the id and 'v2'"):
+        UnifiedEncoder.from_pretrained("some-lab/uattr-tiny@main", revision="v2")
 
 
 def test_uattr_extract_takes_a_hub_id(saved_model: Path, tmp_path: Path) -> None:
@@ -66,17 +72,54 @@ def test_uattr_extract_takes_a_hub_id(saved_model: Path, tmp_path: Path) -> None
 
 
 def test_an_id_neither_local_nor_on_the_hub_is_one_config_error(tmp_path: Path, capsys) -> None:
-    with pytest.raises(ConfigError, match=r"^nobody/nothing: no local folder of that name, and no Hugging Face Hub "):
+    offline = "nobody/nothing: no such local folder, and the Hugging Face Hub model could not be loaded: it is not in "
+    with pytest.raises(ConfigError, match=f"^{offline}the Hub cache, and the Hub cannot be reached"):
         UnifiedEncoder.from_pretrained("nobody/nothing")
     argv = ["extract", "--model", "nobody/nothing", "--data", str(tmp_path), "--out", str(tmp_path / "emb")]
     assert uattr_main(argv) == 1
-    assert "ERROR: nobody/nothing: no local folder of that name" in capsys.readouterr().err
+    assert f"ERROR: {offline}" in capsys.readouterr().err
 
 
-def test_a_local_folder_is_taken_as_given_and_takes_no_revision(saved_model: Path, tmp_path: Path, monkeypatch) -> None:
-    assert model_folder(saved_model) == saved_model
+def _hub_error(kind: type[Exception], text: str) -> Exception:
+    """An error as huggingface_hub raises it for an HTTP status, without the response it is built from."""
+    error = kind.__new__(kind)
+    Exception.__init__(error, text)
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (_hub_error(errors.RepositoryNotFoundError, "401 Client Error."), "no such repository (or a private one"),
+        (_hub_error(errors.GatedRepoError, "403 Client Error."), "the repository is gated: accept its conditions"),
+        (_hub_error(errors.RevisionNotFoundError, "404 Client Error."), "the repository has no revision 'v9'"),
+        (ConnectionError("\nMax retries exceeded with url: /api/models\n(caused by timeout)"), "Max retries exceeded"),
+    ],
+)
+def test_hub_failures_say_why_in_words(monkeypatch, error: Exception, reason: str) -> None:
+    """huggingface_hub's HTTP errors start with a bare status line, and the Hub answers 401 for a repository
+    that does not exist: the message must not read as a login problem alone."""
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fail)
+    with pytest.raises(ConfigError, match=f"^some/repo@v9: no such local folder, .* loaded: {re.escape(reason)}"):
+        model_folder("some/repo@v9")
+
+
+def test_what_reads_as_a_hub_id(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "org" / "name").mkdir(parents=True)
-    assert model_folder("org/name") == Path("org/name")  # a folder here, though it reads like an id
-    with pytest.raises(ConfigError, match="a revision .* applies to a Hub repo id, not to a local folder"):
+    assert hub_model_id("org/name") == ("org/name", None)
+    assert hub_model_id("org/name.v1@a1b2c3") == ("org/name.v1", "a1b2c3")
+    for path in ("name", "./org/name", "/org/name", "~/name", "org/name/model", "org/name@x/y", Path("org/name")):
+        assert hub_model_id(path) is None, path
+    (tmp_path / "exp").mkdir()  # "exp/joint" is a mistyped path here, not a repository
+    assert hub_model_id("exp/joint") is None
+    with pytest.raises(ConfigError, match="^exp/joint: not a uattr model dir"):
+        resolve_model_dir("exp/joint")
+
+
+def test_a_local_folder_is_taken_as_given_and_takes_no_revision(saved_model: Path) -> None:
+    assert model_folder(saved_model) == model_folder(str(saved_model)) == saved_model
+    with pytest.raises(ConfigError, match="a revision .* applies to a Hub model id, not to a path"):
         model_folder(saved_model, revision="main")

@@ -287,13 +287,14 @@ def test_an_external_model_is_not_also_scored_as_the_untrained_baselines(tmp_pat
 def test_an_external_model_given_as_a_hub_id_is_named_after_it(tmp_path: Path) -> None:
     recipe, env = _recipe(tmp_path)
     status, output, calls = _run(recipe, env, "--stage", "4", "--stop_stage", "4", "--external_model",
-                                 "some-lab/uattr-joint.v1", "--systems", "")
+                                 "some-lab/uattr-joint.v1@a1b2c3", "--systems", "")
     assert status == 0, output
     extracts = [call for call in calls if call.startswith("extract ")]
-    assert len(extracts) == 1 and "--model some-lab/uattr-joint.v1 --data " in extracts[0]
+    assert len(extracts) == 1 and "--model some-lab/uattr-joint.v1@a1b2c3 --data " in extracts[0]
     assert "--out exp/uattr-joint.v1/emb" in extracts[0]
-    status, output, _ = _run(recipe, env, "--stage", "4", "--stop_stage", "4", "--external_model", "./no/model")
-    assert status == 2 and "Error: --external_model ./no/model: no config.yaml" in output
+    for path in ("./no/model", "exp/joint"):  # exp/ exists: a mistyped path, not a Hub id
+        status, output, _ = _run(recipe, env, "--stage", "4", "--stop_stage", "4", "--external_model", path)
+        assert status == 2 and f"Error: --external_model {path}: no config.yaml" in output
 
 
 def _fake_slurm(recipe: Path, env: dict[str, str]) -> None:

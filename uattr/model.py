@@ -28,12 +28,12 @@ from safetensors import SafetensorError
 from torch import nn
 
 from uattr import __version__
-from uattr.hub import model_folder
 from uattr.attributes import AttributeConfig, AttributeExpert, build_expert
 from uattr.attributes.label import LabelExpert
 from uattr.config import from_dict, load_yaml, save_yaml
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import atomic_dir, atomic_path, atomic_write
+from uattr.hub import model_folder
 from uattr.losses.base import gives_logits
 from uattr.registry import UnknownComponentError
 from uattr.upstream.base import Upstream, UpstreamConfig

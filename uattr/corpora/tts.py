@@ -356,8 +356,10 @@ def require_distinct_voices(jobs: Sequence[SynthesisJob]) -> None:
     for job in jobs:
         groups.setdefault((job.text, job.wav.stat().st_size), []).append(job)
     for group in groups.values():
+        if len(group) < 2:
+            continue
         first: dict[str, SynthesisJob] = {}
-        for job in group if len(group) > 1 else ():
+        for job in group:
             other = first.setdefault(hashlib.sha256(job.wav.read_bytes()).hexdigest(), job)
             if other.voice.voice_id != job.voice.voice_id:
                 raise ConfigError(

@@ -44,8 +44,8 @@ train_jobs=1           # systems trained at the same time, each with its share o
                        # two 1-thread trainings on 2 cores do ~1.3x the work of one 2-thread training)
 device=""              # cpu | cuda (empty: cuda when ngpu > 0)
 external_model=""      # evaluate this trained model dir (uattr save_pretrained), or its Hugging Face Hub id
-                       # <org>/<name>, instead of training: stage 3 is skipped and ${systems} (default: the model's
-                       # experiment name, or <name>) names it in exp/ and RESULTS.md
+                       # <org>/<name>[@<revision>], instead of training: stage 3 is skipped and ${systems}
+                       # (default: the model's experiment name, or <name>) names it in exp/ and RESULTS.md
 
 # Evaluation
 sv_attr=speaker        # attribute whose embeddings are scored on trials
@@ -94,7 +94,7 @@ Training:
   --train_opts     # extra dotted overrides for uattr train (default: "${train_opts}")
   --train_jobs     # systems trained at the same time on this machine (default: ${train_jobs})
   --device         # cpu|cuda (default: ${device:-cuda when ngpu > 0, else cpu})
-  --external_model # a trained model dir, or its Hub id <org>/<name>, to evaluate instead of training
+  --external_model # a trained model dir, or its Hub id <org>/<name>[@<revision>], to evaluate instead of training
                    # (default: "${external_model}")
 Evaluation:
   --sv_attr        # attribute scored on trials (default: ${sv_attr})
@@ -147,8 +147,11 @@ fi
 [ -z "${device}" ] && { [ "${ngpu}" -gt 0 ] && device=cuda || device=cpu; }
 [[ ${device} =~ ^(cpu|cuda(:[0-9]+)?)$ ]] || { log "Error: --device is cpu, cuda or cuda:N, not '${device}'"; exit 2; }
 if [ -n "${external_model}" ]; then
-  if [ ! -e "${external_model}" ] && [[ ${external_model} =~ ^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9._-]+$ ]]; then
-    [ -z "${systems}" ] && systems=${external_model#*/}  # a Hugging Face Hub id <org>/<name> → <name>
+  # A Hugging Face Hub model id <org>/<name>[@<revision>] → system <name>, by uattr/hub.py's rule: no path that
+  # starts with / . or ~, nor one whose first part exists here (exp/joint with an exp/ folder is a mistyped path).
+  hub_id='^[^/.~@][^/@]*/[^/@]+(@[^/@]+)?$'
+  if [[ ${external_model} =~ ${hub_id} ]] && [ ! -e "${external_model%%/*}" ]; then
+    [ -z "${systems}" ] && { systems=${external_model#*/}; systems=${systems%@*}; }
   else
     [ -f "${external_model}/config.yaml" ] \
       || { log "Error: --external_model ${external_model}: no config.yaml"; exit 2; }
