@@ -487,10 +487,11 @@ def test_gradient_scale_options_are_checked(models: dict[str, Path]) -> None:
         build(0, scale=0.3)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("arch", ["w2v-bert", "wav2vec2"])
 def test_a_model_cast_to_half_precision_embeds_float32_audio(
-    models: dict[str, Path], arch: str, dtype: torch.dtype
+    models: dict[str, Path], arch: str, dtype: torch.dtype, device: str
 ) -> None:
     from uattr.attributes import AttributeConfig
     from uattr.branch import BranchConfig
@@ -506,11 +507,11 @@ def test_a_model_cast_to_half_precision_embeds_float32_audio(
     model = UnifiedEncoder(ModelConfig(UpstreamConfig(name=f"hf:{models[arch]}"), attributes, "fixed"))
     waves = [0.1 * torch.randn(length, generator=torch.Generator().manual_seed(length)) for length in WAV_LENS]
     full = model.embed(waves, sample_rate=16000)
-    half = model.to(dtype).embed(waves, sample_rate=16000)
+    half = model.to(device, dtype).embed(waves, sample_rate=16000)
     for name, embedding in half.items():
-        assert embedding.dtype == dtype, name
+        assert embedding.dtype == dtype and embedding.device.type == device, name
         # Half precision keeps about 3 significant digits; the embeddings' entries are of order 0.1–1.
-        torch.testing.assert_close(embedding.float(), full[name], atol=0.05, rtol=0.05)
+        torch.testing.assert_close(embedding.float().cpu(), full[name], atol=0.05, rtol=0.05)
 
 
 def test_an_s3prl_upstream_in_half_precision_is_a_clear_error(models: dict[str, Path]) -> None:
