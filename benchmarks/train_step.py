@@ -38,6 +38,7 @@ import torch
 from uattr.config import from_dict
 from uattr.data.kaldi import write_data_dir
 from uattr.data.tables import EmbeddingTableWriter
+from uattr.speechbrain_import import import_speechbrain
 from uattr.teachers.base import Teacher, register_teacher
 from uattr.train.config import ExperimentConfig
 from uattr.train.trainer import Trainer
@@ -62,16 +63,14 @@ class RandomEcapaTeacher(Teacher):
     dim = SPEAKER_DIM
 
     def __init__(self, device: str = "cpu") -> None:
-        from speechbrain.lobes.features import Fbank
-        from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+        features = import_speechbrain("speechbrain.lobes.features")
+        ecapa = import_speechbrain("speechbrain.lobes.models.ECAPA_TDNN")
 
         self.device = torch.device(device)
-        self.features = Fbank(n_mels=80).to(self.device)
-        self.network = (
-            ECAPA_TDNN(80, channels=[1024, 1024, 1024, 1024, 3072], attention_channels=128, lin_neurons=SPEAKER_DIM)
-            .to(self.device)
-            .eval()
-        )
+        self.features = features.Fbank(n_mels=80).to(self.device)
+        channels = [1024, 1024, 1024, 1024, 3072]
+        network = ecapa.ECAPA_TDNN(80, channels=channels, attention_channels=128, lin_neurons=SPEAKER_DIM)
+        self.network = network.to(self.device).eval()
 
     def embed(self, batch: Sequence[np.ndarray]) -> np.ndarray:
         wavs = [torch.as_tensor(np.asarray(wav, dtype=np.float32)) for wav in batch]

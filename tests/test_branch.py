@@ -97,9 +97,11 @@ def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     [(torch.float64, None, 1e-12), (torch.float32, None, 1e-5), (torch.float32, torch.bfloat16, 2e-2),
      (torch.float32, torch.float16, 5e-3)],
 )
-def test_fused_projection_on_cuda_equals_the_reference(dtype, autocast, tolerance) -> None:
+def test_fused_projection_on_cuda_equals_the_reference(dtype, autocast, tolerance, monkeypatch) -> None:
     """The custom autograd Function on a GPU: its output and all four gradients equal the reference's (computed
-    outside autocast) to the precision it runs at."""
+    outside autocast) to the precision it runs at; float32 without TF32, which an import elsewhere may have
+    turned on (uattr/speechbrain_import.py)."""
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     tensors = tuple(
         tensor.detach().cuda().requires_grad_()
         for tensor in _inputs(layers=5, batch=3, frames=50, dim=64, out=32, dtype=dtype)

@@ -8,6 +8,7 @@ from torch import nn
 
 from uattr.losses.base import ClassificationLoss, check_flag
 from uattr.registry import LOSSES
+from uattr.speechbrain_import import import_speechbrain
 
 
 @LOSSES.register("ce")
@@ -43,11 +44,11 @@ class AAMSoftmaxLoss(ClassificationLoss):
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
         # imported here: speechbrain takes seconds to import and only this loss needs it
-        from speechbrain.nnet.losses import AdditiveAngularMargin
+        speechbrain_losses = import_speechbrain("speechbrain.nnet.losses")
 
         self.weight = nn.Parameter(torch.empty(num_classes, embedding_dim))
         nn.init.xavier_uniform_(self.weight)
-        self.margin = AdditiveAngularMargin(
+        self.margin = speechbrain_losses.AdditiveAngularMargin(
             margin=float(margin), scale=float(scale), easy_margin=check_flag("easy_margin", easy_margin)
         )
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from uattr.errors import BatchItemError, ConfigError
+from uattr.speechbrain_import import import_speechbrain
 from uattr.teachers.base import SAMPLE_RATE, Teacher, register_teacher, resolve_model
 
 DEFAULT_ECAPA_MODEL = "speechbrain/spkrec-ecapa-voxceleb"
@@ -26,8 +27,8 @@ class EcapaTeacher(Teacher):
     normalized = False
 
     def __init__(self, model: str = DEFAULT_ECAPA_MODEL, device: str = "cpu") -> None:
-        from speechbrain.inference.classifiers import EncoderClassifier  # heavy: imported only when built
-        from speechbrain.utils.fetching import FetchConfig
+        classifiers = import_speechbrain("speechbrain.inference.classifiers")  # heavy: imported only when built
+        fetching = import_speechbrain("speechbrain.utils.fetching")
 
         self.model = model
         if device == "cuda":  # speechbrain wants an index; plain "cuda" means torch's current device
@@ -37,11 +38,11 @@ class EcapaTeacher(Teacher):
         # A local folder is its own savedir: speechbrain then finds every checkpoint there and never looks at
         # the hub paths its hyperparams.yaml may name; a hub id goes through the Hugging Face cache.
         try:
-            self._classifier = EncoderClassifier.from_hparams(
+            self._classifier = classifiers.EncoderClassifier.from_hparams(
                 source=source,
                 savedir=source if local else None,
                 run_opts={"device": device},
-                fetch_config=FetchConfig(allow_network=not local),
+                fetch_config=fetching.FetchConfig(allow_network=not local),
             )
         except (OSError, ValueError) as error:  # a hub id that cannot be fetched; a folder that is not a model
             raise ConfigError(f"speechbrain-ecapa model '{model}': cannot load it ({error})") from None
