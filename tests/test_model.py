@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+import huggingface_hub
 import numpy as np
 import pytest
 import torch
@@ -323,6 +324,21 @@ def test_save_and_load_round_trip_gives_identical_embeddings(tiny_encoder_dir: P
                      "model: all-MiniLM-L6-v2", f"hf:{tiny_encoder_dir}", "## Layer weights", "from_pretrained",
                      "Encoder architecture: `upstream/`"]:
         assert expected in card
+    # The Hub reads the front matter: library, task, attributes as tags; a local encoder is no base model.
+    metadata = huggingface_hub.ModelCard(card).data.to_dict()
+    assert metadata == {"library_name": "uattr", "pipeline_tag": "feature-extraction",
+                        "tags": ["audio", "speech", "uattr", "semantic", "speaker", "lang"]}
+
+
+def test_the_model_card_names_a_hub_encoder_as_its_base_model(tiny_encoder_dir: Path) -> None:
+    """An encoder named by its Hub id (here built from its architecture files alone, as a saved model is) becomes
+    the card's base_model, which links the model to it on the Hub."""
+    from uattr.model import model_card
+
+    upstream = UpstreamConfig(name="hf:facebook/w2v-bert-2.0", architecture=str(tiny_encoder_dir))
+    model = UnifiedEncoder(ModelConfig(upstream, {"speaker": AttributeConfig(dim=8)}))
+    metadata = huggingface_hub.ModelCard(model_card(model)).data.to_dict()
+    assert metadata["base_model"] == "facebook/w2v-bert-2.0" and metadata["tags"][-1] == "speaker"
 
 
 def _reverse_header_order(source: Path, target: Path) -> None:

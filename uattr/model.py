@@ -24,6 +24,7 @@ import numpy as np
 import safetensors.torch
 import torch
 import torchaudio
+import yaml
 from safetensors import SafetensorError
 from torch import nn
 
@@ -33,7 +34,7 @@ from uattr.attributes.label import LabelExpert
 from uattr.config import from_dict, load_yaml, save_yaml
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import atomic_dir, atomic_path, atomic_write
-from uattr.hub import model_folder
+from uattr.hub import hub_model_id, model_folder
 from uattr.losses.base import gives_logits
 from uattr.registry import UnknownComponentError
 from uattr.upstream.base import Upstream, UpstreamConfig
@@ -367,6 +368,20 @@ def _as_waveform_list(waveforms: torch.Tensor | Sequence[torch.Tensor | np.ndarr
     return result
 
 
+def _hub_metadata(model: UnifiedEncoder) -> list[str]:
+    """The model card's YAML front matter, which the Hugging Face Hub reads when the folder is uploaded: the
+    library, the task, the attributes as tags, and the encoder it was trained from when that is a Hub model."""
+    metadata: dict[str, object] = {
+        "library_name": "uattr",
+        "pipeline_tag": "feature-extraction",
+        "tags": ["audio", "speech", "uattr", *model.attributes],
+    }
+    family, _, source = model.config.upstream.name.partition(":")
+    if family == "hf" and hub_model_id(source) is not None:
+        metadata["base_model"] = source
+    return ["---", yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
+
+
 def model_card(model: UnifiedEncoder, architecture: str | None = None) -> str:
     """A README.md for a saved model: what each embedding is, where it comes from, and how to load it;
     ``architecture`` is the folder of the encoder's architecture files, if saved."""
@@ -395,6 +410,7 @@ def model_card(model: UnifiedEncoder, architecture: str | None = None) -> str:
     upstream = model.upstream
     return "\n".join(
         [
+            *_hub_metadata(model),
             "# uattr unified speech encoder",
             "",
             f"One speech encoder, {len(weights)} utterance-level embedding(s) from one forward pass "
