@@ -2,8 +2,8 @@
 
 A model folder written by ``UnifiedEncoder.save_pretrained`` (``config.yaml``, ``model.safetensors``, ``upstream/``,
 ``README.md`` model card) is self-contained, so sharing one is an upload of the folder (``hf upload <org>/<name>
-exp/<tag>/model``) and its README, with its metadata, becomes the Hub's model card. :func:`model_folder` turns a Hub model id,
-``<org>/<name>`` or ``<org>/<name>@<revision>``, back into a local folder through
+exp/<tag>/model``) and its README, with its metadata, becomes the Hub's model card. :func:`model_folder` turns a
+Hub model id, ``<org>/<name>`` or ``<org>/<name>@<revision>``, back into a local folder through
 ``huggingface_hub.snapshot_download``, which keeps the download in the Hub cache and reuses it offline
 (``HF_HUB_OFFLINE=1``).
 
