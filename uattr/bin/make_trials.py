@@ -77,8 +77,9 @@ def main(args: argparse.Namespace) -> None:
         num_target = every_target if args.num_target is None else args.num_target
         trials = make_trials(utt2spk, utt2lang, num_target=num_target, num_nontarget=args.num_nontarget, **options)
     targets = sum(label == "target" for _, _, label in trials)
+    # balanced_trials gives what exists without a word; with --num-nontarget, make_trials warns of a shortfall itself
     if args.num_nontarget is None and args.num_target is not None and targets < args.num_target:
-        logger.warning("only %d target trials exist (%d asked for)", targets, args.num_target)  # (make_trials says it)
+        logger.warning("only %d target trials exist (%d asked for)", targets, args.num_target)
     if not targets:
         raise DataError(f"{data.path}: no speaker has two utterances{' of two texts' if utt2text else ''}, "
                         f"so there is no target trial")
