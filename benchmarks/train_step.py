@@ -7,7 +7,8 @@ The trainer is ``uattr.train.trainer.Trainer`` with the paper's optimisers; one 
 (forward, backward, clipping, both optimisers, schedules) on one batch of ``--batch-size`` utterances.
 
 1. data pipeline alone: utterances/s of the train DataLoader (audio decoding, collation; ``--num-workers``) in
-   its steady state, over one epoch less each worker's first batch;
+   its steady state, over one epoch less each worker's first batch; again with every utterance augmented
+   (``data.augment``: generated noise, babble of 3–7 recordings or reverberation, one of them per utterance);
 2. model step with cached targets, on batches loaded beforehand;
 3. the same step with the speaker targets from a random-init speechbrain ``ECAPA_TDNN`` of the real size
    (channels 1024 ×4 + 3072, attention 128, 192-d, 80 mel bins: spkrec-ecapa-voxceleb's hyperparameters) run on
@@ -101,7 +102,34 @@ def make_corpus(root: Path, utterances: int, seed: int) -> Path:
     return data
 
 
-def experiment(root: Path, upstream: Path, data: Path, args: argparse.Namespace, on_the_fly: bool) -> ExperimentConfig:
+def make_augmentation(root: Path, seed: int) -> dict[str, Any]:
+    """``data.augment`` with every utterance augmented, from generated sources: 20 noise recordings of 30 s (read
+    as noise and, 3–7 at a time, as babble) and 20 impulse responses of 0.5 s (exponentially decaying noise)."""
+    rng = np.random.default_rng(seed)
+    sources: dict[str, dict[str, str]] = {"noise": {}, "rirs": {}}
+    for index in range(20):
+        noise_samples = 0.1 * rng.standard_normal(30 * 16000)
+        rir_samples = np.exp(-np.arange(8000) / rng.uniform(400, 2400)) * rng.standard_normal(8000)
+        for kind, samples in (("noise", noise_samples), ("rirs", rir_samples)):
+            path = root / kind / f"{kind}{index:02d}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(path), samples.astype(np.float32), 16000)
+            sources[kind][path.stem] = str(path)
+    noise = str(write_data_dir(root / "data" / "noise", wav_scp=sources["noise"]))
+    return {
+        "prob": 1.0,
+        "noise": {
+            "noise": {"data": noise, "snr": [0, 15]},
+            "babble": {"data": noise, "snr": [13, 20], "count": [3, 7]},
+        },
+        "rir": str(write_data_dir(root / "data" / "rirs", wav_scp=sources["rirs"])),
+    }
+
+
+def experiment(
+    root: Path, upstream: Path, data: Path, args: argparse.Namespace, on_the_fly: bool,
+    augment: dict[str, Any] | None = None,
+) -> ExperimentConfig:
     speaker: dict[str, Any] = {"expert": "distill"}
     trainer: dict[str, Any] = {"max_steps": 10**6, "device": args.device, "amp": args.amp, "log_every": 10**6}
     if on_the_fly:
@@ -118,6 +146,7 @@ def experiment(root: Path, upstream: Path, data: Path, args: argparse.Namespace,
                 "target_pattern": str(root / "dump" / "{attr}" / "{set}"),
                 "max_batch_size": args.batch_size,
                 "num_workers": args.num_workers,
+                "augment": augment or {},
             },
             "trainer": trainer,
         },
@@ -212,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with generated_setup(args, args.utterances) as (root, upstream, data):
         cached = run_case(experiment(root, upstream, data, args, on_the_fly=False), root / "exp-cached", args)
         live = run_case(experiment(root, upstream, data, args, on_the_fly=True), root / "exp-live", args)
+        config = experiment(root, upstream, data, args, on_the_fly=False, augment=make_augmentation(root, args.seed))
+        augmented = time_data_pipeline(Trainer(config, root / "exp-augmented"), args.num_workers)
 
     print(
         f"\n{args.preset} encoder ({cached['parameters'] / 1e6:.1f}M parameters with branches), "
@@ -220,11 +251,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print("| measure | s/update | utterances/s |\n|---|---|---|")
     print(f"| data pipeline alone (loader) | – | {cached['pipeline_utt_s']:.1f} |")
+    print(f"| data pipeline, every utterance augmented | – | {augmented:.1f} |")
     print(f"| model step, cached teacher targets | {cached['step_s']:.3f} | {cached['step_utt_s']:.1f} |")
     print(f"| model step, on-the-fly ECAPA teacher | {live['step_s']:.3f} | {live['step_utt_s']:.1f} |")
     print(
         f"\non-the-fly / cached step time: {live['step_s'] / cached['step_s']:.2f}×; "
-        f"data pipeline / cached model step throughput: {cached['pipeline_utt_s'] / cached['step_utt_s']:.1f}×"
+        f"data pipeline / cached model step throughput: {cached['pipeline_utt_s'] / cached['step_utt_s']:.1f}× "
+        f"(augmented: {augmented / cached['step_utt_s']:.1f}×); augmentation costs the pipeline "
+        f"{cached['pipeline_utt_s'] / augmented:.2f}× its time"
     )
     return 0
 

@@ -35,6 +35,7 @@ from train_fixtures import (  # noqa: F401  (one_thread: autouse fixture)
 )
 import uattr.train.trainer as trainer_module
 from uattr.config import from_dict, load_yaml
+from uattr.data.kaldi import write_data_dir
 from uattr.data.sampler import DynamicBatchSampler
 from uattr.errors import ConfigError, DataError
 from uattr.model import UnifiedEncoder
@@ -602,6 +603,37 @@ def test_resume_refuses_data_that_changed_under_the_same_paths(tmp_path, monkeyp
         Trainer(config, exp)
     wav_scp.write_text(original)
     assert Trainer(config, exp).step == 3
+
+
+def test_augmented_training_resumes_bit_identically_and_refuses_other_noise(experiment, tmp_path, monkeypatch) -> None:
+    """Noise and reverberation drawn per (seed, epoch, item): a killed and resumed run ends with the weights of the
+    uninterrupted one (and not those of a run without augmentation); noise recordings changed under the same data
+    dir are refused on resume."""
+    rng = np.random.default_rng(0)
+    wav_scp = {}
+    recordings = {"n1": rng.normal(size=8000), "n2": rng.normal(size=3000), "r1": [1.0, 0.0, 0.5, 0.25]}
+    for name, samples in recordings.items():
+        wav_scp[name] = str(tmp_path / f"{name}.wav")
+        soundfile.write(wav_scp[name], np.asarray(samples, np.float32) * 0.1, 16000)
+    noise = write_data_dir(tmp_path / "noise", wav_scp={k: v for k, v in wav_scp.items() if k != "r1"})
+    rirs = write_data_dir(tmp_path / "rirs", wav_scp={"r1": wav_scp["r1"]})
+    augment = {"prob": 0.8, "noise": {"noise": {"data": str(noise), "snr": [0, 10]}}, "rir": str(rirs)}
+    config = build_config(experiment, data={"augment": augment})
+    Trainer(config, tmp_path / "straight").run()
+    run_until_killed(config, tmp_path / "resumed", monkeypatch, step=3)
+    Trainer(config, tmp_path / "resumed").run()
+    Trainer(build_config(experiment), tmp_path / "clean").run()
+    final = {
+        run: safetensors.torch.load_file(tmp_path / run / "model" / "model.safetensors")
+        for run in ("straight", "resumed", "clean")
+    }
+    assert all(torch.equal(final["straight"][key], final["resumed"][key]) for key in final["straight"])
+    assert not all(torch.equal(final["straight"][key], final["clean"][key]) for key in final["straight"])
+
+    run_until_killed(config, tmp_path / "changed", monkeypatch, step=3)
+    (noise / "wav.scp").write_text(f"n1 {wav_scp['n2']}\nn2 {wav_scp['n1']}\n")
+    with pytest.raises(ConfigError, match=r"data changed since this checkpoint \(train augmentation 'noise'"):
+        Trainer(config, tmp_path / "changed")
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,8 @@ def stack_targets(attr: str, ids: Sequence[str], values: Sequence[torch.Tensor])
 
 
 def collate_batch(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``{"ids", "wavs": FloatTensor[B, S_max] zero-padded, "wav_lens": LongTensor[B], "targets": {attr: [B, ...]}}``."""
+    """``{"ids", "wavs": FloatTensor[B, S_max] zero-padded, "wav_lens": LongTensor[B], "targets": {attr: [B, ...]}}``,
+    and ``"clean_wavs"`` (padded the same way) when the items hold the clean audio of augmented ones."""
     if not items:
         raise ValueError("cannot collate an empty batch")
     ids = [item["id"] for item in items]
@@ -37,9 +38,12 @@ def collate_batch(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     targets = {
         attr: stack_targets(attr, ids, [item["targets"][attr] for item in items]) for attr in items[0]["targets"]
     }
-    return {
+    batch = {
         "ids": ids,
         "wavs": pad_sequence(wavs, batch_first=True, padding_value=0.0),
         "wav_lens": torch.tensor([len(w) for w in wavs], dtype=torch.long),
         "targets": targets,
     }
+    if "clean_wav" in items[0]:
+        batch["clean_wavs"] = pad_sequence([item["clean_wav"] for item in items], batch_first=True, padding_value=0.0)
+    return batch

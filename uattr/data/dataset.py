@@ -14,6 +14,7 @@ from typing import Any, Literal, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
+from uattr.data.augment import Augmenter
 from uattr.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -135,9 +136,11 @@ class UtteranceDataset(torch.utils.data.Dataset):
     """Item i = ``{"id", "wav": FloatTensor[S], "targets": {attr: Tensor}}`` for the i-th utterance id.
 
     Utterances longer than ``max_seconds`` are cropped (``crop="random"`` picks the window from
-    ``(seed, epoch, index)`` so runs and DataLoader workers agree; ``"start"`` keeps the beginning). Call
-    :meth:`set_epoch` each epoch for fresh crops; with ``persistent_workers=True`` the workers keep the
-    epoch they were started with, so leave persistent workers off when cropping randomly.
+    ``(seed, epoch, index)`` so runs and DataLoader workers agree; ``"start"`` keeps the beginning). ``augment``
+    (an :class:`~uattr.data.augment.Augmenter`) then adds noise or reverberation, drawn from the same
+    ``(seed, epoch, index)``; with ``keep_clean`` the item also holds the clean crop as ``"clean_wav"`` (what an
+    on-the-fly teacher embeds). Call :meth:`set_epoch` each epoch for fresh crops and augmentation; with
+    ``persistent_workers=True`` the workers keep the epoch they were started with, so leave persistent workers off.
     """
 
     def __init__(
@@ -149,6 +152,8 @@ class UtteranceDataset(torch.utils.data.Dataset):
         max_seconds: float | None = None,
         crop: Literal["random", "start"] = "random",
         seed: int = 0,
+        augment: Augmenter | None = None,
+        keep_clean: bool = False,
     ) -> None:
         if crop not in ("random", "start"):
             raise ValueError(f"crop must be 'random' or 'start', not {crop!r}")
@@ -164,6 +169,8 @@ class UtteranceDataset(torch.utils.data.Dataset):
         self.max_samples = None if max_seconds is None else int(round(max_seconds * audio.sample_rate))
         self.crop = crop
         self.seed = seed
+        self.augment = augment
+        self.keep_clean = keep_clean
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -199,4 +206,13 @@ class UtteranceDataset(torch.utils.data.Dataset):
         if wav.ndim != 1:
             raise DataError(f"utterance '{utt_id}': expected mono audio, got shape {wav.shape}")
         targets = {attr: target_tensor(utt_id, attr, table[utt_id]) for attr, table in self.targets.items()}
-        return {"id": utt_id, "wav": torch.from_numpy(np.ascontiguousarray(self._crop(wav, index))), "targets": targets}
+        clean = np.ascontiguousarray(self._crop(wav, index))
+        item = {"id": utt_id, "wav": torch.from_numpy(clean), "targets": targets}
+        if self.augment is not None:
+            # A stream of its own (spawn key 1), so that switching augmentation on leaves the crops as they were.
+            entropy = [self.seed, self.epoch, int(index), getattr(index, "number", 0)]
+            rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(1,)))
+            item["wav"] = torch.from_numpy(np.ascontiguousarray(self.augment(clean, rng), dtype=np.float32))
+        if self.keep_clean:
+            item["clean_wav"] = torch.from_numpy(clean)
+        return item

@@ -19,6 +19,7 @@ from typing import Any, Literal, Sequence
 
 from uattr.attributes.label import LabelExpert
 from uattr.config import apply_overrides, from_dict, load_yaml, to_dict
+from uattr.data.augment import AugmentConfig
 from uattr.data.tables import META_NAME, SCP_NAME, read_table_meta
 from uattr.errors import ConfigError
 from uattr.model import AttributeConfig, ModelConfig
@@ -69,6 +70,7 @@ class DataConfig:
     drop_missing: bool = False  # drop utterances without a target instead of failing
     valid_trials: dict[str, str] = dataclasses.field(default_factory=dict)  # attr → dev trials → EER
     valid_retrieval: dict[str, RetrievalConfig] = dataclasses.field(default_factory=dict)  # attr → R@1
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)  # noise and reverb, train only
 
     def __post_init__(self) -> None:
         _at_least(self, 0, "num_workers", "min_seconds", "alpha")
@@ -249,9 +251,11 @@ def table_files(path: str | Path) -> tuple[Path, Path]:
 
 
 def require_data_dirs(data: DataConfig) -> None:
-    """A ConfigError for a train or dev data dir that does not exist, before anything reads its teacher tables
-    (which would be blamed) or loads an on-the-fly teacher (slow)."""
-    for key, data_dir in (("data.train", data.train), ("data.valid", data.valid)):
+    """A ConfigError for a train, dev, noise or RIR data dir that does not exist, before anything reads its
+    teacher tables (which would be blamed) or loads an on-the-fly teacher (slow)."""
+    dirs = [("data.train", data.train), ("data.valid", data.valid), ("data.augment.rir", data.augment.rir)]
+    dirs += [(f"data.augment.noise.{name}.data", noise.data) for name, noise in data.augment.noise.items()]
+    for key, data_dir in dirs:
         if data_dir is not None and not Path(data_dir).is_dir():
             raise ConfigError(f"{key}: {data_dir}: no such data directory")
 

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from uattr.data.audio import AudioSource
+from uattr.data.augment import Augmenter
 from uattr.data.collate import collate_batch
 from uattr.data.dataset import UtteranceDataset, filter_by_duration, join_targets
 from uattr.data.kaldi import DataDir, digest
@@ -64,6 +65,8 @@ def data_fingerprint(split: SplitData, name: str) -> dict[str, str]:
     for attr, table in dataset.targets.items():
         values = (np.asarray(table[utt]).tobytes() for utt in dataset.utt_ids)
         digests[f"{name} targets of '{attr}'"] = digest(values)
+    if dataset.augment is not None:
+        digests |= {f"{name} {key}": value for key, value in dataset.augment.fingerprint().items()}
     return digests
 
 
@@ -121,8 +124,10 @@ def build_split(
     sample_rate: int,
     seed: int,
     context: DistributedContext,
+    keep_clean: bool = False,
 ) -> SplitData:
-    """Dataset, batch sampler and loader of the train or valid split."""
+    """Dataset, batch sampler and loader of the train or valid split. Training audio is augmented as
+    ``config.augment`` says; ``keep_clean`` keeps its clean audio in the batches too (for on-the-fly teachers)."""
     training = split == "train"
     data = DataDir.load(config.train if training else config.valid)
     audio = AudioSource(data, sample_rate)
@@ -133,8 +138,10 @@ def build_split(
     targets = read_targets(config, cached_attributes, split)
     sources = {attr: str(table_files(config.target_table(attr, split))[0]) for attr in cached_attributes}
     utt_ids = join_targets(utt_ids, targets, drop_missing=config.drop_missing, sources=sources, data=str(data.path))
+    augment = Augmenter(config.augment, sample_rate) if training and config.augment.enabled else None
     dataset = UtteranceDataset(
-        utt_ids, audio, targets, max_seconds=config.crop_seconds, crop="random" if training else "start", seed=seed
+        utt_ids, audio, targets, max_seconds=config.crop_seconds, crop="random" if training else "start", seed=seed,
+        augment=augment, keep_clean=keep_clean and augment is not None,
     )
     seconds = dataset.item_seconds(durations)
     # Without a seconds budget, batches are bounded by their size alone.

@@ -1,8 +1,9 @@
 """On-the-fly teacher targets: an audio teacher embeds each batch's own (cropped) waveforms.
 
 The default is cached targets (uattr extract-teacher once, then a table lookup), which the paper's
-reference code did not do: it re-ran ECAPA on every batch. On-the-fly mode exists for augmented or cropped
-audio, where the target must see exactly what the student hears.
+reference code did not do: it re-ran ECAPA on every batch. On-the-fly mode exists for cropped audio, where the
+target must see the part of the utterance the student hears. With augmentation (``data.augment``) the teacher
+embeds that crop clean (the batch's ``clean_wavs``): the student learns the clean embedding from noisy audio.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def build_teachers(
 
 
 class OnTheFlyTargets:
-    """Adds ``batch["targets"][attr]`` from each teacher's embedding of the batch's waveforms."""
+    """Adds ``batch["targets"][attr]`` from each teacher's embedding of the batch's clean waveforms."""
 
     def __init__(self, teachers: Mapping[str, Teacher], sample_rate: int) -> None:
         if teachers and sample_rate != SAMPLE_RATE:
@@ -55,7 +56,8 @@ class OnTheFlyTargets:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         if not self.teachers:
             return batch
-        wavs = [wav[:length].numpy() for wav, length in zip(batch["wavs"].cpu(), batch["wav_lens"].tolist())]
+        clean = batch.get("clean_wavs", batch["wavs"]).cpu()
+        wavs = [wav[:length].numpy() for wav, length in zip(clean, batch["wav_lens"].tolist())]
         targets = dict(batch["targets"])
         for attr, teacher in self.teachers.items():
             with naming_batch(f"attributes.{attr}: on-the-fly teacher", batch["ids"]):  # e.g. a silent crop

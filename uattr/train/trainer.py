@@ -135,7 +135,9 @@ class Trainer:
         self.targets = OnTheFlyTargets(teachers, self.model.sample_rate)
         cached = [attr for attr in self.config.attributes if attr not in on_the_fly]
         data = self.config.data
-        self.train_data = build_split(data, "train", cached, self.model.sample_rate, settings.seed, self.context)
+        self.train_data = build_split(
+            data, "train", cached, self.model.sample_rate, settings.seed, self.context, keep_clean=bool(teachers)
+        )
         self.data_fingerprint = data_fingerprint(self.train_data, "train")
         self.valid_data: SplitData | None = None
         if data.valid is not None:
