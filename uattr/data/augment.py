@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import scipy.signal
@@ -129,11 +128,13 @@ class Augmenter:
 
     def fingerprint(self) -> dict[str, str]:
         """Digests of the noise and RIR data dirs (a resumed run must augment from the same recordings)."""
-        sources: Mapping[str, AudioSource] = {name: bank.audio for name, bank in self.noises.items()}
+        sources = {name: bank.audio for name, bank in self.noises.items()}
         if self.rirs is not None:
-            sources = {**sources, REVERB: self.rirs}
-        return {f"augmentation '{name}' (wav.scp, segments)": source.data.inputs_digest() for name, source in
-                sources.items()}
+            sources[REVERB] = self.rirs
+        return {
+            f"augmentation '{name}' (wav.scp, segments)": source.data.inputs_digest()
+            for name, source in sources.items()
+        }
 
     def __call__(self, wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if not wav.size or rng.random() >= self.config.prob:
