@@ -1,6 +1,6 @@
 """The mini recipe at toy scale through every stage (what `make demo` runs, shrunk): espeak-ng voices in two
-languages, a few units, a few training steps per system; RESULTS.md must have a number in every cell; another seed
-aggregates with the first."""
+languages, a few units, a few training steps per system, and a language attribute added to the joint model as a user
+would add one; RESULTS.md must have a number in every cell; another seed aggregates with the first."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "egs" / "mini" / "uattr1"
@@ -50,11 +51,23 @@ def table_rows(markdown: str) -> list[list[str]]:
     return rows
 
 
+def add_language_attribute(recipe: Path) -> None:
+    """A third attribute for the joint model, as a user adds one: language identification from utt2lang (a label
+    teacher table, a `label` expert) and its classification in stage 5 (--label_attrs)."""
+    with (recipe / "conf" / "teachers.txt").open("a") as teachers:
+        teachers.write("language train,dev,test --teacher labels --field utt2lang\n")
+    config = yaml.safe_load((recipe / "conf" / "train_joint.yaml").read_text())
+    config["attributes"]["language"] = {"expert": "label", "loss": {"name": "ce"},
+                                        "branch": {"layer_start": 3, "layer_end": 4, "normalize": False}}
+    (recipe / "conf" / "train_joint.yaml").write_text(yaml.safe_dump(config))
+
+
 def test_toy_recipe_runs_every_stage_and_fills_results(tmp_path: Path) -> None:
     recipe = copy_recipe(tmp_path / "uattr1")
+    add_language_attribute(recipe)
     env = {**os.environ, "MAIN_ROOT": str(REPO), "HF_HUB_OFFLINE": "1"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # this interpreter's uattr
-    command = ["./run.sh", "--data_opts", "--toy true",
+    command = ["./run.sh", "--data_opts", "--toy true", "--label_attrs", "language:utt2lang",
                "--train_opts", "--trainer.max_steps 2 --trainer.valid_every 2 --data.num_workers 0"]
     result = subprocess.run(command, cwd=recipe, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -67,8 +80,10 @@ def test_toy_recipe_runs_every_stage_and_fills_results(tmp_path: Path) -> None:
                     "### test_s2s_seen", "## Figures", "## Stage times"):
         assert section in results, section
     rows = table_rows(results)
-    metric_rows = [row for row in rows if len(row) > 3 and row[1] in ("sv", "retrieval")]
+    metric_rows = [row for row in rows if len(row) > 3 and row[1] in ("sv", "retrieval", "language")]
     assert len(metric_rows) > 20
+    assert "## Classification" in results
+    assert [row[0] for row in metric_rows if row[1] == "language"] == ["joint", "joint"]  # dev and test
     for row in metric_rows:
         for cell in row[2:]:
             assert re.fullmatch(r"-?\d+(\.\d+)?", cell), f"not a number in {row}"

@@ -9,8 +9,8 @@ from pathlib import Path
 from corpus_layouts import copy_recipe, run_recipe_script
 
 # Logs every call (and the GPUs it sees to $UATTR_GPUS, then runs 0.5 s so that jobs overlap); fails the subcommand
-# named by $FAIL_SUB; reads its standard input to the end with $EAT_STDIN; `train` saves a model, `compute-metrics` and
-# `score-retrieval` write their --out, `results` copies the --stage-times file it is given into its --out.
+# named by $FAIL_SUB; reads its standard input to the end with $EAT_STDIN; `train` saves a model, `compute-metrics`,
+# `score-retrieval` and `score-labels` write their --out, `results` copies the --stage-times file it is given into its --out.
 FAKE_UATTR = """\
     #!/usr/bin/env bash
     echo "$*" >> "${UATTR_CALLS}"
@@ -24,7 +24,7 @@ FAKE_UATTR = """\
     done
     case "${sub}" in
       train) mkdir -p "${exp}/model" && touch "${exp}/model/model.safetensors" ;;
-      compute-metrics|score-retrieval) mkdir -p "$(dirname "${out}")" && echo '{}' > "${out}" ;;
+      compute-metrics|score-retrieval|score-labels) mkdir -p "$(dirname "${out}")" && echo '{}' > "${out}" ;;
       results) cat "${times}" > "${out}" ;;
     esac
     exit 0
@@ -253,10 +253,36 @@ def test_stage_options_are_checked_before_anything_runs(tmp_path: Path) -> None:
                           (("--stage", "7"), "--stage 7: the stages are 1 (data) to 6 (report)"),
                           (("--stage", "0"), "--stage 0: the stages are 1 (data) to 6 (report)"),
                           (("--device", "gpu"), "--device is cpu, cuda or cuda:N, not 'gpu'"),
+                          (("--label_attrs", "language"), "--label_attrs: 'language' is not '<attr>:<labels file>'"),
                           (("--stage", "3", "--systems", "", "--untrained_systems", ""),
                            "no system to train or evaluate: give --systems, --untrained_systems or --external_model")]:
         status, output, calls = _run(recipe, env, *args)
         assert status == 2 and message in output and not calls, (args, output)
+
+
+def test_label_attributes_are_classified_on_the_valid_and_test_sets_of_the_systems_that_have_them(
+    tmp_path: Path,
+) -> None:
+    recipe, env = _recipe(tmp_path)
+    for set_name in ("dev", "test"):
+        (recipe / "data" / set_name).mkdir(parents=True)
+        (recipe / "data" / set_name / "utt2lang").write_text("u1 en\n")
+        _table(recipe / "exp" / "joint" / "emb" / "language" / set_name, 4)
+        _table(recipe / "dump" / "teacher" / "language" / set_name, 1)  # label indices: nothing to score
+    stale = recipe / "exp" / "speaker" / "scores" / "language_test"  # a system that had the attribute before
+    stale.mkdir(parents=True)
+    (stale / "metrics.json").write_text('{"stale": true}')
+    status, output, calls = _run(recipe, env, "--stage", "5", "--stop_stage", "5", "--systems", "joint speaker",
+                                 "--untrained_systems", "", "--sv_sets", "", "--retrieval_conf", "none",
+                                 "--label_attrs", "language:utt2lang")
+    assert status == 0, output
+    assert [call for call in calls if call.startswith("score-labels")] == [
+        f"score-labels --model exp/joint/model --attribute language --emb exp/joint/emb/language/{name}/emb.scp "
+        f"--labels data/{name}/utt2lang --predictions exp/joint/scores/language_{name}/predictions --system joint "
+        f"--test-set {name} --condition language --out exp/joint/scores/language_{name}/metrics.json"
+        for name in ("dev", "test")
+    ]
+    assert not stale.exists()
 
 
 def test_asnorm_scores_of_an_earlier_run_go_when_the_cohort_is_dropped(tmp_path: Path) -> None:

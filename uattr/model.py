@@ -196,14 +196,20 @@ class UnifiedEncoder(nn.Module):
         """Class posteriors [B, C] of label attribute ``attribute`` for raw audio (taken as :meth:`embed` takes
         it), and the class names of its columns: what a language or gender branch predicts, from the classifier
         its loss trained."""
+        expert = self.classifier(attribute)
+        embedding = self.embed(waveforms, sample_rate, [attribute])[attribute]
+        return expert.classes, torch.softmax(expert.logits(embedding).float(), dim=-1)  # the classifier: no dropout
+
+    def classifier(self, attribute: str) -> LabelExpert:
+        """The expert of label attribute ``attribute``, whose ``logits`` turn its embeddings into class scores; a
+        ConfigError for an attribute that has none."""
         expert = self.expert(attribute)
         if not isinstance(expert, LabelExpert):
             raise ConfigError(f"attribute '{attribute}' is not a label attribute (its expert: {expert.config.expert})")
         if not gives_logits(expert.loss_fn):
             loss = type(expert.loss_fn).__name__
             raise ConfigError(f"attribute '{attribute}': its loss {loss} gives no class scores")
-        embedding = self.embed(waveforms, sample_rate, [attribute])[attribute]
-        return expert.classes, torch.softmax(expert.logits(embedding).float(), dim=-1)  # the classifier: no dropout
+        return expert
 
     def _pad(self, waveforms: list[torch.Tensor], sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
         device = next(self.parameters()).device

@@ -2,8 +2,8 @@
 
 Metrics-file convention
 -----------------------
-``uattr compute-metrics --out F.json`` and ``uattr score-retrieval --out F.json`` write one JSON object: the
-metrics, with the same keys as their ``--json`` output, plus ``"meta"``::
+``uattr compute-metrics --out F.json``, ``uattr score-retrieval --out F.json`` and ``uattr score-labels --out
+F.json`` write one JSON object: the metrics, with the same keys as their ``--json`` output, plus ``"meta"``::
 
     {"eer": 0.91, "min_dcf": {"0.01": 0.1253, "0.05": ...}, "n_target": ..., "n_nontarget": ...,
      "meta": {"task": "sv", "system": "joint", "test_set": "voxceleb1_o", "condition": "sv", ...}}
@@ -15,7 +15,8 @@ each one by task / system / test set / condition:
 - otherwise from the path ``<system>/scores/<test_set>/[<sub>/...]<name>.json``: system = the directory above
   ``scores``, test set = the first directory below it, condition = the rest of the path without ``.json``
   (a file named ``metrics.json`` adds no name);
-- task from ``meta.task``, else ``sv`` when the metrics hold ``eer`` and ``retrieval`` when they hold ``mrr``.
+- task from ``meta.task``, else ``sv`` when the metrics hold ``eer``, ``retrieval`` when they hold ``mrr`` and
+  ``classification`` when they hold ``accuracy``.
 
 A metric measured with scoring settings other than the defaults (minDCF's ``c_miss``/``c_fa``, xSIM's ``margin``
 and ``xsim_k``, as ``meta`` records them) gets a column of its own, whose header names them: no table puts two
@@ -109,7 +110,7 @@ class ResultRow:
 
 
 # Keys whose values must be numbers (the metrics uattr writes); other non-numeric leaves are notes, and dropped.
-_METRIC_KEY = re.compile(r"(eer|mrr|xsim|r@\d+|min_dcf/.+|n_\w+)")
+_METRIC_KEY = re.compile(r"(eer|mrr|xsim|r@\d+|min_dcf/.+|n_\w+|accuracy|balanced_accuracy|macro_f1)")
 
 
 def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "", source: str = "metrics") -> dict[str, float]:
@@ -172,6 +173,8 @@ def _infer_task(values: Mapping[str, float]) -> str:
         return "sv"
     if "mrr" in values:
         return "retrieval"
+    if "accuracy" in values:
+        return "classification"
     return "other"
 
 
@@ -318,6 +321,11 @@ _COLUMNS = (
     ("n_nontarget", "#nontarget", "{:d}"),
     ("n_query", "#query", "{:d}"),
     ("n_gallery", "#gallery", "{:d}"),
+    ("accuracy", "accuracy (%)", "{:.2f}"),
+    ("balanced_accuracy", "balanced accuracy (%)", "{:.2f}"),
+    ("macro_f1", "macro F1 (%)", "{:.2f}"),
+    ("n_utterances", "#utterances", "{:d}"),
+    ("n_classes", "#classes", "{:d}"),
 )
 
 
@@ -484,7 +492,7 @@ def _is_duration(text: str) -> bool:
     return math.isfinite(seconds) and seconds >= 0
 
 
-_TASK_TITLES = {"sv": "Speaker verification", "retrieval": "Retrieval"}
+_TASK_TITLES = {"sv": "Speaker verification", "retrieval": "Retrieval", "classification": "Classification"}
 
 
 def render_results(

@@ -52,6 +52,8 @@ sv_attr=speaker        # attribute whose embeddings are scored on trials
 sv_sets="dev test"     # trial lists: "<set>" (data/<set>/trials) or "<set>:<file>" (data/<set>/<file>)
 sv_cohort=""           # AS-norm cohort set: each trial list is also scored with AS-norm against it (sv-asnorm)
 sv_cohort_opts="--top-k 300"  # extra `uattr score-sv` options of the AS-norm scoring
+label_attrs=""         # label attributes scored by their classifier on the valid and test sets, "<attr>:<table>"
+                       # each, the table a data-dir file of labels (e.g. "language:utt2lang")
 retrieval_conf=data/retrieval_tasks  # lines: "<name> <attr> <query_set> <gallery_kind: teacher|speech>
                        #   <gallery_set> <query2ref>"
 score_opts=""          # extra `uattr score-sv` options (e.g. --norm asnorm --cohort ...)
@@ -101,6 +103,8 @@ Evaluation:
   --sv_sets        # trial lists, "<set>" or "<set>:<trials file>" (default: "${sv_sets}")
   --sv_cohort      # AS-norm cohort set; lists are scored with and without AS-norm (default: "${sv_cohort}")
   --sv_cohort_opts # extra uattr score-sv options with AS-norm (default: "${sv_cohort_opts}")
+  --label_attrs    # label attributes to classify on the valid and test sets, "<attr>:<labels file>" each, e.g.
+                   # "language:utt2lang" (default: "${label_attrs}")
   --retrieval_conf # retrieval task list (default: ${retrieval_conf})
   --score_opts     # extra uattr score-sv options (default: "${score_opts}")
   --extract_opts   # extra uattr extract options (default: "${extract_opts}")
@@ -191,6 +195,9 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -z "${external_model}" ]; 
     exit 2
   fi
 fi
+for spec in ${label_attrs}; do
+  [[ ${spec} =~ ^[^:]+:[^:/]+$ ]] || { log "Error: --label_attrs: '${spec}' is not '<attr>:<labels file>'"; exit 2; }
+done
 eval_sets=$(echo "${valid_set} ${test_sets}" | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 mkdir -p "${expdir}"
 timing="${expdir}/stage_times.tsv"
@@ -432,6 +439,21 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         --norm asnorm --cohort "${cohort}" --cohort-utt2spk "data/${sv_cohort}/utt2spk" "${sv_cohort_args[@]}"
       uattr compute-metrics "${scoredir}/sv_${name}_asnorm/scores" --p-target 0.01 0.05 --system "${system}" \
         --test-set "${name}" --condition sv-asnorm --out "${scoredir}/sv_${name}_asnorm/metrics.json"
+    done
+    for spec in ${label_attrs}; do
+      [ "${system}" = "${teacher_system}" ] && break  # the teacher of a label attribute is its labels
+      attr=${spec%%:*}
+      for set in ${eval_sets}; do
+        emb=$(emb_scp "${system}" "${attr}" "${set}")
+        if [ ! -f "${emb}" ] || [ ! -f "data/${set}/${spec#*:}" ]; then  # a system without the attribute
+          rm -rf "${scoredir:?}/${attr}_${set}"
+          continue
+        fi
+        log "Stage 5: ${system}: ${attr} classification on ${set}"
+        uattr score-labels --model "$(model_dir "${system}")" --attribute "${attr}" --emb "${emb}" \
+          --labels "data/${set}/${spec#*:}" --predictions "${scoredir}/${attr}_${set}/predictions" \
+          --system "${system}" --test-set "${set}" --condition "${attr}" --out "${scoredir}/${attr}_${set}/metrics.json"
+      done
     done
     while read -r name attr query_set gallery_kind gallery_set query2ref; do
       query=$(emb_scp "${system}" "${attr}" "${query_set}")
