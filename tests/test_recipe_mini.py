@@ -52,10 +52,8 @@ def table_rows(markdown: str) -> list[list[str]]:
 
 
 def add_language_attribute(recipe: Path) -> None:
-    """A third attribute for the joint model, as a user adds one: language identification from utt2lang (a label
-    teacher table, a `label` expert) and its classification in stage 5 (--label_attrs)."""
-    with (recipe / "conf" / "teachers.txt").open("a") as teachers:
-        teachers.write("language train,dev,test --teacher labels --field utt2lang\n")
+    """A third attribute for the joint model, as a user adds one: language identification from utt2lang (the label
+    tables conf/teachers.txt lists, a `label` expert) and its classification in stage 5 (--label_attrs)."""
     config = yaml.safe_load((recipe / "conf" / "train_joint.yaml").read_text())
     config["attributes"]["language"] = {"expert": "label", "loss": {"name": "ce"},
                                         "branch": {"layer_start": 3, "layer_end": 4, "normalize": False}}
