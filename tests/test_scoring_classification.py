@@ -12,6 +12,7 @@ import soundfile
 import torch
 
 from data_fixtures import make_data_dir
+from train_fixtures import TINY_W2V_BERT
 from uattr.attributes import AttributeConfig
 from uattr.bin.main import main as uattr_main
 from uattr.data.audio import AudioSource
@@ -43,10 +44,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from uattr.upstream.create import create_upstream
 
     root = tmp_path_factory.mktemp("label_model")
-    encoder = create_upstream(
-        "w2v-bert", root / "encoder", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, output_hidden_size=32,
-    )
+    encoder = create_upstream("w2v-bert", root / "encoder", **TINY_W2V_BERT)
     config = ModelConfig(
         UpstreamConfig(name=f"hf:{encoder}"),
         {
