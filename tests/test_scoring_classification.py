@@ -108,14 +108,14 @@ def test_predictions_are_classify_on_the_audio_and_reach_results_md(model_dir: P
     expected = classification_metrics(list(utt2lang.values()), predicted)
     assert {key: written[key] for key in expected} == pytest.approx(expected)
     assert written["meta"]["task"] == "classification" and written["meta"]["attribute"] == "language"
-    assert set(written["per_lang"]) == {"en", "fr"}
+    assert set(written["per_class"]) == {"en", "fr"}
 
     assert uattr_main(["results", "--exp-dir", str(tmp_path / "exp"), "--out", str(tmp_path / "RESULTS.md")]) == 0
     results = (tmp_path / "RESULTS.md").read_text()
     assert "## Classification\n\n### data\n" in results
     assert (f"| joint | language | {expected['accuracy']:.2f} | {expected['balanced_accuracy']:.2f} | "
             f"{expected['macro_f1']:.2f} | 8 | 2 |") in results
-    assert f"| joint | language [en] | {written['per_lang']['en']['accuracy']:.2f} | – | – | 4 | – |" in results
+    assert f"| joint | language [en] | {written['per_class']['en']['accuracy']:.2f} | – | – | 4 | – |" in results
 
 
 def test_errors_name_the_attribute_the_table_and_the_utterances(model_dir: Path, tmp_path: Path, capsys) -> None:

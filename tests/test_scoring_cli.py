@@ -297,6 +297,44 @@ def test_compute_metrics_costs_weigh_misses_and_false_alarms(tmp_path: Path, cap
     assert "C_miss and C_fa must be positive, got 1.0 and 0.0" in capsys.readouterr().err
 
 
+def test_same_and_cross_language_trials_are_scored_apart(tmp_path: Path, capsys) -> None:
+    """--utt2lang: each kind's EER is the brute-force EER of its own trials, and RESULTS.md shows both as rows."""
+    rng = np.random.default_rng(0)
+    utt2lang = {f"s{speaker}-{lang}{k}": lang for speaker in range(4) for lang in ("en", "fr") for k in range(2)}
+    utts = sorted(utt2lang)
+    trials = [(a, b, a[:2] == b[:2]) for i, a in enumerate(utts) for b in utts[i + 1:]]
+    # Cross-language targets score lower, as for an embedding that keeps the language.
+    scores = [float(rng.normal(1.0 if target else 0.0) - (0.6 if target and utt2lang[a] != utt2lang[b] else 0.0))
+              for a, b, target in trials]
+    (tmp_path / "scores").write_text("".join(f"{a} {b} {score} {'target' if target else 'nontarget'}\n"
+                                             for (a, b, target), score in zip(trials, scores)))
+    (tmp_path / "utt2lang").write_text("".join(f"{utt} {lang}\n" for utt, lang in utt2lang.items()))
+    scores_dir = tmp_path / "exp" / "joint" / "scores" / "sv_test"
+    scores_dir.mkdir(parents=True)
+    metrics = run_json(capsys, ["compute-metrics", str(tmp_path / "scores"), "--utt2lang", str(tmp_path / "utt2lang"),
+                                "--condition", "sv", "--out", str(scores_dir / "metrics.json"), "--json"])
+    for name, same in (("same-language", True), ("cross-language", False)):
+        chosen = [i for i, (a, b, _) in enumerate(trials) if (utt2lang[a] == utt2lang[b]) == same]
+        part = metrics["per_condition"][name]
+        assert part["eer"] == pytest.approx(brute_force_eer([scores[i] for i in chosen],
+                                                            [trials[i][2] for i in chosen]))
+        assert part["n_target"] + part["n_nontarget"] == len(chosen)
+    assert metrics["per_condition"]["cross-language"]["eer"] > metrics["per_condition"]["same-language"]["eer"]
+    assert main(["results", "--exp-dir", str(tmp_path / "exp"), "--out", str(tmp_path / "RESULTS.md")]) == 0
+    results = (tmp_path / "RESULTS.md").read_text()
+    assert "| joint | sv [cross-language] |" in results and "| joint | sv [same-language] |" in results
+
+    one_language = tmp_path / "one_language"
+    one_language.write_text("".join(f"{utt} en\n" for utt in utt2lang))
+    assert main(["compute-metrics", str(tmp_path / "scores"), "--utt2lang", str(one_language), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert list(json.loads(out)["per_condition"]) == ["same-language"]
+    assert "its cross-language trials are 0 target and 0 nontarget: not scored apart" in err
+    one_language.write_text("s0-en0 en\n")
+    assert main(["compute-metrics", str(tmp_path / "scores"), "--utt2lang", str(one_language)]) == 1
+    assert f"{one_language}: no language for 15 id(s) of" in capsys.readouterr().err
+
+
 @pytest.fixture
 def retrieval_setup(tmp_path):
     rng = np.random.default_rng(1)

@@ -212,7 +212,7 @@ def test_bad_metrics_files(tmp_path):
         collect_rows([tmp_path / "broken.json"])
     with pytest.raises(DataError, match="no numeric metric"):
         collect_rows([dump(tmp_path / "empty.json", {"meta": {}})])
-    with pytest.raises(DataError, match=r"lang\.json: \"per_lang\" must map each language to an object"):
+    with pytest.raises(DataError, match=r"lang\.json: \"per_lang\" must map each part to an object"):
         collect_rows([dump(tmp_path / "lang.json", {**SV, "per_lang": {"fr": 0.5}})])
 
 

@@ -285,6 +285,20 @@ def test_label_attributes_are_classified_on_the_valid_and_test_sets_of_the_syste
     assert not stale.exists()
 
 
+def test_trials_of_a_multilingual_set_are_also_scored_by_language_condition(tmp_path: Path) -> None:
+    recipe, env = _recipe(tmp_path)
+    for set_name in ("dev", "test"):
+        _table(recipe / "exp" / "joint" / "emb" / "speaker" / set_name, 4)
+    (recipe / "data" / "test").mkdir(parents=True)
+    (recipe / "data" / "test" / "utt2lang").write_text("u1 en\n")  # dev has no languages
+    status, output, calls = _run(recipe, env, "--stage", "5", "--stop_stage", "5", "--systems", "joint",
+                                 "--untrained_systems", "", "--sv_sets", "dev test", "--retrieval_conf", "none")
+    assert status == 0, output
+    metrics = {call.split()[1]: call for call in calls if call.startswith("compute-metrics")}
+    assert "--utt2lang" not in metrics["exp/joint/scores/sv_dev/scores"]
+    assert "--utt2lang data/test/utt2lang" in metrics["exp/joint/scores/sv_test/scores"]
+
+
 def test_asnorm_scores_of_an_earlier_run_go_when_the_cohort_is_dropped(tmp_path: Path) -> None:
     recipe, env = _recipe(tmp_path)
     scores = recipe / "exp" / "joint" / "scores"

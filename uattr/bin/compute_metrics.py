@@ -5,6 +5,10 @@ linearly interpolated between the bracketing sweep points (tied scores move toge
 min_θ [C_miss·P_miss·P_tar + C_fa·P_fa·(1−P_tar)] / min(C_miss·P_tar, C_fa·(1−P_tar)), one per P_tar.
 Labels come from the score file's 4th column, or from --trials joined by (enroll, test).
 
+With --utt2lang, same-language and cross-language trials (the two sides in one language or not) are also scored
+on their own, as "per_condition": {"same-language": {...}, "cross-language": {...}}; a kind that lacks target or
+nontarget trials is left out, with a warning.
+
 --json prints one object {"eer": %, "min_dcf": {"<P_tar>": x}, "n_target": n, "n_nontarget": m}; --out writes it
 with a "meta" entry (task, --system/--test-set/--condition) for `uattr results`.
 
@@ -18,10 +22,13 @@ import argparse
 import json
 import logging
 
+import numpy as np
+
 from uattr.errors import DataError
+from uattr.fileio import read_table
 from uattr.scoring.metrics import sv_metrics
 from uattr.scoring.results import add_meta_arguments, write_metrics
-from uattr.scoring.trials import attach_labels, read_scores, read_trials
+from uattr.scoring.trials import Scores, attach_labels, read_scores, read_trials, same_language
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="P_tar values of minDCF (default: 0.01 0.05)")
     parser.add_argument("--c-miss", type=float, default=1.0, help="cost of a miss (default 1)")
     parser.add_argument("--c-fa", type=float, default=1.0, help="cost of a false alarm (default 1)")
+    parser.add_argument("--utt2lang", help="id → language: also score same- and cross-language trials apart")
     parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     parser.add_argument("--out", help="write the metrics (with meta) to this JSON file")
     add_meta_arguments(parser)
@@ -50,6 +58,8 @@ def main(args: argparse.Namespace) -> None:
         metrics = sv_metrics(scores.scores, scores.labels, args.p_target, args.c_miss, args.c_fa)
     except DataError as error:  # e.g. one class only: say which score file
         raise DataError(f"{args.scores}: {error}") from None
+    if args.utt2lang:
+        metrics["per_condition"] = _language_conditions(scores, args)
     if args.out:
         write_metrics(args.out, metrics, "sv", args, scores=str(args.scores), c_miss=args.c_miss, c_fa=args.c_fa)
     if args.json:
@@ -59,3 +69,20 @@ def main(args: argparse.Namespace) -> None:
     for p_target, value in metrics["min_dcf"].items():
         print(f"minDCF (P_tar={p_target}, C_miss={args.c_miss:g}, C_fa={args.c_fa:g}): {value:.4f}")
     print(f"trials: {metrics['n_target']} target, {metrics['n_nontarget']} nontarget")
+    for condition, values in metrics.get("per_condition", {}).items():
+        print(f"  {condition}: EER {values['eer']:.4f} % ({values['n_target']} target, {values['n_nontarget']} "
+              "nontarget)")
+
+
+def _language_conditions(scores: Scores, args: argparse.Namespace) -> dict[str, dict]:
+    """The metrics of the same-language and of the cross-language trials, each kind that has both classes."""
+    same = same_language(scores, read_table(args.utt2lang), args.utt2lang)
+    conditions = {}
+    for name, chosen in (("same-language", same), ("cross-language", ~same)):
+        labels = scores.labels[chosen]
+        if labels.all() or not labels.any():  # also when there is no such trial
+            logger.warning("%s: its %s trials are %d target and %d nontarget: not scored apart", args.scores, name,
+                           np.count_nonzero(labels), np.count_nonzero(~labels))
+            continue
+        conditions[name] = sv_metrics(scores.scores[chosen], labels, args.p_target, args.c_miss, args.c_fa)
+    return conditions

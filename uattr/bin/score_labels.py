@@ -6,8 +6,8 @@ embedding; embeddings without a label are left out. Accuracy, balanced accuracy 
 macro F1 are in percent, the last two over the classes present in --labels; a label the classifier does not know
 counts as an error (with a warning). --per-class adds each class's accuracy (its recall) as a row of its own.
 
---json prints {"accuracy", "balanced_accuracy", "macro_f1", "n_utterances", "n_classes"}; --out writes it with a
-"meta" entry for `uattr results`; --predictions writes "<utt> <label> <predicted> <posterior>" lines.
+--json prints {"accuracy", "balanced_accuracy", "macro_f1", "n_utterances", "n_classes"} (+ "per_class": {label:
+accuracy and count} with --per-class); --out writes it with a "meta" entry for `uattr results`; --predictions writes "<utt> <label> <predicted> <posterior>" lines.
 
 Example:
   uattr score-labels --model exp/joint --attribute language --emb exp/joint/emb/language/test/emb.scp \\
@@ -56,5 +56,5 @@ def main(args: argparse.Namespace) -> None:
     print(f"{args.attribute}: accuracy {metrics['accuracy']:.2f}%, balanced accuracy "
           f"{metrics['balanced_accuracy']:.2f}%, macro F1 {metrics['macro_f1']:.2f}% "
           f"({metrics['n_utterances']} utterances, {metrics['n_classes']} classes)")
-    for label, values in metrics.get("per_lang", {}).items():
+    for label, values in metrics.get("per_class", {}).items():
         print(f"  {label}: accuracy {values['accuracy']:.2f}% ({values['n_utterances']})")

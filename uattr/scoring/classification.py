@@ -112,9 +112,9 @@ def write_predictions(path: PathLike, predictions: Predictions) -> None:
 
 
 def score_predictions(predictions: Predictions, per_class: bool = False) -> Mapping[str, object]:
-    """The metrics of :func:`classification_metrics`, with ``per_lang`` rows of :func:`per_class_metrics` if asked
-    (``uattr results`` shows them as ``[class]`` rows, as it shows per-language retrieval)."""
+    """The metrics of :func:`classification_metrics`, with those of :func:`per_class_metrics` as ``per_class`` if
+    asked (``uattr results`` shows them as ``[class]`` rows)."""
     metrics: dict[str, object] = dict(classification_metrics(predictions.labels, predictions.predicted))
     if per_class:
-        metrics["per_lang"] = per_class_metrics(predictions.labels, predictions.predicted)
+        metrics["per_class"] = per_class_metrics(predictions.labels, predictions.predicted)
     return metrics

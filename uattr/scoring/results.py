@@ -23,7 +23,7 @@ and ``xsim_k``, as ``meta`` records them) gets a column of its own, whose header
 definitions of a metric in one column, nor averages them over runs.
 
 RESULTS.md holds one table per task (rows: system / test set / condition; columns: metrics; empty cells "–"),
-per-language retrieval rows when recorded, the environment (Python, numpy, torch and uattr versions, uattr
+the rows of the parts of a test set when recorded (per language, per class, same- or cross-language trials), the environment (Python, numpy, torch and uattr versions, uattr
 commit, CPU and GPU models; no host name) and the sha256 of each system's ``config.yaml``. Reference rows (the
 paper's numbers, teachers) come from ``--reference`` files: JSON files of the same convention (one object or a
 list; ``meta.source`` says where the numbers come from) join the tables; any other file (markdown) is copied
@@ -64,6 +64,9 @@ logger = logging.getLogger(__name__)
 EMPTY = "–"
 METRICS_NAME = "metrics"
 META_FIELDS = ("system", "test_set", "condition")
+# Metrics of parts of a test set, each a row "<condition> [<part>]": per query language (score-retrieval
+# --utt2lang), per class (score-labels --per-class), same- and cross-language trials (compute-metrics --utt2lang).
+BREAKDOWNS = ("per_lang", "per_class", "per_condition")
 
 
 def add_meta_arguments(parser: argparse.ArgumentParser) -> None:
@@ -206,7 +209,7 @@ def _system_dir(path: Path) -> Path | None:
 
 
 def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
-    """The rows of one metrics object (plus its per-language rows)."""
+    """The rows of one metrics object (plus a row per part of its breakdowns)."""
     if not isinstance(data, Mapping):
         raise DataError(f"{path}: expected a JSON object of metrics, got {type(data).__name__}")
     meta = data.get("meta", {})
@@ -214,7 +217,7 @@ def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
         raise DataError(f"{path}: 'meta' must be an object")
     labels = {} if reference else _labels_from_path(path)
     labels.update({name: str(meta[name]) for name in META_FIELDS if meta.get(name)})
-    metrics = {key: value for key, value in data.items() if key not in ("meta", "per_lang")}
+    metrics = {key: value for key, value in data.items() if key != "meta" and key not in BREAKDOWNS}
     values = flatten_metrics(metrics, source=str(path))
     if not values:
         raise DataError(f"{path}: no numeric metric in the file")
@@ -228,13 +231,14 @@ def _rows_of(data: Any, path: Path, reference: bool) -> list[ResultRow]:
         (system_dir,) if system_dir is not None else (),
     )
     rows = [base]
-    per_lang = data.get("per_lang", {})
-    if not isinstance(per_lang, Mapping) or not all(isinstance(value, Mapping) for value in per_lang.values()):
-        raise DataError(f"{path}: \"per_lang\" must map each language to an object of metrics")
-    for lang, lang_metrics in sorted(per_lang.items()):
-        condition = f"{base.condition} [{lang}]" if base.condition else f"[{lang}]"
-        lang_values = _qualified(flatten_metrics(lang_metrics, source=f"{path} [{lang}]"), qualifiers)
-        rows.append(ResultRow(task, base.system, base.test_set, condition, lang_values, source))
+    for breakdown in BREAKDOWNS:
+        parts = data.get(breakdown, {})
+        if not isinstance(parts, Mapping) or not all(isinstance(value, Mapping) for value in parts.values()):
+            raise DataError(f"{path}: \"{breakdown}\" must map each part to an object of metrics")
+        for part, part_metrics in sorted(parts.items()):
+            condition = f"{base.condition} [{part}]" if base.condition else f"[{part}]"
+            part_values = _qualified(flatten_metrics(part_metrics, source=f"{path} [{part}]"), qualifiers)
+            rows.append(ResultRow(task, base.system, base.test_set, condition, part_values, source))
     return rows
 
 

@@ -16,7 +16,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -252,3 +252,15 @@ def attach_labels(scores: Scores, trials: Trials) -> Scores:
         logger.warning("%s: %d of the %d pairs of %s have no score; the metrics are over the other %d",
                        scores.path, unscored, len(listed), trials.path, len(listed) - unscored)
     return Scores(scores.enroll, scores.test, scores.scores, trials.labels[positions], scores.path)
+
+
+def same_language(scores: Scores, utt2lang: Mapping[str, str], source: str) -> np.ndarray:
+    """Whether each trial's two sides are in one language (cross-lingual speaker verification scores the two kinds
+    apart: a speaker embedding that keeps content draws two voices of one language together). An id without a
+    language is an error naming ``source``; an enrolment model named by a speaker id needs that id's language."""
+    missing = sorted({key for key in (*scores.enroll, *scores.test) if key not in utt2lang})
+    if missing:
+        raise DataError(f"{source}: no language for {len(missing)} id(s) of {scores.path}: {describe_ids(missing)}")
+    return np.fromiter((utt2lang[a] == utt2lang[b] for a, b in zip(scores.enroll, scores.test)), dtype=bool,
+                       count=len(scores))
+

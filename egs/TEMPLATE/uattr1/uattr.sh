@@ -422,7 +422,9 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
       log "Stage 5: ${system}: speaker verification on $(sv_trials "${spec}")"
       uattr score-sv --trials "$(sv_trials "${spec}")" --emb "${emb}" --out "${scoredir}/sv_${name}/scores" \
         "${score_args[@]}"
-      uattr compute-metrics "${scoredir}/sv_${name}/scores" --p-target 0.01 0.05 \
+      languages=()  # a multilingual set: same- and cross-language trials are also scored apart
+      [ -f "data/${set}/utt2lang" ] && languages=(--utt2lang "data/${set}/utt2lang")
+      uattr compute-metrics "${scoredir}/sv_${name}/scores" --p-target 0.01 0.05 "${languages[@]}" \
         --system "${system}" --test-set "${name}" --condition sv --out "${scoredir}/sv_${name}/metrics.json"
       if [ -z "${sv_cohort}" ]; then  # AS-norm scores of an earlier run with a cohort would show in RESULTS.md
         rm -rf "${scoredir:?}/sv_${name}_asnorm"
@@ -437,8 +439,9 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
       log "Stage 5: ${system}: AS-norm on $(sv_trials "${spec}") (cohort: speakers of data/${sv_cohort})"
       uattr score-sv --trials "$(sv_trials "${spec}")" --emb "${emb}" --out "${scoredir}/sv_${name}_asnorm/scores" \
         --norm asnorm --cohort "${cohort}" --cohort-utt2spk "data/${sv_cohort}/utt2spk" "${sv_cohort_args[@]}"
-      uattr compute-metrics "${scoredir}/sv_${name}_asnorm/scores" --p-target 0.01 0.05 --system "${system}" \
-        --test-set "${name}" --condition sv-asnorm --out "${scoredir}/sv_${name}_asnorm/metrics.json"
+      uattr compute-metrics "${scoredir}/sv_${name}_asnorm/scores" --p-target 0.01 0.05 "${languages[@]}" \
+        --system "${system}" --test-set "${name}" --condition sv-asnorm \
+        --out "${scoredir}/sv_${name}_asnorm/metrics.json"
     done
     for spec in ${label_attrs}; do
       [ "${system}" = "${teacher_system}" ] && break  # the teacher of a label attribute is its labels
