@@ -342,7 +342,7 @@ def test_a_data_dir_without_utterances_or_audio_gives_no_teacher_table(data_dir,
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "wav.scp").write_text("")
-    with pytest.raises(DataError, match=rf"^{empty}: no utterances: nothing to embed$"):
+    with pytest.raises(DataError, match=rf"^{empty}: no utterances \(its wav.scp is empty\): nothing to embed$"):
         extract_teacher(build_teacher("resemblyzer"), empty, tmp_path / "out", show_progress=False)
     text_only = tmp_path / "text_only"
     text_only.mkdir()

@@ -110,8 +110,7 @@ def extract_embeddings(
     record it, so a table made at another precision is written again rather than resumed or kept.
     """
     data = DataDir.load(data_dir)
-    if not data.utt_ids:  # else a complete table of nothing (a job's empty share is fine)
-        raise DataError(f"{data.path}: no utterances (its wav.scp or segments is empty): nothing to extract")
+    data.require_utterances("extract")  # a job's empty share is fine
     data.require_audio()  # before any table folder is made
     set_name = set_name or data.path.name
     attributes = list(attributes or model.experts.keys())

@@ -219,6 +219,13 @@ class DataDir:
             utt2dur=optional("utt2dur", read_durations) if durations else None,
         )
 
+    def require_utterances(self, task: str) -> None:
+        """A DataError for a data dir without utterances: a stage would write a complete table of nothing."""
+        if not self.utt_ids:
+            has_audio = (self.path / "wav.scp").is_file()
+            source = "segments" if self.segments is not None else "wav.scp" if has_audio else "text"
+            raise DataError(f"{self.path}: no utterances (its {source} is empty): nothing to {task}")
+
     def require_audio(self) -> None:
         """A DataError for a data dir without audio (a text-only one: its ids come from ``text``)."""
         if not (self.path / "wav.scp").is_file():

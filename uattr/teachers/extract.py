@@ -47,8 +47,7 @@ def extract_teacher(
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     target = job_dir(out_dir, job, num_jobs)
     data = DataDir.load(data_dir)
-    if not data.utt_ids:  # else a complete table of nothing (a job's empty share is fine)
-        raise DataError(f"{data.path}: no utterances: nothing to embed")
+    data.require_utterances("embed")  # a job's empty share is fine
     if teacher.input == "audio":
         data.require_audio()
     utt_ids = split_ids(data.utt_ids, job, num_jobs)
