@@ -27,7 +27,7 @@ import numpy as np
 from uattr.errors import DataError
 from uattr.fileio import read_table
 from uattr.scoring.metrics import sv_metrics
-from uattr.scoring.results import add_meta_arguments, write_metrics
+from uattr.scoring.results import add_metrics_output_arguments, write_metrics
 from uattr.scoring.trials import Scores, attach_labels, read_scores, read_trials, same_language
 
 logger = logging.getLogger(__name__)
@@ -41,9 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--c-miss", type=float, default=1.0, help="cost of a miss (default 1)")
     parser.add_argument("--c-fa", type=float, default=1.0, help="cost of a false alarm (default 1)")
     parser.add_argument("--utt2lang", help="id → language: also score same- and cross-language trials apart")
-    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    parser.add_argument("--out", help="write the metrics (with meta) to this JSON file")
-    add_meta_arguments(parser)
+    add_metrics_output_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> None:

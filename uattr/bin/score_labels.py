@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from uattr.scoring.results import add_meta_arguments, write_metrics
+from uattr.scoring.results import add_metrics_output_arguments, write_metrics
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,9 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", required=True, help="'<utt> <label>' lines, e.g. data/test/utt2lang")
     parser.add_argument("--per-class", action="store_true", help="also score each class on its own")
     parser.add_argument("--predictions", help="write each utterance's label, prediction and its posterior here")
-    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    parser.add_argument("--out", help="write the metrics (with meta) to this JSON file")
-    add_meta_arguments(parser)
+    add_metrics_output_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 from uattr.errors import ConfigError, DataError
 from uattr.fileio import read_table
 from uattr.scoring.embeddings import EmbeddingSet, describe_ids, load_embedding_set
-from uattr.scoring.results import add_meta_arguments, write_metrics
+from uattr.scoring.results import add_metrics_output_arguments, write_metrics
 from uattr.scoring.retrieval import (
     MARGINS,
     Relevance,
@@ -57,9 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--utt2lang", help="query id → language: also score each query language on its own")
     parser.add_argument("--block-mb", type=int, default=1024,
                         help="memory for one block of scores, in MiB (default: 1024)")
-    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    parser.add_argument("--out", help="write the metrics (with meta) to this JSON file")
-    add_meta_arguments(parser)
+    add_metrics_output_arguments(parser)
 
 
 def _languages(path: str, query_ids: list[str]) -> np.ndarray:

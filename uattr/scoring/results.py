@@ -69,8 +69,11 @@ META_FIELDS = ("system", "test_set", "condition")
 BREAKDOWNS = ("per_lang", "per_class", "per_condition")
 
 
-def add_meta_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--system``, ``--test-set``, ``--condition``: recorded in the metrics file for ``uattr results``."""
+def add_metrics_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--json``, ``--out`` and the labels ``--system``, ``--test-set``, ``--condition`` it records for ``uattr
+    results``: the outputs of every command that writes a metrics file."""
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.add_argument("--out", help="write the metrics (with meta) to this JSON file")
     group = parser.add_argument_group("labels recorded in the --out file (for uattr results)")
     group.add_argument("--system", help="system name (default: the directory above scores/)")
     group.add_argument("--test-set", help="test set name (default: the directory below scores/)")
