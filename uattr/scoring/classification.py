@@ -83,16 +83,16 @@ def predict(model: UnifiedEncoder, attribute: str, emb_scp: PathLike, labels_pat
         logger.warning("%s: label(s) the classifier of '%s' does not know, counted as errors: %s (it knows: %s)",
                        labels_path, attribute, ", ".join(unknown), ", ".join(expert.classes))
     ids = list(labels)
-    dim = expert.embedding_dim
+    dim = len(table[ids[0]])  # one for the whole table: read_embedding_table refuses mixed dimensions
+    if dim != expert.embedding_dim:
+        raise DataError(f"{emb_scp}: {dim}-d embeddings, but the classifier of '{attribute}' takes "
+                        f"{expert.embedding_dim}-d ones (a table of another attribute or model?)")
     chosen, best = [], []
     parameter = next(expert.parameters())
     expert.eval()
     with torch.inference_mode():
         for start in range(0, len(ids), BATCH):
             vectors = np.stack([table[utt] for utt in ids[start : start + BATCH]])
-            if vectors.shape[1] != dim:
-                raise DataError(f"{emb_scp}: {vectors.shape[1]}-d embeddings, but the classifier of '{attribute}' "
-                                f"takes {dim}-d ones (a table of another attribute or model?)")
             batch = torch.from_numpy(vectors).to(device=parameter.device, dtype=parameter.dtype)
             posteriors = torch.softmax(expert.logits(batch).float(), dim=-1)
             top, index = posteriors.max(dim=-1)

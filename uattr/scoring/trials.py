@@ -263,4 +263,3 @@ def same_language(scores: Scores, utt2lang: Mapping[str, str], source: str) -> n
         raise DataError(f"{source}: no language for {len(missing)} id(s) of {scores.path}: {describe_ids(missing)}")
     return np.fromiter((utt2lang[a] == utt2lang[b] for a, b in zip(scores.enroll, scores.test)), dtype=bool,
                        count=len(scores))
-
